@@ -1,0 +1,166 @@
+"""The numerics contract: the one definition of edgecompile's fixed-point arithmetic.
+
+Notation (the same as runtime_c/ec_fixed.h, which implements these rules in C):
+
+    A tensor t with frac bits f holds integers q; its real value is q * 2^-f.
+    f may be negative (large-magnitude tensors) or larger than the bit width.
+
+Rules (every kernel, in Python and in C, is built only from these):
+
+1. Accumulator: int32.  A layer's accumulator is bias + sum(w_q * x_q); the
+   compiler proves |acc| <= 2^31 - 1 from the quantized weights before it
+   emits a layer (accumulator_bound), and refuses the layer otherwise.
+2. Rounding shift: to move acc from frac bits f_acc to f_out, shift right by
+   s = f_acc - f_out with *round half up*:
+       s > 0:  floor(acc / 2^s + 1/2) computed as (acc >> s) + ((acc >> (s-1)) & 1)
+               with >> an arithmetic (floor) shift.  The two forms are equal for
+               every int32 acc and 1 <= s <= 31, and the second never overflows.
+       s = 0:  acc
+       s < 0:  acc * 2^-s (exact; saturation happens in rule 3)
+   Ties therefore go towards +infinity: 2.5 -> 3, -2.5 -> -2.
+3. Saturation: clamp to [lo, hi]; for a b-bit signed tensor [-2^(b-1), 2^(b-1)-1].
+   A fused ReLU raises lo to 0.
+4. Float -> fixed (weights, biases, model inputs): q = sat(floor(x * 2^f + 1/2)),
+   computed so that it is exact in float32 and float64 alike (see quantize_float).
+5. Division by a non-power-of-two n > 0 (average pooling): floor((2*sum + n) / (2*n)),
+   i.e. round half up of sum/n, with floor division.
+
+Everything here works on numpy int64 arrays, wide enough to represent every
+int32 intermediate exactly, so the simulator never depends on overflow.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ACC_BITS = 32
+ACC_MAX = (1 << (ACC_BITS - 1)) - 1
+ACC_MIN = -(1 << (ACC_BITS - 1))
+MAX_SHIFT = 31  # |s| beyond this is refused by the quantizer (C shifts of >= 32 are undefined)
+
+
+def qrange(bits: int) -> tuple[int, int]:
+    """The saturation range of a signed `bits`-bit integer (rule 3)."""
+    if not 2 <= bits <= 32:
+        raise ValueError(f"bit width {bits} outside 2..32")
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def asr(x, s: int):
+    """Arithmetic (floor) right shift by s >= 0; numpy's >> on signed ints is one."""
+    return np.right_shift(np.asarray(x, dtype=np.int64), s)
+
+
+def rounding_shift(acc, s: int):
+    """Rule 2: acc * 2^-s rounded half up, for int32-valued acc; result int64."""
+    acc = np.asarray(acc, dtype=np.int64)
+    if not -MAX_SHIFT <= s <= MAX_SHIFT:
+        raise ValueError(f"shift {s} outside [-{MAX_SHIFT}, {MAX_SHIFT}]")
+    if s > 0:
+        return asr(acc, s) + (asr(acc, s - 1) & 1)
+    if s == 0:
+        return acc.copy()
+    return acc * (np.int64(1) << np.int64(-s))
+
+
+def rounding_shift_per_channel(acc, shifts, axis: int):
+    """Rule 2 with one shift per slice along `axis` (per-channel requantization)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    out = np.empty_like(acc)
+    for c, s in enumerate(np.asarray(shifts).tolist()):
+        index = [slice(None)] * acc.ndim
+        index[axis] = c
+        out[tuple(index)] = rounding_shift(acc[tuple(index)], int(s))
+    return out
+
+
+def saturate(x, lo: int, hi: int):
+    """Rule 3."""
+    return np.clip(np.asarray(x, dtype=np.int64), lo, hi)
+
+
+def requantize(acc, s: int, lo: int, hi: int):
+    """Rules 2 then 3: what every conv/linear does to its accumulator."""
+    return saturate(rounding_shift(acc, s), lo, hi)
+
+
+def round_half_up_div(total, n):
+    """Rule 5: round half up of total / n for n > 0 (scalar or array), exact integers."""
+    n = np.asarray(n, dtype=np.int64)
+    if np.any(n <= 0):
+        raise ValueError("divisor must be positive")
+    total = np.asarray(total, dtype=np.int64)
+    return np.floor_divide(2 * total + n, 2 * n)
+
+
+def quantize_float(x, f: int, lo: int, hi: int):
+    """Rule 4: q = sat(floor(x * 2^f + 1/2)).
+
+    x * 2^f is exact (a power-of-two scale only changes the exponent), and so is
+    x*2^f - floor(x*2^f) for the magnitudes that matter; comparing that fraction
+    with 1/2 avoids the double rounding of floor(v + 0.5) (0.49999997 + 0.5 rounds
+    to 1.0 in float32).  The C input helper uses the same steps.
+    """
+    v = np.ldexp(np.asarray(x, dtype=np.float64), f)
+    if not np.all(np.isfinite(v)):
+        raise ValueError("cannot quantize NaN or Inf")
+    fl = np.floor(v)
+    q = fl + (v - fl >= 0.5)
+    return np.clip(q, lo, hi).astype(np.int64)
+
+
+def dequantize(q, f: int):
+    """Real value of q with frac bits f (per tensor)."""
+    return np.ldexp(np.asarray(q, dtype=np.float64), -f)
+
+
+def frac_bits_for_interval(lo_value: float, hi_value: float, bits: int,
+                           f_min: int = -MAX_SHIFT, f_max: int = MAX_SHIFT) -> int:
+    """The largest f for which every value in [lo_value, hi_value] quantizes without clipping.
+
+    The negative end may use -2^(b-1), the positive end 2^(b-1) - 1 (rule 4
+    rounding included).  An all-zero interval gets f = bits - 1 (any f is exact).
+    """
+    qlo, qhi = qrange(bits)
+    neg, pos = max(-float(lo_value), 0.0), max(float(hi_value), 0.0)
+    if not (np.isfinite(neg) and np.isfinite(pos)):
+        raise ValueError("range is not finite")
+    if neg == 0.0 and pos == 0.0:
+        return min(max(bits - 1, f_min), f_max)
+    wide = 1 << 62
+
+    def fits(f: int) -> bool:
+        return (quantize_float(pos, f, -wide, wide) <= qhi
+                and quantize_float(-neg, f, -wide, wide) >= qlo)
+
+    # Start from the analytic estimate, then step to the exact boundary.
+    f = int(np.floor(np.log2((qhi + 0.5) / max(neg, pos))))
+    f = min(max(f, f_min), f_max)
+    while f < f_max and fits(f + 1):
+        f += 1
+    while f > f_min and not fits(f):
+        f -= 1
+    return f
+
+
+def frac_bits_for_range(max_abs: float, bits: int, f_min: int = -MAX_SHIFT, f_max: int = MAX_SHIFT) -> int:
+    """Largest f that represents [-max_abs, max_abs] without clipping."""
+    return frac_bits_for_interval(-max_abs, max_abs, bits, f_min, f_max)
+
+
+def frac_bits_for_values(values, bits: int, f_min: int = -MAX_SHIFT, f_max: int = MAX_SHIFT) -> int:
+    """Largest f with no clipping of any of `values`."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return min(max(bits - 1, f_min), f_max)
+    return frac_bits_for_interval(float(np.min(values)), float(np.max(values)), bits, f_min, f_max)
+
+
+def accumulator_bound(w_q, b_q, x_max: int) -> int:
+    """Largest |bias + sum(w*x)| over any input with |x| <= x_max, per output row.
+
+    w_q has the output channel first; returns the maximum over channels, as a
+    Python int (no overflow).
+    """
+    w = np.abs(np.asarray(w_q, dtype=np.int64)).reshape(np.shape(w_q)[0], -1)
+    b = np.abs(np.asarray(b_q, dtype=np.int64)) if b_q is not None else 0
+    return int(np.max(w.sum(axis=1) * int(x_max) + b))

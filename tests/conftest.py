@@ -1,0 +1,74 @@
+"""Shared fixtures: trained example models, tool checks, export helpers."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(*names: str) -> None:
+    """Skip when a tool is missing on a developer machine; fail in CI (CI=true), where it must be installed."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        message = f"missing tool(s): {', '.join(missing)} (install with scripts/install.sh)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def save_torchscript(model, path: Path) -> Path:
+    import torch
+
+    torch.jit.save(torch.jit.script(model.eval()), str(path))
+    return path
+
+
+def randomize_batchnorm(model, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial statistics so that folding matters."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            n = m.num_features
+            with torch.no_grad():
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.2)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
+
+
+@pytest.fixture(scope="session")
+def digits_lenet(tmp_path_factory):
+    """LeNet trained on sklearn's digits (a few seconds), as the example script saves it."""
+    import train
+
+    out = tmp_path_factory.mktemp("lenet")
+    train.main(["--model", "lenet", "-o", str(out)])
+    return {"model": out / "lenet_digits.pt", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
+            "test_y": out / "test_y.npy", "float_acc": float((out / "float_accuracy.txt").read_text()),
+            "dir": out}
+
+
+@pytest.fixture(scope="session")
+def digits_lenet_export(digits_lenet, tmp_path_factory):
+    """The digits LeNet exported once (int8, no factorization) for the tests that only read it."""
+    from edgecompile.export import ExportSettings, export
+
+    out = tmp_path_factory.mktemp("lenet_export") / "out"
+    result = export(ExportSettings(digits_lenet["model"], out, digits_lenet["calib"]))
+    return result
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
