@@ -1,0 +1,68 @@
+"""Reading calibration/input data files (.npy, .npz, .pt) and checking them against the model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EdgeCompileError
+
+NPZ_KEYS = ("x", "inputs", "calib", "data", "arr_0")
+
+
+def load_array(path: str | Path, what: str = "calibration data") -> np.ndarray:
+    """A float32 array from .npy, .npz (keys x/inputs/calib/data or the only array) or .pt (a tensor)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeCompileError(f"{path}: no such file ({what})")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = [k for k in NPZ_KEYS if k in z.files] or (z.files if len(z.files) == 1 else [])
+                if not keys:
+                    raise EdgeCompileError(f"{path}: which array is the {what}? Name it one of {NPZ_KEYS} "
+                                           f"(found {z.files})")
+                arr = z[keys[0]]
+        elif suffix in (".pt", ".pth"):
+            import torch
+
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            if isinstance(obj, dict):
+                obj = next((obj[k] for k in NPZ_KEYS if k in obj), obj)
+            if not isinstance(obj, torch.Tensor):
+                raise EdgeCompileError(f"{path}: expected a tensor of {what}, found {type(obj).__name__}")
+            arr = obj.detach().cpu().numpy()
+        else:
+            raise EdgeCompileError(f"{path}: unknown {what} format '{suffix}'; use .npy, .npz or .pt")
+    except EdgeCompileError:
+        raise
+    except Exception as exc:
+        raise EdgeCompileError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise EdgeCompileError(f"{path}: {what} must be floating point (the model's preprocessed float inputs); "
+                               f"got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.sum(~np.isfinite(arr)))
+        raise EdgeCompileError(f"{path}: {what} contains {bad} NaN/Inf values; clean the data first")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def match_shape(arr: np.ndarray, shape: tuple[int, ...], source: str, what: str = "calibration data") -> np.ndarray:
+    """(N, *shape) or one sample of `shape` -> (N, *shape); a clear error otherwise."""
+    shape = tuple(shape)
+    if arr.shape[1:] == shape:
+        return arr
+    if arr.shape == shape:
+        return arr[None]
+    if arr.ndim >= 1 and arr.shape[1:] and int(np.prod(arr.shape[1:])) == int(np.prod(shape)) and arr.ndim == 2:
+        return arr.reshape((arr.shape[0],) + shape)  # flat vectors of the right size
+    raise EdgeCompileError(f"{source}: {what} has shape {arr.shape}; the model's input is {shape} per sample, "
+                           f"so expected (N, {', '.join(str(d) for d in shape)})")
+
+
+def synthetic_inputs(shape: tuple[int, ...], count: int = 256, seed: int = 0) -> np.ndarray:
+    """Stand-in calibration data when none is given: standard normal inputs (see README)."""
+    return np.random.default_rng(seed).standard_normal((count,) + tuple(shape)).astype(np.float32)

@@ -1,0 +1,426 @@
+"""ONNX -> IR: the one importer every model format goes through.
+
+Nodes are visited in the graph's (topological) order.  A node whose inputs are
+all constants is evaluated on the spot with onnx's reference evaluator (shape
+arithmetic, casts, reshapes of weights...), Shape of an activation becomes a
+constant because every activation shape is static here, and every other node
+is translated by the converter registered for its op type in CONVERTERS.
+The batch axis (ONNX axis 0) is dropped: IR shapes are per sample.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .. import ops
+from ..errors import EdgeCompileError, UnsupportedOpError
+from ..ir import Graph
+
+Converter = Callable[["OnnxImporter", onnx.NodeProto], None]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*op_types: str):
+    def deco(fn: Converter) -> Converter:
+        for t in op_types:
+            CONVERTERS[t] = fn
+        return fn
+    return deco
+
+
+def supported_onnx_ops() -> list[str]:
+    return sorted(set(CONVERTERS) | {"Constant", "Shape"})
+
+
+class OnnxImporter:
+    def __init__(self, model: onnx.ModelProto, source: str, input_shape: tuple[int, ...] | None):
+        self.model = model
+        self.source = source
+        self.graph = Graph()
+        self.consts: dict[str, np.ndarray] = {}
+        self.used_names: set[str] = set()
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.requested_shape = input_shape
+
+    # -- helpers used by converters ----------------------------------------------
+    def error(self, node: onnx.NodeProto, message: str) -> EdgeCompileError:
+        return EdgeCompileError(f"{self.source}: node '{node.name or node.op_type}' ({node.op_type}): {message}")
+
+    def const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+        name = node.input[index] if index < len(node.input) else ""
+        if name == "":
+            raise self.error(node, f"missing {what}")
+        if name not in self.consts:
+            raise self.error(node, f"{what} must be a constant (initializer); it is computed at run time")
+        return self.consts[name]
+
+    def optional_const(self, node: onnx.NodeProto, index: int) -> np.ndarray | None:
+        if index < len(node.input) and node.input[index]:
+            return self.consts.get(node.input[index])
+        return None
+
+    def activation_input(self, node: onnx.NodeProto, index: int = 0) -> str:
+        name = node.input[index]
+        if name not in self.graph.tensors:
+            raise self.error(node, f"input '{name}' is neither an activation nor a constant")
+        return name
+
+    def layer_name(self, node: onnx.NodeProto, weight_input: int | None = None) -> str:
+        """Readable, unique layer name: the PyTorch module path where the weights carry it."""
+        base = ""
+        if weight_input is not None and weight_input < len(node.input):
+            w = node.input[weight_input]
+            if w.endswith(".weight"):
+                base = w[: -len(".weight")]
+        if not base:
+            base = re.sub(r"^node_", "", (node.name or node.op_type).strip("/")).replace("/", ".")
+        name, k = base, 1
+        while name in self.used_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.used_names.add(name)
+        return name
+
+    def add(self, node: ops.Op) -> ops.Op:
+        """Add an IR node and give its output a shape by the op's own inference."""
+        self.graph.add_node(node)
+        try:
+            shape = node.infer_shape(self.graph)
+        except ValueError as exc:
+            raise EdgeCompileError(f"{self.source}: layer '{node.name}': {exc}") from None
+        self.graph.add_tensor(node.outputs[0], shape)
+        return node
+
+    # -- the walk --------------------------------------------------------------------
+    def run(self) -> Graph:
+        g = self.model.graph
+        for init in g.initializer:
+            self.consts[init.name] = numpy_helper.to_array(init)
+        self.uses: dict[str, int] = {}
+        for node in g.node:
+            for name in node.input:
+                self.uses[name] = self.uses.get(name, 0) + 1
+        for out in g.output:
+            self.uses[out.name] = self.uses.get(out.name, 0) + 1
+        inputs = [i for i in g.input if i.name not in self.consts]
+        if len(inputs) != 1:
+            raise EdgeCompileError(f"{self.source}: the model has {len(inputs)} inputs; edgecompile compiles "
+                                   "models with exactly one input tensor")
+        self._add_input(inputs[0])
+        for node in g.node:
+            self._visit(node)
+        if len(g.output) != 1:
+            raise EdgeCompileError(f"{self.source}: the model has {len(g.output)} outputs; edgecompile compiles "
+                                   "models with exactly one output tensor")
+        out = g.output[0].name
+        if out not in self.graph.tensors:
+            raise EdgeCompileError(f"{self.source}: the output '{out}' does not depend on the input")
+        self.graph.outputs = [out]
+        self.graph.check()
+        return self.graph
+
+    def _add_input(self, value: onnx.ValueInfoProto) -> None:
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+        if self.requested_shape is not None:
+            shape = tuple(self.requested_shape)
+            if dims[1:] and all(d is not None for d in dims[1:]) and tuple(dims[1:]) != shape:
+                raise EdgeCompileError(f"{self.source}: --input-shape {shape} contradicts the model's input "
+                                       f"shape {tuple(dims[1:])} (batch axis excluded)")
+        elif len(dims) >= 2 and all(d is not None and d > 0 for d in dims[1:]):
+            shape = tuple(int(d) for d in dims[1:])
+        else:
+            raise EdgeCompileError(f"{self.source}: the input '{value.name}' has no static shape "
+                                   f"({dims}); pass --input-shape C,H,W (without the batch axis)")
+        if value.type.tensor_type.elem_type not in (onnx.TensorProto.FLOAT, 0):
+            raise EdgeCompileError(f"{self.source}: input '{value.name}' must be float32")
+        self.graph.inputs = [value.name]
+        self.graph.add_tensor(value.name, shape)
+
+    def _visit(self, node: onnx.NodeProto) -> None:
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(self._unsupported_message(node))
+        if node.op_type == "Constant":
+            self._fold(node)
+            return
+        if node.op_type == "Shape" and node.input[0] in self.graph.tensors:
+            full = np.array((1,) + self.graph.shape(node.input[0]), dtype=np.int64)
+            start = _attr(node, "start", 0)
+            end = _attr(node, "end", None)
+            self.consts[node.output[0]] = full[start:end]
+            return
+        real_inputs = [i for i in node.input if i]
+        if real_inputs and all(i in self.consts for i in real_inputs):
+            self._fold(node)
+            return
+        fn = CONVERTERS.get(node.op_type)
+        if fn is None:
+            raise UnsupportedOpError(self._unsupported_message(node))
+        fn(self, node)
+
+    def _unsupported_message(self, node: onnx.NodeProto) -> str:
+        return (f"{self.source}: node '{node.name or '?'}' uses the unsupported op "
+                f"'{(node.domain + '.') if node.domain else ''}{node.op_type}'. Supported ONNX ops: "
+                f"{', '.join(supported_onnx_ops())}. Rewrite that part of the model with supported layers.")
+
+    def _fold(self, node: onnx.NodeProto) -> None:
+        """Evaluate a node on constant inputs with onnx's reference implementation."""
+        from onnx.reference import ReferenceEvaluator
+
+        inputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
+                  for n in node.input if n]
+        outputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in node.output]
+        g = onnx.helper.make_graph([node], "fold", inputs, outputs)
+        m = onnx.helper.make_model(g, opset_imports=self.model.opset_import)
+        try:
+            results = ReferenceEvaluator(m).run(None, {n: self.consts[n] for n in node.input if n})
+        except Exception as exc:  # the evaluator raises many types
+            raise self.error(node, f"cannot evaluate this constant expression ({exc})") from None
+        for name, value in zip(node.output, results):
+            self.consts[name] = np.asarray(value)
+
+
+def _attr(node: onnx.NodeProto, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _decode(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pads_2d(imp: OnnxImporter, node: onnx.NodeProto, in_hw, kernel, stride) -> list[int]:
+    """ONNX pads [top, left, bottom, right], resolving auto_pad."""
+    auto = _decode(_attr(node, "auto_pad", "NOTSET"))
+    if auto in ("NOTSET", "VALID"):
+        pads = list(_attr(node, "pads", [0, 0, 0, 0])) if auto == "NOTSET" else [0, 0, 0, 0]
+        if len(pads) != 4:
+            raise imp.error(node, f"expected 4 pads for a 2-D op, got {pads}")
+        return [int(p) for p in pads]
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0, 0, 0, 0]
+        for axis in range(2):
+            out = -(-in_hw[axis] // stride[axis])
+            total = max((out - 1) * stride[axis] + kernel[axis] - in_hw[axis], 0)
+            small, big = total // 2, total - total // 2
+            pads[axis], pads[axis + 2] = (small, big) if auto == "SAME_UPPER" else (big, small)
+        return pads
+    raise imp.error(node, f"auto_pad={auto} is not supported")
+
+
+def _spatial(imp: OnnxImporter, node: onnx.NodeProto, x: str) -> tuple[int, int]:
+    shape = imp.graph.shape(x)
+    if len(shape) != 3:
+        raise imp.error(node, f"expects a (C, H, W) input per sample, got shape {shape}")
+    return shape[1], shape[2]
+
+
+@converter("Conv")
+def _conv(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    w = imp.const(node, 1, "the weight").astype(np.float32)
+    b = imp.optional_const(node, 2)
+    if w.ndim != 4:
+        raise imp.error(node, f"only 2-D convolutions are supported (weight shape {w.shape})")
+    if _attr(node, "group", 1) != 1:
+        raise imp.error(node, "grouped/depthwise convolution (group > 1) is not supported yet")
+    if any(d != 1 for d in _attr(node, "dilations", [1, 1])):
+        raise imp.error(node, "dilated convolution is not supported yet")
+    stride = [int(s) for s in _attr(node, "strides", [1, 1])]
+    kernel = (int(w.shape[2]), int(w.shape[3]))
+    pads = _pads_2d(imp, node, _spatial(imp, node, x), kernel, stride)
+    params = {"weight": w}
+    if b is not None:
+        params["bias"] = b.astype(np.float32)
+    imp.add(ops.Conv2d(imp.layer_name(node, 1), [x], [node.output[0]],
+                       attrs={"stride": stride, "pads": pads, "act": None}, params=params))
+
+
+@converter("Gemm")
+def _gemm(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    if _attr(node, "transA", 0):
+        raise imp.error(node, "Gemm with transA=1 is not supported")
+    b = imp.const(node, 1, "the weight").astype(np.float64)
+    w = b if _attr(node, "transB", 0) else b.T
+    w = w * float(_attr(node, "alpha", 1.0))
+    params = {"weight": w.astype(np.float32)}
+    c = imp.optional_const(node, 2)
+    if c is not None:
+        bias = np.broadcast_to(np.asarray(c, dtype=np.float64) * float(_attr(node, "beta", 1.0)),
+                               (1, w.shape[0])).reshape(-1)
+        params["bias"] = bias.astype(np.float32)
+    imp.add(ops.Linear(imp.layer_name(node, 1), [x], [node.output[0]], attrs={"act": None}, params=params))
+
+
+@converter("MatMul")
+def _matmul(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    b = imp.const(node, 1, "the right-hand matrix")
+    if b.ndim != 2:
+        raise imp.error(node, f"MatMul needs a 2-D constant right-hand side, got shape {b.shape}")
+    imp.add(ops.Linear(imp.layer_name(node, 1), [x], [node.output[0]], attrs={"act": None},
+                       params={"weight": np.ascontiguousarray(b.T).astype(np.float32)}))
+
+
+@converter("Add")
+def _add(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """Add of a constant right after a conv/linear is its bias (MatMul + Add as exporters write it)."""
+    names = list(node.input)
+    const_idx = [i for i, n in enumerate(names) if n in imp.consts]
+    if len(const_idx) != 1:
+        raise imp.error(node, "adding two activations (residual connections) is not supported yet")
+    x = names[1 - const_idx[0]]
+    c = np.asarray(imp.consts[names[const_idx[0]]], dtype=np.float64)
+    prod = imp.graph.producer(x)
+    if not isinstance(prod, (ops.Linear, ops.Conv2d)) or imp.uses.get(x, 0) != 1:
+        raise imp.error(node, "an added constant is only supported as the bias of a conv/linear layer")
+    n = prod.out_channels
+    if isinstance(prod, ops.Linear):
+        ok = c.size == 1 or (c.size == n and c.shape[-1] == n)
+    else:  # a conv's per-channel constant broadcasts as (C, 1, 1)
+        ok = c.size == 1 or (c.size == n and c.ndim >= 3 and c.shape[-3] == n)
+    if not ok:
+        raise imp.error(node, f"constant of shape {c.shape} is not a per-channel bias of '{prod.name}'")
+    per_channel = c.reshape(-1)
+    bias = np.asarray(prod.params.get("bias", np.zeros(n)), dtype=np.float64) + np.broadcast_to(per_channel, (n,))
+    prod.params["bias"] = bias.astype(np.float32)
+    imp.graph.rename_tensor(x, node.output[0])
+
+
+@converter("Relu")
+def _relu(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    imp.add(ops.Relu(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
+
+
+def _pool_common(imp: OnnxImporter, node: onnx.NodeProto):
+    x = imp.activation_input(node)
+    kernel = [int(k) for k in _attr(node, "kernel_shape")]
+    if len(kernel) != 2:
+        raise imp.error(node, "only 2-D pooling is supported")
+    if any(d != 1 for d in _attr(node, "dilations", [1, 1])):
+        raise imp.error(node, "dilated pooling is not supported")
+    stride = [int(s) for s in _attr(node, "strides", [1, 1])]
+    in_hw = _spatial(imp, node, x)
+    pads = _pads_2d(imp, node, in_hw, kernel, stride)
+    if _attr(node, "ceil_mode", 0):
+        # Grow the bottom/right padding so floor division gives the ceil-mode size;
+        # ONNX (like PyTorch) drops a last window that would start in the padding.
+        for axis in range(2):
+            size = in_hw[axis] + pads[axis] + pads[axis + 2] - kernel[axis]
+            out = -(-size // stride[axis]) + 1
+            if (out - 1) * stride[axis] >= in_hw[axis] + pads[axis]:
+                out -= 1
+            pads[axis + 2] += max((out - 1) * stride[axis] + kernel[axis] - (in_hw[axis] + pads[axis] + pads[axis + 2]), 0)
+    return x, kernel, stride, pads
+
+
+@converter("MaxPool")
+def _maxpool(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    if len(node.output) > 1 and node.output[1]:
+        raise imp.error(node, "MaxPool with an indices output is not supported")
+    x, kernel, stride, pads = _pool_common(imp, node)
+    imp.add(ops.MaxPool2d(imp.layer_name(node), [x], [node.output[0]],
+                          attrs={"kernel": kernel, "stride": stride, "pads": pads}))
+
+
+@converter("AveragePool")
+def _avgpool(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    if _attr(node, "ceil_mode", 0):
+        raise imp.error(node, "AveragePool with ceil_mode=1 is not supported")
+    x, kernel, stride, pads = _pool_common(imp, node)
+    imp.add(ops.AvgPool2d(imp.layer_name(node), [x], [node.output[0]],
+                          attrs={"kernel": kernel, "stride": stride, "pads": pads,
+                                 "count_include_pad": bool(_attr(node, "count_include_pad", 0))}))
+
+
+@converter("GlobalAveragePool")
+def _global_avgpool(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    h, w = _spatial(imp, node, x)
+    imp.add(ops.AvgPool2d(imp.layer_name(node), [x], [node.output[0]],
+                          attrs={"kernel": [h, w], "stride": [1, 1], "pads": [0, 0, 0, 0],
+                                 "count_include_pad": True}))
+
+
+@converter("Flatten")
+def _flatten(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    if _attr(node, "axis", 1) != 1:
+        raise imp.error(node, "Flatten is supported with axis=1 (keep the batch axis) only")
+    size = int(np.prod(imp.graph.shape(x)))
+    imp.add(ops.Reshape(imp.layer_name(node), [x], [node.output[0]], attrs={"shape": [size]}))
+
+
+@converter("Reshape")
+def _reshape(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    target = [int(d) for d in imp.const(node, 1, "the target shape").reshape(-1)]
+    full_in = (1,) + imp.graph.shape(x)
+    if not _attr(node, "allowzero", 0):
+        target = [full_in[i] if d == 0 and i < len(full_in) else d for i, d in enumerate(target)]
+    if -1 in target:
+        known = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = int(np.prod(full_in)) // max(known, 1)
+    if not target or target[0] != 1:
+        raise imp.error(node, f"reshape to {target} would change the batch axis; keep the batch first "
+                              "(e.g. x.view(x.size(0), -1))")
+    imp.add(ops.Reshape(imp.layer_name(node), [x], [node.output[0]], attrs={"shape": target[1:]}))
+
+
+@converter("Squeeze", "Unsqueeze")
+def _squeeze(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    axes = _attr(node, "axes")
+    if axes is None and len(node.input) > 1:
+        axes = imp.const(node, 1, "the axes").reshape(-1).tolist()
+    full = (1,) + imp.graph.shape(x)
+    if node.op_type == "Squeeze":
+        if axes is None:
+            axes = [i for i, d in enumerate(full) if d == 1 and i > 0]
+        axes = [a % len(full) for a in axes]
+        if 0 in axes:
+            raise imp.error(node, "squeezing the batch axis is not supported")
+        shape = [d for i, d in enumerate(full) if i not in axes]
+    else:
+        shape = list(full)
+        for a in sorted(a % (len(full) + len(axes)) for a in axes):
+            if a == 0:
+                raise imp.error(node, "unsqueezing before the batch axis is not supported")
+            shape.insert(a, 1)
+    imp.add(ops.Reshape(imp.layer_name(node), [x], [node.output[0]], attrs={"shape": shape[1:]}))
+
+
+@converter("BatchNormalization")
+def _batchnorm(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    if _attr(node, "training_mode", 0):
+        raise imp.error(node, "BatchNormalization in training mode; export the model in eval() mode")
+    x = imp.activation_input(node)
+    params = {"gamma": imp.const(node, 1, "scale"), "beta": imp.const(node, 2, "bias"),
+              "mean": imp.const(node, 3, "running mean"), "var": imp.const(node, 4, "running variance")}
+    params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+    imp.add(ops.BatchNorm(imp.layer_name(node, 1), [x], [node.output[0]],
+                          attrs={"eps": float(_attr(node, "epsilon", 1e-5))}, params=params))
+
+
+@converter("Identity", "Dropout")
+def _identity(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        training = imp.consts.get(node.input[2])
+        if training is None or bool(np.asarray(training)):
+            raise imp.error(node, "Dropout in training mode; export the model in eval() mode")
+    imp.add(ops.Identity(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
+
+
+def import_onnx(model: onnx.ModelProto, source: str | Path = "<onnx>",
+                input_shape: tuple[int, ...] | None = None) -> Graph:
+    """Translate an ONNX model into the IR; `source` names the file in error messages."""
+    graph = OnnxImporter(model, str(source), input_shape).run()
+    graph.name = Path(str(source)).stem or "model"
+    return graph

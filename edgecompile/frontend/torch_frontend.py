@@ -1,0 +1,183 @@
+"""PyTorch files -> ONNX, so that one importer (onnx_frontend) handles every format.
+
+Accepted: TorchScript archives (torch.jit.save), torch.export programs (.pt2),
+and - only with trust_pickle - whole pickled nn.Modules (torch.save(model)).
+Unpickling runs arbitrary code from the file, so it is never done implicitly.
+BatchNorm is kept in the exported graph (no constant folding) so that
+edgecompile's own folding pass does the work and layer names survive.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import io
+import pickle
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import onnx
+
+from ..errors import EdgeCompileError
+
+OPSET = 17
+
+
+def _torch():
+    import torch  # imported lazily: ONNX-only users pay nothing for it
+    return torch
+
+
+def is_torchscript(path: Path) -> bool:
+    """TorchScript archives hold compiled code; torch.save archives only a pickle."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def load_torch_module(path: Path, trust_pickle: bool, imports: tuple[str, ...]):
+    """Return (module_or_program, kind, input_shape or None)."""
+    torch = _torch()
+    if path.suffix == ".pt2":
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:
+            raise EdgeCompileError(f"{path}: not a readable torch.export program (.pt2): {exc}") from None
+        return program, "export", _exported_input_shape(program)
+    if not zipfile.is_zipfile(path):
+        raise EdgeCompileError(f"{path}: not a PyTorch file (expected a TorchScript archive, a .pt2 program, "
+                               "a pickled module with --trust-pickle, or an .onnx model)")
+    if is_torchscript(path):
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise EdgeCompileError(f"{path}: corrupt TorchScript archive: {exc}") from None
+        return module.eval(), "torchscript", None
+    return _load_pickle(path, trust_pickle, imports), "pickle", None
+
+
+def _load_pickle(path: Path, trust_pickle: bool, imports: tuple[str, ...]):
+    torch = _torch()
+    safe_error = None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses any class it does not know
+        obj, safe_error = None, exc
+    if obj is not None:
+        if isinstance(obj, dict):
+            raise EdgeCompileError(
+                f"{path}: this file holds a state_dict (weights only, no architecture). Save the model itself: "
+                "torch.jit.save(torch.jit.script(model), 'model.pt') or torch.jit.trace, "
+                "torch.export.save(torch.export.export(model, (example,)), 'model.pt2'), or ONNX; "
+                "or torch.save(model) and pass --trust-pickle --import MODULE.")
+        raise EdgeCompileError(f"{path}: holds a {type(obj).__name__}, not a model")
+    if not trust_pickle:
+        raise EdgeCompileError(
+            f"{path}: this is a pickled Python object (torch.save(model)). Loading it runs code from the file. "
+            "If you trust it, pass --trust-pickle and --import MODULE (the module that defines the model class); "
+            "better, save TorchScript (torch.jit.save) or a torch.export .pt2 program, which load safely.")
+    modules = [_import_user_module(name, path) for name in imports]
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=False,
+                         pickle_module=_redirecting_pickle(modules))
+    except (AttributeError, ModuleNotFoundError, ImportError) as exc:
+        raise EdgeCompileError(f"{path}: cannot find the model's class ({exc}). Pass --import MODULE naming the "
+                               "Python module that defines it (it must be importable: on PYTHONPATH or a .py path)"
+                               ) from None
+    except Exception as exc:
+        raise EdgeCompileError(f"{path}: cannot unpickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, torch.nn.Module):
+        detail = f" ({safe_error})" if safe_error else ""
+        raise EdgeCompileError(f"{path}: holds a {type(obj).__name__}, not an nn.Module{detail}")
+    return obj.eval()
+
+
+def _import_user_module(name: str, path: Path) -> ModuleType:
+    """Import MODULE by dotted name, or a .py file by path."""
+    try:
+        if name.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+            if spec is None or spec.loader is None:
+                raise ImportError(name)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise EdgeCompileError(f"--import {name}: cannot import it ({type(exc).__name__}: {exc}); "
+                               f"needed to unpickle {path}") from None
+
+
+def _redirecting_pickle(modules: list[ModuleType]):
+    """A pickle module whose Unpickler looks up classes saved from __main__ in `modules`.
+
+    Models are often saved from a script, so their class is recorded as
+    __main__.Net; --import names the module that defines it now.
+    """
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            if module == "__main__":
+                for m in modules:
+                    if hasattr(m, name):
+                        return getattr(m, name)
+            return super().find_class(module, name)
+
+    shim = ModuleType("edgecompile_pickle")
+    shim.__dict__.update({k: getattr(pickle, k) for k in dir(pickle) if not k.startswith("__")})
+    shim.Unpickler = Unpickler
+    return shim
+
+
+def _exported_input_shape(program) -> tuple[int, ...] | None:
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in getattr(program.graph_signature, "user_inputs", []):
+            val = node.meta.get("val")
+            if val is not None and len(val.shape) >= 2:
+                try:
+                    return tuple(int(d) for d in val.shape[1:])
+                except TypeError:
+                    return None
+    return None
+
+
+def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path) -> onnx.ModelProto:
+    """Export to ONNX with batch 1 and BatchNorm kept as its own node."""
+    torch = _torch()
+    example = torch.zeros((1,) + tuple(input_shape), dtype=torch.float32)
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                if kind == "export":
+                    # An exported program is already in inference form and cannot be
+                    # re-traced; the dynamo exporter takes it as it is.
+                    program = torch.onnx.export(model, (example,), None, dynamo=True, optimize=False,
+                                                verbose=False)
+                    return program.model_proto
+                torch.onnx.export(model, (example,), buf, dynamo=False, do_constant_folding=False,
+                                  opset_version=OPSET, input_names=["input"], output_names=["output"],
+                                  training=torch.onnx.TrainingMode.EVAL)
+    except Exception as exc:
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        message = lines[-1] if lines else type(exc).__name__  # the interpreter puts the cause last
+        raise EdgeCompileError(f"{source}: PyTorch could not run/export the model with input shape "
+                               f"{tuple(input_shape)}: {message}. Check --input-shape (C,H,W without batch).") from None
+    return onnx.load_from_string(buf.getvalue())
+
+
+def run_torch(model, kind: str, x: np.ndarray) -> np.ndarray:
+    """Float reference output of the original PyTorch model (for tests and reports)."""
+    torch = _torch()
+    if kind == "export":
+        model = model.module()
+    with torch.no_grad():
+        return model(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()

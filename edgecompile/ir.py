@@ -1,0 +1,187 @@
+"""The intermediate representation: a small dataflow graph of typed nodes.
+
+Tensors are named; shapes exclude the batch axis and use PyTorch's element
+order (C, H, W).  Each node is an instance of an op class from edgecompile.ops
+(dispatch is on that class, never on a node's name).  The same graph carries
+float parameters before quantization and integer parameters after it, so the
+float reference, the integer simulator and the C generator all walk one
+structure.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterable
+
+import numpy as np
+
+from .errors import EdgeCompileError
+
+
+@dataclass
+class TensorInfo:
+    """A tensor of the graph: its shape and, once quantized, its fixed-point format."""
+
+    name: str
+    shape: tuple[int, ...]
+    frac_bits: int | None = None  # value = q * 2^-frac_bits (see numerics.py)
+    bits: int = 8
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * ((self.bits + 7) // 8)
+
+
+@dataclass
+class Node:
+    """One operation.  Subclasses (edgecompile.ops.*) define what it computes."""
+
+    op_type: ClassVar[str] = "?"
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict = field(default_factory=dict)       # JSON-able float-graph attributes
+    params: dict = field(default_factory=dict)      # name -> float np.ndarray
+    qattrs: dict = field(default_factory=dict)      # JSON-able quantized attributes
+    qparams: dict = field(default_factory=dict)     # name -> integer np.ndarray
+
+    def __repr__(self) -> str:
+        return f"{self.op_type}({self.name}: {self.inputs} -> {self.outputs})"
+
+
+class Graph:
+    """A topologically ordered list of nodes over named tensors, one input, one output."""
+
+    def __init__(self, name: str = "model"):
+        self.name = name
+        self.tensors: dict[str, TensorInfo] = {}
+        self.nodes: list[Node] = []
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.notes: list[str] = []  # decisions the passes made, for the report
+
+    # -- construction -------------------------------------------------------
+    def add_tensor(self, name: str, shape: Iterable[int]) -> TensorInfo:
+        t = TensorInfo(name, tuple(int(d) for d in shape))
+        self.tensors[name] = t
+        return t
+
+    def add_node(self, node: Node) -> Node:
+        self.nodes.append(node)
+        return node
+
+    def unique_tensor_name(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.tensors:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
+    # -- queries -------------------------------------------------------------
+    def producer(self, tensor: str) -> Node | None:
+        for n in self.nodes:
+            if tensor in n.outputs:
+                return n
+        return None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.tensors[tensor].shape
+
+    @property
+    def input(self) -> TensorInfo:
+        return self.tensors[self.inputs[0]]
+
+    @property
+    def output(self) -> TensorInfo:
+        return self.tensors[self.outputs[0]]
+
+    # -- editing -------------------------------------------------------------
+    def remove_node(self, node: Node, keep: str) -> None:
+        """Delete a single-input node, rewiring its consumers to `keep`."""
+        out = node.outputs[0]
+        self.nodes.remove(node)
+        self.rename_uses(out, keep)
+        self.tensors.pop(out, None)
+
+    def rename_uses(self, old: str, new: str) -> None:
+        for n in self.nodes:
+            n.inputs = [new if t == old else t for t in n.inputs]
+        self.outputs = [new if t == old else t for t in self.outputs]
+
+    def rename_tensor(self, old: str, new: str) -> None:
+        """Give tensor `old` the name `new` everywhere (producer, consumers, outputs)."""
+        info = self.tensors.pop(old)
+        info.name = new
+        self.tensors[new] = info
+        for n in self.nodes:
+            n.outputs = [new if t == old else t for t in n.outputs]
+        self.rename_uses(old, new)
+        self.inputs = [new if t == old else t for t in self.inputs]
+
+    def prune_tensors(self) -> None:
+        used = set(self.inputs) | set(self.outputs)
+        for n in self.nodes:
+            used.update(n.inputs)
+            used.update(n.outputs)
+        for name in list(self.tensors):
+            if name not in used:
+                del self.tensors[name]
+
+    def check(self) -> None:
+        """Structural invariants every pass must keep (a failure here is a bug)."""
+        defined = set(self.inputs)
+        for n in self.nodes:
+            for t in n.inputs:
+                if t not in defined:
+                    raise AssertionError(f"{n} reads {t} before it is defined")
+            defined.update(n.outputs)
+        for t in self.outputs:
+            if t not in defined:
+                raise AssertionError(f"graph output {t} is never produced")
+
+    # -- evaluation ----------------------------------------------------------
+    def run_float(self, x: np.ndarray, keep_all: bool = False):
+        """Float reference: x has a leading batch axis.  Returns the output, or all tensors."""
+        env = {self.inputs[0]: np.asarray(x, dtype=np.float32)}
+        for n in self.nodes:
+            outs = n.run_float(*[env[t] for t in n.inputs])
+            env[n.outputs[0]] = np.asarray(outs, dtype=np.float32)
+        return env if keep_all else env[self.outputs[0]]
+
+
+_C_RESERVED = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+    "typedef", "union", "unsigned", "void", "volatile", "while", "main",
+}
+
+
+def c_identifier(text: str, prefix: str = "m") -> str:
+    """A valid, readable C identifier from arbitrary text ("fc1.weight" -> "fc1_weight")."""
+    ident = re.sub(r"[^0-9A-Za-z_]", "_", str(text))
+    ident = re.sub(r"_+", "_", ident).strip("_") or prefix
+    if ident[0].isdigit():
+        ident = f"{prefix}_{ident}"
+    if ident in _C_RESERVED or ident.startswith("__") or re.match(r"_[A-Z]", ident):
+        ident = f"{prefix}_{ident}"
+    return ident
+
+
+def require(cond: bool, message: str) -> None:
+    """Raise a user-facing error unless `cond` holds."""
+    if not cond:
+        raise EdgeCompileError(message)

@@ -1,0 +1,54 @@
+"""Accuracy figures: float oracle (onnxruntime), top-1 agreement, SQNR."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from . import simulate
+from .ir import Graph
+
+
+def onnxruntime_outputs(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """The float oracle: run the ONNX model with onnxruntime, one sample at a time
+    when the model fixes its batch size."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    batch_dim = session.get_inputs()[0].shape[0]
+    x = np.asarray(x, dtype=np.float32)
+    if isinstance(batch_dim, int) and batch_dim == 1:
+        return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
+    return session.run(None, {name: x})[0]
+
+
+def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio in dB (inf when identical)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    noise = np.sum((ref - np.asarray(approx, dtype=np.float64)) ** 2)
+    signal = np.sum(ref ** 2)
+    if noise == 0:
+        return float("inf")
+    if signal == 0:
+        return float("-inf")
+    return float(10 * np.log10(signal / noise))
+
+
+def top1_agreement(reference: np.ndarray, approx: np.ndarray) -> float | None:
+    """Share of samples whose argmax agrees; None when the output is not a score vector."""
+    ref = np.asarray(reference).reshape(len(reference), -1)
+    if ref.shape[1] < 2:
+        return None
+    return float(np.mean(np.argmax(ref, axis=1) == np.argmax(np.asarray(approx).reshape(len(ref), -1), axis=1)))
+
+
+def per_tensor_sqnr(graph: Graph, x: np.ndarray) -> dict[str, float]:
+    """SQNR of every node output of the integer model against the float graph."""
+    float_env = graph.run_float(x, keep_all=True)
+    int_env = simulate.run_integer(graph, simulate.quantize_input(graph, x), keep_all=True)
+    return {n.outputs[0]: sqnr_db(float_env[n.outputs[0]], simulate.dequantize(graph, n.outputs[0],
+                                                                                int_env[n.outputs[0]]))
+            for n in graph.nodes}

@@ -1,0 +1,87 @@
+"""What every op provides, and the registry that maps op types to classes.
+
+An op class is a Node subclass with, in one file:
+  * shape inference and a float reference (`infer_shape`, `run_float`),
+  * cost figures (`param_count`, `macs`, `weight_bytes`),
+  * quantization of its parameters (`quantize`),
+  * the integer kernel of the simulator (`run_int`, numpy, rules of numerics.py),
+  * its C generation rule (`emit_c`), calling a kernel of runtime_c.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from ..ir import Graph, Node
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..codegen import Emitter
+    from ..passes.quantize import QuantOptions
+
+OP_TYPES: dict[str, type["Op"]] = {}
+
+
+def register(cls: type["Op"]) -> type["Op"]:
+    """Class decorator: make an op known to the manifest reader and the passes."""
+    if cls.op_type in OP_TYPES:
+        raise RuntimeError(f"op type {cls.op_type} registered twice")
+    OP_TYPES[cls.op_type] = cls
+    return cls
+
+
+class Op(Node):
+    """Base of all ops; the defaults describe an op with no parameters."""
+
+    #: Output keeps the input's frac bits (pooling, reshape): no requantization.
+    preserves_format: ClassVar[bool] = False
+    #: Output is the input's buffer reinterpreted (reshape): no code, no memory.
+    is_alias: ClassVar[bool] = False
+    #: Runtime C files (without extension) the generated code needs for this op.
+    runtime_files: ClassVar[tuple[str, ...]] = ()
+
+    # -- float graph -------------------------------------------------------
+    def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def run_float(self, *xs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Short attribute summary for tables (kernel, stride...)."""
+        return ""
+
+    # -- cost ----------------------------------------------------------------
+    def param_count(self) -> int:
+        return int(sum(np.size(p) for p in self.params.values()))
+
+    def macs(self, graph: Graph) -> int:
+        return 0
+
+    def weight_bytes(self) -> int:
+        """Flash bytes of the quantized parameters as emitted."""
+        return int(sum(np.asarray(v).size * _ctype_bytes(np.asarray(v)) for v in self.qparams.values()))
+
+    # -- quantized graph -------------------------------------------------------
+    def quantize(self, graph: Graph, options: "QuantOptions") -> None:
+        """Choose integer parameters; the tensors' frac bits are already set."""
+
+    def run_int(self, graph: Graph, *qs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def emit_c(self, em: "Emitter") -> None:
+        raise NotImplementedError
+
+    def formats(self, graph: Graph) -> str:
+        """Q-format summary for tables: frac bits of input -> output (and weights)."""
+        fi = graph.tensors[self.inputs[0]].frac_bits
+        fo = graph.tensors[self.outputs[0]].frac_bits
+        return f"x:{fi} y:{fo}"
+
+
+def _ctype_bytes(a: np.ndarray) -> int:
+    return int(a.dtype.itemsize)
+
+
+def op_class(op_type: str) -> type[Op]:
+    return OP_TYPES[op_type]

@@ -1,0 +1,126 @@
+"""MaxPool2d and AvgPool2d over (C, H, W).  MaxPool keeps the input's Q-format.
+
+attrs: kernel [kh, kw], stride [sh, sw], pads [top, left, bottom, right];
+AvgPool2d also count_include_pad (divide by the full window or by the number
+of in-bounds elements, as PyTorch and ONNX define it).
+C kernels: ec_maxpool2d_s8, ec_avgpool2d_s8 in runtime_c/ec_pool2d.c.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numerics
+from ..ir import Graph
+from .base import Op, register
+from .conv2d import conv_output_size, patches
+
+
+class Pool2d(Op):
+    preserves_format = True
+    runtime_files = ("ec_pool2d",)
+
+    def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        c, h, w = graph.shape(self.inputs[0])
+        kh, kw = self.attrs["kernel"]
+        sh, sw = self.attrs["stride"]
+        pt, pl, pb, pr = self.attrs["pads"]
+        return (c, conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr))
+
+    def describe(self) -> str:
+        kh, kw = self.attrs["kernel"]
+        text = f"{kh}x{kw} s{self.attrs['stride'][0]}"
+        return text + (f" p{self.attrs['pads'][0]}" if any(self.attrs["pads"]) else "")
+
+    def macs(self, graph: Graph) -> int:
+        """Comparisons/additions, counted like MACs for the tables."""
+        kh, kw = self.attrs["kernel"]
+        return int(np.prod(graph.shape(self.outputs[0])) * kh * kw)
+
+    def _c_geometry(self, em) -> str:
+        c, h, w = em.graph.shape(self.inputs[0])
+        _, oh, ow = em.graph.shape(self.outputs[0])
+        kh, kw = self.attrs["kernel"]
+        sh, sw = self.attrs["stride"]
+        pt, pl = self.attrs["pads"][:2]
+        return (f"{em.buffer(self.inputs[0])}, {c}, {h}, {w}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
+                f"{em.buffer(self.outputs[0])}, {oh}, {ow}")
+
+
+@register
+class MaxPool2d(Pool2d):
+    op_type = "MaxPool2d"
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        win = patches(np.asarray(x, dtype=np.float64), *self.attrs["kernel"], self.attrs["stride"],
+                      self.attrs["pads"], fill=-np.inf)
+        return win.max(axis=(4, 5))
+
+    def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        # Padding never wins a max: fill with the smallest integer there is.
+        win = patches(np.asarray(x_q, dtype=np.int64), *self.attrs["kernel"], self.attrs["stride"],
+                      self.attrs["pads"], fill=np.iinfo(np.int64).min)
+        return win.max(axis=(4, 5))
+
+    def emit_c(self, em) -> None:
+        em.call(f"ec_maxpool2d_s8({self._c_geometry(em)})")
+
+
+@register
+class AvgPool2d(Pool2d):
+    """Average pooling that also rescales: y = sat(round_half_up(sum * 2^k / n)), k = f_out - f_in.
+
+    Averaging shrinks values (a global pool of N(0,1) data has spread 1/sqrt(n)),
+    so the output gets its own calibrated frac bits instead of the input's;
+    the rescale costs nothing extra since the division rounds anyway.
+    """
+
+    op_type = "AvgPool2d"
+    preserves_format = False
+
+    def _divisors(self, h: int, w: int) -> np.ndarray:
+        """Per output position (OH, OW): how many elements the average divides by."""
+        kh, kw = self.attrs["kernel"]
+        ones = np.ones((1, 1, h, w), dtype=np.int64)
+        valid = patches(ones, kh, kw, self.attrs["stride"], self.attrs["pads"], fill=0).sum(axis=(4, 5))[0, 0]
+        if self.attrs.get("count_include_pad", True):
+            return np.full_like(valid, kh * kw)
+        return valid
+
+    def _window_sums(self, x: np.ndarray, dtype) -> np.ndarray:
+        win = patches(np.asarray(x, dtype=dtype), *self.attrs["kernel"], self.attrs["stride"],
+                      self.attrs["pads"], fill=0)
+        return win.sum(axis=(4, 5))
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        return self._window_sums(x, np.float64) / self._divisors(*np.shape(x)[2:])
+
+    def quantize(self, graph: Graph, options) -> None:
+        x = graph.tensors[self.inputs[0]]
+        y = graph.tensors[self.outputs[0]]
+        kh, kw = self.attrs["kernel"]
+        window = kh * kw
+        # 2 * |sum| * 2^k + n must stay below 2^31 in C: |sum| <= 2^(bits-1) * window.
+        k_max = 0
+        while (2 * (1 << (x.bits - 1)) * window << (k_max + 1)) + window < numerics.ACC_MAX:
+            k_max += 1
+        if y.frac_bits - x.frac_bits > k_max:
+            y.frac_bits = x.frac_bits + k_max
+            graph.notes.append(f"{self.name}: output frac bits limited to {y.frac_bits} (int32 headroom)")
+        # An average never exceeds its inputs, so the input's format always fits: k >= 0.
+        y.frac_bits = max(y.frac_bits, x.frac_bits)
+        lo, hi = numerics.qrange(y.bits)
+        self.qattrs = {"scale_shift": y.frac_bits - x.frac_bits, "act_min": lo, "act_max": hi}
+
+    def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        k = int(self.qattrs["scale_shift"])  # 0 <= k, see quantize()
+        total = self._window_sums(x_q, np.int64) << k
+        n = self._divisors(*np.shape(x_q)[2:])
+        # Rule 5 per position: round half up of (sum * 2^k) / n, then rule 3.
+        return numerics.saturate(numerics.round_half_up_div(total, n), self.qattrs["act_min"], self.qattrs["act_max"])
+
+    def formats(self, graph: Graph) -> str:
+        return super().formats(graph) + f" *2^{self.qattrs.get('scale_shift', 0)}"
+
+    def emit_c(self, em) -> None:
+        include = 1 if self.attrs.get("count_include_pad", True) else 0
+        em.call(f"ec_avgpool2d_s8({self._c_geometry(em)}, {include}, {self.qattrs['scale_shift']})")

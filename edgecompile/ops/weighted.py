@@ -1,0 +1,124 @@
+"""Shared quantization of the ops that compute acc = bias + W . x (conv, linear).
+
+Per output channel c the integer layer computes
+    acc_c = b_q[c] + sum(w_q[c, ...] * x_q)          (int32, rule 1)
+    y_q[c] = sat(rounding_shift(acc_c, s_c), lo, hi)  (rules 2, 3)
+with s_c = f_in + f_w[c] - f_out and the bias stored with f_in + f_w[c] frac
+bits, so it adds straight into the accumulator.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numerics
+from ..ir import Graph
+from . import activation
+from .base import Op
+
+
+class WeightedOp(Op):
+    """Base of conv/linear: params 'weight' (out channel first) and optional 'bias'."""
+
+    def param_count(self) -> int:
+        return int(np.prod(self.weight_shape) + self.weight_shape[0] * ("bias" in self.params or "bias" in self.qparams))
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """Geometry from the float weights, or the integer ones in a graph read from a manifest."""
+        w = self.params.get("weight")
+        return tuple(np.shape(w if w is not None else self.qparams["weight"]))
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight_shape[0])
+
+    def fuse_activation(self, act: str) -> None:
+        self.attrs["act"] = act
+
+    def run_float_act(self, y: np.ndarray) -> np.ndarray:
+        return activation.apply_float(self.attrs.get("act"), y)
+
+    # -- quantization ------------------------------------------------------------
+    def quantize(self, graph: Graph, options) -> None:
+        x = graph.tensors[self.inputs[0]]
+        y = graph.tensors[self.outputs[0]]
+        bits = options.weight_bits_for(self.name)
+        weight = np.asarray(self.params["weight"], dtype=np.float64)
+        bias = self.params.get("bias")
+        f_w = numerics.frac_bits_for_values(weight, bits)
+        # Shifts must stay in C's legal range: a too-large right shift means the
+        # weights carry more frac bits than the output can use, so drop some.
+        f_w = min(f_w, numerics.MAX_SHIFT + y.frac_bits - x.frac_bits)
+        # A left shift of more than 31 - out_bits would overflow before
+        # saturating: give the output fewer frac bits instead (coarser but exact).
+        min_shift = -(31 - y.bits)
+        if x.frac_bits + f_w - y.frac_bits < min_shift:
+            y.frac_bits = x.frac_bits + f_w - min_shift
+            graph.notes.append(f"{self.name}: output frac bits lowered to {y.frac_bits} to keep the shift legal")
+        x_max = 1 << (x.bits - 1)
+        while True:
+            w_q, b_q = self._quantize_params(weight, bias, f_w, bits, x.frac_bits)
+            bound = numerics.accumulator_bound(w_q, b_q, x_max)
+            if bound <= numerics.ACC_MAX:
+                break
+            # Halving the weight scale halves the bound; the layer stays exact in int32.
+            f_w -= 1
+            graph.notes.append(f"{self.name}: weight frac bits lowered to {f_w} so the int32 accumulator cannot overflow")
+        shift = x.frac_bits + f_w - y.frac_bits
+        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.bits)
+        # One shift for the whole tensor (per-tensor weight scale); the kernels
+        # also take one per output channel.
+        self.qparams = {"weight": w_q.astype(np.int8), "shift": np.array([shift], dtype=np.int8)}
+        if bias is not None:
+            self.qparams["bias"] = b_q.astype(np.int32)
+        self.qattrs = {"weight_bits": bits, "weight_frac_bits": [f_w],
+                       "act_min": lo, "act_max": hi, "acc_bound": bound}
+
+    @staticmethod
+    def _quantize_params(weight, bias, f_w, bits, f_in):
+        lo, hi = numerics.qrange(bits)
+        w_q = numerics.quantize_float(weight, f_w, lo, hi)
+        if bias is None:
+            b_q = np.zeros(weight.shape[0], dtype=np.int64)
+        else:
+            b_q = numerics.quantize_float(np.asarray(bias, dtype=np.float64), f_in + f_w,
+                                          numerics.ACC_MIN, numerics.ACC_MAX)
+        return w_q, b_q
+
+    def channel_shifts(self) -> np.ndarray:
+        """The requantization shift of every output channel."""
+        return np.broadcast_to(self.qparams["shift"], (self.out_channels,))
+
+    # -- integer kernel ------------------------------------------------------------
+    def accumulate(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        """W . x in int64 (exact), output channel on axis 1; run_int adds the bias."""
+        raise NotImplementedError
+
+    def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        acc = self.accumulate(graph, x_q)
+        if "bias" in self.qparams:
+            shape = (1, -1) + (1,) * (acc.ndim - 2)
+            acc = acc + self.qparams["bias"].astype(np.int64).reshape(shape)
+        # Rule 1 holds by the proof in quantize(); assert it so a bug cannot hide.
+        assert acc.size == 0 or (acc.max() <= numerics.ACC_MAX and acc.min() >= numerics.ACC_MIN)
+        shifted = numerics.rounding_shift_per_channel(acc, self.channel_shifts(), axis=1)
+        return numerics.saturate(shifted, self.qattrs["act_min"], self.qattrs["act_max"])
+
+    def formats(self, graph: Graph) -> str:
+        fi = graph.tensors[self.inputs[0]].frac_bits
+        fo = graph.tensors[self.outputs[0]].frac_bits
+        fw = sorted(set(self.qattrs.get("weight_frac_bits", [])))
+        fw_text = ",".join(str(v) for v in fw) if len(fw) <= 2 else f"{fw[0]}..{fw[-1]}"
+        shifts = sorted(set(int(s) for s in self.qparams.get("shift", [])))
+        s_text = ",".join(str(v) for v in shifts) if len(shifts) <= 2 else f"{shifts[0]}..{shifts[-1]}"
+        return f"x:{fi} w:{fw_text} y:{fo} >>{s_text}"
+
+    def emit_requant_args(self, em) -> tuple[str, str, str, str]:
+        """C arguments: weight array, bias array (or a null pointer), "shift array, per-channel flag",
+        and the activation clamp."""
+        w = em.const_array(f"{self.name}_weight", "int8_t", self.qparams["weight"])
+        b = em.const_array(f"{self.name}_bias", "int32_t", self.qparams["bias"]) \
+            if "bias" in self.qparams else "(const int32_t *)0"
+        s = em.const_array(f"{self.name}_shift", "int8_t", self.qparams["shift"])
+        per_channel = int(self.qparams["shift"].size > 1)
+        return w, b, f"{s}, {per_channel}", f"{self.qattrs['act_min']}, {self.qattrs['act_max']}"

@@ -1,0 +1,1 @@
+"""Graph passes, in the order compile.py runs them."""

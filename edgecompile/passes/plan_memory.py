@@ -1,0 +1,181 @@
+"""Static memory plan: every activation gets an offset in one arena.
+
+Buffers whose lifetimes do not overlap share memory.  The model's input and
+output live in the caller's buffers, so they take no arena space; a reshape's
+output is its input's buffer (one "group").  A node reads its inputs while it
+writes its output, so those are live at the same step and never overlap.
+
+The lower bound on any plan is the largest total size of the groups live at
+one step (for a chain of layers: the largest input+output pair inside the
+arena).  Several placement heuristics are tried and the smallest plan wins;
+for chains the two-ended strategy meets the bound exactly.  Every buffer
+starts on a 4-byte boundary (sizes are rounded up to 4) so word-wide loads are
+legal on every core; the bound is computed on the same rounded sizes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir import Graph
+
+ALIGN = 4
+
+
+def _round_up(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class Buffer:
+    tensors: list[str]
+    size: int  # bytes, rounded up to ALIGN
+    first: int  # first step at which it is live (defined)
+    last: int  # last step at which it is read
+    external: str | None = None  # "input" / "output": lives in the caller's buffer
+    offset: int = -1
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class MemoryPlan:
+    buffers: list[Buffer]
+    arena_size: int
+    lower_bound: int
+    total_activation_bytes: int  # every activation in its own buffer (no sharing)
+    strategy: str
+    offsets: dict[str, int] = field(default_factory=dict)  # tensor -> arena offset (arena tensors only)
+
+    def location(self, tensor: str) -> tuple[str, int]:
+        """('input'|'output'|'arena', offset) of a tensor."""
+        for b in self.buffers:
+            if tensor in b.tensors:
+                return (b.external, 0) if b.external else ("arena", b.offset)
+        raise KeyError(tensor)
+
+
+def build_buffers(graph: Graph) -> list[Buffer]:
+    group_of: dict[str, int] = {}
+    groups: list[list[str]] = []
+    for name in graph.inputs:
+        group_of[name] = len(groups)
+        groups.append([name])
+    for node in graph.nodes:
+        out = node.outputs[0]
+        if node.is_alias:
+            g = group_of[node.inputs[0]]
+            group_of[out] = g
+            groups[g].append(out)
+        else:
+            group_of[out] = len(groups)
+            groups.append([out])
+    end = len(graph.nodes)
+    buffers = []
+    for members in groups:
+        steps_def = [-1 if t in graph.inputs else _producer_step(graph, t) for t in members]
+        steps_use = [i for i, n in enumerate(graph.nodes) if any(t in n.inputs for t in members)]
+        last = max(steps_use, default=max(steps_def))
+        external = None
+        if any(t in graph.inputs for t in members):
+            external = "input"
+        if any(t in graph.outputs for t in members):
+            if external:
+                raise ValueError("the model's output is its input (nothing to compute)")
+            external, last = "output", end
+        size = _round_up(graph.tensors[members[0]].nbytes)
+        buffers.append(Buffer(members, size, min(steps_def), last, external))
+    return buffers
+
+
+def _producer_step(graph: Graph, tensor: str) -> int:
+    for i, n in enumerate(graph.nodes):
+        if tensor in n.outputs:
+            return i
+    raise KeyError(tensor)
+
+
+def lower_bound(buffers: list[Buffer]) -> int:
+    arena = [b for b in buffers if not b.external]
+    if not arena:
+        return 0
+    steps = range(min(b.first for b in arena), max(b.last for b in arena) + 1)
+    return max(sum(b.size for b in arena if b.first <= s <= b.last) for s in steps)
+
+
+def _fits(placed: list[Buffer], buf: Buffer, offset: int) -> bool:
+    return all(offset + buf.size <= p.offset or p.offset + p.size <= offset
+               for p in placed if p.overlaps_in_time(buf))
+
+
+def _candidates(placed: list[Buffer], buf: Buffer) -> list[int]:
+    """Offsets worth trying: 0, and just above/below every conflicting buffer."""
+    cands = {0}
+    for p in placed:
+        if p.overlaps_in_time(buf):
+            cands.add(p.offset + p.size)
+            if p.offset - buf.size >= 0:
+                cands.add(p.offset - buf.size)
+    return sorted(cands)
+
+
+def _place_first_fit(order: list[Buffer]) -> int:
+    placed: list[Buffer] = []
+    for buf in order:
+        buf.offset = next(o for o in _candidates(placed, buf) if _fits(placed, buf, o))
+        placed.append(buf)
+    return max((b.offset + b.size for b in placed), default=0)
+
+
+def _place_two_ended(order: list[Buffer], capacity: int) -> int | None:
+    """Alternate ends: put each buffer at the end opposite its latest conflicting neighbour."""
+    placed: list[Buffer] = []
+    for buf in order:
+        conflicts = [p for p in placed if p.overlaps_in_time(buf)]
+        fits = [o for o in _candidates(placed, buf) + [capacity - buf.size]
+                if 0 <= o <= capacity - buf.size and _fits(placed, buf, o)]
+        if not fits:
+            return None
+        want_top = bool(conflicts) and conflicts[-1].offset < capacity / 2
+        buf.offset = max(fits) if want_top else min(fits)
+        placed.append(buf)
+    return max((b.offset + b.size for b in placed), default=0)
+
+
+def plan_memory(graph: Graph) -> MemoryPlan:
+    buffers = build_buffers(graph)
+    arena = [b for b in buffers if not b.external]
+    bound = lower_bound(buffers)
+    total = sum(b.size for b in arena)
+    by_def = sorted(arena, key=lambda b: (b.first, -b.size))
+    by_size = sorted(arena, key=lambda b: (-b.size, b.first))
+    attempts: list[tuple[int, str, dict[int, int]]] = []
+    for name, order in (("greedy-by-size", by_size), ("first-fit-in-order", by_def)):
+        size = _place_first_fit(order)
+        attempts.append((size, name, {id(b): b.offset for b in arena}))
+    capacity = bound
+    while capacity < min(a[0] for a in attempts):
+        size = _place_two_ended(by_def, capacity)
+        if size is not None:
+            attempts.append((size, "two-ended", {id(b): b.offset for b in arena}))
+            break
+        capacity += ALIGN * max(1, (min(a[0] for a in attempts) - bound) // (8 * ALIGN))
+    size, name, offsets = min(attempts, key=lambda a: a[0])
+    for b in arena:
+        b.offset = offsets[id(b)]
+    plan = MemoryPlan(buffers, size, bound, total, name)
+    for b in arena:
+        for t in b.tensors:
+            plan.offsets[t] = b.offset
+    _check(plan)
+    return plan
+
+
+def _check(plan: MemoryPlan) -> None:
+    """No two buffers live at the same time may overlap in memory (a failure is a bug)."""
+    arena = [b for b in plan.buffers if not b.external]
+    for i, a in enumerate(arena):
+        assert a.offset % ALIGN == 0 and a.offset + a.size <= plan.arena_size
+        for b in arena[i + 1:]:
+            if a.overlaps_in_time(b):
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)

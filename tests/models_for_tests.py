@@ -1,0 +1,86 @@
+"""Small random-weight PyTorch models of several shapes for the tests."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ConvBNNet(nn.Module):
+    """Conv+BN+ReLU blocks with stride and padding, avg and max pooling, BN1d after a linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=1, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 12, 5, stride=2, padding=2)
+        self.bn2 = nn.BatchNorm2d(12)
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1)
+        self.fc = nn.Linear(12 * 3 * 3, 20)
+        self.bn3 = nn.BatchNorm1d(20)
+        self.out = nn.Linear(20, 5)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.max_pool2d(x, 2, ceil_mode=True)
+        x = F.relu(self.bn2(self.conv2(x)))
+        x = self.pool(x)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.bn3(self.fc(x)))
+        return self.out(x)
+
+
+class OddConvNet(nn.Module):
+    """Odd sizes: asymmetric kernel and stride, no bias, a standalone ReLU after pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 5, (3, 2), stride=(2, 1), padding=(1, 0), bias=False)
+        self.conv2 = nn.Conv2d(5, 7, 1)
+        self.fc = nn.Linear(7 * 6 * 4, 3)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = F.max_pool2d(x, (2, 3), stride=(2, 2), padding=(1, 1))
+        x = F.relu(x)
+        x = self.conv2(x)
+        x = F.avg_pool2d(x, 2, stride=1, padding=1, count_include_pad=False)
+        return self.fc(x.reshape(x.size(0), -1))
+
+
+class WideMLP(nn.Module):
+    def __init__(self, sizes=(64, 200, 150, 30)):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class BNFirst(nn.Module):
+    """BatchNorm straight on the input: nothing to fold it into."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(1)
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        return self.conv(self.bn(x))
+
+
+class WithSigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x))
+
+
+INPUT_SHAPES = {ConvBNNet: (3, 24, 24), OddConvNet: (2, 15, 6), WideMLP: (64,), BNFirst: (1, 8, 8),
+                WithSigmoid: (8,)}
