@@ -1,0 +1,189 @@
+"""The `edgecompile` command line (click).
+
+Every user-facing failure is an EdgeCompileError: printed as one clear message
+on stderr with exit status 1, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EdgeCompileError
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        dims = ()
+    if not dims or any(d <= 0 for d in dims):
+        raise EdgeCompileError(f"--input-shape '{text}': expected positive integers like 1,28,28 (C,H,W, no batch)")
+    return dims
+
+
+class Progress:
+    """Stage lines with elapsed time, on stderr so stdout stays the report."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", err=True)
+
+
+class EdgeCompileGroup(click.Group):
+    """Turns EdgeCompileError into `error: ...` on stderr and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgeCompileError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=EdgeCompileGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgecompile")
+def cli() -> None:
+    """Compile trained PyTorch/ONNX models to bit-exact fixed-point C for microcontrollers."""
+
+
+model_options = [
+    click.option("--input-shape", help="Input shape without batch, e.g. 1,28,28 (when the model does not record it)."),
+    click.option("--trust-pickle", is_flag=True,
+                 help="Allow loading a pickled nn.Module (torch.save(model)); unpickling runs code from the file."),
+    click.option("--import", "imports", multiple=True, metavar="MODULE",
+                 help="Module (or .py file) defining the pickled model's class; repeatable."),
+]
+
+
+def with_model_options(fn):
+    for option in reversed(model_options):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Directory for the generated C project.")
+@click.option("--calib", type=click.Path(path_type=Path),
+              help="Calibration inputs: .npy/.npz/.pt of shape (N, C, H, W) (or (N, features)).")
+@click.option("--bits", type=int, default=8, show_default=True, help="Weight bits, 2..8.")
+@click.option("--rank", type=int, help="Factorize dense layers to this rank where it saves memory.")
+@click.option("--name", help="C name of the model (default: the file name).")
+@click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@with_model_options
+def export(model, out_dir, calib, bits, rank, name, vectors, as_json, quiet, input_shape, trust_pickle, imports):
+    """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
+    from .export import ExportSettings
+    from .export import export as run_export
+    from .report import factorization_table, fmt_db, fmt_int
+
+    settings = ExportSettings(model, out_dir, calib, bits, rank, name, parse_shape(input_shape),
+                              trust_pickle, tuple(imports), vectors)
+    result = run_export(settings, Progress(quiet))
+    s = result.summary
+    if as_json:
+        click.echo(json.dumps(s, indent=1, default=str))
+        return
+    click.echo(f"\nmodel '{result.name}' from {model} -> {out_dir}/\n")
+    click.echo(result.layers.text())
+    click.echo("")
+    if result.compiled.factorization:
+        click.echo(factorization_table(result.compiled.factorization).text())
+        click.echo("")
+    click.echo(f"weights (flash): {fmt_int(s['weight_bytes'])} B   arena (RAM): {fmt_int(s['arena_bytes'])} B "
+               f"(liveness lower bound {fmt_int(s['arena_lower_bound'])} B, unshared "
+               f"{fmt_int(s['activations_unshared'])} B)   MACs: {fmt_int(s['macs'])}")
+    agree = s["top1_agreement"]
+    click.echo(f"integer vs float on {s['eval_samples']} samples: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
+               + (f", top-1 agreement {100 * agree:.2f} %" if agree is not None else "")
+               + f"   (IR vs onnxruntime max |err| {s['oracle_max_abs_err']:.1e})")
+    if result.compiled.calib_is_synthetic:
+        click.echo("note: no --calib given; ranges come from N(0,1) inputs and BatchNorm statistics. "
+                   "Real calibration data gives better accuracy.")
+    for note in result.compiled.graph.notes:
+        if "lowered" in note:
+            click.echo(f"note: {note}")
+    click.echo(f"wrote {out_dir}/ ({s['vectors']} test vectors; report in {out_dir}/report.md). "
+               f"Next: edgecompile verify {out_dir}")
+
+
+@cli.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--inputs", type=click.Path(path_type=Path),
+              help="Float inputs (.npy/.npz/.pt) to run instead of the project's test vectors.")
+@click.option("--count", type=int, help="Use only the first N inputs.")
+@click.option("--target", default="host", show_default=True, help="Where to run: host or a qemu-* target.")
+@click.option("--sanitize", is_flag=True, help="Host build under AddressSanitizer and UBSan.")
+def verify(project, inputs, count, target, sanitize):
+    """Build PROJECT, run it and compare every output byte with the simulator."""
+    from .verify import verify as run_verify
+
+    result = run_verify(project, inputs, count, target, sanitize)
+    click.echo(f"target {result.target}{' (ASan+UBSan)' if sanitize else ''}: "
+               f"bit-exact: {result.exact}/{result.total}")
+    if not result.ok:
+        m = result.first_mismatch
+        click.echo(f"first mismatch: sample {m.sample}, output index {m.index}: C {m.c_value}, "
+                   f"simulator {m.sim_value}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--rank", type=int, help="Show the layers as factorized to this rank.")
+@with_model_options
+def inspect(model, rank, input_shape, trust_pickle, imports):
+    """Per-layer table of MODEL (after BatchNorm folding), without exporting."""
+    from .compiler import CompileOptions, check_weights, optimize
+    from .frontend import load_model
+    from .report import Table, fmt_int, shape_text
+
+    loaded = load_model(model, parse_shape(input_shape), trust_pickle, tuple(imports))
+    graph = loaded.graph
+    check_weights(graph, str(model))
+    n_imported = len(graph.nodes)
+    decisions = optimize(graph, CompileOptions(rank=rank))
+    rows = []
+    for node in graph.nodes:
+        out = graph.tensors[node.outputs[0]]
+        weights = int(sum(v.size for k, v in node.params.items() if k == "weight"))
+        biases = int(sum(v.size for k, v in node.params.items() if k == "bias"))
+        rows.append([node.name, node.op_type, node.describe(), shape_text(out.shape), fmt_int(node.param_count()),
+                     fmt_int(node.macs(graph)), fmt_int(weights + 4 * biases),
+                     "view" if node.is_alias else fmt_int(out.nbytes)])
+    table = Table(["layer", "op", "attrs", "output", "params", "MACs", "flash B (int8)", "act B"], rows,
+                  {4, 5, 6, 7})
+    click.echo(f"{model}: input {shape_text(graph.input.shape)}, {n_imported} imported nodes -> "
+               f"{len(graph.nodes)} layers after folding/fusion")
+    click.echo(table.text())
+    click.echo(f"total: {fmt_int(sum(n.param_count() for n in graph.nodes))} params, "
+               f"{fmt_int(sum(n.macs(graph) for n in graph.nodes))} MACs")
+    for note in graph.notes:
+        click.echo(f"note: {note}")
+    for d in decisions:
+        click.echo(f"rank {d.rank}: {d.layer} {'factorized, ' + d.reason if d.applied else 'kept whole: ' + d.reason}")
+
+
+def main() -> None:
+    cli(prog_name="edgecompile")
+
+
+if __name__ == "__main__":
+    main()

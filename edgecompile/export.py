@@ -1,0 +1,262 @@
+"""`edgecompile export`: model file -> a self-contained C project directory.
+
+The project is written to a temporary directory next to the destination and
+moved into place only when complete, so a failed export never leaves a
+half-written project that looks good.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, metrics, simulate
+from .calibration import load_array, match_shape
+from .codegen import emit_model, template_env
+from .compiler import Compiled, CompileOptions, Log, compile_model
+from .errors import EdgeCompileError
+from .frontend import load_model
+from .ir import c_identifier
+from .manifest import write_manifest
+from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, totals
+from .resources import resource_dir
+
+
+@dataclass
+class ExportSettings:
+    model: Path
+    out_dir: Path
+    calib: Path | None = None
+    bits: int = 8
+    rank: int | None = None
+    name: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    trust_pickle: bool = False
+    imports: tuple[str, ...] = ()
+    vectors: int = 256
+
+
+@dataclass
+class ExportResult:
+    name: str
+    out_dir: Path
+    compiled: Compiled
+    layers: Table
+    summary: dict
+    files: list[str] = field(default_factory=list)
+
+
+def check_destination(out_dir: Path) -> None:
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise EdgeCompileError(f"{out_dir}: exists and is not a directory; choose another -o")
+        if any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+            raise EdgeCompileError(f"{out_dir}: exists, is not empty and is not an edgecompile project; "
+                                   "refusing to overwrite it. Choose another -o or empty it.")
+
+
+def model_name(settings: ExportSettings) -> str:
+    return c_identifier(settings.name or settings.model.stem, prefix="model").lower()
+
+
+def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult:
+    t_start = time.perf_counter()
+    check_destination(settings.out_dir)
+    if settings.vectors < 1:
+        raise EdgeCompileError("--vectors must be at least 1")
+    calib = load_array(settings.calib) if settings.calib else None
+    shape = settings.input_shape
+    if shape is None and calib is not None and settings.model.suffix.lower() != ".onnx" and calib.ndim >= 2:
+        shape = tuple(calib.shape[1:])
+    log(f"loading {settings.model}")
+    try:
+        loaded = load_model(settings.model, shape, settings.trust_pickle, settings.imports)
+    except EdgeCompileError as exc:
+        if settings.input_shape is None and shape is not None:
+            raise EdgeCompileError(f"{settings.calib}: the calibration data has shape {calib.shape}, so the "
+                                   f"input shape was taken as {shape}, which the model does not accept: {exc}") from None
+        raise
+    graph = loaded.graph
+    graph.name = model_name(settings)
+    if calib is not None:
+        calib = match_shape(calib, graph.input.shape, str(settings.calib))
+    log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
+    options = CompileOptions(bits=settings.bits, rank=settings.rank)
+    compiled = compile_model(loaded, calib, options, log)
+    log("measuring accuracy against the float model")
+    summary = measure(loaded, compiled)
+    layers = layer_table(compiled.graph, compiled.plan, summary.pop("_layer_sqnr"))
+    vec_in = test_vectors(compiled, settings.vectors)
+    vec_out = simulate.run_integer(compiled.graph, vec_in).astype(np.int8)
+    summary.update(totals(compiled.graph, compiled.plan))
+    summary.update({"name": graph.name, "source": str(settings.model), "bits": settings.bits,
+                    "rank": settings.rank, "vectors": int(len(vec_in)), "edgecompile": __version__,
+                    "calibration": "synthetic N(0,1) + BatchNorm statistics" if compiled.calib_is_synthetic
+                    else f"{settings.calib} ({len(compiled.calib)} samples)"})
+    log(f"writing {settings.out_dir}")
+    files = write_project(settings, compiled, summary, layers, vec_in, vec_out)
+    summary["export_seconds"] = round(time.perf_counter() - t_start, 3)
+    return ExportResult(graph.name, settings.out_dir, compiled, layers, summary, files)
+
+
+def measure(loaded, compiled: Compiled) -> dict:
+    """Float oracle check and float-vs-integer agreement on the calibration samples."""
+    x = compiled.calib[:256]
+    reference = metrics.onnxruntime_outputs(loaded.onnx_model, x).reshape(len(x), -1)
+    ir_float = compiled.imported.run_float(x).reshape(len(x), -1)
+    transformed = compiled.graph.run_float(x).reshape(len(x), -1)
+    integer = simulate.run_dequantized(compiled.graph, x).reshape(len(x), -1)
+    agree = metrics.top1_agreement(reference, integer)
+    return {
+        "eval_samples": int(len(x)),
+        "oracle_max_abs_err": float(np.max(np.abs(reference - ir_float))),
+        "top1_agreement": agree,
+        "output_sqnr_db": metrics.sqnr_db(reference, integer),
+        # integer vs the float graph it was quantized from: the quantization error alone
+        "quantization_sqnr_db": metrics.sqnr_db(transformed, integer),
+        "factorized_float_sqnr_db": metrics.sqnr_db(reference, transformed) if compiled.factorization else None,
+        "factorized_float_top1_agreement": (metrics.top1_agreement(reference, transformed)
+                                            if compiled.factorization else None),
+        "_layer_sqnr": metrics.per_tensor_sqnr(compiled.graph, x),
+    }
+
+
+def test_vectors(compiled: Compiled, count: int) -> np.ndarray:
+    """The first calibration samples, topped up with random int8 inputs when there are too few."""
+    q = simulate.quantize_input(compiled.graph, compiled.calib[:count])
+    if len(q) < count:
+        rng = np.random.default_rng(1)
+        extra = rng.integers(-128, 128, size=(count - len(q),) + q.shape[1:], dtype=np.int64)
+        q = np.concatenate([q, extra.astype(np.int8)])
+    return q
+
+
+def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, layers: Table,
+                  vec_in: np.ndarray, vec_out: np.ndarray) -> list[str]:
+    out_dir = settings.out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        render_sources(tmp, compiled, settings, summary)
+        (tmp / "vectors").mkdir()
+        vec_in.astype(np.int8).tofile(tmp / "vectors" / "inputs.bin")
+        vec_out.astype(np.int8).tofile(tmp / "vectors" / "expected.bin")
+        render_linked_vectors(tmp, vec_in, vec_out)
+        write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()}})
+        (tmp / "report.md").write_text(markdown_report(compiled, summary, layers))
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
+        from .targets import write_target_support
+
+        write_target_support(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file()
+                  and "targets" not in p.relative_to(out_dir).parts)
+
+
+def _json_default(value):
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return str(value)
+
+
+def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, summary: dict) -> None:
+    graph = compiled.graph
+    name = graph.name
+    em = emit_model(graph, compiled.plan)
+    runtime_dir = resource_dir("runtime_c")
+    (root / "src").mkdir()
+    (root / "runtime").mkdir()
+    runtime_files = ["ec_fixed.h"]
+    for base in sorted(em.runtime):
+        runtime_files += [f"{base}.h", f"{base}.c"]
+    for f in runtime_files:
+        shutil.copy2(runtime_dir / f, root / "runtime" / f)
+    env = template_env()
+    ctx = {
+        "name": name, "NAME": name.upper(), "source": settings.model.name,
+        "input_size": graph.input.size, "output_size": graph.output.size,
+        "input_shape_text": "x".join(map(str, graph.input.shape)),
+        "output_shape_text": "x".join(map(str, graph.output.shape)),
+        "input_layout": "C,H,W" if len(graph.input.shape) == 3 else "features",
+        "input_frac_bits": graph.input.frac_bits, "output_frac_bits": graph.output.frac_bits,
+        "arena_size": compiled.plan.arena_size, "arena_bound": compiled.plan.lower_bound,
+        "arena_total": compiled.plan.total_activation_bytes,
+        "weight_bytes": summary["weight_bytes"], "layer_count": len(graph.nodes),
+        "arrays": em.arrays, "body": em.body,
+        "runtime_headers": [f"{b}.h" for b in sorted(em.runtime)],
+        "uses_input": any("input" in s.code for s in em.body if s.kind == "call"),
+        "uses_arena": any("ec_arena" in s.code for s in em.body if s.kind == "call"),
+        "input_scale_literal": _pow2_literal(graph.input.frac_bits),
+        "output_step_literal": _pow2_literal(-graph.output.frac_bits),
+        "model_sources": [f"src/{name}.c", f"src/{name}_io.c"],
+        "runtime_sources": [f"runtime/{f}" for f in runtime_files if f.endswith(".c")],
+    }
+    outputs = {f"src/{name}.h": "model.h.j2", f"src/{name}.c": "model.c.j2", f"src/{name}_io.c": "model_io.c.j2",
+               "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
+    for rel, template in outputs.items():
+        (root / rel).write_text(env.get_template(template).render(**ctx))
+
+
+def _pow2_literal(e: int) -> str:
+    """2^e as an exact C float literal (hex float is C99)."""
+    return f"0x1p{e:+d}f"
+
+
+def render_linked_vectors(root: Path, vec_in: np.ndarray, vec_out: np.ndarray, count: int = 4) -> None:
+    k = min(count, len(vec_in))
+    env = template_env()
+    text = env.get_template("vectors.h.j2").render(
+        count=k, input_size=vec_in[0].size, output_size=vec_out[0].size,
+        inputs=[", ".join(str(int(v)) for v in vec_in[i].reshape(-1)) for i in range(k)],
+        expected=[", ".join(str(int(v)) for v in vec_out[i].reshape(-1)) for i in range(k)])
+    (root / "vectors" / "vectors.h").write_text(text)
+
+
+def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
+    s = summary
+    lines = [f"# {s['name']}: edgecompile {s['edgecompile']} report", "",
+             f"Source `{s['source']}`, weights {s['bits']}-bit, power-of-two scales, int32 biases and accumulators.",
+             "", "## Layers", "", layers.markdown(), "",
+             "Q-format: frac bits f of input (x), weights (w) and output (y); >>s is the requantization "
+             "shift s = f_x + f_w - f_y (round half up). SQNR: each layer's integer output against the float "
+             "graph on the evaluation samples.", "", "## Memory", "",
+             f"- weights (flash): {fmt_int(s['weight_bytes'])} bytes",
+             f"- arena (RAM): {fmt_int(s['arena_bytes'])} bytes; liveness lower bound "
+             f"{fmt_int(s['arena_lower_bound'])} bytes; all activations unshared "
+             f"{fmt_int(s['activations_unshared'])} bytes (plan: {compiled.plan.strategy})",
+             f"- caller's buffers: input {fmt_int(s['input_bytes'])} bytes, output {fmt_int(s['output_bytes'])} bytes",
+             "", "## Accuracy", "",
+             f"- calibration: {s['calibration']}",
+             f"- float oracle: IR float evaluation vs onnxruntime, max |error| {s['oracle_max_abs_err']:.2e}",
+             f"- integer vs float model on {s['eval_samples']} samples: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
+             + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")]
+    if compiled.calib_is_synthetic:
+        lines += ["", "> No calibration data was given: activation ranges come from standard-normal inputs and "
+                  "BatchNorm statistics. Pass `--calib` with real inputs for better accuracy."]
+    if compiled.factorization:
+        lines += ["", "## Low-rank factorization", "", factorization_table(compiled.factorization).markdown(), ""]
+        if s.get("factorized_float_sqnr_db") is not None:
+            lines.append(f"Float model after factorization vs original: SQNR "
+                         f"{fmt_db(s['factorized_float_sqnr_db'])} dB"
+                         + (f", top-1 agreement {100 * s['factorized_float_top1_agreement']:.2f} %"
+                            if s["factorized_float_top1_agreement"] is not None else "")
+                         + f"; integer vs factorized float: SQNR {fmt_db(s['quantization_sqnr_db'])} dB")
+    if compiled.graph.notes:
+        lines += ["", "## Compiler notes", ""] + [f"- {n}" for n in compiled.graph.notes]
+    lines += ["", "## Files", "", f"- `src/{s['name']}.c`, `src/{s['name']}.h`: the model; "
+              f"`src/{s['name']}_io.c`: float helpers; `src/runner.c`: test runner",
+              "- `runtime/`: the kernels it uses; `targets/`: build rules per target",
+              f"- `vectors/`: {s['vectors']} test inputs and the simulator's outputs; "
+              "`manifest.json` + `weights.npz`: the quantized graph", ""]
+    return "\n".join(lines)

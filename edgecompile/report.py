@@ -1,0 +1,81 @@
+"""Tables and the Markdown report: what the user reads after an export."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .ir import Graph
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    right: set[int]  # right-aligned (numeric) columns
+
+    def text(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
+                  for i, h in enumerate(self.headers)]
+
+        def line(cells):
+            return "  ".join(c.rjust(w) if i in self.right else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+        sep = "  ".join("-" * w for w in widths)
+        return "\n".join([line(self.headers), sep] + [line(r) for r in self.rows])
+
+    def markdown(self) -> str:
+        align = ["---:" if i in self.right else ":---" for i in range(len(self.headers))]
+        out = ["| " + " | ".join(self.headers) + " |", "| " + " | ".join(align) + " |"]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in self.rows]
+        return "\n".join(out)
+
+
+def fmt_int(n: int) -> str:
+    return f"{int(n):,}"
+
+
+def fmt_db(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if math.isinf(v):
+        return "exact" if v > 0 else "-inf"
+    return f"{v:.1f}"
+
+
+def shape_text(shape) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def layer_table(graph: Graph, plan, sqnr: dict[str, float] | None = None) -> Table:
+    headers = ["layer", "op", "attrs", "output", "params", "MACs", "flash B", "RAM B", "Q-format", "SQNR dB"]
+    rows = []
+    for node in graph.nodes:
+        out = node.outputs[0]
+        where, _ = plan.location(out)
+        ram = "view" if node.is_alias else (fmt_int(graph.tensors[out].nbytes) + (" (out)" if where == "output" else ""))
+        rows.append([node.name, node.op_type, node.describe(), shape_text(graph.shape(out)),
+                     fmt_int(node.param_count()), fmt_int(node.macs(graph)), fmt_int(node.weight_bytes()),
+                     ram, node.formats(graph), fmt_db((sqnr or {}).get(out))])
+    return Table(headers, rows, {4, 5, 6, 9})
+
+
+def totals(graph: Graph, plan) -> dict[str, int]:
+    return {
+        "params": sum(n.param_count() for n in graph.nodes),
+        "macs": sum(n.macs(graph) for n in graph.nodes),
+        "weight_bytes": sum(n.weight_bytes() for n in graph.nodes),
+        "arena_bytes": plan.arena_size,
+        "arena_lower_bound": plan.lower_bound,
+        "activations_unshared": plan.total_activation_bytes,
+        "input_bytes": graph.input.nbytes,
+        "output_bytes": graph.output.nbytes,
+    }
+
+
+def factorization_table(decisions) -> Table:
+    rows = [[d.layer, f"{d.in_features}->{d.out_features}", str(d.rank), "yes" if d.applied else "no",
+             fmt_int(d.weights_before), fmt_int(d.weights_after), f"{100 * d.energy:.1f}", d.reason]
+            for d in decisions]
+    return Table(["layer", "shape", "rank", "factorized", "weights before", "weights after", "beta %", "note"],
+                 rows, {2, 4, 5, 6})

@@ -1,0 +1,105 @@
+"""`edgecompile verify`: build an exported project, run it, compare every output byte
+with the integer simulator."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import simulate
+from .calibration import load_array, match_shape
+from .errors import EdgeCompileError
+from .manifest import read_manifest
+
+SANITIZE_FLAGS = "-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+
+
+@dataclass
+class Mismatch:
+    sample: int
+    index: int
+    c_value: int
+    sim_value: int
+
+
+@dataclass
+class VerifyResult:
+    total: int
+    exact: int
+    first_mismatch: Mismatch | None
+    target: str
+    outputs: np.ndarray
+
+    @property
+    def ok(self) -> bool:
+        return self.exact == self.total
+
+
+def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None) -> np.ndarray:
+    """int8 inputs (N, *shape): a float file quantized like export does, or the project's vectors."""
+    if inputs is not None:
+        x = match_shape(load_array(inputs, "inputs"), graph.input.shape, str(inputs), "inputs")
+        q = simulate.quantize_input(graph, x)
+    else:
+        path = out_dir / "vectors" / "inputs.bin"
+        if not path.is_file():
+            raise EdgeCompileError(f"{path}: missing; re-run `edgecompile export` or pass --inputs FILE")
+        raw = np.fromfile(path, dtype=np.int8)
+        if raw.size % graph.input.size:
+            raise EdgeCompileError(f"{path}: size {raw.size} is not a multiple of the input size {graph.input.size}")
+        q = raw.reshape((-1,) + graph.input.shape)
+    if count is not None:
+        if count < 1:
+            raise EdgeCompileError("--count must be at least 1")
+        if count > len(q):
+            raise EdgeCompileError(f"--count {count}: only {len(q)} inputs available")
+        q = q[:count]
+    return q
+
+
+def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, output_size: int,
+                  timeout: float = 600) -> np.ndarray:
+    if shutil.which("make") is None:
+        raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
+    args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}"]
+    if sanitize:
+        if target != "host":
+            raise EdgeCompileError("--sanitize works on the host target only")
+        args += ["BUILD=build/host-sanitize", f"EXTRA_CFLAGS={SANITIZE_FLAGS}"]
+    build = subprocess.run(args + ["all"], capture_output=True, text=True)
+    if build.returncode != 0:
+        raise EdgeCompileError(f"building {out_dir} for {target} failed:\n{_tail(build.stdout + build.stderr)}")
+    with tempfile.TemporaryDirectory(prefix="edgecompile-verify-") as run_dir:
+        q.astype(np.int8).tofile(Path(run_dir) / "inputs.bin")
+        run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True, timeout=timeout)
+        if run.returncode != 0:
+            raise EdgeCompileError(f"running the {target} build of {out_dir} failed (exit {run.returncode}):\n"
+                                   f"{_tail(run.stdout + run.stderr)}")
+        out = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8)
+    if out.size != len(q) * output_size:
+        raise EdgeCompileError(f"the program wrote {out.size} output bytes, expected {len(q) * output_size}")
+    return out.reshape(len(q), output_size)
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | None = None,
+           target: str = "host", sanitize: bool = False) -> VerifyResult:
+    out_dir = Path(out_dir)
+    graph, _doc = read_manifest(out_dir)
+    q = project_inputs(out_dir, graph, Path(inputs) if inputs else None, count)
+    expected = simulate.run_integer(graph, q).reshape(len(q), -1)
+    got = build_and_run(out_dir, q, target, sanitize, graph.output.size).astype(np.int64)
+    same = np.all(got == expected, axis=1)
+    first = None
+    if not np.all(same):
+        s = int(np.argmin(same))
+        i = int(np.argmax(got[s] != expected[s]))
+        first = Mismatch(s, i, int(got[s, i]), int(expected[s, i]))
+    return VerifyResult(len(q), int(np.sum(same)), first, target, got)

@@ -1,0 +1,26 @@
+/*
+ * ec_pool2d.h - max and average pooling on int8 (C, H, W) tensors.
+ * Both keep the input's frac bits: no requantization.
+ */
+#ifndef EC_POOL2D_H
+#define EC_POOL2D_H
+
+#include <stdint.h>
+
+/* Max over each window; padded positions are skipped (they never win).
+ * 0 <= pad_top < k_h, 0 <= pad_left < k_w, so every window holds an input. */
+void ec_maxpool2d_s8(const int8_t *input, int channels, int in_h, int in_w, int k_h, int k_w,
+                     int stride_h, int stride_w, int pad_top, int pad_left,
+                     int8_t *output, int out_h, int out_w);
+
+/* Average over each window, rescaled to the output's frac bits and rounded half up
+ * (numerics rule 5), then saturated to int8:
+ *   out = sat(floor((2*S + n) / (2*n))),  S = sum * 2^scale_shift,
+ * n = k_h*k_w if count_include_pad, else the number of in-bounds elements, and
+ * scale_shift = f_out - f_in >= 0.  The compiler keeps 2*128*k_h*k_w*2^scale_shift + n
+ * below 2^31, so nothing overflows. */
+void ec_avgpool2d_s8(const int8_t *input, int channels, int in_h, int in_w, int k_h, int k_w,
+                     int stride_h, int stride_w, int pad_top, int pad_left,
+                     int8_t *output, int out_h, int out_w, int count_include_pad, int scale_shift);
+
+#endif /* EC_POOL2D_H */

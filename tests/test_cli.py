@@ -1,0 +1,157 @@
+"""Every command through click's test runner, and every kind of bad input: a clear
+message naming the file/layer, a non-zero exit, no traceback, nothing half-written."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgecompile.cli import cli
+from conftest import require_tool, save_torchscript
+from models_for_tests import WideMLP, WithSigmoid
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_clean_error(result, *fragments):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.output.startswith("error: ") or "\nerror: " in result.output, result.output
+    for f in fragments:
+        assert f in result.output, (f, result.output)
+
+
+@pytest.fixture(scope="module")
+def mlp_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    path = save_torchscript(WideMLP(), d / "mlp.pt")
+    np.save(d / "calib.npy", np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
+    return d, path
+
+
+def test_help_and_version():
+    assert run("--help").exit_code == 0
+    assert "export" in run("--help").output
+    assert run("--version").exit_code == 0
+
+
+def test_export_verify_inspect(mlp_files, tmp_path):
+    require_tool("gcc", "make")
+    d, model = mlp_files
+    out = tmp_path / "out"
+    r = run("export", model, "--calib", d / "calib.npy", "-o", out, "--rank", 8, "-q", "--vectors", 64)
+    assert r.exit_code == 0, r.output
+    for col in ("layer", "MACs", "flash B", "RAM B", "Q-format", "SQNR dB"):
+        assert col in r.output
+    assert "lower bound" in r.output and "top-1 agreement" in r.output
+    for f in ("Makefile", "manifest.json", "weights.npz", "report.md", "src/mlp.c", "src/mlp.h",
+              "vectors/inputs.bin", "vectors/expected.bin", "runtime/ec_fixed.h", "runtime/ec_linear.c"):
+        assert (out / f).is_file(), f
+    assert not (out / "runtime" / "ec_conv2d.c").exists()  # only the kernels it needs
+    header = (out / "src" / "mlp.h").read_text()
+    for macro in ("MLP_INPUT_SIZE 64", "MLP_OUTPUT_SIZE 30", "MLP_INPUT_FRAC_BITS", "MLP_OUTPUT_FRAC_BITS",
+                  "MLP_ARENA_SIZE", "void mlp_run(const int8_t *input, int8_t *output);"):
+        assert macro in header
+    r = run("verify", out)
+    assert r.exit_code == 0 and "bit-exact: 64/64" in r.output
+    r = run("verify", out, "--count", 10, "--inputs", d / "calib.npy")
+    assert r.exit_code == 0 and "bit-exact: 10/10" in r.output
+    r = run("inspect", model, "--input-shape", "64")
+    assert r.exit_code == 0 and "layers.0" in r.output and "MACs" in r.output
+
+
+def test_generated_project_builds_and_tests_with_make_alone(mlp_files, tmp_path):
+    require_tool("gcc", "make")
+    d, model = mlp_files
+    out = tmp_path / "out"
+    assert run("export", model, "--calib", d / "calib.npy", "-o", out, "-q", "--vectors", 16).exit_code == 0
+    proc = subprocess.run(["make", "-C", str(out), "test"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "bit-exact" in proc.stdout
+
+
+def test_verify_detects_a_tampered_binary(mlp_files, tmp_path):
+    require_tool("gcc", "make")
+    d, model = mlp_files
+    out = tmp_path / "out"
+    assert run("export", model, "--calib", d / "calib.npy", "-o", out, "-q", "--vectors", 8).exit_code == 0
+    src = out / "src" / "mlp.c"
+    text = src.read_text()
+    # change the output layer's requantization shift by one: every output roughly doubles
+    marker = "layers_2_shift[1] = {\n    "
+    i = text.index(marker) + len(marker)
+    j = text.index("\n", i)
+    src.write_text(text[:i] + str(int(text[i:j]) - 1) + text[j:])
+    r = CliRunner().invoke(cli, ["verify", str(out)])
+    assert r.exit_code == 1
+    assert "bit-exact:" in r.output and "first mismatch: sample" in r.output
+
+
+def test_console_script_has_no_traceback_on_errors(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "edgecompile.cli", "export", str(tmp_path / "missing.pt"),
+                           "-o", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_inputs(mlp_files, tmp_path):
+    d, model = mlp_files
+    out = tmp_path / "o"
+    assert_clean_error(run("export", tmp_path / "missing.pt", "-o", out), "missing.pt", "no such file")
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage")
+    assert_clean_error(run("export", tmp_path / "corrupt.pt", "-o", out, "--input-shape", "64"), "corrupt.pt")
+    torch.save(WideMLP().state_dict(), tmp_path / "sd.pt")
+    assert_clean_error(run("export", tmp_path / "sd.pt", "-o", out, "--input-shape", "64"), "state_dict")
+    torch.save(WideMLP(), tmp_path / "whole.pt")
+    assert_clean_error(run("export", tmp_path / "whole.pt", "-o", out, "--input-shape", "64"), "--trust-pickle")
+    sig = save_torchscript(WithSigmoid(), tmp_path / "sig.pt")
+    assert_clean_error(run("export", sig, "-o", out, "--input-shape", "8"), "Sigmoid", "Supported ONNX ops")
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 63), dtype=np.float32))
+    assert_clean_error(run("export", model, "-o", out, "--calib", tmp_path / "wrong.npy"), "wrong.npy", "(4, 63)")
+    np.save(tmp_path / "nan.npy", np.full((4, 64), np.nan, dtype=np.float32))
+    assert_clean_error(run("export", model, "-o", out, "--calib", tmp_path / "nan.npy"), "nan.npy", "NaN")
+    np.save(tmp_path / "ints.npy", np.zeros((4, 64), dtype=np.uint8))
+    assert_clean_error(run("export", model, "-o", out, "--calib", tmp_path / "ints.npy"), "floating point")
+    assert_clean_error(run("export", model, "-o", out, "--calib", d / "calib.npy", "--bits", 9), "--bits 9")
+    assert_clean_error(run("export", model, "-o", out, "--calib", d / "calib.npy", "--bits", 1), "--bits 1")
+    assert_clean_error(run("export", model, "-o", out, "--calib", d / "calib.npy", "--rank", 0), "--rank 0")
+    assert_clean_error(run("export", model, "-o", out, "--input-shape", "a,b"), "--input-shape")
+    assert not out.exists()  # nothing half-written
+
+
+def test_nan_weights_name_the_layer(tmp_path):
+    m = WideMLP()
+    with torch.no_grad():
+        m.layers[1].weight[3, 4] = float("nan")
+    path = save_torchscript(m, tmp_path / "nan.pt")
+    assert_clean_error(run("export", path, "-o", tmp_path / "o", "--input-shape", "64"), "layers.1", "NaN")
+
+
+def test_refuses_to_overwrite_a_foreign_directory(mlp_files, tmp_path):
+    d, model = mlp_files
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep me")
+    assert_clean_error(run("export", model, "-o", foreign, "--calib", d / "calib.npy"), "not an edgecompile project")
+    assert (foreign / "precious.txt").read_text() == "keep me"
+
+
+def test_failed_export_keeps_the_previous_project(mlp_files, tmp_path):
+    d, model = mlp_files
+    out = tmp_path / "out"
+    assert run("export", model, "--calib", d / "calib.npy", "-o", out, "-q", "--vectors", 4).exit_code == 0
+    before = (out / "src" / "mlp.c").read_text()
+    np.save(tmp_path / "nan.npy", np.full((2, 64), np.nan, dtype=np.float32))
+    assert_clean_error(run("export", model, "--calib", tmp_path / "nan.npy", "-o", out), "NaN")
+    assert (out / "src" / "mlp.c").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]
+
+
+def test_verify_errors(tmp_path):
+    assert_clean_error(run("verify", tmp_path), "not an edgecompile project")

@@ -1,0 +1,158 @@
+"""Export -> C -> run: the generated C equals the integer simulator bit for bit,
+and the integer model keeps the float model's accuracy."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from edgecompile import simulate
+from edgecompile.export import ExportSettings, export
+from edgecompile.manifest import read_manifest
+from edgecompile.verify import verify
+from conftest import randomize_batchnorm, require_tool, save_torchscript
+from models_for_tests import INPUT_SHAPES, ConvBNNet, OddConvNet, WideMLP
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    require_tool("gcc", "make")
+
+
+def test_digits_lenet_accuracy_and_bit_exactness(digits_lenet, digits_lenet_export):
+    result = digits_lenet_export
+    x, y = np.load(digits_lenet["test_x"]), np.load(digits_lenet["test_y"])
+    int_acc = float(np.mean(simulate.run_dequantized(result.compiled.graph, x).argmax(1) == y))
+    float_acc = digits_lenet["float_acc"]
+    assert float_acc > 0.9
+    assert int_acc >= float_acc - 0.01, (int_acc, float_acc)
+    v = verify(result.out_dir)
+    assert v.total == 256 and v.ok
+
+
+def test_digits_lenet_under_sanitizers(digits_lenet_export):
+    v = verify(digits_lenet_export.out_dir, sanitize=True, count=64)
+    assert v.ok and v.total == 64
+
+
+def test_generated_c_is_warning_free_under_gcc_and_clang(digits_lenet_export, tmp_path):
+    require_tool("clang")
+    out = digits_lenet_export.out_dir
+    name = digits_lenet_export.name
+    for cc in ("gcc", "clang"):
+        subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-c",
+                        f"-I{out / 'runtime'}", str(out / "src" / f"{name}.c"), "-o", str(tmp_path / f"{cc}.o")],
+                       check=True)
+
+
+def test_inference_path_has_no_float_or_malloc(digits_lenet_export):
+    out = digits_lenet_export.out_dir
+    model_c = (out / "src" / f"{digits_lenet_export.name}.c").read_text()
+    kernels = "".join(p.read_text() for p in (out / "runtime").glob("ec_*.c"))
+    for text in (model_c, kernels):
+        assert "float" not in text and "double" not in text and "malloc" not in text
+
+
+def test_manifest_round_trip_gives_the_same_simulation(digits_lenet, digits_lenet_export):
+    graph, _ = read_manifest(digits_lenet_export.out_dir)
+    x = np.load(digits_lenet["test_x"])[:64]
+    q = simulate.quantize_input(graph, x)
+    assert np.array_equal(simulate.run_integer(graph, q),
+                          simulate.run_integer(digits_lenet_export.compiled.graph, q))
+
+
+def test_rank_16_shrinks_fc_weights_by_the_formula_and_stays_exact(digits_lenet, tmp_path):
+    result = export(ExportSettings(digits_lenet["model"], tmp_path / "r16", digits_lenet["calib"], rank=16))
+    g = result.compiled.graph
+    r = 16
+    for name, (i, o) in {"fc1": (400, 120), "fc2": (120, 84)}.items():
+        v, u = g.node(f"{name}.V"), g.node(f"{name}.U")
+        # r*in int8 weights + one shift byte; out*r weights + out int32 biases + one shift byte
+        assert v.weight_bytes() == r * i + 1
+        assert u.weight_bytes() == o * r + 4 * o + 1
+    assert g.node("fc3").weight_bytes() == 84 * 10 + 40 + 1  # 16 >= 8.9: kept whole
+    assert verify(result.out_dir).ok
+    x, y = np.load(digits_lenet["test_x"]), np.load(digits_lenet["test_y"])
+    acc = float(np.mean(simulate.run_dequantized(g, x).argmax(1) == y))
+    assert acc > 0.9
+
+
+def random_model(cls, seed):
+    torch.manual_seed(seed)
+    model = cls().eval()
+    randomize_batchnorm(model, seed)
+    return model
+
+
+@pytest.mark.parametrize("cls, rank", [(ConvBNNet, None), (ConvBNNet, 4), (OddConvNet, None),
+                                       (WideMLP, None), (WideMLP, 12)],
+                         ids=["convbn", "convbn-rank4", "oddconv", "mlp", "mlp-rank12"])
+def test_random_models_bit_exact(cls, rank, tmp_path, rng):
+    shape = INPUT_SHAPES[cls]
+    path = save_torchscript(random_model(cls, 3), tmp_path / "m.pt")
+    calib = rng.standard_normal((96,) + shape).astype(np.float32) * 1.5
+    np.save(tmp_path / "calib.npy", calib)
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", rank=rank, vectors=128))
+    assert result.summary["quantization_sqnr_db"] > 20
+    v = verify(result.out_dir)
+    assert v.ok and v.total == 128
+    # random inputs beyond the calibration range saturate the same way in C and simulator
+    wild = (rng.standard_normal((32,) + shape) * 6).astype(np.float32)
+    np.save(tmp_path / "wild.npy", wild)
+    assert verify(result.out_dir, inputs=tmp_path / "wild.npy").ok
+
+
+def test_export_without_calibration_uses_batchnorm_statistics(tmp_path):
+    path = save_torchscript(random_model(ConvBNNet, 5), tmp_path / "m.pt")
+    result = export(ExportSettings(path, tmp_path / "out", None, input_shape=(3, 24, 24), vectors=64))
+    assert result.compiled.calib_is_synthetic
+    assert "BatchNorm statistics" in (tmp_path / "out" / "report.md").read_text()
+    assert verify(result.out_dir).ok
+
+
+def onnx_single_op(tmp_path, node, x_shape, y_shape, inits=()):
+    graph = helper.make_graph([node], "op", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], list(inits))
+    path = tmp_path / f"{node.op_type}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def tensor(name, arr):
+    return helper.make_tensor(name, TensorProto.FLOAT, arr.shape, arr.astype(np.float32).ravel())
+
+
+ONNX_CASES = {
+    "conv-pad-asym-stride": lambda r: (helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 0, 2, 1],
+                                                        strides=[2, 3]), [1, 3, 9, 10], None,
+                                       [tensor("W", r.standard_normal((4, 3, 3, 2))), tensor("B", r.standard_normal(4))]),
+    "conv-same-upper": lambda r: (helper.make_node("Conv", ["x", "W"], ["y"], auto_pad="SAME_UPPER", strides=[2, 2]),
+                                  [1, 2, 7, 8], None, [tensor("W", r.standard_normal((3, 2, 4, 4)))]),
+    "maxpool-ceil-pad": lambda r: (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                                                    pads=[1, 1, 1, 1], ceil_mode=1), [1, 3, 10, 11], None, []),
+    "avgpool-exclude-pad": lambda r: (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3],
+                                                       strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0),
+                                      [1, 2, 7, 9], None, []),
+    "avgpool-include-pad": lambda r: (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 3],
+                                                       strides=[1, 2], pads=[1, 1, 0, 1], count_include_pad=1),
+                                      [1, 2, 5, 6], None, []),
+    "global-avgpool": lambda r: (helper.make_node("GlobalAveragePool", ["x"], ["y"]), [1, 4, 5, 7], None, []),
+    "gemm-alpha-beta": lambda r: (helper.make_node("Gemm", ["x", "W", "B"], ["y"], alpha=0.5, beta=2.0),
+                                  [1, 12], None, [tensor("W", r.standard_normal((12, 7))), tensor("B", r.standard_normal(7))]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ONNX_CASES))
+def test_single_onnx_ops_bit_exact_and_close_to_float(case, tmp_path, rng):
+    node, x_shape, y_shape, inits = ONNX_CASES[case](rng)
+    path = onnx_single_op(tmp_path, node, x_shape, y_shape, inits)
+    calib = rng.standard_normal([64] + x_shape[1:]).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64))
+    assert result.summary["oracle_max_abs_err"] <= 1e-4
+    assert result.summary["output_sqnr_db"] > 25
+    assert verify(result.out_dir).ok
