@@ -1,0 +1,46 @@
+"""Model definitions of the examples (the architectures of the source documents)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet(nn.Module):
+    """The LeNet of seed 000: 1x28x28 -> conv3x3(6) -> pool -> conv3x3(16) -> pool -> 120 -> 84 -> 10."""
+
+    def __init__(self, num_classes: int = 10, batchnorm: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3)
+        self.bn1 = nn.BatchNorm2d(6) if batchnorm else nn.Identity()
+        self.conv2 = nn.Conv2d(6, 16, 3)
+        self.bn2 = nn.BatchNorm2d(16) if batchnorm else nn.Identity()
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        x = x.reshape(x.size(0), -1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class MLP(nn.Module):
+    """The fully connected MNIST network of seed 003 (784 -> 256 -> 128 -> 10, dropout in training)."""
+
+    def __init__(self, in_features: int = 784, hidden=(256, 128), num_classes: int = 10):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(in_features, hidden[0])
+        self.drop = nn.Dropout(0.2)
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.fc3 = nn.Linear(hidden[1], num_classes)
+
+    def forward(self, x):
+        x = self.flatten(x)
+        x = self.drop(F.relu(self.fc1(x)))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
