@@ -146,6 +146,59 @@ def verify(project, inputs, count, target, sanitize):
 
 
 @cli.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--target", required=True, help="A board (e.g. nucleo-f446re), a qemu-* target or host.")
+def build(project, target):
+    """Build PROJECT for TARGET: .elf/.bin/.hex with flash and RAM use; refused if it does not fit."""
+    from .bench import build as run_build
+    from .report import fmt_int
+
+    r = run_build(project, target)
+    for f in r.files:
+        click.echo(f"built {f}")
+    s = r.sizes
+    flash = f" of {fmt_int(r.flash_limit)}" if r.flash_limit else ""
+    ram = f" of {fmt_int(r.ram_limit)}" if r.ram_limit else ""
+    click.echo(f"{target}: flash {fmt_int(s['flash'])}{flash} B (text {fmt_int(s['text'])}, rodata "
+               f"{fmt_int(s['rodata'])}, data {fmt_int(s['data'])}); RAM {fmt_int(s['ram'])}{ram} B "
+               f"(data {fmt_int(s['data'])}, bss {fmt_int(s['bss'])}, stack reserve {fmt_int(s['stack'])})")
+
+
+@cli.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--target", default="qemu-m4", show_default=True, help="A qemu-* target.")
+@click.option("--samples", type=int, default=4, show_default=True, help="Inferences to count.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write the figures here (default: PROJECT/bench-TARGET.json).")
+def bench(project, target, samples, json_path):
+    """Instructions per inference and per layer (exact, under QEMU), flash and RAM of PROJECT."""
+    from .bench import bench as run_bench
+    from .report import Table, fmt_int
+
+    if samples < 1:
+        raise EdgeCompileError("--samples must be at least 1")
+    r = run_bench(project, target, samples)
+    rows = [[c.name, c.op, fmt_int(c.macs), fmt_int(c.instructions),
+             "-" if c.per_mac is None else f"{c.per_mac:.2f}"] for c in r.layers]
+    rows.append(["total", "", fmt_int(r.macs), fmt_int(r.instructions), f"{r.instructions / max(r.macs, 1):.2f}"])
+    click.echo(Table(["layer", "op", "MACs", "instructions", "instr/MAC"], rows, {2, 3, 4}).text())
+    lo, hi = min(r.per_inference), max(r.per_inference)
+    spread = "" if lo == hi else f" (range {fmt_int(lo)}..{fmt_int(hi)} over {r.samples} inputs)"
+    click.echo(f"{target}: {fmt_int(r.instructions)} instructions per inference{spread}; counts are "
+               f"instructions, not cycles; {'identical on a second run' if r.repeatable else 'NOT REPEATABLE'}; "
+               f"outputs {'bit-exact' if r.bit_exact else 'DIFFER from the simulator'}")
+    stack = fmt_int(r.stack_estimate) if r.stack_estimate is not None else "unknown"
+    click.echo(f"flash: model+kernels {fmt_int(r.model_flash)} B, whole test image {fmt_int(r.image['flash'])} B; "
+               f"RAM: arena {fmt_int(r.arena)} B, inference stack ~{stack} B, whole image "
+               f"{fmt_int(r.image['data'] + r.image['bss'])} B + {fmt_int(r.image['stack'])} B stack reserve")
+    path = json_path or Path(project) / f"bench-{target}.json"
+    path.write_text(json.dumps(r.as_dict(), indent=1) + "\n")
+    click.echo(f"wrote {path}")
+    if not (r.bit_exact and r.repeatable):
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--rank", type=int, help="Show the layers as factorized to this rank.")
 @with_model_options

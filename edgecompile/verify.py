@@ -65,6 +65,13 @@ def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, out
                   timeout: float = 600) -> np.ndarray:
     if shutil.which("make") is None:
         raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
+    from .targets import find_toolchain, load_target
+
+    t = load_target(target)  # an unknown name lists the valid ones
+    if t.kind == "board":
+        raise EdgeCompileError(f"{target} is a board: it cannot run here. Use `edgecompile build` and flash it, "
+                               "or verify on a qemu-* target")
+    find_toolchain(t)
     args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}"]
     if sanitize:
         if target != "host":

@@ -72,3 +72,15 @@ def digits_lenet_export(digits_lenet, tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def digits_mlp(tmp_path_factory):
+    """The MLP of seed 003 trained on the digits."""
+    import train
+
+    out = tmp_path_factory.mktemp("mlp")
+    train.main(["--model", "mlp", "-o", str(out)])
+    return {"model": out / "mlp_digits.pt", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
+            "test_y": out / "test_y.npy", "float_acc": float((out / "float_accuracy.txt").read_text()),
+            "dir": out}

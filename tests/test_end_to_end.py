@@ -34,6 +34,15 @@ def test_digits_lenet_accuracy_and_bit_exactness(digits_lenet, digits_lenet_expo
     assert v.total == 256 and v.ok
 
 
+def test_digits_mlp_accuracy_and_bit_exactness(digits_mlp, tmp_path):
+    result = export(ExportSettings(digits_mlp["model"], tmp_path / "mlp", digits_mlp["calib"]))
+    x, y = np.load(digits_mlp["test_x"]), np.load(digits_mlp["test_y"])
+    int_acc = float(np.mean(simulate.run_dequantized(result.compiled.graph, x).argmax(1) == y))
+    assert int_acc >= digits_mlp["float_acc"] - 0.01
+    assert verify(result.out_dir).ok
+    assert result.compiled.plan.arena_size == 256 + 128  # the two hidden layers, input/output are the caller's
+
+
 def test_digits_lenet_under_sanitizers(digits_lenet_export):
     v = verify(digits_lenet_export.out_dir, sanitize=True, count=64)
     assert v.ok and v.total == 64

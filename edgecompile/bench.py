@@ -1,0 +1,195 @@
+"""`edgecompile bench` and `edgecompile build`: what a project costs on a Cortex-M target.
+
+bench: exact guest instruction counts per inference and per layer under QEMU
+(a TCG plugin counts executed instructions; there is no cycle-accurate
+Cortex-M model here, so these are instructions, not cycles), plus flash and
+RAM from the ELF and a stack estimate from gcc's -fstack-usage.
+build: the .elf/.bin/.hex for a board, refused when it does not fit.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import simulate
+from .errors import EdgeCompileError
+from .manifest import read_manifest
+from .targets import Target, count_instructions, elf_sizes, find_toolchain, load_target
+
+
+def _make(out_dir: Path, target: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}", *args],
+                          capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+def make_variable(out_dir: Path, target: str, name: str) -> str:
+    proc = _make(out_dir, target, f"ec-print-{name}")
+    if proc.returncode != 0:
+        raise EdgeCompileError(f"{out_dir}: cannot read {name} from its Makefile:\n{proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+@dataclass
+class BuildResult:
+    target: str
+    elf: Path
+    files: list[Path]
+    sizes: dict[str, int]
+    flash_limit: int | None
+    ram_limit: int | None
+    log: str
+
+
+def build(out_dir: str | Path, target: str, build_dir: str | None = None, extra_cflags: str = "") -> BuildResult:
+    """Build the project's runner for `target` (for boards also .bin and .hex)."""
+    out_dir = Path(out_dir)
+    read_manifest(out_dir)  # a clear error if this is not a project
+    t = load_target(target)
+    find_toolchain(t)
+    build_dir = build_dir or f"build/{target}"
+    args = [f"BUILD={build_dir}"] + ([f"EXTRA_CFLAGS={extra_cflags}"] if extra_cflags else [])
+    proc = _make(out_dir, target, *args, "all")
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise EdgeCompileError(_explain_build_failure(out_dir, t, log))
+    exe = "model_test.elf" if t.kind != "host" else "model_test"
+    elf = out_dir / build_dir / exe
+    files = [p for p in (elf, elf.with_suffix(".bin"), elf.with_suffix(".hex")) if p.is_file()]
+    flash = t.region("code").length if t.kind != "host" else None
+    ram = t.region("data").length if t.kind != "host" else None
+    return BuildResult(target, elf, files, elf_sizes(elf), flash, ram, log)
+
+
+def _explain_build_failure(out_dir: Path, target: Target, log: str) -> str:
+    """A too-large image gets a one-paragraph answer; anything else shows the end of the log."""
+    usage = dict(re.findall(r"^\s*(\w+):\s+(\d+) B\s", log, flags=re.M))
+    over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
+    if over:
+        parts = []
+        for region, extra in over:
+            used = int(usage.get(region, 0))
+            parts.append(f"{region} needs {used:,} B but has {used - int(extra):,} B ({int(extra):,} B too many)")
+        return (f"{out_dir} does not fit {target.name}: {'; '.join(parts)}. Shrink the model "
+                "(--rank, fewer --bits) or choose a target with more memory.")
+    tail = "\n".join(log.strip().splitlines()[-12:])
+    return f"building {out_dir} for {target.name} failed:\n{tail}"
+
+
+@dataclass
+class LayerCost:
+    name: str
+    op: str
+    macs: int
+    instructions: int
+
+    @property
+    def per_mac(self) -> float | None:
+        return self.instructions / self.macs if self.macs else None
+
+
+@dataclass
+class BenchResult:
+    target: str
+    samples: int
+    per_inference: list[int]  # instructions of each inference (runner mark to last layer's mark)
+    layers: list[LayerCost]  # of the first inference
+    macs: int
+    image: dict[str, int]  # elf_sizes of the whole test program
+    model_flash: int  # model + kernels: code and constants
+    arena: int
+    stack_estimate: int | None
+    bit_exact: bool
+    repeatable: bool
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def instructions(self) -> int:
+        return self.per_inference[0]
+
+    def as_dict(self) -> dict:
+        return {
+            "target": self.target, "samples": self.samples, "instructions_per_inference": self.per_inference,
+            "instructions_min": min(self.per_inference), "instructions_max": max(self.per_inference),
+            "macs": self.macs, "instructions_per_mac": round(self.instructions / max(self.macs, 1), 3),
+            "layers": [{"name": c.name, "op": c.op, "macs": c.macs, "instructions": c.instructions,
+                        "instructions_per_mac": None if c.per_mac is None else round(c.per_mac, 3)}
+                       for c in self.layers],
+            "image": self.image, "model_flash_bytes": self.model_flash, "arena_bytes": self.arena,
+            "stack_estimate_bytes": self.stack_estimate, "bit_exact": self.bit_exact,
+            "repeatable": self.repeatable, "unit": "instructions (not cycles)",
+        }
+
+
+def model_costs(out_dir: Path, target: Target, name: str) -> tuple[int, int | None]:
+    """Flash bytes of the model and its kernels alone, and a stack estimate for <name>_run.
+
+    Compiles src/<name>.c and runtime/*.c with the target's flags and -fstack-usage;
+    the inference stack is <name>_run's frame plus the deepest kernel it calls
+    (kernels are leaves: ec_fixed.h helpers are inlined)."""
+    cc = make_variable(out_dir, target.name, "EC_CC")
+    cflags = make_variable(out_dir, target.name, "EC_CFLAGS").split()
+    sources = [out_dir / "src" / f"{name}.c"] + sorted((out_dir / "runtime").glob("*.c"))
+    flash, frames, dynamic = 0, {}, False
+    with tempfile.TemporaryDirectory(prefix="ec-size-") as tmp:
+        for src in sources:
+            obj = Path(tmp) / (src.stem + ".o")
+            proc = subprocess.run([cc, *cflags, "-std=c99", f"-I{out_dir / 'runtime'}", f"-I{out_dir / 'src'}",
+                                   "-fstack-usage", "-c", str(src), "-o", str(obj)],
+                                  capture_output=True, text=True, cwd=out_dir)
+            if proc.returncode != 0:
+                raise EdgeCompileError(f"compiling {src} for {target.name} failed:\n{proc.stderr.strip()}")
+            sizes = elf_sizes(obj)
+            flash += sizes["text"] + sizes["rodata"] + sizes["data"]
+            su = obj.with_suffix(".su")
+            for line in su.read_text().splitlines() if su.is_file() else []:
+                parts = line.split("\t")
+                if len(parts) >= 3:
+                    frames[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
+                    dynamic |= "dynamic" in parts[2]
+    run = frames.get(f"{name}_run")
+    if run is None or dynamic:
+        return flash, None
+    called = re.findall(r"\b(ec_[a-z0-9_]+)\(", (out_dir / "src" / f"{name}.c").read_text())
+    return flash, run + max((frames.get(f, 0) for f in set(called)), default=0)
+
+
+def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int = 4, timeout: float = 300) -> BenchResult:
+    out_dir = Path(out_dir).resolve()
+    graph, doc = read_manifest(out_dir)
+    t = load_target(target)
+    if t.kind != "qemu":
+        raise EdgeCompileError(f"bench counts instructions under QEMU: use a qemu-* target, not {target}")
+    plain = build(out_dir, target)
+    profiled = build(out_dir, target, build_dir=f"build/{target}-profile", extra_cflags="-DEC_PROFILE")
+    inputs = np.fromfile(out_dir / "vectors" / "inputs.bin", dtype=np.int8).reshape((-1,) + graph.input.shape)
+    inputs = inputs[:samples]
+    expected = simulate.run_integer(graph, inputs).astype(np.int8).reshape(len(inputs), -1)
+    runs = []
+    for _ in range(2):  # twice: the counts must be identical
+        with tempfile.TemporaryDirectory(prefix="ec-bench-") as run_dir:
+            inputs.tofile(Path(run_dir) / "inputs.bin")
+            result = count_instructions(t, profiled.elf, Path(run_dir), timeout)
+            if result.timed_out or result.exit_code != 0:
+                raise EdgeCompileError(f"the profiled program failed on {target} (exit {result.exit_code}"
+                                       f"{', timed out' if result.timed_out else ''}):\n{result.output[-2000:]}")
+            got = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8).reshape(len(inputs), -1)
+        runs.append((result, bool(np.array_equal(got, expected))))
+    (first, exact), (second, exact2) = runs
+    layers = [n for n in graph.nodes if not n.is_alias]
+    per = 1 + len(layers)  # the runner's mark, then one after each layer
+    marks = first.marks
+    if len(marks) != per * len(inputs):
+        raise EdgeCompileError(f"expected {per * len(inputs)} profile marks, got {len(marks)}; "
+                               "was the project exported by this edgecompile version?")
+    per_inference = [marks[k * per + per - 1] - marks[k * per] for k in range(len(inputs))]
+    costs = [LayerCost(n.name, n.op_type, n.macs(graph), marks[j + 1] - marks[j]) for j, n in enumerate(layers)]
+    model_flash, stack = model_costs(out_dir, t, doc["name"])
+    return BenchResult(target, len(inputs), per_inference, costs, sum(n.macs(graph) for n in graph.nodes),
+                       plain.sizes, model_flash, int(doc["summary"]["arena_bytes"]), stack,
+                       exact and exact2, first.marks == second.marks and first.total == second.total)

@@ -1,0 +1,131 @@
+"""The generated C on Cortex-M: bit-exact under QEMU on every emulated core, exact and
+repeatable instruction counts, board images that build (and are refused when too big)."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecompile.bench import bench, build
+from edgecompile.cli import cli
+from edgecompile.errors import EdgeCompileError
+from edgecompile.export import ExportSettings, export
+from edgecompile.targets import list_targets, load_target
+from edgecompile.verify import verify
+from conftest import require_tool
+
+QEMU_TARGETS = ["qemu-m0plus", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-m55"]
+BOARDS = [t for t in list_targets() if load_target(t).kind == "board"]
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make", "gcc")
+
+
+@pytest.fixture(scope="module")
+def example_projects(digits_lenet, digits_mlp, tmp_path_factory):
+    """Every example model of the project, exported (LeNet dense and rank 16, the MLP)."""
+    root = tmp_path_factory.mktemp("qemu")
+    projects = {}
+    for key, model, rank in (("lenet", digits_lenet, None), ("lenet-rank16", digits_lenet, 16),
+                             ("mlp-rank16", digits_mlp, 16)):
+        projects[key] = export(ExportSettings(model["model"], root / key, model["calib"], rank=rank,
+                                              vectors=64)).out_dir
+    return projects
+
+
+@pytest.mark.parametrize("target", QEMU_TARGETS)
+def test_examples_bit_exact_on_every_core(example_projects, target):
+    for name, project in example_projects.items():
+        result = verify(project, target=target)
+        assert result.total == 64 and result.ok, (name, target, result.first_mismatch)
+
+
+def test_bench_counts_are_exact_repeatable_and_add_up(example_projects):
+    project = example_projects["lenet"]
+    first = bench(project, "qemu-m4", samples=3)
+    again = bench(project, "qemu-m4", samples=3)
+    assert first.bit_exact and first.repeatable
+    assert first.per_inference == again.per_inference
+    assert [c.instructions for c in first.layers] == [c.instructions for c in again.layers]
+    # the layers of the first inference add up to it (each delta includes one marker call)
+    assert sum(c.instructions for c in first.layers) == first.per_inference[0]
+    assert [c.name for c in first.layers] == ["conv1", "MaxPool", "conv2", "MaxPool_1", "fc1", "fc2", "fc3"]
+    assert first.macs == 205_624
+    assert 0 < first.model_flash <= first.image["flash"]
+    assert first.image["flash"] > 60_000  # 60 kB of weights live in flash
+    assert first.stack_estimate is not None and 0 < first.stack_estimate < 1024
+    d = first.as_dict()
+    assert d["unit"].startswith("instructions") and d["instructions_per_mac"] > 0
+
+
+def test_bench_cli_writes_json(example_projects, tmp_path):
+    r = CliRunner().invoke(cli, ["bench", str(example_projects["mlp-rank16"]), "--target", "qemu-m0plus",
+                                 "--samples", "2", "--json", str(tmp_path / "b.json")])
+    assert r.exit_code == 0, r.output
+    assert "instr/MAC" in r.output and "instructions per inference" in r.output
+    assert (tmp_path / "b.json").is_file()
+
+
+def test_bench_refuses_non_qemu_targets(example_projects):
+    with pytest.raises(EdgeCompileError, match="qemu"):
+        bench(example_projects["lenet"], "nucleo-f446re")
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_board_images_build(example_projects, board):
+    result = build(example_projects["lenet-rank16"], board)
+    assert {p.suffix for p in result.files} == {".elf", ".bin", ".hex"}
+    assert result.sizes["flash"] <= result.flash_limit and result.sizes["ram"] <= result.ram_limit
+
+
+def test_build_cli_reports_sizes(example_projects):
+    r = CliRunner().invoke(cli, ["build", str(example_projects["lenet"]), "--target", "nucleo-f446re"])
+    assert r.exit_code == 0, r.output
+    assert "model_test.hex" in r.output and "of 524,288 B" in r.output
+
+
+def test_too_big_for_the_board_is_refused_with_sizes(digits_mlp, tmp_path):
+    # the dense MLP has 236 kB of weights; the NUCLEO-G071RB has 128 kB of flash
+    project = export(ExportSettings(digits_mlp["model"], tmp_path / "mlp", digits_mlp["calib"], vectors=4)).out_dir
+    with pytest.raises(EdgeCompileError) as info:
+        build(project, "nucleo-g071rb")
+    text = str(info.value)
+    assert "does not fit nucleo-g071rb" in text and "FLASH needs" in text and "has 131,072 B" in text
+
+
+def test_unknown_target_lists_the_valid_ones(example_projects):
+    with pytest.raises(EdgeCompileError, match="valid targets: .*qemu-m4"):
+        verify(example_projects["lenet"], target="qemu-m9")
+
+
+def test_linked_vectors_runner_checks_on_the_device(example_projects):
+    """The board runner (vectors compiled in, result printed) run on QEMU, where it can be watched."""
+    project = example_projects["lenet"]
+    proc = subprocess.run(["make", "-s", "-C", str(project), "TARGET=qemu-m4", "BUILD=build/linked",
+                           "RUNNER_FLAGS=-DEC_LINKED_VECTORS", "run"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "bit-exact samples: 4" in proc.stdout + proc.stderr and "of: 4" in proc.stdout + proc.stderr
+
+
+def test_no_64_bit_division_or_float_in_the_cortex_m_inference_code(example_projects, tmp_path):
+    """Compile model + kernels for M0+ and M4 at -Os and -O2; no division helpers beyond 32 bits,
+    no soft-float calls, warning-free."""
+    project = example_projects["lenet"]
+    sources = [project / "src" / "lenet_digits.c"] + sorted((project / "runtime").glob("*.c"))
+    for cpu in ("cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m55"):
+        for opt in ("-Os", "-O2"):
+            objs = []
+            for src in sources:
+                obj = tmp_path / f"{cpu}{opt}{src.stem}.o"
+                subprocess.run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", opt, "-std=c99", "-Wall", "-Wextra",
+                                "-Wpedantic", "-Werror", "-c", f"-I{project / 'runtime'}", str(src), "-o", str(obj)],
+                               check=True)
+                objs.append(str(obj))
+            undefined = subprocess.run(["arm-none-eabi-nm", "-u", *objs], capture_output=True, text=True,
+                                       check=True).stdout
+            assert "ldivmod" not in undefined and "uldivmod" not in undefined
+            assert not any(f in undefined for f in ("__aeabi_f", "__aeabi_d", "malloc", "printf"))
