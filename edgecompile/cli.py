@@ -82,20 +82,27 @@ def with_model_options(fn):
 @click.option("--calib", type=click.Path(path_type=Path),
               help="Calibration inputs: .npy/.npz/.pt of shape (N, C, H, W) (or (N, features)).")
 @click.option("--bits", type=int, default=8, show_default=True, help="Weight bits, 2..8.")
-@click.option("--rank", type=int, help="Factorize dense layers to this rank where it saves memory.")
+@click.option("--rank", help="Factorize dense layers where it saves memory: N for all, LAYER=N for one "
+              "(comma-separated, e.g. 16 or fc1=32,fc2=8).")
+@click.option("--energy", type=float, help="Rank per layer: the smallest that keeps this share beta of the "
+              "variance (sum of squared singular values), e.g. 0.95.")
+@click.option("--factorize-conv1x1", is_flag=True, help="Also factorize 1x1 convolutions.")
+@click.option("--sparse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Store pruned weights sparsely: where it saves flash (auto), always (on), never (off).")
 @click.option("--name", help="C name of the model (default: the file name).")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
-def export(model, out_dir, calib, bits, rank, name, vectors, as_json, quiet, input_shape, trust_pickle, imports):
+def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, name, vectors, as_json, quiet,
+           input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
-    from .report import factorization_table, fmt_db, fmt_int
+    from .report import factorization_table, fmt_db, fmt_int, sparsity_table
 
-    settings = ExportSettings(model, out_dir, calib, bits, rank, name, parse_shape(input_shape),
-                              trust_pickle, tuple(imports), vectors)
+    settings = ExportSettings(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, name,
+                              parse_shape(input_shape), trust_pickle, tuple(imports), vectors)
     result = run_export(settings, Progress(quiet))
     s = result.summary
     if as_json:
@@ -106,6 +113,9 @@ def export(model, out_dir, calib, bits, rank, name, vectors, as_json, quiet, inp
     click.echo("")
     if result.compiled.factorization:
         click.echo(factorization_table(result.compiled.factorization).text())
+        click.echo("")
+    if any(d.format != "dense" for d in result.compiled.sparsity):
+        click.echo(sparsity_table(result.compiled.sparsity).text())
         click.echo("")
     click.echo(f"weights (flash): {fmt_int(s['weight_bytes'])} B   arena (RAM): {fmt_int(s['arena_bytes'])} B "
                f"(liveness lower bound {fmt_int(s['arena_lower_bound'])} B, unshared "
@@ -143,6 +153,47 @@ def verify(project, inputs, count, target, sanitize):
         click.echo(f"first mismatch: sample {m.sample}, output index {m.index}: C {m.c_value}, "
                    f"simulator {m.sim_value}", err=True)
         sys.exit(1)
+
+
+def parse_list(text: str, kind, option: str) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EdgeCompileError(f"{option} '{text}': expected a comma-separated list") from None
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--calib", type=click.Path(path_type=Path), required=True, help="Calibration inputs.")
+@click.option("--val", "val_path", type=click.Path(path_type=Path), required=True, help="Validation inputs (.npy).")
+@click.option("--labels", type=click.Path(path_type=Path), required=True, help="Validation labels (.npy of ints).")
+@click.option("--ranks", default="2,4,8,16,32,64", show_default=True, help="Ranks to try for every dense layer.")
+@click.option("--energies", default="0.5,0.7,0.8,0.9,0.95,0.99", show_default=True, help="beta values to try.")
+@click.option("--bits", default="8", show_default=True, help="Weight bit widths to try, e.g. 8,6,4.")
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=Path("explore"),
+              show_default=True, help="Folder for the table, JSON and PNG plots.")
+@with_model_options
+def explore(model, calib, val_path, labels, ranks, energies, bits, out_dir, input_shape, trust_pickle, imports):
+    """Sweep ranks (and bits) of MODEL without retraining: table, Pareto front, plots, scree plots."""
+    from .explore import explore as run_explore
+    from .explore import table
+
+    cfg_count = [0]
+
+    def progress(items):
+        items = list(items)
+        cfg_count[0] = len(items)
+        with click.progressbar(items, label=f"compiling and scoring {len(items)} configurations",
+                               file=sys.stderr, show_pos=True) as bar:
+            yield from bar
+
+    result = run_explore(model, calib, val_path, labels, out_dir, parse_list(ranks, int, "--ranks"),
+                         parse_list(energies, float, "--energies"), parse_list(bits, int, "--bits"),
+                         parse_shape(input_shape), trust_pickle, tuple(imports), progress)
+    click.echo(f"baseline (dense, {parse_list(bits, int, '--bits')[0]}-bit): {result.baseline_bytes:,} weight bytes")
+    click.echo(table(result.points).text())
+    click.echo("* = on the Pareto front (no other configuration saves more memory at the same or better accuracy)")
+    click.echo(f"wrote {out_dir}/: " + ", ".join(result.files))
 
 
 @cli.command()
@@ -200,11 +251,14 @@ def bench(project, target, samples, json_path):
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--rank", type=int, help="Show the layers as factorized to this rank.")
+@click.option("--rank", help="Show the layers as factorized: N, or LAYER=N items.")
+@click.option("--energy", type=float, help="Show the layers factorized to keep this share of variance.")
+@click.option("--factorize-conv1x1", is_flag=True, help="Also factorize 1x1 convolutions.")
 @with_model_options
-def inspect(model, rank, input_shape, trust_pickle, imports):
+def inspect(model, rank, energy, factorize_conv1x1, input_shape, trust_pickle, imports):
     """Per-layer table of MODEL (after BatchNorm folding), without exporting."""
     from .compiler import CompileOptions, check_weights, optimize
+    from .passes.factorize import RankSpec
     from .frontend import load_model
     from .report import Table, fmt_int, shape_text
 
@@ -212,7 +266,7 @@ def inspect(model, rank, input_shape, trust_pickle, imports):
     graph = loaded.graph
     check_weights(graph, str(model))
     n_imported = len(graph.nodes)
-    decisions = optimize(graph, CompileOptions(rank=rank))
+    decisions = optimize(graph, CompileOptions(ranks=RankSpec.parse(rank, energy, factorize_conv1x1)))
     rows = []
     for node in graph.nodes:
         out = graph.tensors[node.outputs[0]]

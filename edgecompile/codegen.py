@@ -14,10 +14,11 @@ import numpy as np
 
 from . import __version__
 from .ir import Graph, c_identifier
-from .passes.plan_memory import MemoryPlan
+from .passes.plan_memory import MemoryPlan, scratch_name
 from .resources import resource_dir
 
-_C_TYPES = {"int8_t": np.int8, "int16_t": np.int16, "int32_t": np.int32, "uint8_t": np.uint8}
+_C_TYPES = {"int8_t": np.int8, "int16_t": np.int16, "int32_t": np.int32, "uint8_t": np.uint8,
+            "uint16_t": np.uint16}
 
 
 @dataclass
@@ -63,6 +64,8 @@ class Emitter:
             k += 1
             ident = f"{c_identifier(base)}_{k}"
         self._idents.add(ident)
+        if values.size == 0:  # C has no empty arrays: one unused zero (e.g. an all-zero pruned layer)
+            values = np.zeros(1, dtype=values.dtype)
         self.arrays.append(CArray(ctype, ident, values))
         return ident
 
@@ -72,6 +75,11 @@ class Emitter:
             return "input"
         if where == "output":
             return "output"
+        return f"&ec_arena.bytes[{offset}]"
+
+    def scratch(self, node) -> str:
+        """C pointer to the node's scratch buffer (see Op.scratch_bytes)."""
+        _, offset = self.plan.location(scratch_name(node))
         return f"&ec_arena.bytes[{offset}]"
 
     def call(self, code: str) -> None:

@@ -14,11 +14,12 @@ from .errors import EdgeCompileError
 from .frontend import LoadedModel
 from .ir import Graph
 from .passes.cleanup import remove_identities
-from .passes.factorize import FactorizeDecision, factorize_linear_layers
+from .passes.factorize import FactorizeDecision, RankSpec, factorize
 from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import MemoryPlan, plan_memory
 from .passes.quantize import QuantOptions, TensorRange, calibrate, quantize_graph
+from .passes.sparsify import SparsityDecision, sparsify
 
 Log = Callable[[str], None]
 
@@ -27,7 +28,8 @@ Log = Callable[[str], None]
 class CompileOptions:
     bits: int = 8
     layer_bits: dict[str, int] = field(default_factory=dict)
-    rank: int | None = None
+    ranks: RankSpec = field(default_factory=RankSpec)
+    sparse: str = "auto"  # auto | on | off
     max_calib_samples: int = 1024
 
 
@@ -40,6 +42,7 @@ class Compiled:
     calib: np.ndarray
     calib_is_synthetic: bool
     imported: Graph  # the graph as imported, before any pass (float oracle comparisons)
+    sparsity: list[SparsityDecision] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -54,8 +57,6 @@ def check_weights(graph: Graph, source: str) -> None:
 def check_options(graph: Graph, options: CompileOptions) -> None:
     if not 2 <= options.bits <= 8:
         raise EdgeCompileError(f"--bits {options.bits}: weights can have 2 to 8 bits")
-    if options.rank is not None and options.rank < 1:
-        raise EdgeCompileError(f"--rank {options.rank}: the rank must be a positive integer")
 
 
 def optimize(graph: Graph, options: CompileOptions) -> list[FactorizeDecision]:
@@ -63,7 +64,7 @@ def optimize(graph: Graph, options: CompileOptions) -> list[FactorizeDecision]:
     remove_identities(graph)
     fold_batchnorm(graph)
     fuse_activations(graph)
-    decisions = factorize_linear_layers(graph, options.rank) if options.rank else []
+    decisions = factorize(graph, options.ranks) if options.ranks.active else []
     leftover = [n for n in graph.nodes if isinstance(n, (ops.BatchNorm, ops.Identity))]
     if leftover:
         raise AssertionError(f"passes left float-only nodes: {leftover}")
@@ -103,6 +104,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     if synthetic:
         apply_batchnorm_ranges(graph, ranges)
     quantize_graph(graph, ranges, QuantOptions(options.bits, dict(options.layer_bits)))
+    sparsity = sparsify(graph, options.sparse)
     timings["quantize"] = time.perf_counter() - t0
     plan = plan_memory(graph)
-    return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, timings)
+    return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings)

@@ -20,11 +20,12 @@ from . import __version__, metrics, simulate
 from .calibration import load_array, match_shape
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
+from .passes.factorize import RankSpec
 from .errors import EdgeCompileError
 from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
-from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, totals
+from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
 from .resources import resource_dir
 
 
@@ -34,7 +35,10 @@ class ExportSettings:
     out_dir: Path
     calib: Path | None = None
     bits: int = 8
-    rank: int | None = None
+    rank: str | int | None = None  # "16", "fc1=32,fc2=8" (see RankSpec)
+    energy: float | None = None
+    factorize_conv1x1: bool = False
+    sparse: str = "auto"
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
     trust_pickle: bool = False
@@ -87,7 +91,9 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     if calib is not None:
         calib = match_shape(calib, graph.input.shape, str(settings.calib))
     log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
-    options = CompileOptions(bits=settings.bits, rank=settings.rank)
+    options = CompileOptions(bits=settings.bits,
+                             ranks=RankSpec.parse(settings.rank, settings.energy, settings.factorize_conv1x1),
+                             sparse=settings.sparse)
     compiled = compile_model(loaded, calib, options, log)
     log("measuring accuracy against the float model")
     summary = measure(loaded, compiled)
@@ -96,7 +102,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     vec_out = simulate.run_integer(compiled.graph, vec_in).astype(np.int8)
     summary.update(totals(compiled.graph, compiled.plan))
     summary.update({"name": graph.name, "source": str(settings.model), "bits": settings.bits,
-                    "rank": settings.rank, "vectors": int(len(vec_in)), "edgecompile": __version__,
+                    "rank": settings.rank, "energy": settings.energy, "vectors": int(len(vec_in)), "edgecompile": __version__,
                     "calibration": "synthetic N(0,1) + BatchNorm statistics" if compiled.calib_is_synthetic
                     else f"{settings.calib} ({len(compiled.calib)} samples)"})
     log(f"writing {settings.out_dir}")
@@ -252,6 +258,10 @@ def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
                          + (f", top-1 agreement {100 * s['factorized_float_top1_agreement']:.2f} %"
                             if s["factorized_float_top1_agreement"] is not None else "")
                          + f"; integer vs factorized float: SQNR {fmt_db(s['quantization_sqnr_db'])} dB")
+    if any(d.format != "dense" or d.density < 1.0 for d in compiled.sparsity):
+        lines += ["", "## Sparsity", "", sparsity_table(compiled.sparsity).markdown(), "",
+                  "Density counts the nonzero quantized weights; bytes are the weight arrays alone "
+                  "(biases and shifts are the same either way)."]
     if compiled.graph.notes:
         lines += ["", "## Compiler notes", ""] + [f"- {n}" for n in compiled.graph.notes]
     lines += ["", "## Files", "", f"- `src/{s['name']}.c`, `src/{s['name']}.h`: the model; "

@@ -79,3 +79,9 @@ def factorization_table(decisions) -> Table:
             for d in decisions]
     return Table(["layer", "shape", "rank", "factorized", "weights before", "weights after", "beta %", "note"],
                  rows, {2, 4, 5, 6})
+
+
+def sparsity_table(decisions) -> Table:
+    rows = [[d.layer, f"{100 * d.density:.1f}", d.format, fmt_int(d.dense_bytes), fmt_int(d.stored_bytes),
+             f"{100 * (1 - d.stored_bytes / d.dense_bytes):.0f}" if d.dense_bytes else "-"] for d in decisions]
+    return Table(["layer", "density %", "format", "dense B", "stored B", "saved %"], rows, {1, 3, 4, 5})

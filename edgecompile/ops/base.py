@@ -58,6 +58,10 @@ class Op(Node):
     def macs(self, graph: Graph) -> int:
         return 0
 
+    def scratch_bytes(self, graph: Graph) -> int:
+        """Arena bytes the C kernel needs while it runs (planned like a tensor live for one step)."""
+        return 0
+
     def weight_bytes(self) -> int:
         """Flash bytes of the quantized parameters as emitted."""
         return int(sum(np.asarray(v).size * _ctype_bytes(np.asarray(v)) for v in self.qparams.values()))

@@ -113,10 +113,10 @@ class WeightedOp(Op):
         s_text = ",".join(str(v) for v in shifts) if len(shifts) <= 2 else f"{shifts[0]}..{shifts[-1]}"
         return f"x:{fi} w:{fw_text} y:{fo} >>{s_text}"
 
-    def emit_requant_args(self, em) -> tuple[str, str, str, str]:
+    def emit_requant_args(self, em, emit_weight: bool = True) -> tuple[str, str, str, str]:
         """C arguments: weight array, bias array (or a null pointer), "shift array, per-channel flag",
         and the activation clamp."""
-        w = em.const_array(f"{self.name}_weight", "int8_t", self.qparams["weight"])
+        w = em.const_array(f"{self.name}_weight", "int8_t", self.qparams["weight"]) if emit_weight else ""
         b = em.const_array(f"{self.name}_bias", "int32_t", self.qparams["bias"]) \
             if "bias" in self.qparams else "(const int32_t *)0"
         s = em.const_array(f"{self.name}_shift", "int8_t", self.qparams["shift"])

@@ -2,7 +2,8 @@
 
 Buffers whose lifetimes do not overlap share memory.  The model's input and
 output live in the caller's buffers, so they take no arena space; a reshape's
-output is its input's buffer (one "group").  A node reads its inputs while it
+output is its input's buffer (one "group").  A kernel's scratch memory is a
+buffer live during its own step only.  A node reads its inputs while it
 writes its output, so those are live at the same step and never overlap.
 
 The lower bound on any plan is the largest total size of the groups live at
@@ -85,7 +86,17 @@ def build_buffers(graph: Graph) -> list[Buffer]:
             external, last = "output", end
         size = _round_up(graph.tensors[members[0]].nbytes)
         buffers.append(Buffer(members, size, min(steps_def), last, external))
+    # Working memory a kernel needs while it runs (e.g. an im2col buffer): live for its step only.
+    for i, node in enumerate(graph.nodes):
+        need = node.scratch_bytes(graph)
+        if need > 0:
+            buffers.append(Buffer([scratch_name(node)], _round_up(need), i, i))
     return buffers
+
+
+def scratch_name(node) -> str:
+    """The planner's name for a node's scratch buffer (not a graph tensor)."""
+    return f"{node.name}#scratch"
 
 
 def _producer_step(graph: Graph, tensor: str) -> int:

@@ -1,0 +1,54 @@
+"""Store pruned layers sparsely where that saves flash (--sparse auto|on|off).
+
+Runs after quantization, on the integer weights: a weight that quantizes to 0
+is as free as a pruned one.  The layer keeps its arithmetic (and the simulator
+its kernel); only its class changes to the sparse variant, which stores and
+reads the weights differently (see sparse_format.py for the formats).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import ops, sparse_format
+from ..errors import EdgeCompileError
+from ..ir import Graph
+from ..ops.sparse import SparseConv2d, SparseLinear
+
+SPARSE_CLASS = {ops.Linear: SparseLinear, ops.Conv2d: SparseConv2d}
+MODES = ("auto", "on", "off")
+
+
+@dataclass
+class SparsityDecision:
+    layer: str
+    density: float
+    format: str  # dense | bitmap | delta
+    dense_bytes: int  # weights stored densely
+    stored_bytes: int  # weights as stored
+
+
+def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
+    if mode not in MODES:
+        raise EdgeCompileError(f"--sparse {mode}: choose one of {', '.join(MODES)}")
+    decisions = []
+    for i, node in enumerate(graph.nodes):
+        cls = SPARSE_CLASS.get(type(node))  # exact type: the sparse classes are subclasses
+        if cls is None:
+            continue
+        w = node.qparams["weight"]
+        enc = sparse_format.choose(w, mode)
+        decisions.append(SparsityDecision(node.name, sparse_format.density(w),
+                                          "dense" if enc is None else enc.format, int(w.size),
+                                          int(w.size if enc is None else enc.nbytes)))
+        if enc is not None:
+            sparse = cls(node.name, node.inputs, node.outputs, attrs={**node.attrs, "sparse_format": enc.format},
+                         params=node.params, qattrs=node.qattrs, qparams=node.qparams)
+            graph.nodes[i] = sparse
+    return decisions
+
+
+def mean_density(decisions: list[SparsityDecision]) -> float:
+    total = sum(d.dense_bytes for d in decisions)
+    return float(np.sum([d.density * d.dense_bytes for d in decisions]) / total) if total else 1.0

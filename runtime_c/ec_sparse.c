@@ -1,0 +1,144 @@
+/* ec_sparse.c - sparse-weight kernels (formats and exactness: see ec_sparse.h). */
+#include "ec_sparse.h"
+
+#include "ec_fixed.h"
+
+void ec_linear_bitmap_s8(const int8_t *input, int in_features, const uint8_t *mask, const int8_t *values,
+                         const int32_t *bias, const int8_t *shift, int shift_per_channel, int out_features,
+                         int8_t *output, int32_t act_min, int32_t act_max)
+{
+    const int mask_bytes = (in_features + 7) / 8;
+    int o, j, b;
+    for (o = 0; o < out_features; ++o) {
+        int32_t acc = bias != 0 ? bias[o] : 0;
+        for (j = 0; j < mask_bytes; ++j) {
+            unsigned bits = *mask++;
+            const int8_t *x = input + 8 * j;
+            for (b = 0; bits != 0u; ++b, bits >>= 1) {
+                if (bits & 1u) {
+                    acc += (int32_t)x[b] * (int32_t)*values++;
+                }
+            }
+        }
+        output[o] = (int8_t)ec_requantize(acc, shift[shift_per_channel ? o : 0], act_min, act_max);
+    }
+}
+
+void ec_linear_delta_s8(const int8_t *input, int in_features, const uint16_t *counts, const uint8_t *gaps,
+                        const int8_t *values, const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                        int out_features, int8_t *output, int32_t act_min, int32_t act_max)
+{
+    int o;
+    unsigned i;
+    (void)in_features; /* the encoder never points past it */
+    for (o = 0; o < out_features; ++o) {
+        int32_t acc = bias != 0 ? bias[o] : 0;
+        const int8_t *x = input - 1; /* each entry advances by gap + 1 */
+        for (i = 0; i < counts[o]; ++i) {
+            x += *gaps++ + 1;
+            acc += (int32_t)*x * (int32_t)*values++;
+        }
+        output[o] = (int8_t)ec_requantize(acc, shift[shift_per_channel ? o : 0], act_min, act_max);
+    }
+}
+
+/* Range of output coordinates o with 0 <= o*stride + k - pad < size, as [lo, hi). */
+static void ec_sparse_valid(int k, int pad, int stride, int size, int out_size, int *lo, int *hi)
+{
+    int first = pad - k; /* smallest o*stride allowed */
+    int l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int last = size - 1 + pad - k; /* largest o*stride allowed */
+    int h = last < 0 ? 0 : last / stride + 1;
+    *lo = l;
+    *hi = h < out_size ? h : out_size;
+}
+
+/* Add w * input[ic][oy*s + ky - p][ox*s + kx - p] to acc[oy][ox] wherever that is in bounds. */
+static void ec_sparse_scatter(const int8_t *input, int in_h, int in_w, int32_t w, int ic, int ky, int kx,
+                              int stride_h, int stride_w, int pad_top, int pad_left,
+                              int out_h, int out_w, int32_t *acc)
+{
+    int oy_lo, oy_hi, ox_lo, ox_hi, oy, ox;
+    ec_sparse_valid(ky, pad_top, stride_h, in_h, out_h, &oy_lo, &oy_hi);
+    ec_sparse_valid(kx, pad_left, stride_w, in_w, out_w, &ox_lo, &ox_hi);
+    for (oy = oy_lo; oy < oy_hi; ++oy) {
+        const int8_t *row = input + ((long)ic * in_h + oy * stride_h + ky - pad_top) * in_w + kx - pad_left;
+        int32_t *a = acc + (long)oy * out_w;
+        for (ox = ox_lo; ox < ox_hi; ++ox) {
+            a[ox] += w * (int32_t)row[(long)ox * stride_w];
+        }
+    }
+}
+
+static void ec_sparse_finish(const int32_t *acc, int n, int32_t bias, int s, int32_t lo, int32_t hi, int8_t *out)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        out[i] = (int8_t)ec_requantize(acc[i] + bias, s, lo, hi);
+    }
+}
+
+static void ec_sparse_clear(int32_t *acc, int n)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        acc[i] = 0;
+    }
+}
+
+void ec_conv2d_bitmap_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint8_t *mask,
+                         const int8_t *values, const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                         int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
+                         int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max, int32_t *acc)
+{
+    const int k = in_c * k_h * k_w;
+    const int mask_bytes = (k + 7) / 8;
+    const int plane = out_h * out_w;
+    int oc, col;
+    for (oc = 0; oc < out_c; ++oc) {
+        const uint8_t *m = mask + (long)oc * mask_bytes;
+        int ic = 0, ky = 0, kx = 0;
+        ec_sparse_clear(acc, plane);
+        for (col = 0; col < k; ++col) {
+            if (m[col >> 3] & (1u << (col & 7))) {
+                ec_sparse_scatter(input, in_h, in_w, *values++, ic, ky, kx, stride_h, stride_w,
+                                  pad_top, pad_left, out_h, out_w, acc);
+            }
+            if (++kx == k_w) { /* columns run (ic, ky, kx), kx fastest */
+                kx = 0;
+                if (++ky == k_h) {
+                    ky = 0;
+                    ++ic;
+                }
+            }
+        }
+        ec_sparse_finish(acc, plane, bias != 0 ? bias[oc] : 0, shift[shift_per_channel ? oc : 0],
+                         act_min, act_max, output + (long)oc * plane);
+    }
+}
+
+void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint16_t *counts,
+                        const uint8_t *gaps, const int8_t *values, const int32_t *bias, const int8_t *shift,
+                        int shift_per_channel, int out_c, int k_h, int k_w, int stride_h, int stride_w,
+                        int pad_top, int pad_left, int8_t *output, int out_h, int out_w,
+                        int32_t act_min, int32_t act_max, int32_t *acc)
+{
+    const int plane = out_h * out_w;
+    const int taps = k_h * k_w;
+    int oc;
+    unsigned i;
+    (void)in_c;
+    for (oc = 0; oc < out_c; ++oc) {
+        long col = -1;
+        ec_sparse_clear(acc, plane);
+        for (i = 0; i < counts[oc]; ++i) {
+            int rest;
+            col += *gaps++ + 1;
+            rest = (int)(col % taps); /* 32-bit division: decoded once per weight, not per MAC */
+            ec_sparse_scatter(input, in_h, in_w, *values++, (int)(col / taps), rest / k_w, rest % k_w,
+                              stride_h, stride_w, pad_top, pad_left, out_h, out_w, acc);
+        }
+        ec_sparse_finish(acc, plane, bias != 0 ? bias[oc] : 0, shift[shift_per_channel ? oc : 0],
+                         act_min, act_max, output + (long)oc * plane);
+    }
+}

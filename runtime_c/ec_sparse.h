@@ -1,0 +1,48 @@
+/*
+ * ec_sparse.h - fully connected and convolution layers with pruned (sparse) int8 weights.
+ *
+ * Weights are stored per output channel ("row", K = in_features, or in_c*k_h*k_w for a
+ * convolution, columns in (ic, ky, kx) order) in one of two formats
+ * (edgecompile/sparse_format.py writes them):
+ *   bitmap: mask[row * ceil(K/8) + j] bit b set <=> column 8j + b is nonzero; the
+ *           nonzero values follow in row-major order in `values`.
+ *   delta:  counts[row] entries per row; entry i advances the column by gaps[i] + 1
+ *           (starting from -1 at each row) and carries values[i] (a 0 value is a
+ *           filler bridging a gap longer than 255).
+ * The kernels add exactly the products the dense kernels add (the others are 0 * x),
+ * so results equal ec_linear_s8 / ec_conv2d_s8 bit for bit.  Every partial sum is a
+ * sum over a subset of the dense terms, so the dense layer's proven int32 bound
+ * (sum |w| * 128 + |bias| <= 2^31 - 1) covers it too.
+ * bias may be a null pointer; shift, shift_per_channel, act_min, act_max as in ec_linear.h.
+ */
+#ifndef EC_SPARSE_H
+#define EC_SPARSE_H
+
+#include <stdint.h>
+
+void ec_linear_bitmap_s8(const int8_t *input, int in_features, const uint8_t *mask, const int8_t *values,
+                         const int32_t *bias, const int8_t *shift, int shift_per_channel, int out_features,
+                         int8_t *output, int32_t act_min, int32_t act_max);
+
+void ec_linear_delta_s8(const int8_t *input, int in_features, const uint16_t *counts, const uint8_t *gaps,
+                        const int8_t *values, const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                        int out_features, int8_t *output, int32_t act_min, int32_t act_max);
+
+/*
+ * Sparse convolutions compute "weight-stationary": each nonzero weight is decoded once
+ * per output channel and added to every output position it touches, so `acc` is
+ * scratch memory of out_h * out_w int32 values (from the arena).  Geometry arguments
+ * as in ec_conv2d.h; the delta/bitmap layout covers the k_h * k_w * in_c columns of a row.
+ */
+void ec_conv2d_bitmap_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint8_t *mask,
+                         const int8_t *values, const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                         int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
+                         int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max, int32_t *acc);
+
+void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint16_t *counts,
+                        const uint8_t *gaps, const int8_t *values, const int32_t *bias, const int8_t *shift,
+                        int shift_per_channel, int out_c, int k_h, int k_w, int stride_h, int stride_w,
+                        int pad_top, int pad_left, int8_t *output, int out_h, int out_w,
+                        int32_t act_min, int32_t act_max, int32_t *acc);
+
+#endif /* EC_SPARSE_H */
