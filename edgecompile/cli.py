@@ -89,20 +89,29 @@ def with_model_options(fn):
 @click.option("--factorize-conv1x1", is_flag=True, help="Also factorize 1x1 convolutions.")
 @click.option("--sparse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Store pruned weights sparsely: where it saves flash (auto), always (on), never (off).")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "sigma", "mse"]), default="minmax",
+              show_default=True, help="How activation formats are chosen from the calibration data.")
+@click.option("--drop-softmax", is_flag=True, help="Leave out a final Softmax (the C returns logits).")
+@click.option("--per-channel/--per-tensor", "per_channel", default=None,
+              help="Weight shifts per output channel or per tensor (default: per channel for grouped and "
+              "depthwise convolutions).")
 @click.option("--name", help="C name of the model (default: the file name).")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
-def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, name, vectors, as_json, quiet,
-           input_shape, trust_pickle, imports):
+def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, drop_softmax,
+           per_channel, name, vectors, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
     from .report import factorization_table, fmt_db, fmt_int, sparsity_table
 
-    settings = ExportSettings(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, name,
-                              parse_shape(input_shape), trust_pickle, tuple(imports), vectors)
+    settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=bits, rank=rank, energy=energy,
+                              factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
+                              per_channel=per_channel, calib_method=calib_method, name=name,
+                              input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
+                              imports=tuple(imports), vectors=vectors)
     result = run_export(settings, Progress(quiet))
     s = result.summary
     if as_json:
@@ -128,7 +137,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
         click.echo("note: no --calib given; ranges come from N(0,1) inputs and BatchNorm statistics. "
                    "Real calibration data gives better accuracy.")
     for note in result.compiled.graph.notes:
-        if "lowered" in note:
+        if "lowered" in note or "dropped" in note:
             click.echo(f"note: {note}")
     click.echo(f"wrote {out_dir}/ ({s['vectors']} test vectors; report in {out_dir}/report.md). "
                f"Next: edgecompile verify {out_dir}")

@@ -9,13 +9,15 @@ from typing import Callable
 import numpy as np
 
 from . import ops
+from .ops import activation
 from .calibration import synthetic_inputs
 from .errors import EdgeCompileError
 from .frontend import LoadedModel
 from .ir import Graph
-from .passes.cleanup import remove_identities
+from .passes.cleanup import drop_final_softmax, remove_identities
 from .passes.factorize import FactorizeDecision, RankSpec, factorize
 from .passes.fold_batchnorm import fold_batchnorm
+from .passes.fold_pad import fold_pads
 from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import MemoryPlan, plan_memory
 from .passes.quantize import QuantOptions, TensorRange, calibrate, quantize_graph
@@ -30,6 +32,9 @@ class CompileOptions:
     layer_bits: dict[str, int] = field(default_factory=dict)
     ranks: RankSpec = field(default_factory=RankSpec)
     sparse: str = "auto"  # auto | on | off
+    drop_softmax: bool = False
+    per_channel: bool | None = None  # None: where it helps (grouped/depthwise convolutions)
+    calib_method: str = "minmax"
     max_calib_samples: int = 1024
 
 
@@ -60,12 +65,15 @@ def check_options(graph: Graph, options: CompileOptions) -> None:
 
 
 def optimize(graph: Graph, options: CompileOptions) -> list[FactorizeDecision]:
-    """The graph passes, in order: cleanup, BN folding, ReLU fusion, factorization."""
+    """The graph passes, in order: cleanup, Pad and BN folding, activation fusion, factorization."""
     remove_identities(graph)
+    if options.drop_softmax:
+        drop_final_softmax(graph)
+    fold_pads(graph)
     fold_batchnorm(graph)
     fuse_activations(graph)
     decisions = factorize(graph, options.ranks) if options.ranks.active else []
-    leftover = [n for n in graph.nodes if isinstance(n, (ops.BatchNorm, ops.Identity))]
+    leftover = [n for n in graph.nodes if isinstance(n, (ops.BatchNorm, ops.Identity, ops.Pad))]
     if leftover:
         raise AssertionError(f"passes left float-only nodes: {leftover}")
     graph.check()
@@ -79,11 +87,12 @@ def apply_batchnorm_ranges(graph: Graph, ranges: dict[str, TensorRange]) -> None
         if bn is None:
             continue
         lo, hi = bn
-        if node.attrs.get("act") == "relu":
-            lo, hi = max(lo, 0.0), max(hi, 0.0)
+        act = node.attrs.get("act")
+        if act is not None:
+            lo, hi = (float(v) for v in activation.apply_float(act, np.array([lo, hi])))
         out = node.outputs[0]
         r = ranges[out]
-        ranges[out] = TensorRange(min(r.lo, lo), max(r.hi, hi))
+        r.lo, r.hi = min(r.lo, lo), max(r.hi, hi)
 
 
 def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: CompileOptions,
@@ -103,7 +112,9 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     ranges = calibrate(graph, samples)
     if synthetic:
         apply_batchnorm_ranges(graph, ranges)
-    quantize_graph(graph, ranges, QuantOptions(options.bits, dict(options.layer_bits)))
+    method = "minmax" if synthetic else options.calib_method  # synthetic data has no real distribution
+    quantize_graph(graph, ranges, QuantOptions(options.bits, dict(options.layer_bits),
+                                               per_channel=options.per_channel, calib_method=method))
     sparsity = sparsify(graph, options.sparse)
     timings["quantize"] = time.perf_counter() - t0
     plan = plan_memory(graph)

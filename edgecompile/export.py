@@ -39,6 +39,9 @@ class ExportSettings:
     energy: float | None = None
     factorize_conv1x1: bool = False
     sparse: str = "auto"
+    drop_softmax: bool = False
+    per_channel: bool | None = None
+    calib_method: str = "minmax"
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
     trust_pickle: bool = False
@@ -93,7 +96,8 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
     options = CompileOptions(bits=settings.bits,
                              ranks=RankSpec.parse(settings.rank, settings.energy, settings.factorize_conv1x1),
-                             sparse=settings.sparse)
+                             sparse=settings.sparse, drop_softmax=settings.drop_softmax,
+                             per_channel=settings.per_channel, calib_method=settings.calib_method)
     compiled = compile_model(loaded, calib, options, log)
     log("measuring accuracy against the float model")
     summary = measure(loaded, compiled)
@@ -194,7 +198,7 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
         "input_size": graph.input.size, "output_size": graph.output.size,
         "input_shape_text": "x".join(map(str, graph.input.shape)),
         "output_shape_text": "x".join(map(str, graph.output.shape)),
-        "input_layout": "C,H,W" if len(graph.input.shape) == 3 else "features",
+        "input_layout": input_layout(graph),
         "input_frac_bits": graph.input.frac_bits, "output_frac_bits": graph.output.frac_bits,
         "arena_size": compiled.plan.arena_size, "arena_bound": compiled.plan.lower_bound,
         "arena_total": compiled.plan.total_activation_bytes,
@@ -212,6 +216,17 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
                "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
     for rel, template in outputs.items():
         (root / rel).write_text(env.get_template(template).render(**ctx))
+
+
+def input_layout(graph) -> str:
+    """How the C input is ordered: PyTorch's (C,H,W), or the model's own layout when it starts
+    by transposing its input (TensorFlow-converted models take NHWC)."""
+    users = graph.consumers(graph.inputs[0])
+    from .ops import Transpose
+
+    if users and all(isinstance(u, Transpose) for u in users) and len(graph.input.shape) == 3:
+        return "the model's own NHWC layout: H,W,C; the model transposes it to C,H,W itself"
+    return {3: "C,H,W", 1: "features"}.get(len(graph.input.shape), "row-major")
 
 
 def _pow2_literal(e: int) -> str:

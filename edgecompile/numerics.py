@@ -73,6 +73,14 @@ def rounding_shift_per_channel(acc, shifts, axis: int):
     return out
 
 
+def align(x, k: int):
+    """Move values to k more frac bits: exact x * 2^k for k >= 0, a rule-2 rounding shift for k < 0.
+
+    Used to bring the operands of an add or a concatenation to one format."""
+    x = np.asarray(x, dtype=np.int64)
+    return x * (np.int64(1) << np.int64(k)) if k >= 0 else rounding_shift(x, -k)
+
+
 def saturate(x, lo: int, hi: int):
     """Rule 3."""
     return np.clip(np.asarray(x, dtype=np.int64), lo, hi)

@@ -44,3 +44,29 @@ class MLP(nn.Module):
         x = self.drop(F.relu(self.fc1(x)))
         x = F.relu(self.fc2(x))
         return self.fc3(x)
+
+
+class TinyMobileNet(nn.Module):
+    """A digits-sized MobileNetV2-style net (depthwise separable, inverted residual, ReLU6,
+    squeeze-excite gate, global pooling) for 1x28x28 inputs: the efficient-CNN operator set
+    on a classifier trained on real data."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6())
+        self.expand = nn.Sequential(nn.Conv2d(16, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU6())
+        self.dw = nn.Sequential(nn.Conv2d(48, 48, 3, 1, 1, groups=48, bias=False), nn.BatchNorm2d(48), nn.ReLU6())
+        self.se_reduce = nn.Conv2d(48, 12, 1)
+        self.se_expand = nn.Conv2d(12, 48, 1)
+        self.project = nn.Sequential(nn.Conv2d(48, 16, 1, bias=False), nn.BatchNorm2d(16))
+        self.down = nn.Sequential(nn.Conv2d(16, 16, 3, 2, 1, groups=16, bias=False), nn.BatchNorm2d(16),
+                                  nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.Hardswish())
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.dw(self.expand(x))
+        gate = F.hardsigmoid(self.se_expand(F.relu(self.se_reduce(F.adaptive_avg_pool2d(y, 1)))))
+        x = x + self.project(y * gate)
+        x = self.down(x)
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))

@@ -23,7 +23,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import digits_28x28, fashion_mnist  # noqa: E402
-from models import MLP, LeNet  # noqa: E402
+from models import MLP, LeNet, TinyMobileNet  # noqa: E402
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 2e-3, seed: int = 0,
@@ -56,7 +56,7 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=["lenet", "lenet-bn", "mlp"], default="lenet")
+    p.add_argument("--model", choices=["lenet", "lenet-bn", "mlp", "mobilenet"], default="lenet")
     p.add_argument("--fashion-mnist", metavar="DIR", help="folder with the Fashion-MNIST IDX files")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("-o", "--out", default="build/example", help="output folder")
@@ -66,7 +66,8 @@ def main(argv=None) -> None:
     data = fashion_mnist(args.fashion_mnist) if args.fashion_mnist else digits_28x28()
     x_train, y_train, x_test, y_test = data
     dataset = "fashion-mnist" if args.fashion_mnist else "digits"
-    model = {"lenet": lambda: LeNet(), "lenet-bn": lambda: LeNet(batchnorm=True), "mlp": lambda: MLP()}[args.model]()
+    model = {"lenet": lambda: LeNet(), "lenet-bn": lambda: LeNet(batchnorm=True), "mlp": lambda: MLP(),
+             "mobilenet": lambda: TinyMobileNet()}[args.model]()
     epochs = args.epochs or (3 if args.fashion_mnist else 15)
     print(f"training {args.model} on {dataset}: {len(x_train)} train / {len(x_test)} test images, {epochs} epochs")
     t0 = time.perf_counter()

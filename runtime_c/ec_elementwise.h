@@ -1,10 +1,36 @@
-/* ec_elementwise.h - elementwise int8 kernels that keep the input's frac bits. */
+/*
+ * ec_elementwise.h - elementwise int8 kernels.  All of them work in place (output == input)
+ * because each reads element i before writing element i.
+ */
 #ifndef EC_ELEMENTWISE_H
 #define EC_ELEMENTWISE_H
 
 #include <stdint.h>
 
-/* y = max(x, 0); input and output may be the same buffer. */
+/* y = max(x, 0); keeps the input's frac bits. */
 void ec_relu_s8(const int8_t *input, int8_t *output, int size);
+
+/* y = clamp(x, lo, hi) (ReLU6, hardtanh); keeps the input's frac bits. */
+void ec_clamp_s8(const int8_t *input, int8_t *output, int size, int32_t lo, int32_t hi);
+
+/* y = table[x + 128]: any function of an int8 input, tabulated at compile time. */
+void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *table);
+
+/*
+ * Residual add: y = sat(rounding_shift(align(a, shift_a) + align(b, shift_b), shift_out), lo, hi)
+ * where align (ec_align32) moves both operands to a common format F
+ * (shift_x = F - f_x, |x| * 2^shift_x < 2^30 guaranteed by the compiler, so the sum fits
+ * int32) and shift_out = F - f_out as in ec_requantize.  lo/hi include a fused ReLU.
+ */
+void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int shift_a, int shift_b,
+               int shift_out, int32_t lo, int32_t hi);
+
+/*
+ * Product with broadcasting of b over the inner axis (squeeze-excite's channel gate):
+ *   y[o][i] = sat(rounding_shift(a[o][i] * b[o * b_outer_stride + i * b_inner_stride], shift), lo, hi)
+ * for o < outer, i < inner; shift = f_a + f_b - f_out.  |a * b| <= 2^14.
+ */
+void ec_mul_s8(const int8_t *a, const int8_t *b, int8_t *output, int outer, int inner, int b_outer_stride,
+               int b_inner_stride, int shift, int32_t lo, int32_t hi);
 
 #endif /* EC_ELEMENTWISE_H */

@@ -63,6 +63,17 @@ static inline int32_t ec_requantize(int32_t acc, int s, int32_t lo, int32_t hi)
     return ec_clamp32(v, lo, hi);
 }
 
+/* Format alignment (residual adds, concatenation): x with frac bits f moved to frac bits
+ * f + k.  k >= 0 is exact, x * 2^k (the compiler keeps |x| * 2^k < 2^30); k < 0 is a
+ * rule-2 rounding right shift by -k (-k <= 31). */
+static inline int32_t ec_align32(int32_t x, int k)
+{
+    if (k >= 0) {
+        return x * ((int32_t)1 << k);
+    }
+    return ec_asr32(x, -k) + (ec_asr32(x, -k - 1) & 1);
+}
+
 /* Rule 5 for n > 0 (any n; a power of two gives the same result as rule 2).
  * C division truncates towards zero, so a negative numerator is floored by hand.
  * |2*sum + n| stays far below 2^31 for the pooling windows the compiler emits. */

@@ -73,14 +73,16 @@ class BNFirst(nn.Module):
         return self.conv(self.bn(x))
 
 
-class WithSigmoid(nn.Module):
+class WithUnsupported(nn.Module):
+    """Rounds down: ONNX Floor, an op edgecompile does not compile."""
+
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(8, 4)
 
     def forward(self, x):
-        return torch.sigmoid(self.fc(x))
+        return torch.floor(self.fc(x))
 
 
 INPUT_SHAPES = {ConvBNNet: (3, 24, 24), OddConvNet: (2, 15, 6), WideMLP: (64,), BNFirst: (1, 8, 8),
-                WithSigmoid: (8,)}
+                WithUnsupported: (8,)}

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from edgecompile.cli import cli
 from conftest import require_tool, save_torchscript
-from models_for_tests import WideMLP, WithSigmoid
+from models_for_tests import WideMLP, WithUnsupported
 
 
 def run(*args):
@@ -110,8 +110,8 @@ def test_bad_inputs(mlp_files, tmp_path):
     assert_clean_error(run("export", tmp_path / "sd.pt", "-o", out, "--input-shape", "64"), "state_dict")
     torch.save(WideMLP(), tmp_path / "whole.pt")
     assert_clean_error(run("export", tmp_path / "whole.pt", "-o", out, "--input-shape", "64"), "--trust-pickle")
-    sig = save_torchscript(WithSigmoid(), tmp_path / "sig.pt")
-    assert_clean_error(run("export", sig, "-o", out, "--input-shape", "8"), "Sigmoid", "Supported ONNX ops")
+    sig = save_torchscript(WithUnsupported(), tmp_path / "floor.pt")
+    assert_clean_error(run("export", sig, "-o", out, "--input-shape", "8"), "Floor", "Supported ONNX ops")
     np.save(tmp_path / "wrong.npy", np.zeros((4, 63), dtype=np.float32))
     assert_clean_error(run("export", model, "-o", out, "--calib", tmp_path / "wrong.npy"), "wrong.npy", "(4, 63)")
     np.save(tmp_path / "nan.npy", np.full((4, 64), np.nan, dtype=np.float32))

@@ -136,13 +136,13 @@ def test_pickle_saved_from_main_found_through_import(tmp_path):
 
 
 def test_unsupported_op_names_op_node_and_supported_list(tmp_path):
-    from models_for_tests import WithSigmoid
+    from models_for_tests import WithUnsupported
 
-    path = save_torchscript(make(WithSigmoid), tmp_path / "sig.pt")
+    path = save_torchscript(make(WithUnsupported), tmp_path / "floor.pt")
     with pytest.raises(UnsupportedOpError) as info:
         load_model(path, (8,))
     text = str(info.value)
-    assert "Sigmoid" in text and "Supported ONNX ops" in text and "Conv" in text and str(path) in text
+    assert "Floor" in text and "Supported ONNX ops" in text and "Conv" in text and str(path) in text
 
 
 def test_missing_input_shape_is_explained(tmp_path):

@@ -18,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from .. import ops
+from ..ops import activation
 from ..errors import EdgeCompileError, UnsupportedOpError
 from ..ir import Graph
 
@@ -168,8 +169,14 @@ class OnnxImporter:
                 f"{', '.join(supported_onnx_ops())}. Rewrite that part of the model with supported layers.")
 
     def _fold(self, node: onnx.NodeProto) -> None:
-        """Evaluate a node on constant inputs with onnx's reference implementation."""
+        """Evaluate a node on constant inputs with onnx's reference implementation (or, for
+        the few ops it lacks at older opsets, a numpy one here)."""
         from onnx.reference import ReferenceEvaluator
+
+        if node.op_type in CONSTANT_FOLDERS:
+            values = [self.consts[n] if n else None for n in node.input]
+            self.consts[node.output[0]] = np.asarray(CONSTANT_FOLDERS[node.op_type](node, *values))
+            return
 
         inputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
                   for n in node.input if n]
@@ -182,6 +189,22 @@ class OnnxImporter:
             raise self.error(node, f"cannot evaluate this constant expression ({exc})") from None
         for name, value in zip(node.output, results):
             self.consts[name] = np.asarray(value)
+
+
+def _dequantize_linear(node: onnx.NodeProto, x, scale, zero_point=None):
+    """y = (x - zero_point) * scale, per tensor or along `axis` (weights stored quantized)."""
+    axis = _attr(node, "axis", 1)
+    x = np.asarray(x, dtype=np.float64)
+    shape = [1] * x.ndim
+    scale = np.asarray(scale, dtype=np.float64)
+    zp = np.zeros_like(scale) if zero_point is None else np.asarray(zero_point, dtype=np.float64)
+    if scale.ndim == 1 and scale.size > 1:
+        shape[axis % x.ndim] = scale.size
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return ((x - zp) * scale).astype(np.float32)
+
+
+CONSTANT_FOLDERS = {"DequantizeLinear": _dequantize_linear}
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):
@@ -228,18 +251,20 @@ def _conv(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     b = imp.optional_const(node, 2)
     if w.ndim != 4:
         raise imp.error(node, f"only 2-D convolutions are supported (weight shape {w.shape})")
-    if _attr(node, "group", 1) != 1:
-        raise imp.error(node, "grouped/depthwise convolution (group > 1) is not supported yet")
-    if any(d != 1 for d in _attr(node, "dilations", [1, 1])):
-        raise imp.error(node, "dilated convolution is not supported yet")
+    groups = int(_attr(node, "group", 1))
+    dilation = [int(d) for d in _attr(node, "dilations", [1, 1])]
     stride = [int(s) for s in _attr(node, "strides", [1, 1])]
-    kernel = (int(w.shape[2]), int(w.shape[3]))
+    kernel = (dilation[0] * (int(w.shape[2]) - 1) + 1, dilation[1] * (int(w.shape[3]) - 1) + 1)
     pads = _pads_2d(imp, node, _spatial(imp, node, x), kernel, stride)
     params = {"weight": w}
     if b is not None:
         params["bias"] = b.astype(np.float32)
-    imp.add(ops.Conv2d(imp.layer_name(node, 1), [x], [node.output[0]],
-                       attrs={"stride": stride, "pads": pads, "act": None}, params=params))
+    attrs = {"stride": stride, "pads": pads, "act": None}
+    if groups != 1:
+        attrs["groups"] = groups
+    if dilation != [1, 1]:
+        attrs["dilation"] = dilation
+    imp.add(ops.Conv2d(imp.layer_name(node, 1), [x], [node.output[0]], attrs=attrs, params=params))
 
 
 @converter("Gemm")
@@ -269,29 +294,164 @@ def _matmul(imp: OnnxImporter, node: onnx.NodeProto) -> None:
                        params={"weight": np.ascontiguousarray(b.T).astype(np.float32)}))
 
 
-@converter("Add")
-def _add(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    """Add of a constant right after a conv/linear is its bias (MatMul + Add as exporters write it)."""
-    names = list(node.input)
-    const_idx = [i for i, n in enumerate(names) if n in imp.consts]
+def _constant_operand(imp: OnnxImporter, node: onnx.NodeProto) -> tuple[str, np.ndarray] | None:
+    """(activation, constant) for a binary node with exactly one constant operand, else None."""
+    const_idx = [i for i, n in enumerate(node.input) if n in imp.consts]
     if len(const_idx) != 1:
-        raise imp.error(node, "adding two activations (residual connections) is not supported yet")
-    x = names[1 - const_idx[0]]
-    c = np.asarray(imp.consts[names[const_idx[0]]], dtype=np.float64)
+        return None
+    x = node.input[1 - const_idx[0]]
+    return x, np.asarray(imp.consts[node.input[const_idx[0]]], dtype=np.float64)
+
+
+def _per_channel(imp: OnnxImporter, node: onnx.NodeProto, x: str, c: np.ndarray, what: str):
+    """The conv/linear producing x (used only here) and c as one value per output channel."""
     prod = imp.graph.producer(x)
-    if not isinstance(prod, (ops.Linear, ops.Conv2d)) or imp.uses.get(x, 0) != 1:
-        raise imp.error(node, "an added constant is only supported as the bias of a conv/linear layer")
+    if not isinstance(prod, (ops.Linear, ops.Conv2d)) or imp.uses.get(x, 0) != 1 or prod.attrs.get("act"):
+        raise imp.error(node, f"a constant {what} is only supported right after a conv/linear layer "
+                              "(it is folded into that layer's weights)")
     n = prod.out_channels
     if isinstance(prod, ops.Linear):
         ok = c.size == 1 or (c.size == n and c.shape[-1] == n)
     else:  # a conv's per-channel constant broadcasts as (C, 1, 1)
         ok = c.size == 1 or (c.size == n and c.ndim >= 3 and c.shape[-3] == n)
     if not ok:
-        raise imp.error(node, f"constant of shape {c.shape} is not a per-channel bias of '{prod.name}'")
-    per_channel = c.reshape(-1)
-    bias = np.asarray(prod.params.get("bias", np.zeros(n)), dtype=np.float64) + np.broadcast_to(per_channel, (n,))
-    prod.params["bias"] = bias.astype(np.float32)
+        raise imp.error(node, f"constant of shape {c.shape} is not per-channel for '{prod.name}'")
+    return prod, np.broadcast_to(c.reshape(-1), (n,)).astype(np.float64)
+
+
+@converter("Add", "Sum")
+def _add(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """Two activations: a residual Add.  An activation and a constant right after a
+    conv/linear: that layer's bias (MatMul + Add as exporters write it)."""
+    if len([i for i in node.input if i]) != 2:
+        raise imp.error(node, "only adds of two operands are supported")
+    operand = _constant_operand(imp, node)
+    if operand is None:
+        a, b = (imp.activation_input(node, i) for i in range(2))
+        imp.add(ops.Add(imp.layer_name(node), [a, b], [node.output[0]], attrs={"act": None}))
+        return
+    x, c = operand
+    prod, per_channel = _per_channel(imp, node, x, c, "added")
+    n = prod.out_channels
+    prod.params["bias"] = (np.asarray(prod.params.get("bias", np.zeros(n)), np.float64) + per_channel).astype(np.float32)
     imp.graph.rename_tensor(x, node.output[0])
+
+
+@converter("Mul", "Div")
+def _mul(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """Two activations: an elementwise product (squeeze-excite gate, broadcast per channel).
+    An activation times (or divided by) a constant right after a conv/linear: folded into it."""
+    operand = _constant_operand(imp, node)
+    if operand is None:
+        if node.op_type == "Div":
+            raise imp.error(node, "dividing by an activation is not supported")
+        a, b = (imp.activation_input(node, i) for i in range(2))
+        if int(np.prod(imp.graph.shape(a))) < int(np.prod(imp.graph.shape(b))):
+            a, b = b, a  # the gate broadcasts over the larger operand
+        imp.add(ops.Mul(imp.layer_name(node), [a, b], [node.output[0]], attrs={"act": None}))
+        return
+    x, c = operand
+    if node.op_type == "Div":
+        if node.input[1] not in imp.consts:
+            raise imp.error(node, "only division by a constant is supported")
+        c = 1.0 / c
+    prod, scale = _per_channel(imp, node, x, c, "factor")
+    w = np.asarray(prod.params["weight"], np.float64)
+    prod.params["weight"] = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+    if "bias" in prod.params:
+        prod.params["bias"] = (np.asarray(prod.params["bias"], np.float64) * scale).astype(np.float32)
+    imp.graph.rename_tensor(x, node.output[0])
+
+
+@converter("Clip")
+def _clip(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    lo, hi = _attr(node, "min"), _attr(node, "max")  # opset < 11 keeps them as attributes
+    if len(node.input) > 1 and node.input[1]:
+        lo = float(imp.const(node, 1, "the minimum"))
+    if len(node.input) > 2 and node.input[2]:
+        hi = float(imp.const(node, 2, "the maximum"))
+    imp.add(ops.Clip(imp.layer_name(node), [x], [node.output[0]],
+                     attrs={"act": activation.named_clip(None if lo is None else float(lo),
+                                                         None if hi is None else float(hi))}))
+
+
+@converter("HardSwish", "HardSigmoid", "Sigmoid", "Tanh")
+def _lut(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    fn = {"HardSwish": "hardswish", "HardSigmoid": "hardsigmoid", "Sigmoid": "sigmoid", "Tanh": "tanh"}[node.op_type]
+    attrs = {"fn": fn}
+    if node.op_type == "HardSigmoid":
+        attrs.update(alpha=float(_attr(node, "alpha", 0.2)), beta=float(_attr(node, "beta", 0.5)))
+    imp.add(ops.Lut(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]], attrs=attrs))
+
+
+@converter("Concat")
+def _concat(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    inputs = [imp.activation_input(node, i) for i in range(len(node.input))]
+    rank = len(imp.graph.shape(inputs[0])) + 1
+    axis = int(_attr(node, "axis")) % rank
+    if axis == 0:
+        raise imp.error(node, "concatenating along the batch axis is not supported")
+    imp.add(ops.Concat(imp.layer_name(node), inputs, [node.output[0]], attrs={"axis": axis - 1}))
+
+
+@converter("Transpose")
+def _transpose(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    rank = len(imp.graph.shape(x)) + 1
+    perm = [int(p) for p in _attr(node, "perm", list(range(rank))[::-1])]
+    if perm[0] != 0:
+        raise imp.error(node, f"transpose {perm} moves the batch axis; keep it first")
+    imp.add(ops.Transpose(imp.layer_name(node), [x], [node.output[0]], attrs={"perm": [p - 1 for p in perm[1:]]}))
+
+
+@converter("Softmax")
+def _softmax(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    rank = len(imp.graph.shape(x)) + 1
+    axis = int(_attr(node, "axis", -1 if imp.opset >= 13 else 1)) % rank
+    if axis != rank - 1:
+        raise imp.error(node, f"softmax over axis {axis} of a rank-{rank} tensor: only the last axis is supported")
+    imp.add(ops.Softmax(imp.layer_name(node), [x], [node.output[0]]))
+
+
+@converter("Pad")
+def _pad(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node)
+    mode = _decode(_attr(node, "mode", "constant"))
+    pads = _attr(node, "pads")
+    if pads is None:
+        pads = imp.const(node, 1, "the pads").reshape(-1).tolist()
+    value = imp.optional_const(node, 2)
+    rank = len(imp.graph.shape(x)) + 1
+    pads = [int(p) for p in pads]
+    begin, end = pads[:rank], pads[rank:]
+    if mode != "constant" or (value is not None and float(np.asarray(value).reshape(-1)[0]) != 0.0) \
+            or rank != 4 or any(begin[:2]) or any(end[:2]) or min(pads) < 0 or \
+            (len(node.input) > 3 and node.input[3]):
+        raise imp.error(node, "only zero padding of the spatial axes of a (C, H, W) tensor is supported "
+                              "(it is folded into the convolution that follows)")
+    imp.add(ops.Pad(imp.layer_name(node), [x], [node.output[0]],
+                    attrs={"pads": [begin[2], begin[3], end[2], end[3]]}))
+
+
+@converter("ReduceMean")
+def _reduce_mean(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """Mean over the spatial axes (AdaptiveAvgPool2d(1) / x.mean((2, 3))) is a global average pool."""
+    x = imp.activation_input(node)
+    axes = _attr(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = imp.const(node, 1, "the axes").reshape(-1).tolist()
+    shape = imp.graph.shape(x)
+    if len(shape) != 3 or sorted(a % 4 for a in (axes or [])) != [2, 3]:
+        raise imp.error(node, "ReduceMean is supported over the spatial axes (2, 3) of a (C, H, W) tensor only")
+    h, w = shape[1:]
+    pool_out = node.output[0] if _attr(node, "keepdims", 1) else imp.graph.unique_tensor_name(node.output[0] + "_4d")
+    imp.add(ops.AvgPool2d(imp.layer_name(node), [x], [pool_out],
+                          attrs={"kernel": [h, w], "stride": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": True}))
+    if pool_out != node.output[0]:
+        imp.add(ops.Reshape(imp.layer_name(node) + ".squeeze", [pool_out], [node.output[0]],
+                            attrs={"shape": [shape[0]]}))
 
 
 @converter("Relu")

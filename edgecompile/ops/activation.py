@@ -1,8 +1,11 @@
-"""Activations that fuse into a preceding conv/linear as a clamp of its output.
+"""Activations that fuse into the layer before them as a clamp of its output.
 
-A clamp activation is exact in fixed point: ReLU is max(y, 0), so on the
-integer output it is just a raised lower saturation bound (rule 3 of the
-numerics contract) and costs nothing at run time.
+A clamp activation (ReLU, ReLU6, hardtanh / Clip) is exact in fixed point: on
+the integer output it is just tighter saturation bounds (rule 3 of the
+numerics contract), so it costs nothing at run time.  An activation is stored
+in a node's attrs["act"] as {"name": ..., "min": float or None, "max": float
+or None}; None means no activation.  Nonlinear activations (h-swish, sigmoid,
+tanh...) are table lookups instead: see ops/lut.py.
 """
 from __future__ import annotations
 
@@ -10,22 +13,63 @@ import numpy as np
 
 from .. import numerics
 
-CLAMP_ACTIVATIONS = ("relu",)
+
+def clip(name: str, lo: float | None = None, hi: float | None = None) -> dict:
+    return {"name": name, "min": None if lo is None else float(lo), "max": None if hi is None else float(hi)}
 
 
-def apply_float(act: str | None, y: np.ndarray) -> np.ndarray:
+RELU = clip("relu", 0.0)
+RELU6 = clip("relu6", 0.0, 6.0)
+
+
+def named_clip(lo: float | None, hi: float | None) -> dict:
+    """Clip(lo, hi) under its usual name (ReLU6 from Clip(0, 6), as exporters write it)."""
+    if lo == 0.0 and hi is None:
+        return RELU
+    if lo == 0.0 and hi == 6.0:
+        return RELU6
+    return clip("clip", lo, hi)
+
+
+def combine(first: dict | None, then: dict | None) -> dict | None:
+    """The clamp of applying `first`, then `then` (their ranges intersect)."""
+    if first is None or then is None:
+        return then or first
+    lo = max((v for v in (first["min"], then["min"]) if v is not None), default=None)
+    hi = min((v for v in (first["max"], then["max"]) if v is not None), default=None)
+    if lo is not None and hi is not None and hi < lo:
+        hi = lo
+    return named_clip(lo, hi) if (lo, hi) in ((0.0, None), (0.0, 6.0)) else clip(f"{first['name']}+{then['name']}",
+                                                                                    lo, hi)
+
+
+def describe(act: dict | None) -> str:
+    if act is None:
+        return ""
+    if act["name"] == "clip":
+        return f" +clip({act['min']:g},{act['max']:g})" if act["min"] is not None and act["max"] is not None \
+            else f" +clip({act['min']},{act['max']})"
+    return f" +{act['name']}"
+
+
+def apply_float(act: dict | None, y: np.ndarray) -> np.ndarray:
     if act is None:
         return y
-    if act == "relu":
-        return np.maximum(y, 0)
-    raise ValueError(f"unknown activation {act}")
+    lo = -np.inf if act["min"] is None else act["min"]
+    hi = np.inf if act["max"] is None else act["max"]
+    return np.clip(y, lo, hi)
 
 
-def clamp_bounds(act: str | None, bits: int) -> tuple[int, int]:
-    """Integer saturation bounds of a layer's output with this fused activation."""
+def clamp_bounds(act: dict | None, frac_bits: int, bits: int) -> tuple[int, int]:
+    """Integer saturation bounds of an output with frac bits `frac_bits` and this activation.
+
+    A bound b becomes q = round_half_up(b * 2^f) (rule 4), e.g. ReLU6 at f = 4 clamps at 96."""
     lo, hi = numerics.qrange(bits)
     if act is None:
         return lo, hi
-    if act == "relu":
-        return 0, hi
-    raise ValueError(f"unknown activation {act}")
+    wide = 1 << 40
+    if act["min"] is not None:
+        lo = max(lo, int(numerics.quantize_float(act["min"], frac_bits, -wide, wide)))
+    if act["max"] is not None:
+        hi = min(hi, int(numerics.quantize_float(act["max"], frac_bits, -wide, wide)))
+    return min(lo, hi), hi

@@ -37,6 +37,8 @@ class Op(Node):
     preserves_format: ClassVar[bool] = False
     #: Output is the input's buffer reinterpreted (reshape): no code, no memory.
     is_alias: ClassVar[bool] = False
+    #: The C kernel may write its output over its first input (elementwise ops).
+    in_place: ClassVar[bool] = False
     #: Runtime C files (without extension) the generated code needs for this op.
     runtime_files: ClassVar[tuple[str, ...]] = ()
 

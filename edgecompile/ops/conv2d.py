@@ -1,28 +1,33 @@
-"""Conv2d: 2-D convolution over (C, H, W) with zero padding, groups = 1.
+"""Conv2d: 2-D convolution over (C, H, W) with zero padding, groups and dilation.
 
-attrs: stride [sh, sw], pads [top, left, bottom, right], act (fused clamp).
-params: weight (OC, IC, KH, KW), bias (OC).
-C kernel: ec_conv2d_s8 in runtime_c/ec_conv2d.c.
+attrs: stride [sh, sw], pads [top, left, bottom, right], groups (1; in_c for
+depthwise), dilation [dh, dw] (default 1), act (fused clamp).
+params: weight (OC, IC / groups, KH, KW), bias (OC).
+C kernels: ec_conv2d_s8 (groups = 1, no dilation) in runtime_c/ec_conv2d.c,
+ec_conv2d_grouped_s8 (any groups and dilation) in runtime_c/ec_conv2d_grouped.c.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..ir import Graph
+from . import activation
 from .base import register
 from .weighted import WeightedOp
 
 
-def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
-    return (size + pad_before + pad_after - kernel) // stride + 1
+def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
+                     dilation: int = 1) -> int:
+    return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0) -> np.ndarray:
+def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 1)) -> np.ndarray:
     """(N, C, H, W) -> (N, C, OH, OW, KH, KW) windows, padding with `fill`."""
     pt, pl, pb, pr = pads
+    dh, dw = dilation
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
-    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
-    return win[:, :, ::stride[0], ::stride[1]]
+    win = np.lib.stride_tricks.sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    return win[:, :, ::stride[0], ::stride[1], ::dh, ::dw]
 
 
 @register
@@ -34,44 +39,73 @@ class Conv2d(WeightedOp):
     def kernel(self) -> tuple[int, int]:
         return int(self.weight_shape[2]), int(self.weight_shape[3])
 
+    @property
+    def groups(self) -> int:
+        return int(self.attrs.get("groups", 1))
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return tuple(int(d) for d in self.attrs.get("dilation", (1, 1)))
+
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         c, h, w = graph.shape(self.inputs[0])
         oc, ic, kh, kw = self.weight_shape
-        if ic != c:
-            raise ValueError(f"conv {self.name}: weight expects {ic} input channels, input has {c}")
+        if ic * self.groups != c or oc % self.groups:
+            raise ValueError(f"conv {self.name}: weight {self.weight_shape} with {self.groups} groups does not fit "
+                             f"{c} input channels")
         sh, sw = self.attrs["stride"]
         pt, pl, pb, pr = self.attrs["pads"]
-        return (oc, conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr))
+        dh, dw = self.dilation
+        return (oc, conv_output_size(h, kh, sh, pt, pb, dh), conv_output_size(w, kw, sw, pl, pr, dw))
 
     def describe(self) -> str:
         kh, kw = self.kernel
         text = f"{kh}x{kw} s{self.attrs['stride'][0]}"
         if any(self.attrs["pads"]):
             text += f" p{self.attrs['pads'][0]}"
-        return text + (f" +{self.attrs['act']}" if self.attrs.get("act") else "")
+        if self.groups > 1:
+            text += " dw" if self.groups == self.weight_shape[0] == self.groups * self.weight_shape[1] \
+                else f" g{self.groups}"
+        if self.dilation != (1, 1):
+            text += f" d{self.dilation[0]}"
+        return text + activation.describe(self.attrs.get("act"))
 
     def macs(self, graph: Graph) -> int:
         oc, oh, ow = graph.shape(self.outputs[0])
         return int(oc * oh * ow * np.prod(self.weight_shape[1:]))
 
-    def run_float(self, x: np.ndarray) -> np.ndarray:
+    def _windows(self, x: np.ndarray, dtype) -> np.ndarray:
         kh, kw = self.kernel
-        win = patches(np.asarray(x, dtype=np.float64), kh, kw, self.attrs["stride"], self.attrs["pads"])
-        y = np.einsum("nchwij,ocij->nohw", win, np.asarray(self.params["weight"], dtype=np.float64),
-                      optimize=True)
+        return patches(np.asarray(x, dtype=dtype), kh, kw, self.attrs["stride"], self.attrs["pads"],
+                       dilation=self.dilation)
+
+    def _grouped_products(self, win: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """sum over (ic, ky, kx) of window * weight, group by group: (N, OC, OH, OW)."""
+        g = self.groups
+        n, c, oh, ow, kh, kw = win.shape
+        cols = win.reshape(n, g, c // g, oh, ow, kh, kw)
+        wg = w.reshape(g, w.shape[0] // g, c // g, kh, kw)
+        return np.einsum("ngchwij,gocij->ngohw", cols, wg, optimize=True).reshape(n, w.shape[0], oh, ow)
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        y = self._grouped_products(self._windows(x, np.float64), np.asarray(self.params["weight"], np.float64))
         if "bias" in self.params:
             y = y + np.asarray(self.params["bias"], dtype=np.float64)[None, :, None, None]
         return self.run_float_act(y)
 
     def accumulate(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
-        kh, kw = self.kernel
-        win = patches(np.asarray(x_q, dtype=np.int64), kh, kw, self.attrs["stride"], self.attrs["pads"])
-        n, c, oh, ow = win.shape[:4]
+        win = self._windows(x_q, np.int64)
+        if self.groups > 1:
+            return self._grouped_products(win, self.qparams["weight"].astype(np.int64))
+        n, c, oh, ow, kh, kw = win.shape
         cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
         w = self.qparams["weight"].astype(np.int64).reshape(self.out_channels, -1)
         return (cols @ w.T).transpose(0, 3, 1, 2)
 
     def emit_c(self, em) -> None:
+        if self.groups > 1 or self.dilation != (1, 1):
+            self._emit_grouped(em)
+            return
         w, b, s, clamp = self.emit_requant_args(em)
         c, h, wd = em.graph.shape(self.inputs[0])
         oc, oh, ow = em.graph.shape(self.outputs[0])
@@ -80,4 +114,18 @@ class Conv2d(WeightedOp):
         pt, pl = self.attrs["pads"][:2]
         em.call(f"ec_conv2d_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, {w}, {b}, {s}, "
                 f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
+                f"{em.buffer(self.outputs[0])}, {oh}, {ow}, {clamp})")
+
+    def _emit_grouped(self, em) -> None:
+        """Grouped, depthwise or dilated: the general kernel."""
+        em.runtime.add("ec_conv2d_grouped")
+        w, b, s, clamp = self.emit_requant_args(em)
+        c, h, wd = em.graph.shape(self.inputs[0])
+        oc, oh, ow = em.graph.shape(self.outputs[0])
+        kh, kw = self.kernel
+        sh, sw = self.attrs["stride"]
+        pt, pl = self.attrs["pads"][:2]
+        dh, dw = self.dilation
+        em.call(f"ec_conv2d_grouped_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, {w}, {b}, {s}, "
+                f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {dh}, {dw}, {self.groups}, "
                 f"{em.buffer(self.outputs[0])}, {oh}, {ow}, {clamp})")

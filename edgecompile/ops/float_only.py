@@ -1,7 +1,8 @@
 """Ops that exist only in the float graph: passes remove them before quantization.
 
 BatchNorm is folded into the conv/linear before it (passes/fold_batchnorm.py);
-Identity (also Dropout in evaluation) is dropped (passes/cleanup.py).
+Identity (also Dropout in evaluation) is dropped (passes/cleanup.py); a zero Pad
+is folded into the convolution after it (passes/fold_pad.py).
 """
 from __future__ import annotations
 
@@ -43,3 +44,19 @@ class Identity(Op):
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
         return x
+
+
+@register
+class Pad(Op):
+    """Zero padding of the spatial axes; folded into the convolution after it."""
+
+    op_type = "Pad"
+
+    def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        c, h, w = graph.shape(self.inputs[0])
+        pt, pl, pb, pr = self.attrs["pads"]
+        return (c, h + pt + pb, w + pl + pr)
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        pt, pl, pb, pr = self.attrs["pads"]
+        return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph
+from . import activation
 from .base import register
 from .weighted import WeightedOp
 
@@ -27,7 +28,7 @@ class Linear(WeightedOp):
     def describe(self) -> str:
         out_f, in_f = self.weight_shape
         text = f"{in_f}->{out_f}"
-        return text + (f" +{self.attrs['act']}" if self.attrs.get("act") else "")
+        return text + activation.describe(self.attrs.get("act"))
 
     def macs(self, graph: Graph) -> int:
         return int(np.prod(self.weight_shape))

@@ -15,6 +15,7 @@ from .base import Op, register
 class Relu(Op):
     op_type = "Relu"
     preserves_format = True
+    in_place = True
     runtime_files = ("ec_elementwise",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

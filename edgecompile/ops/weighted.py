@@ -32,56 +32,74 @@ class WeightedOp(Op):
     def out_channels(self) -> int:
         return int(self.weight_shape[0])
 
-    def fuse_activation(self, act: str) -> None:
-        self.attrs["act"] = act
+    def fuse_activation(self, act: dict) -> None:
+        self.attrs["act"] = activation.combine(self.attrs.get("act"), act)
 
     def run_float_act(self, y: np.ndarray) -> np.ndarray:
         return activation.apply_float(self.attrs.get("act"), y)
 
     # -- quantization ------------------------------------------------------------
+    def wants_per_channel(self, options) -> bool:
+        """Per-channel weight shifts: as asked, or by default where channels differ most
+        (grouped and depthwise convolutions, whose channels BatchNorm scales independently)."""
+        if options.per_channel is not None:
+            return bool(options.per_channel)
+        return int(self.attrs.get("groups", 1)) > 1
+
     def quantize(self, graph: Graph, options) -> None:
         x = graph.tensors[self.inputs[0]]
         y = graph.tensors[self.outputs[0]]
         bits = options.weight_bits_for(self.name)
         weight = np.asarray(self.params["weight"], dtype=np.float64)
         bias = self.params.get("bias")
-        f_w = numerics.frac_bits_for_values(weight, bits)
+        n = self.out_channels
+        rows = weight.reshape(n, -1)
+        # f_w per output channel: the largest with no clipping of that channel's weights;
+        # per tensor, all channels take the smallest (the channel with the largest weights).
+        f_w = np.array([numerics.frac_bits_for_values(r, bits) for r in rows], dtype=np.int64)
+        per_channel = self.wants_per_channel(options)
+        if not per_channel:
+            f_w[:] = f_w.min()
         # Shifts must stay in C's legal range: a too-large right shift means the
         # weights carry more frac bits than the output can use, so drop some.
-        f_w = min(f_w, numerics.MAX_SHIFT + y.frac_bits - x.frac_bits)
+        f_w = np.minimum(f_w, numerics.MAX_SHIFT + y.frac_bits - x.frac_bits)
         # A left shift of more than 31 - out_bits would overflow before
         # saturating: give the output fewer frac bits instead (coarser but exact).
         min_shift = -(31 - y.bits)
-        if x.frac_bits + f_w - y.frac_bits < min_shift:
-            y.frac_bits = x.frac_bits + f_w - min_shift
+        if x.frac_bits + int(f_w.min()) - y.frac_bits < min_shift:
+            y.frac_bits = x.frac_bits + int(f_w.min()) - min_shift
             graph.notes.append(f"{self.name}: output frac bits lowered to {y.frac_bits} to keep the shift legal")
         x_max = 1 << (x.bits - 1)
         while True:
             w_q, b_q = self._quantize_params(weight, bias, f_w, bits, x.frac_bits)
-            bound = numerics.accumulator_bound(w_q, b_q, x_max)
-            if bound <= numerics.ACC_MAX:
+            bounds = np.abs(w_q.reshape(n, -1)).sum(axis=1) * x_max + np.abs(b_q)
+            over = bounds > numerics.ACC_MAX
+            if not over.any():
                 break
-            # Halving the weight scale halves the bound; the layer stays exact in int32.
-            f_w -= 1
-            graph.notes.append(f"{self.name}: weight frac bits lowered to {f_w} so the int32 accumulator cannot overflow")
-        shift = x.frac_bits + f_w - y.frac_bits
-        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.bits)
-        # One shift for the whole tensor (per-tensor weight scale); the kernels
-        # also take one per output channel.
-        self.qparams = {"weight": w_q.astype(np.int8), "shift": np.array([shift], dtype=np.int8)}
+            # Halving a channel's weight scale halves its bound; the layer stays exact in int32.
+            f_w = f_w - (over if per_channel else 1)
+            graph.notes.append(f"{self.name}: weight frac bits lowered so the int32 accumulator cannot overflow")
+        shifts = x.frac_bits + f_w - y.frac_bits
+        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits)
+        # One shift for the whole tensor, or one per output channel.
+        self.qparams = {"weight": w_q.astype(np.int8),
+                        "shift": (shifts if per_channel else shifts[:1]).astype(np.int8)}
         if bias is not None:
             self.qparams["bias"] = b_q.astype(np.int32)
-        self.qattrs = {"weight_bits": bits, "weight_frac_bits": [f_w],
-                       "act_min": lo, "act_max": hi, "acc_bound": bound}
+        self.qattrs = {"weight_bits": bits, "weight_frac_bits": (f_w if per_channel else f_w[:1]).tolist(),
+                       "act_min": lo, "act_max": hi, "acc_bound": int(bounds.max())}
 
     @staticmethod
     def _quantize_params(weight, bias, f_w, bits, f_in):
+        """Integer weights (channel c with f_w[c] frac bits) and int32 biases (f_in + f_w[c])."""
         lo, hi = numerics.qrange(bits)
-        w_q = numerics.quantize_float(weight, f_w, lo, hi)
+        n = weight.shape[0]
+        per_row = np.asarray(f_w).reshape((n,) + (1,) * (weight.ndim - 1))
+        w_q = numerics.quantize_float(np.ldexp(weight, per_row), 0, lo, hi)
         if bias is None:
-            b_q = np.zeros(weight.shape[0], dtype=np.int64)
+            b_q = np.zeros(n, dtype=np.int64)
         else:
-            b_q = numerics.quantize_float(np.asarray(bias, dtype=np.float64), f_in + f_w,
+            b_q = numerics.quantize_float(np.ldexp(np.asarray(bias, dtype=np.float64), f_in + np.asarray(f_w)), 0,
                                           numerics.ACC_MIN, numerics.ACC_MAX)
         return w_q, b_q
 

@@ -20,3 +20,17 @@ def remove_dead_nodes(graph: Graph) -> None:
         else:
             graph.nodes.remove(node)
     graph.prune_tensors()
+
+
+def drop_final_softmax(graph: Graph) -> bool:
+    """--drop-softmax: remove a Softmax that produces the model's output (argmax is unchanged;
+    the C then returns the logits)."""
+    out = graph.outputs[0]
+    node = graph.producer(out)
+    if not isinstance(node, ops.Softmax):
+        return False
+    graph.nodes.remove(node)
+    graph.tensors.pop(out)
+    graph.rename_tensor(node.inputs[0], out)
+    graph.notes.append(f"final Softmax '{node.name}' dropped (--drop-softmax): outputs are logits, argmax unchanged")
+    return True

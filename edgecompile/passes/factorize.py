@@ -95,7 +95,7 @@ def rank_for_energy(singular_values: np.ndarray, beta: float) -> int:
 def eligible(node, conv1x1: bool) -> bool:
     if isinstance(node, ops.Linear):
         return True
-    return (conv1x1 and isinstance(node, ops.Conv2d) and node.kernel == (1, 1)
+    return (conv1x1 and isinstance(node, ops.Conv2d) and node.kernel == (1, 1) and node.groups == 1
             and list(node.attrs["stride"]) == [1, 1] and not any(node.attrs["pads"]))
 
 

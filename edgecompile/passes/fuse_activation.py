@@ -1,23 +1,36 @@
-"""Fuse a ReLU into the conv/linear before it: it becomes that layer's output clamp."""
+"""Fuse clamp activations (ReLU, ReLU6, Clip) into the layer before them: they become
+that layer's output saturation bounds.  Layers that can take one define
+`fuse_activation` (conv, linear, add)."""
 from __future__ import annotations
 
 from .. import ops
 from ..ir import Graph
-from ..ops.weighted import WeightedOp
+from ..ops import activation
+
+
+def clamp_of(node) -> dict | None:
+    if isinstance(node, ops.Relu):
+        return activation.RELU
+    if isinstance(node, ops.Clip):
+        return node.attrs["act"]
+    return None
 
 
 def fuse_activations(graph: Graph) -> int:
     fused = 0
-    for relu in [n for n in graph.nodes if isinstance(n, ops.Relu)]:
-        x = relu.inputs[0]
+    for node in list(graph.nodes):
+        act = clamp_of(node)
+        if act is None:
+            continue
+        x = node.inputs[0]
         prod = graph.producer(x)
-        if isinstance(prod, WeightedOp) and not prod.attrs.get("act") and len(graph.consumers(x)) == 1 \
-                and x not in graph.outputs:
-            prod.fuse_activation("relu")
-            graph.nodes.remove(relu)
-            out = relu.outputs[0]
-            graph.tensors.pop(x)
-            # The layer now writes the ReLU's output tensor directly.
-            prod.outputs = [out]
-            fused += 1
+        if prod is None or not hasattr(prod, "fuse_activation") or len(graph.consumers(x)) != 1 \
+                or x in graph.outputs:
+            continue
+        prod.fuse_activation(act)
+        graph.nodes.remove(node)
+        out = node.outputs[0]
+        graph.tensors.pop(x)
+        prod.outputs = [out]  # the layer now writes the activation's output directly
+        fused += 1
     return fused

@@ -2,8 +2,9 @@
 
 Buffers whose lifetimes do not overlap share memory.  The model's input and
 output live in the caller's buffers, so they take no arena space; a reshape's
-output is its input's buffer (one "group").  A kernel's scratch memory is a
-buffer live during its own step only.  A node reads its inputs while it
+output is its input's buffer (one "group"), and so is an elementwise op's
+output when nothing reads its input afterwards (in place).  A kernel's scratch
+memory is a buffer live during its own step only.  A node reads its inputs while it
 writes its output, so those are live at the same step and never overlap.
 
 The lower bound on any plan is the largest total size of the groups live at
@@ -56,15 +57,25 @@ class MemoryPlan:
         raise KeyError(tensor)
 
 
+def _last_uses(graph: Graph) -> dict[str, int]:
+    last: dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for t in node.inputs:
+            last[t] = i
+    return last
+
+
 def build_buffers(graph: Graph) -> list[Buffer]:
     group_of: dict[str, int] = {}
     groups: list[list[str]] = []
+    last_use = _last_uses(graph)
     for name in graph.inputs:
         group_of[name] = len(groups)
         groups.append([name])
-    for node in graph.nodes:
+    for i, node in enumerate(graph.nodes):
         out = node.outputs[0]
-        if node.is_alias:
+        if node.is_alias or (node.in_place and _can_overwrite(graph, node, i, groups[group_of[node.inputs[0]]],
+                                                              last_use)):
             g = group_of[node.inputs[0]]
             group_of[out] = g
             groups[g].append(out)
@@ -97,6 +108,17 @@ def build_buffers(graph: Graph) -> list[Buffer]:
 def scratch_name(node) -> str:
     """The planner's name for a node's scratch buffer (not a graph tensor)."""
     return f"{node.name}#scratch"
+
+
+def _can_overwrite(graph: Graph, node, step: int, group: list[str], last_use: dict[str, int]) -> bool:
+    """An elementwise op may write over its first input when nothing reads that buffer later,
+    the sizes match, and neither is one of the caller's buffers."""
+    x, out = node.inputs[0], node.outputs[0]
+    if any(t in graph.inputs or t in graph.outputs for t in group) or out in graph.outputs:
+        return False
+    if node.inputs.count(x) > 1 or graph.tensors[x].nbytes != graph.tensors[out].nbytes:
+        return False
+    return all(last_use.get(t, -1) <= step for t in group)
 
 
 def _producer_step(graph: Graph, tensor: str) -> int:
@@ -153,24 +175,72 @@ def _place_two_ended(order: list[Buffer], capacity: int) -> int | None:
     return max((b.offset + b.size for b in placed), default=0)
 
 
+def _place_search(order: list[Buffer], capacity: int, budget: int = 20000) -> int | None:
+    """Depth-first search for a placement within `capacity`: each buffer tries the offsets that
+    touch already placed buffers or an end of the arena, backtracking on a dead end.  Bounded
+    by `budget` tries, so it gives up (None) rather than take long on a large graph."""
+    placed: list[Buffer] = []
+    tries = 0
+
+    def options(buf: Buffer) -> list[int]:
+        cands = set(_candidates(placed, buf)) | {capacity - buf.size}
+        ok = [o for o in cands if 0 <= o <= capacity - buf.size and _fits(placed, buf, o)]
+        return sorted(ok)
+
+    stack = [(0, iter(options(order[0])))] if order else []
+    while stack:
+        depth, choices = stack[-1]
+        if len(placed) > depth:
+            placed.pop()
+        offset = next(choices, None)
+        tries += 1
+        if offset is None or tries > budget:
+            stack.pop()
+            if tries > budget:
+                return None
+            continue
+        order[depth].offset = offset
+        placed.append(order[depth])
+        if depth + 1 == len(order):
+            return max(b.offset + b.size for b in placed)
+        stack.append((depth + 1, iter(options(order[depth + 1]))))
+    return None if order else 0
+
+
+def _orders(arena: list[Buffer]) -> dict[str, list[Buffer]]:
+    """Placement orders worth trying; which one wins depends on the graph's shape."""
+    return {
+        "size": sorted(arena, key=lambda b: (-b.size, b.first)),
+        "definition": sorted(arena, key=lambda b: (b.first, -b.size)),
+        "size x lifetime": sorted(arena, key=lambda b: (-b.size * (b.last - b.first + 1), b.first)),
+        "lifetime": sorted(arena, key=lambda b: (-(b.last - b.first), -b.size)),
+    }
+
+
 def plan_memory(graph: Graph) -> MemoryPlan:
     buffers = build_buffers(graph)
     arena = [b for b in buffers if not b.external]
     bound = lower_bound(buffers)
     total = sum(b.size for b in arena)
-    by_def = sorted(arena, key=lambda b: (b.first, -b.size))
-    by_size = sorted(arena, key=lambda b: (-b.size, b.first))
+    orders = _orders(arena)
     attempts: list[tuple[int, str, dict[int, int]]] = []
-    for name, order in (("greedy-by-size", by_size), ("first-fit-in-order", by_def)):
+    for name, order in orders.items():
         size = _place_first_fit(order)
-        attempts.append((size, name, {id(b): b.offset for b in arena}))
+        attempts.append((size, f"first-fit by {name}", {id(b): b.offset for b in arena}))
+    best = min(a[0] for a in attempts)
     capacity = bound
-    while capacity < min(a[0] for a in attempts):
-        size = _place_two_ended(by_def, capacity)
-        if size is not None:
-            attempts.append((size, "two-ended", {id(b): b.offset for b in arena}))
+    while capacity < best:  # two-ended placement at the bound, then a little above it
+        for name, order in orders.items():
+            size = _place_two_ended(order, capacity)
+            if size is not None:
+                attempts.append((size, f"two-ended by {name}", {id(b): b.offset for b in arena}))
+        if min(a[0] for a in attempts) <= capacity:
             break
-        capacity += ALIGN * max(1, (min(a[0] for a in attempts) - bound) // (8 * ALIGN))
+        size = _place_search(orders["definition"], capacity)
+        if size is not None:
+            attempts.append((size, "search", {id(b): b.offset for b in arena}))
+            break
+        capacity += ALIGN * max(1, (best - bound) // (8 * ALIGN))
     size, name, offsets = min(attempts, key=lambda a: a[0])
     for b in arena:
         b.offset = offsets[id(b)]

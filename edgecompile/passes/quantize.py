@@ -1,7 +1,7 @@
 """Quantization: choose every tensor's Q-format and every layer's integer parameters.
 
-Activations: f from the calibration range, the largest f that does not clip
-the observed [min, max] (min/max calibration).  Ops that preserve the format
+Activations: f from calibration statistics by a method (frac_bits_for): by
+default the largest f that does not clip the observed [min, max] (min/max).  Ops that preserve the format
 (pooling, reshape, standalone ReLU) give their output the input's f, so they
 need no requantization.  Weights, biases and shifts: see ops/weighted.py.
 Nodes are visited in order and each output's f is fixed just before its
@@ -24,38 +24,91 @@ class QuantOptions:
     weight_bits: int = 8
     layer_bits: dict[str, int] = field(default_factory=dict)
     act_bits: int = 8
+    per_channel: bool | None = None  # None: per channel where it helps (see WeightedOp.wants_per_channel)
+    calib_method: str = "minmax"
+    percentile: float = 99.99
 
     def weight_bits_for(self, layer: str) -> int:
         return self.layer_bits.get(layer, self.weight_bits)
 
 
+CALIB_METHODS = ("minmax", "percentile", "sigma", "mse")
+SAMPLE_CAP = 65536  # values kept per tensor for the sample-based methods
+
+
 @dataclass
 class TensorRange:
+    """What calibration saw of one tensor: its extremes, moments and a sample of values."""
+
     lo: float
     hi: float
+    count: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    sample: np.ndarray | None = None
 
     @property
     def max_abs(self) -> float:
         return max(abs(self.lo), abs(self.hi))
 
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(max(self.total_sq / self.count - self.mean ** 2, 0.0))) if self.count else 0.0
+
+    def add(self, value: np.ndarray, rng: np.random.Generator) -> None:
+        flat = np.asarray(value, dtype=np.float64).reshape(-1)
+        self.lo, self.hi = min(self.lo, float(flat.min())), max(self.hi, float(flat.max()))
+        self.count += flat.size
+        self.total += float(flat.sum())
+        self.total_sq += float(np.dot(flat, flat))
+        keep = flat if flat.size <= SAMPLE_CAP // 4 else rng.choice(flat, SAMPLE_CAP // 4, replace=False)
+        merged = keep if self.sample is None else np.concatenate([self.sample, keep])
+        self.sample = merged if merged.size <= SAMPLE_CAP else rng.choice(merged, SAMPLE_CAP, replace=False)
+
 
 def calibrate(graph: Graph, samples: np.ndarray, batch: int = 256) -> dict[str, TensorRange]:
-    """Run the float graph on calibration samples; record each tensor's [min, max]."""
+    """Run the float graph on calibration samples; record each tensor's statistics."""
     ranges: dict[str, TensorRange] = {}
+    rng = np.random.default_rng(0)
     for start in range(0, len(samples), batch):
         env = graph.run_float(samples[start:start + batch], keep_all=True)
         for name, value in env.items():
-            lo, hi = float(np.min(value)), float(np.max(value))
-            if not (np.isfinite(lo) and np.isfinite(hi)):
+            if not np.all(np.isfinite(value)):
                 raise EdgeCompileError(f"tensor '{name}' becomes NaN/Inf on the calibration data: "
                                        "check the model's weights and the calibration inputs")
-            r = ranges.get(name)
-            ranges[name] = TensorRange(lo, hi) if r is None else TensorRange(min(r.lo, lo), max(r.hi, hi))
+            ranges.setdefault(name, TensorRange(np.inf, -np.inf)).add(value, rng)
     return ranges
 
 
-def frac_bits_for(r: TensorRange, bits: int) -> int:
-    return numerics.frac_bits_for_interval(r.lo, r.hi, bits)
+def frac_bits_for(r: TensorRange, bits: int, method: str = "minmax", percentile: float = 99.99) -> int:
+    """The Q-format of a tensor by a calibration method (seed 002 compares min/max with 3 sigma):
+    minmax      the largest f that clips nothing seen;
+    percentile  the largest f that clips at most (100 - percentile) % at each end;
+    sigma       the largest f for mean +- 3 standard deviations (within the seen range);
+    mse         of minmax's f and the 4 finer ones, the f with the least squared quantization
+                error (rounding and clipping) over the calibration sample."""
+    base = numerics.frac_bits_for_interval(r.lo, r.hi, bits)
+    if method == "minmax" or r.sample is None or r.sample.size == 0:
+        return base
+    if method == "sigma":
+        lo, hi = max(r.lo, r.mean - 3 * r.std), min(r.hi, r.mean + 3 * r.std)
+        return numerics.frac_bits_for_interval(min(lo, 0.0), max(hi, 0.0), bits)
+    if method == "percentile":
+        tail = (100.0 - percentile) / 100.0
+        lo, hi = np.quantile(r.sample, [tail, 1.0 - tail])
+        return numerics.frac_bits_for_interval(min(float(lo), 0.0), max(float(hi), 0.0), bits)
+    if method == "mse":
+        qlo, qhi = numerics.qrange(bits)
+        errors = []
+        for f in range(base, min(base + 5, numerics.MAX_SHIFT) + 1):
+            q = numerics.quantize_float(r.sample, f, qlo, qhi)
+            errors.append((float(np.mean((numerics.dequantize(q, f) - r.sample) ** 2)), f))
+        return min(errors)[1]
+    raise EdgeCompileError(f"--calib-method {method}: choose one of {', '.join(CALIB_METHODS)}")
 
 
 def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions) -> None:
@@ -63,11 +116,14 @@ def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantO
         t.bits = options.act_bits
         t.frac_bits = None
     x = graph.input
-    x.frac_bits = frac_bits_for(ranges[x.name], x.bits)
+    def choose(name: str, bits: int) -> int:
+        return frac_bits_for(ranges[name], bits, options.calib_method, options.percentile)
+
+    x.frac_bits = choose(x.name, x.bits)
     for node in graph.nodes:
         out = graph.tensors[node.outputs[0]]
         if node.preserves_format:
             out.frac_bits = graph.tensors[node.inputs[0]].frac_bits
         else:
-            out.frac_bits = frac_bits_for(ranges[out.name], out.bits)
+            out.frac_bits = choose(out.name, out.bits)
         node.quantize(graph, options)

@@ -35,8 +35,8 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
     decisions = []
     for i, node in enumerate(graph.nodes):
         cls = SPARSE_CLASS.get(type(node))  # exact type: the sparse classes are subclasses
-        if cls is None:
-            continue
+        if cls is None or node.attrs.get("groups", 1) != 1 or tuple(node.attrs.get("dilation", (1, 1))) != (1, 1):
+            continue  # the sparse kernels cover ungrouped, undilated layers
         w = node.qparams["weight"]
         enc = sparse_format.choose(w, mode)
         decisions.append(SparsityDecision(node.name, sparse_format.density(w),

@@ -1,0 +1,72 @@
+"""Nonlinear elementwise activations as exact 256-entry tables: h-swish, h-sigmoid,
+sigmoid, tanh, SiLU.
+
+An int8 input has only 256 values, so the integer activation is defined as a
+table computed at compile time:
+    table[q + 128] = sat(round_half_up(fn(q * 2^-f_in) * 2^f_out))   (rule 4)
+The simulator and the C index the same table, so they agree by construction,
+and the only error is the output rounding.  The output gets its own calibrated
+format; the op may run in place.  C kernel: ec_lut_s8 in runtime_c/ec_elementwise.c.
+attrs: fn (one of FUNCTIONS), and for hardsigmoid alpha, beta (ONNX's HardSigmoid).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numerics
+from ..ir import Graph
+from .base import Op, register
+
+
+def _hardsigmoid(x, alpha=1.0 / 6.0, beta=0.5):
+    return np.clip(alpha * x + beta, 0.0, 1.0)
+
+
+FUNCTIONS = {  # name -> f(x, **attrs)
+    "hardswish": lambda x: x * _hardsigmoid(x),
+    "hardsigmoid": _hardsigmoid,
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": lambda x: np.tanh(x),
+    "silu": lambda x: x / (1.0 + np.exp(-x)),
+}
+
+
+@register
+class Lut(Op):
+    op_type = "Lut"
+    in_place = True
+    runtime_files = ("ec_elementwise",)
+
+    def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        return graph.shape(self.inputs[0])
+
+    def describe(self) -> str:
+        return f"{self.attrs['fn']} (table)"
+
+    def macs(self, graph: Graph) -> int:
+        return int(np.prod(graph.shape(self.inputs[0])))
+
+    def function(self, x: np.ndarray) -> np.ndarray:
+        extra = {k: v for k, v in self.attrs.items() if k != "fn"}
+        return FUNCTIONS[self.attrs["fn"]](np.asarray(x, dtype=np.float64), **extra)
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        return self.function(x)
+
+    def quantize(self, graph: Graph, options) -> None:
+        x = graph.tensors[self.inputs[0]]
+        y = graph.tensors[self.outputs[0]]
+        lo, hi = numerics.qrange(x.bits)
+        q = np.arange(lo, hi + 1)
+        real = self.function(numerics.dequantize(q, x.frac_bits))
+        ylo, yhi = numerics.qrange(y.bits)
+        self.qparams = {"table": numerics.quantize_float(real, y.frac_bits, ylo, yhi).astype(np.int8)}
+
+    def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        lo, _ = numerics.qrange(graph.tensors[self.inputs[0]].bits)
+        return self.qparams["table"].astype(np.int64)[np.asarray(x_q, dtype=np.int64) - lo]
+
+    def emit_c(self, em) -> None:
+        table = em.const_array(f"{self.name}_table", "int8_t", self.qparams["table"])
+        size = int(np.prod(em.graph.shape(self.inputs[0])))
+        em.call(f"ec_lut_s8({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}, {size}, {table})")

@@ -1,0 +1,69 @@
+"""Mul of two activations, the second broadcast over trailing axes (squeeze-excite's
+channel gate x * g with g of shape (C, 1, 1) or (C,), or a scalar).
+
+    y = sat(rounding_shift(a * b, f_a + f_b - f_out))       |a * b| <= 2^14
+C kernel: ec_mul_s8.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numerics
+from ..ir import Graph
+from . import activation
+from .base import Op, register
+
+
+@register
+class Mul(Op):
+    op_type = "Mul"
+    in_place = True
+    runtime_files = ("ec_elementwise",)
+
+    def _broadcast(self, graph: Graph) -> tuple[int, int, int, int]:
+        """(outer, inner, b_outer_stride, b_inner_stride) of the C loop."""
+        a = graph.shape(self.inputs[0])
+        b = graph.shape(self.inputs[1])
+        size_a, size_b = int(np.prod(a)), int(np.prod(b))
+        if tuple(b) == tuple(a):
+            return 1, size_a, 0, 1
+        if size_b == 1:
+            return 1, size_a, 0, 0
+        if a and size_b == a[0] and all(d == 1 for d in b[1:]):
+            return a[0], size_a // a[0], 1, 0
+        raise ValueError(f"mul {self.name}: cannot broadcast {b} over {a} (same shape, per-channel or scalar)")
+
+    def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        self._broadcast(graph)
+        return graph.shape(self.inputs[0])
+
+    def macs(self, graph: Graph) -> int:
+        return int(np.prod(graph.shape(self.outputs[0])))
+
+    def fuse_activation(self, act: dict) -> None:
+        self.attrs["act"] = activation.combine(self.attrs.get("act"), act)
+
+    def run_float(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        b = np.asarray(b, np.float64)
+        b = b.reshape(b.shape + (1,) * (np.ndim(a) - np.ndim(b)))
+        return activation.apply_float(self.attrs.get("act"), np.asarray(a, np.float64) * b)
+
+    def quantize(self, graph: Graph, options) -> None:
+        fa, fb = (graph.tensors[t].frac_bits for t in self.inputs)
+        y = graph.tensors[self.outputs[0]]
+        y.frac_bits = min(max(y.frac_bits, fa + fb - numerics.MAX_SHIFT), fa + fb + 31 - y.bits)
+        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits)
+        self.qattrs = {"shift": fa + fb - y.frac_bits, "act_min": lo, "act_max": hi}
+
+    def run_int(self, graph: Graph, a_q: np.ndarray, b_q: np.ndarray) -> np.ndarray:
+        b = np.asarray(b_q, np.int64)
+        b = b.reshape(b.shape + (1,) * (np.ndim(a_q) - np.ndim(b)))
+        return numerics.requantize(np.asarray(a_q, np.int64) * b, self.qattrs["shift"], self.qattrs["act_min"],
+                                   self.qattrs["act_max"])
+
+    def emit_c(self, em) -> None:
+        outer, inner, so, si = self._broadcast(em.graph)
+        a, b = (em.buffer(t) for t in self.inputs)
+        q = self.qattrs
+        em.call(f"ec_mul_s8({a}, {b}, {em.buffer(self.outputs[0])}, {outer}, {inner}, {so}, {si}, {q['shift']}, "
+                f"{q['act_min']}, {q['act_max']})")

@@ -1,0 +1,23 @@
+/*
+ * ec_conv2d_grouped.h - grouped, depthwise and dilated 2-D convolution (int8, int32 accumulator).
+ * Layouts as ec_conv2d.h; weight is (out_c, in_c / groups, k_h, k_w).
+ */
+#ifndef EC_CONV2D_GROUPED_H
+#define EC_CONV2D_GROUPED_H
+
+#include <stdint.h>
+
+/*
+ * ec_conv2d_grouped_s8 - output channel oc of group g = oc / (out_c / groups) sees input
+ * channels g * in_c/groups .. (g + 1) * in_c/groups - 1; kernel taps are dilation_h/_w apart.
+ * groups divides in_c and out_c (depthwise: groups = in_c).  Other arguments, ranges and the
+ * overflow bound as ec_conv2d_s8 (the compiler's bound covers the in_c/groups * k_h * k_w terms).
+ * 0 <= pad_top, pad_left; windows may lie partly outside the input (zero padding).
+ */
+void ec_conv2d_grouped_s8(const int8_t *input, int in_c, int in_h, int in_w,
+                          const int8_t *weight, const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                          int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
+                          int dilation_h, int dilation_w, int groups,
+                          int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max);
+
+#endif /* EC_CONV2D_GROUPED_H */

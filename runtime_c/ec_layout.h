@@ -1,0 +1,23 @@
+/* ec_layout.h - kernels that move int8 data: concatenation and transposition. */
+#ifndef EC_LAYOUT_H
+#define EC_LAYOUT_H
+
+#include <stdint.h>
+
+/*
+ * One input of a concatenation: `outer` blocks of `inner` values go to output blocks of
+ * `out_inner` values (starting at `output`, already offset to this input's slice), each
+ * value rounding-shifted right by shift >= 0 (the input's frac bits minus the output's;
+ * 0 is a plain copy).
+ */
+void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift);
+
+/*
+ * Transposition of an ndim-dimensional tensor (1 <= ndim <= 6): output element with index
+ * (i0, ..., i{n-1}) in out_shape is input[sum(i_k * in_strides[k])], where in_strides are the
+ * input's strides permuted into output order.  Not in place.
+ */
+void ec_transpose_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
+                     const int32_t *in_strides);
+
+#endif /* EC_LAYOUT_H */

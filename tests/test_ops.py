@@ -1,0 +1,220 @@
+"""Issue 6's operator set, one small ONNX graph each (built with onnx.helper, the way other
+exporters write them): float vs onnxruntime, integer vs float, C vs simulator bit-exact."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecompile import numerics, ops
+from edgecompile.export import ExportSettings, export
+from edgecompile.verify import verify
+from conftest import require_tool
+
+F = TensorProto.FLOAT
+
+
+def const(name, arr, dtype=np.float32):
+    return numpy_helper.from_array(np.asarray(arr, dtype=dtype), name)
+
+
+def save_model(tmp_path, name, nodes, x_shape, inits=(), y_shape=None, x_name="x", opset=17):
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(x_name, F, x_shape)],
+                              [helper.make_tensor_value_info("y", F, y_shape)], list(inits))
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+def compile_and_check(tmp_path, path, sample_shape, rng, min_sqnr=25.0, verify_c=True, **settings):
+    calib = rng.standard_normal((64,) + tuple(sample_shape)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, **settings))
+    s = result.summary
+    assert s["oracle_max_abs_err"] <= 1e-4
+    assert s["output_sqnr_db"] >= min_sqnr, s["output_sqnr_db"]
+    if verify_c:
+        require_tool("gcc", "make")
+        v = verify(result.out_dir)
+        assert v.ok, v.first_mismatch
+    return result
+
+
+def conv_w(rng, oc, ic, k):
+    return rng.standard_normal((oc, ic, k, k)) * (1.0 / np.sqrt(ic * k * k))
+
+
+def test_depthwise_grouped_and_dilated_convolutions(tmp_path, rng):
+    nodes = [helper.make_node("Conv", ["x", "Wd", "Bd"], ["d"], group=6, pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["d"], ["r"]),
+             helper.make_node("Conv", ["r", "Wg", "Bg"], ["g"], group=3),
+             helper.make_node("Conv", ["g", "Wl"], ["y"], dilations=[2, 2], pads=[2, 2, 2, 2], strides=[2, 1])]
+    inits = [const("Wd", conv_w(rng, 6, 1, 3) * rng.uniform(0.1, 3, (6, 1, 1, 1))), const("Bd", rng.standard_normal(6)),
+             const("Wg", conv_w(rng, 9, 2, 1)), const("Bg", rng.standard_normal(9) * 0.1),
+             const("Wl", conv_w(rng, 4, 9, 3))]
+    path = save_model(tmp_path, "dw", nodes, [1, 6, 11, 9], inits)
+    result = compile_and_check(tmp_path, path, (6, 11, 9), rng)
+    convs = [n for n in result.compiled.graph.nodes if isinstance(n, ops.Conv2d)]
+    assert [c.groups for c in convs] == [6, 3, 1] and convs[2].dilation == (2, 2)
+    assert convs[0].qparams["shift"].size == 6  # per-channel shifts by default on depthwise
+
+
+def test_residual_add_of_different_formats_with_fused_relu(tmp_path, rng):
+    nodes = [helper.make_node("Conv", ["x", "W1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "W2"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    inits = [const("W1", conv_w(rng, 4, 3, 3) * 8), const("W2", conv_w(rng, 4, 3, 1) * 0.05)]
+    path = save_model(tmp_path, "add", nodes, [1, 3, 6, 6], inits)
+    result = compile_and_check(tmp_path, path, (3, 6, 6), rng)
+    add = next(n for n in result.compiled.graph.nodes if isinstance(n, ops.Add))
+    assert add.attrs["act"]["name"] == "relu" and add.qattrs["shift_a"] != add.qattrs["shift_b"]
+
+
+def test_squeeze_excite_mul_and_tables(tmp_path, rng):
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("HardSwish", ["c"], ["h"]),
+             helper.make_node("GlobalAveragePool", ["h"], ["p"]),
+             helper.make_node("Conv", ["p", "Wse"], ["q"]),
+             helper.make_node("HardSigmoid", ["q"], ["gate"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["h", "gate"], ["m"]),
+             helper.make_node("Sigmoid", ["m"], ["s"]), helper.make_node("Tanh", ["s"], ["y"])]
+    inits = [const("W", conv_w(rng, 8, 3, 3) * 2), const("Wse", conv_w(rng, 8, 8, 1) * 3)]
+    path = save_model(tmp_path, "se", nodes, [1, 3, 7, 7], inits)
+    result = compile_and_check(tmp_path, path, (3, 7, 7), rng)
+    assert sum(isinstance(n, ops.Lut) for n in result.compiled.graph.nodes) == 4
+    assert any(isinstance(n, ops.Mul) for n in result.compiled.graph.nodes)
+
+
+def test_concat_keeps_each_branch_format_until_the_join(tmp_path, rng):
+    nodes = [helper.make_node("Conv", ["x", "Wa"], ["a"]), helper.make_node("Conv", ["x", "Wb"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["y"], axis=1)]
+    inits = [const("Wa", conv_w(rng, 3, 2, 1) * 0.02), const("Wb", conv_w(rng, 5, 2, 1) * 20)]
+    path = save_model(tmp_path, "cat", nodes, [1, 2, 5, 5], inits)
+    result = compile_and_check(tmp_path, path, (2, 5, 5), rng)
+    g = result.compiled.graph
+    cat = next(n for n in g.nodes if isinstance(n, ops.Concat))
+    fa, fb = (g.tensors[t].frac_bits for t in cat.inputs)
+    assert fa > fb + 5  # the small branch was computed in its own, finer format
+    assert cat.qattrs["shifts"] == [fa - fb, 0]
+
+
+def test_channel_shuffle_reshape_transpose_reshape(tmp_path, rng):
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], group=2),
+             helper.make_node("Reshape", ["c", "s5"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t", "s4"], ["y"])]
+    inits = [const("W", conv_w(rng, 6, 2, 1)), const("s5", [1, 2, 3, 4, 5], np.int64),
+             const("s4", [1, 6, 4, 5], np.int64)]
+    path = save_model(tmp_path, "shuffle", nodes, [1, 4, 4, 5], inits)
+    result = compile_and_check(tmp_path, path, (4, 4, 5), rng)
+    assert any(isinstance(n, ops.Transpose) for n in result.compiled.graph.nodes)
+
+
+def test_nhwc_input_with_symbolic_batch_and_clip_as_relu6(tmp_path, rng):
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xt", "W", "B"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["r6"]),
+             helper.make_node("MaxPool", ["r6"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Clip", ["p", "lo", "hi2"], ["y"])]
+    inits = [const("W", conv_w(rng, 4, 3, 3) * 3), const("B", rng.standard_normal(4)), const("lo", 0.0),
+             const("hi", 6.0), const("hi2", 2.0)]
+    path = save_model(tmp_path, "nhwc", nodes, ["N", 8, 8, 3], inits)
+    result = compile_and_check(tmp_path, path, (8, 8, 3), rng)
+    g = result.compiled.graph
+    assert g.input.shape == (8, 8, 3)
+    conv = next(n for n in g.nodes if isinstance(n, ops.Conv2d))
+    assert conv.attrs["act"]["name"] == "relu6"
+    assert any(isinstance(n, ops.Clip) for n in g.nodes)  # after the pool it stays a clamp of its own
+    header = (result.out_dir / "src" / "nhwc.h").read_text()
+    assert "NHWC" in header and "H,W,C" in header
+
+
+def test_tf2onnx_patterns_dequantized_weights_pad_matmul_and_dynamic_flatten(tmp_path, rng):
+    w_q = rng.integers(-127, 128, size=(4, 2, 3, 3)).astype(np.int8)
+    nodes = [helper.make_node("DequantizeLinear", ["Wq", "scale", "zp"], ["W"], axis=0),
+             helper.make_node("Pad", ["x", "pads"], ["xp"]),
+             helper.make_node("Conv", ["xp", "W"], ["c"]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Shape", ["r"], ["shape"]),
+             helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "zero1d"], ["n1"]),
+             helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0),
+             helper.make_node("Reshape", ["r", "target"], ["f"]),
+             helper.make_node("MatMul", ["f", "M"], ["mm"]),
+             helper.make_node("Add", ["mm", "Bm"], ["y"])]
+    inits = [numpy_helper.from_array(w_q, "Wq"), const("scale", rng.uniform(0.005, 0.02, 4)),
+             numpy_helper.from_array(np.zeros(4, np.int8), "zp"),
+             const("pads", [0, 0, 1, 1, 0, 0, 1, 1], np.int64), const("zero", 0, np.int64),
+             const("zero1d", [0], np.int64), const("minus1", [-1], np.int64),
+             const("M", rng.standard_normal((4 * 6 * 6, 5)) * 0.1), const("Bm", rng.standard_normal(5))]
+    path = save_model(tmp_path, "tf2onnx", nodes, ["N", 2, 6, 6], inits)
+    result = compile_and_check(tmp_path, path, (2, 6, 6), rng)
+    types = [type(n).__name__ for n in result.compiled.graph.nodes]
+    assert types == ["Conv2d", "Reshape", "Linear"]  # Pad folded, Relu fused, Add became the bias
+    assert result.compiled.graph.nodes[0].attrs["pads"] == [1, 1, 1, 1]
+
+
+def test_softmax_integer_rule_and_drop(tmp_path, rng):
+    nodes = [helper.make_node("Gemm", ["x", "W", "B"], ["z"], transB=1), helper.make_node("Softmax", ["z"], ["y"])]
+    inits = [const("W", rng.standard_normal((10, 16)) * 0.6), const("B", rng.standard_normal(10))]
+    path = save_model(tmp_path, "softmax", nodes, [1, 16], inits)
+    result = compile_and_check(tmp_path, path, (16,), rng, min_sqnr=30)
+    assert result.compiled.graph.output.frac_bits == 7
+    assert result.summary["top1_agreement"] >= 0.95
+    dropped = export(ExportSettings(path, tmp_path / "dropped", tmp_path / "calib.npy", vectors=8, drop_softmax=True))
+    assert not any(isinstance(n, ops.Softmax) for n in dropped.compiled.graph.nodes)
+    assert any("dropped" in n for n in dropped.compiled.graph.notes)
+
+
+def test_reduce_mean_is_a_global_pool(tmp_path, rng):
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"]),
+             helper.make_node("ReduceMean", ["c", "axes"], ["y"], keepdims=0)]
+    path = save_model(tmp_path, "mean", nodes, [1, 3, 5, 4], [const("W", conv_w(rng, 6, 3, 1)),
+                                                               const("axes", [2, 3], np.int64)], opset=18)
+    result = compile_and_check(tmp_path, path, (3, 5, 4), rng)
+    assert result.compiled.graph.output.shape == (6,)
+
+
+# -- numerics of the new rules, at their edges -------------------------------------------------
+
+def test_add_alignment_rule_edges():
+    a = np.array([127, -128, 1, -1, 3])
+    b = np.array([127, -128, -1, 1, -3])
+    # a has 5 frac bits, b has 2: align b by 3 (exact), then shift the sum down to 4 frac bits
+    acc = numerics.align(a, 0) + numerics.align(b, 3)
+    assert acc.tolist() == [127 + 1016, -128 - 1024, 1 - 8, -1 + 8, 3 - 24]
+    assert numerics.requantize(acc, 1, -128, 127).tolist() == [127, -128, -3, 4, -10]
+    # a rounding alignment (k < 0) follows rule 2: ties towards +infinity
+    assert numerics.align(np.array([3, -3, 5, -5]), -1).tolist() == [2, -1, 3, -2]
+
+
+def test_lut_tables_are_exact_roundings(tmp_path, rng):
+    from edgecompile.ir import Graph
+
+    g = Graph()
+    g.add_tensor("x", (4,)).frac_bits = 4
+    g.add_tensor("y", (4,)).frac_bits = 6
+    g.inputs, g.outputs = ["x"], ["y"]
+    for fn, reference in (("hardswish", lambda v: v * np.clip(v / 6 + 0.5, 0, 1)), ("tanh", np.tanh),
+                          ("sigmoid", lambda v: 1 / (1 + np.exp(-v)))):
+        node = ops.Lut("l", ["x"], ["y"], attrs={"fn": fn})
+        node.quantize(g, None)
+        q = np.arange(-128, 128)
+        want = np.clip(np.floor(reference(q / 16.0) * 64 + 0.5), -128, 127)
+        assert np.array_equal(node.run_int(g, q[None]), want[None]), fn
+
+
+def test_softmax_rule_matches_its_definition():
+    from edgecompile.ir import Graph
+
+    g = Graph()
+    g.add_tensor("x", (5,)).frac_bits = 3
+    g.add_tensor("y", (5,)).frac_bits = 7
+    node = ops.Softmax("s", ["x"], ["y"])
+    node.quantize(g, None)
+    x = np.array([[127, -128, 0, 5, 5], [0, 0, 0, 0, 0]])
+    e = np.floor(np.exp(-(x.max(1, keepdims=True) - x) / 8.0) * 2 ** 15 + 0.5)
+    want = np.minimum(np.floor(e * 128 / e.sum(1, keepdims=True) + 0.5), 127)
+    assert np.array_equal(node.run_int(g, x), want)
+    assert node.run_int(g, x)[1].tolist() == [26, 26, 26, 26, 26]  # 128/5 = 25.6
