@@ -89,12 +89,11 @@ def with_model_options(fn):
 @click.option("--factorize-conv1x1", is_flag=True, help="Also factorize 1x1 convolutions.")
 @click.option("--sparse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Store pruned weights sparsely: where it saves flash (auto), always (on), never (off).")
-@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "sigma", "mse"]), default="minmax",
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "sigma", "mse"]), default="mse",
               show_default=True, help="How activation formats are chosen from the calibration data.")
 @click.option("--drop-softmax", is_flag=True, help="Leave out a final Softmax (the C returns logits).")
 @click.option("--per-channel/--per-tensor", "per_channel", default=None,
-              help="Weight shifts per output channel or per tensor (default: per channel for grouped and "
-              "depthwise convolutions).")
+              help="Weight formats per output channel (default) or one per tensor.")
 @click.option("--name", help="C name of the model (default: the file name).")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")

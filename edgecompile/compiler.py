@@ -33,8 +33,8 @@ class CompileOptions:
     ranks: RankSpec = field(default_factory=RankSpec)
     sparse: str = "auto"  # auto | on | off
     drop_softmax: bool = False
-    per_channel: bool | None = None  # None: where it helps (grouped/depthwise convolutions)
-    calib_method: str = "minmax"
+    per_channel: bool | None = None  # None: the default, per channel
+    calib_method: str = "mse"
     max_calib_samples: int = 1024
 
 

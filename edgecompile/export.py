@@ -41,7 +41,7 @@ class ExportSettings:
     sparse: str = "auto"
     drop_softmax: bool = False
     per_channel: bool | None = None
-    calib_method: str = "minmax"
+    calib_method: str = "mse"
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
     trust_pickle: bool = False

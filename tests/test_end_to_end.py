@@ -78,12 +78,16 @@ def test_rank_16_shrinks_fc_weights_by_the_formula_and_stays_exact(digits_lenet,
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "r16", digits_lenet["calib"], rank=16))
     g = result.compiled.graph
     r = 16
+    def shifts(node):  # one byte per output channel, or one for all when they agree
+        return node.qparams["shift"].size
+
     for name, (i, o) in {"fc1": (400, 120), "fc2": (120, 84)}.items():
         v, u = g.node(f"{name}.V"), g.node(f"{name}.U")
-        # r*in int8 weights + one shift byte; out*r weights + out int32 biases + one shift byte
-        assert v.weight_bytes() == r * i + 1
-        assert u.weight_bytes() == o * r + 4 * o + 1
-    assert g.node("fc3").weight_bytes() == 84 * 10 + 40 + 1  # 16 >= 8.9: kept whole
+        # r*in int8 weights; out*r weights + out int32 biases; plus the shift bytes
+        assert v.weight_bytes() == r * i + shifts(v)
+        assert u.weight_bytes() == o * r + 4 * o + shifts(u)
+        assert shifts(v) in (1, r) and shifts(u) in (1, o)
+    assert g.node("fc3").weight_bytes() == 84 * 10 + 40 + shifts(g.node("fc3"))  # 16 >= 8.9: kept whole
     assert verify(result.out_dir).ok
     x, y = np.load(digits_lenet["test_x"]), np.load(digits_lenet["test_y"])
     acc = float(np.mean(simulate.run_dequantized(g, x).argmax(1) == y))

@@ -40,11 +40,9 @@ class WeightedOp(Op):
 
     # -- quantization ------------------------------------------------------------
     def wants_per_channel(self, options) -> bool:
-        """Per-channel weight shifts: as asked, or by default where channels differ most
-        (grouped and depthwise convolutions, whose channels BatchNorm scales independently)."""
-        if options.per_channel is not None:
-            return bool(options.per_channel)
-        return int(self.attrs.get("groups", 1)) > 1
+        """Per-channel weight formats unless per-tensor is asked for: BatchNorm folding scales every
+        output channel on its own, and the measurements in README ("Choosing formats") favour it."""
+        return True if options.per_channel is None else bool(options.per_channel)
 
     def quantize(self, graph: Graph, options) -> None:
         x = graph.tensors[self.inputs[0]]
@@ -81,12 +79,13 @@ class WeightedOp(Op):
             graph.notes.append(f"{self.name}: weight frac bits lowered so the int32 accumulator cannot overflow")
         shifts = x.frac_bits + f_w - y.frac_bits
         lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits)
-        # One shift for the whole tensor, or one per output channel.
+        # One shift per output channel, stored once when they all agree (it costs a byte each).
+        uniform = bool(np.all(shifts == shifts[0]))
         self.qparams = {"weight": w_q.astype(np.int8),
-                        "shift": (shifts if per_channel else shifts[:1]).astype(np.int8)}
+                        "shift": (shifts[:1] if uniform else shifts).astype(np.int8)}
         if bias is not None:
             self.qparams["bias"] = b_q.astype(np.int32)
-        self.qattrs = {"weight_bits": bits, "weight_frac_bits": (f_w if per_channel else f_w[:1]).tolist(),
+        self.qattrs = {"weight_bits": bits, "weight_frac_bits": (f_w[:1] if uniform else f_w).tolist(),
                        "act_min": lo, "act_max": hi, "acc_bound": int(bounds.max())}
 
     @staticmethod

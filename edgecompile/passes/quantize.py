@@ -25,7 +25,7 @@ class QuantOptions:
     layer_bits: dict[str, int] = field(default_factory=dict)
     act_bits: int = 8
     per_channel: bool | None = None  # None: per channel where it helps (see WeightedOp.wants_per_channel)
-    calib_method: str = "minmax"
+    calib_method: str = "mse"
     percentile: float = 99.99
 
     def weight_bits_for(self, layer: str) -> int:
