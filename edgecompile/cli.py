@@ -81,7 +81,9 @@ def with_model_options(fn):
               help="Directory for the generated C project.")
 @click.option("--calib", type=click.Path(path_type=Path),
               help="Calibration inputs: .npy/.npz/.pt of shape (N, C, H, W) (or (N, features)).")
-@click.option("--bits", type=int, default=8, show_default=True, help="Weight bits, 2..8.")
+@click.option("--bits", multiple=True, default=["8"], show_default=True,
+              help="Weight bits, 2..8: N for all layers, LAYER=N for one (comma-separated, repeatable: "
+              "--bits 8 --bits fc1=4,conv2=6). 4 bits or fewer are packed 2 or 4 per byte.")
 @click.option("--rank", help="Factorize dense layers where it saves memory: N for all, LAYER=N for one "
               "(comma-separated, e.g. 16 or fc1=32,fc2=8).")
 @click.option("--energy", type=float, help="Rank per layer: the smallest that keeps this share beta of the "
@@ -91,6 +93,10 @@ def with_model_options(fn):
               help="Store pruned weights sparsely: where it saves flash (auto), always (on), never (off).")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "sigma", "mse"]), default="mse",
               show_default=True, help="How activation formats are chosen from the calibration data.")
+@click.option("--weight-method", type=click.Choice(["minmax", "percentile", "sigma", "mse"]), default="minmax",
+              show_default=True, help="How weight formats are chosen (per channel).")
+@click.option("--bias-correction", is_flag=True, help="Shift biases to cancel the mean error of the rounded "
+              "weights on the calibration data.")
 @click.option("--drop-softmax", is_flag=True, help="Leave out a final Softmax (the C returns logits).")
 @click.option("--per-channel/--per-tensor", "per_channel", default=None,
               help="Weight formats per output channel (default) or one per tensor.")
@@ -99,16 +105,18 @@ def with_model_options(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
-def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, drop_softmax,
+def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
+           bias_correction, drop_softmax,
            per_channel, name, vectors, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
     from .report import factorization_table, fmt_db, fmt_int, sparsity_table
 
-    settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=bits, rank=rank, energy=energy,
+    settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
-                              per_channel=per_channel, calib_method=calib_method, name=name,
+                              per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
+                              bias_correction=bias_correction, name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
                               imports=tuple(imports), vectors=vectors)
     result = run_export(settings, Progress(quiet))

@@ -14,6 +14,7 @@ from .calibration import synthetic_inputs
 from .errors import EdgeCompileError
 from .frontend import LoadedModel
 from .ir import Graph
+from .passes.bias_correction import correct_biases
 from .passes.cleanup import drop_final_softmax, remove_identities
 from .passes.factorize import FactorizeDecision, RankSpec, factorize
 from .passes.fold_batchnorm import fold_batchnorm
@@ -35,6 +36,10 @@ class CompileOptions:
     drop_softmax: bool = False
     per_channel: bool | None = None  # None: the default, per channel
     calib_method: str = "mse"
+    weight_method: str = "minmax"
+    bias_correction: bool = False
+    param_overrides: dict[str, dict] = field(default_factory=dict)  # layer -> float params (QAT's trained ones)
+    fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
 
 
@@ -62,6 +67,16 @@ def check_weights(graph: Graph, source: str) -> None:
 def check_options(graph: Graph, options: CompileOptions) -> None:
     if not 2 <= options.bits <= 8:
         raise EdgeCompileError(f"--bits {options.bits}: weights can have 2 to 8 bits")
+
+
+def check_layer_bits(graph: Graph, options: CompileOptions) -> None:
+    """Every LAYER in --bits LAYER=N must name a layer with weights (as the report prints it)."""
+    weighted = [n.name for n in graph.nodes if isinstance(n, ops.weighted.WeightedOp)]
+    known = set(weighted) | {n.rsplit(".", 1)[0] for n in weighted if n.endswith((".V", ".U"))}
+    unknown = sorted(set(options.layer_bits) - known)
+    if unknown:
+        raise EdgeCompileError(f"--bits names layer(s) {', '.join(unknown)} that have no weights or do not exist; "
+                               f"layers with weights: {', '.join(sorted(known))}")
 
 
 def optimize(graph: Graph, options: CompileOptions) -> list[FactorizeDecision]:
@@ -95,6 +110,23 @@ def apply_batchnorm_ranges(graph: Graph, ranges: dict[str, TensorRange]) -> None
         r.lo, r.hi = min(r.lo, lo), max(r.hi, hi)
 
 
+def quant_options(options: CompileOptions, synthetic: bool = False) -> QuantOptions:
+    method = "minmax" if synthetic else options.calib_method  # synthetic data has no real distribution
+    return QuantOptions(options.bits, dict(options.layer_bits), per_channel=options.per_channel,
+                        calib_method=method, weight_method=options.weight_method,
+                        fixed_formats=options.fixed_formats)
+
+
+def apply_param_overrides(graph: Graph, overrides: dict[str, dict]) -> None:
+    """Replace layers' float parameters (fine-tuned ones) after the passes, by layer name."""
+    names = {n.name: n for n in graph.nodes}
+    for layer, params in overrides.items():
+        if layer not in names:
+            raise EdgeCompileError(f"trained parameters for layer '{layer}', which the compiled graph does not have")
+        for key, value in params.items():
+            names[layer].params[key] = np.asarray(value, dtype=np.float32)
+
+
 def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: CompileOptions,
                   log: Log = lambda _msg: None) -> Compiled:
     timings = {}
@@ -104,6 +136,8 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     imported = copy.deepcopy(graph)
     t0 = time.perf_counter()
     decisions = optimize(graph, options)
+    check_layer_bits(graph, options)
+    apply_param_overrides(graph, options.param_overrides)
     timings["passes"] = time.perf_counter() - t0
     synthetic = calib is None
     samples = synthetic_inputs(graph.input.shape) if synthetic else calib[: options.max_calib_samples]
@@ -112,9 +146,9 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     ranges = calibrate(graph, samples)
     if synthetic:
         apply_batchnorm_ranges(graph, ranges)
-    method = "minmax" if synthetic else options.calib_method  # synthetic data has no real distribution
-    quantize_graph(graph, ranges, QuantOptions(options.bits, dict(options.layer_bits),
-                                               per_channel=options.per_channel, calib_method=method))
+    quantize_graph(graph, ranges, quant_options(options, synthetic))
+    if options.bias_correction:
+        correct_biases(graph, samples)
     sparsity = sparsify(graph, options.sparse)
     timings["quantize"] = time.perf_counter() - t0
     plan = plan_memory(graph)

@@ -6,6 +6,7 @@ half-written project that looks good.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from .calibration import load_array, match_shape
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.factorize import RankSpec
+from .passes.quantize import parse_bits
 from .errors import EdgeCompileError
 from .frontend import load_model
 from .ir import c_identifier
@@ -34,7 +36,7 @@ class ExportSettings:
     model: Path
     out_dir: Path
     calib: Path | None = None
-    bits: int = 8
+    bits: int | str | tuple = 8  # 8, or "8", "fc1=4,conv2=6", or several such items
     rank: str | int | None = None  # "16", "fc1=32,fc2=8" (see RankSpec)
     energy: float | None = None
     factorize_conv1x1: bool = False
@@ -42,11 +44,16 @@ class ExportSettings:
     drop_softmax: bool = False
     per_channel: bool | None = None
     calib_method: str = "mse"
+    weight_method: str = "minmax"
+    bias_correction: bool = False
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
     trust_pickle: bool = False
     imports: tuple[str, ...] = ()
     vectors: int = 256
+    loaded: object = None  # a LoadedModel already in memory (edgecompile.qat): `model` only names it
+    param_overrides: dict = field(default_factory=dict)
+    fixed_formats: dict | None = None
 
 
 @dataclass
@@ -77,13 +84,17 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     check_destination(settings.out_dir)
     if settings.vectors < 1:
         raise EdgeCompileError("--vectors must be at least 1")
-    calib = load_array(settings.calib) if settings.calib else None
+    if isinstance(settings.calib, np.ndarray):
+        calib = np.asarray(settings.calib, dtype=np.float32)
+    else:
+        calib = load_array(settings.calib) if settings.calib else None
     shape = settings.input_shape
     if shape is None and calib is not None and settings.model.suffix.lower() != ".onnx" and calib.ndim >= 2:
         shape = tuple(calib.shape[1:])
     log(f"loading {settings.model}")
     try:
-        loaded = load_model(settings.model, shape, settings.trust_pickle, settings.imports)
+        loaded = (copy.deepcopy(settings.loaded) if settings.loaded is not None
+                  else load_model(settings.model, shape, settings.trust_pickle, settings.imports))
     except EdgeCompileError as exc:
         if settings.input_shape is None and shape is not None:
             raise EdgeCompileError(f"{settings.calib}: the calibration data has shape {calib.shape}, so the "
@@ -92,12 +103,15 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     graph = loaded.graph
     graph.name = model_name(settings)
     if calib is not None:
-        calib = match_shape(calib, graph.input.shape, str(settings.calib))
+        calib = match_shape(calib, graph.input.shape, _calib_name(settings.calib))
     log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
-    options = CompileOptions(bits=settings.bits,
+    default_bits, layer_bits = parse_bits(settings.bits)
+    options = CompileOptions(bits=default_bits, layer_bits=layer_bits,
                              ranks=RankSpec.parse(settings.rank, settings.energy, settings.factorize_conv1x1),
                              sparse=settings.sparse, drop_softmax=settings.drop_softmax,
-                             per_channel=settings.per_channel, calib_method=settings.calib_method)
+                             per_channel=settings.per_channel, calib_method=settings.calib_method,
+                             weight_method=settings.weight_method, bias_correction=settings.bias_correction,
+                             param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats)
     compiled = compile_model(loaded, calib, options, log)
     log("measuring accuracy against the float model")
     summary = measure(loaded, compiled)
@@ -105,14 +119,18 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     vec_in = test_vectors(compiled, settings.vectors)
     vec_out = simulate.run_integer(compiled.graph, vec_in).astype(np.int8)
     summary.update(totals(compiled.graph, compiled.plan))
-    summary.update({"name": graph.name, "source": str(settings.model), "bits": settings.bits,
+    summary.update({"name": graph.name, "source": str(settings.model), "bits": default_bits, "layer_bits": layer_bits,
                     "rank": settings.rank, "energy": settings.energy, "vectors": int(len(vec_in)), "edgecompile": __version__,
                     "calibration": "synthetic N(0,1) + BatchNorm statistics" if compiled.calib_is_synthetic
-                    else f"{settings.calib} ({len(compiled.calib)} samples)"})
+                    else f"{_calib_name(settings.calib)} ({len(compiled.calib)} samples)"})
     log(f"writing {settings.out_dir}")
     files = write_project(settings, compiled, summary, layers, vec_in, vec_out)
     summary["export_seconds"] = round(time.perf_counter() - t_start, 3)
     return ExportResult(graph.name, settings.out_dir, compiled, layers, summary, files)
+
+
+def _calib_name(calib) -> str:
+    return "in-memory array" if isinstance(calib, np.ndarray) else str(calib)
 
 
 def measure(loaded, compiled: Compiled) -> dict:
@@ -247,7 +265,9 @@ def render_linked_vectors(root: Path, vec_in: np.ndarray, vec_out: np.ndarray, c
 def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
     s = summary
     lines = [f"# {s['name']}: edgecompile {s['edgecompile']} report", "",
-             f"Source `{s['source']}`, weights {s['bits']}-bit, power-of-two scales, int32 biases and accumulators.",
+             f"Source `{s['source']}`, weights {s['bits']}-bit"
+             + ("".join(f", {k} {v}-bit" for k, v in s["layer_bits"].items()))
+             + " (4 bits or fewer packed), power-of-two scales, int32 biases and accumulators.",
              "", "## Layers", "", layers.markdown(), "",
              "Q-format: frac bits f of input (x), weights (w) and output (y); >>s is the requantization "
              "shift s = f_x + f_w - f_y (round half up). SQNR: each layer's integer output against the float "

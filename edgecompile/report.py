@@ -48,16 +48,17 @@ def shape_text(shape) -> str:
 
 
 def layer_table(graph: Graph, plan, sqnr: dict[str, float] | None = None) -> Table:
-    headers = ["layer", "op", "attrs", "output", "params", "MACs", "flash B", "RAM B", "Q-format", "SQNR dB"]
+    headers = ["layer", "op", "attrs", "output", "params", "MACs", "w bits", "flash B", "RAM B", "Q-format",
+               "SQNR dB"]
     rows = []
     for node in graph.nodes:
         out = node.outputs[0]
         where, _ = plan.location(out)
         ram = "view" if node.is_alias else (fmt_int(graph.tensors[out].nbytes) + (" (out)" if where == "output" else ""))
         rows.append([node.name, node.op_type, node.describe(), shape_text(graph.shape(out)),
-                     fmt_int(node.param_count()), fmt_int(node.macs(graph)), fmt_int(node.weight_bytes()),
-                     ram, node.formats(graph), fmt_db((sqnr or {}).get(out))])
-    return Table(headers, rows, {4, 5, 6, 9})
+                     fmt_int(node.param_count()), fmt_int(node.macs(graph)), str(node.qattrs.get("weight_bits", "-")),
+                     fmt_int(node.weight_bytes()), ram, node.formats(graph), fmt_db((sqnr or {}).get(out))])
+    return Table(headers, rows, {4, 5, 6, 7, 10})
 
 
 def totals(graph: Graph, plan) -> dict[str, int]:

@@ -93,14 +93,15 @@ def density(w: np.ndarray) -> float:
     return float(np.count_nonzero(w) / max(np.size(w), 1))
 
 
-def choose(w: np.ndarray, mode: str) -> Encoded | None:
+def choose(w: np.ndarray, mode: str, dense_bytes: int | None = None) -> Encoded | None:
     """The sparse encoding to use under --sparse MODE, or None for dense.
 
-    auto: the smallest of dense/bitmap/delta; on: the smaller sparse format even
-    if dense is smaller; off: dense."""
+    auto: the smallest of dense/bitmap/delta (dense_bytes: what dense storage costs, e.g. less
+    than one byte per weight when packed); on: the smaller sparse format even if dense is
+    smaller; off: dense."""
     if mode == "off":
         return None
     best = min((encode_bitmap(w), encode_delta(w)), key=lambda e: e.nbytes)
-    if mode == "on" or best.nbytes < np.size(w):
+    if mode == "on" or best.nbytes < (np.size(w) if dense_bytes is None else dense_bytes):
         return best
     return None

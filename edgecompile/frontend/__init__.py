@@ -23,6 +23,15 @@ class LoadedModel:
     torch_model: object = None
 
 
+def load_module(module, input_shape: tuple[int, ...], name: str = "model") -> LoadedModel:
+    """An nn.Module in memory (e.g. for edgecompile.qat) through the same ONNX path as a file."""
+    from . import torch_frontend
+
+    source = Path(f"{name}.pt")
+    model = torch_frontend.to_onnx(module.eval(), "module", tuple(input_shape), source)
+    return LoadedModel(import_onnx(model, source, tuple(input_shape)), model, source, "module", module)
+
+
 def load_model(path: str | Path, input_shape: tuple[int, ...] | None = None, trust_pickle: bool = False,
                imports: tuple[str, ...] = ()) -> LoadedModel:
     """Read a model file of any supported format into the IR."""

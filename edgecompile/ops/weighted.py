@@ -54,7 +54,7 @@ class WeightedOp(Op):
         rows = weight.reshape(n, -1)
         # f_w per output channel: the largest with no clipping of that channel's weights;
         # per tensor, all channels take the smallest (the channel with the largest weights).
-        f_w = np.array([numerics.frac_bits_for_values(r, bits) for r in rows], dtype=np.int64)
+        f_w = np.array([self._weight_frac_bits(r, bits, options) for r in rows], dtype=np.int64)
         per_channel = self.wants_per_channel(options)
         if not per_channel:
             f_w[:] = f_w.min()
@@ -87,6 +87,16 @@ class WeightedOp(Op):
             self.qparams["bias"] = b_q.astype(np.int32)
         self.qattrs = {"weight_bits": bits, "weight_frac_bits": (f_w[:1] if uniform else f_w).tolist(),
                        "act_min": lo, "act_max": hi, "acc_bound": int(bounds.max())}
+
+    @staticmethod
+    def _weight_frac_bits(row: np.ndarray, bits: int, options) -> int:
+        """f of one channel's weights by --weight-method (default minmax: clip no weight)."""
+        method = getattr(options, "weight_method", "minmax")
+        if method == "minmax":
+            return numerics.frac_bits_for_values(row, bits)
+        from ..passes.quantize import TensorRange, frac_bits_for
+
+        return frac_bits_for(TensorRange.of(row), bits, method, options.percentile)
 
     @staticmethod
     def _quantize_params(weight, bias, f_w, bits, f_in):

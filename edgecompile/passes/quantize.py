@@ -26,13 +26,39 @@ class QuantOptions:
     act_bits: int = 8
     per_channel: bool | None = None  # None: per channel where it helps (see WeightedOp.wants_per_channel)
     calib_method: str = "mse"
+    weight_method: str = "minmax"
     percentile: float = 99.99
+    fixed_formats: dict[str, int] | None = None  # tensor -> frac bits decided elsewhere (QAT)
 
     def weight_bits_for(self, layer: str) -> int:
-        return self.layer_bits.get(layer, self.weight_bits)
+        """A layer's weight bits: its own entry, its factorized parent's ("fc1" for "fc1.V"), or the default."""
+        parent = layer.rsplit(".", 1)[0] if layer.endswith((".V", ".U")) else layer
+        return self.layer_bits.get(layer, self.layer_bits.get(parent, self.weight_bits))
 
 
 CALIB_METHODS = ("minmax", "percentile", "sigma", "mse")
+
+
+def parse_bits(values) -> tuple[int, dict[str, int]]:
+    """`--bits 8 --bits fc1=4,conv2=6` -> (8, {"fc1": 4, "conv2": 6}); weights have 2..8 bits."""
+    default, layers = None, {}
+    items = [item.strip() for v in ([values] if isinstance(values, (int, str)) else values)
+             for item in str(v).split(",") if item.strip()]
+    for item in items:
+        name, _, value = item.rpartition("=")
+        try:
+            bits = int(value)
+        except ValueError:
+            raise EdgeCompileError(f"--bits {item}: expected N or LAYER=N (e.g. 8 or fc1=4)") from None
+        if not 2 <= bits <= 8:
+            raise EdgeCompileError(f"--bits {item}: weights can have 2 to 8 bits")
+        if name:
+            layers[name] = bits
+        elif default is not None and default != bits:
+            raise EdgeCompileError(f"--bits: two default widths ({default} and {bits}); name the layers for the rest")
+        else:
+            default = bits
+    return (8 if default is None else default), layers
 SAMPLE_CAP = 65536  # values kept per tensor for the sample-based methods
 
 
@@ -58,6 +84,13 @@ class TensorRange:
     @property
     def std(self) -> float:
         return float(np.sqrt(max(self.total_sq / self.count - self.mean ** 2, 0.0))) if self.count else 0.0
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "TensorRange":
+        """Statistics of an array kept whole, every value in the sample (a weight row)."""
+        flat = np.asarray(values, dtype=np.float64).reshape(-1)
+        return cls(float(flat.min()), float(flat.max()), flat.size, float(flat.sum()), float(np.dot(flat, flat)),
+                   flat)
 
     def add(self, value: np.ndarray, rng: np.random.Generator) -> None:
         flat = np.asarray(value, dtype=np.float64).reshape(-1)
@@ -117,6 +150,8 @@ def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantO
         t.frac_bits = None
     x = graph.input
     def choose(name: str, bits: int) -> int:
+        if options.fixed_formats and name in options.fixed_formats:
+            return int(options.fixed_formats[name])
         return frac_bits_for(ranges[name], bits, options.calib_method, options.percentile)
 
     x.frac_bits = choose(x.name, x.bits)

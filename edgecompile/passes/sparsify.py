@@ -1,4 +1,6 @@
-"""Store pruned layers sparsely where that saves flash (--sparse auto|on|off).
+"""Choose how each layer's weights are stored: sparse where pruning makes that smaller
+(--sparse auto|on|off), else packed two or four per byte when they have 4 bits or fewer,
+else one per byte.
 
 Runs after quantization, on the integer weights: a weight that quantizes to 0
 is as free as a pruned one.  The layer keeps its arithmetic (and the simulator
@@ -11,12 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ops, sparse_format
+from .. import ops, packing, sparse_format
 from ..errors import EdgeCompileError
 from ..ir import Graph
+from ..ops.packed import PackedConv2d, PackedLinear
 from ..ops.sparse import SparseConv2d, SparseLinear
 
 SPARSE_CLASS = {ops.Linear: SparseLinear, ops.Conv2d: SparseConv2d}
+PACKED_CLASS = {ops.Linear: PackedLinear, ops.Conv2d: PackedConv2d}
 MODES = ("auto", "on", "off")
 
 
@@ -38,14 +42,18 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
         if cls is None or node.attrs.get("groups", 1) != 1 or tuple(node.attrs.get("dilation", (1, 1))) != (1, 1):
             continue  # the sparse kernels cover ungrouped, undilated layers
         w = node.qparams["weight"]
-        enc = sparse_format.choose(w, mode)
+        bits = int(node.qattrs["weight_bits"])
+        dense = int(packing.pack(w, bits).size)  # packed below 5 bits: the baseline sparse must beat
+        enc = sparse_format.choose(w, mode, dense)
         decisions.append(SparsityDecision(node.name, sparse_format.density(w),
-                                          "dense" if enc is None else enc.format, int(w.size),
-                                          int(w.size if enc is None else enc.nbytes)))
+                                          "dense" if enc is None else enc.format, dense,
+                                          dense if enc is None else int(enc.nbytes)))
         if enc is not None:
-            sparse = cls(node.name, node.inputs, node.outputs, attrs={**node.attrs, "sparse_format": enc.format},
-                         params=node.params, qattrs=node.qattrs, qparams=node.qparams)
-            graph.nodes[i] = sparse
+            graph.nodes[i] = cls(node.name, node.inputs, node.outputs, attrs={**node.attrs, "sparse_format": enc.format},
+                                 params=node.params, qattrs=node.qattrs, qparams=node.qparams)
+        elif packing.field_bits(bits) < 8:
+            graph.nodes[i] = PACKED_CLASS[type(node)](node.name, node.inputs, node.outputs, attrs=node.attrs,
+                                                      params=node.params, qattrs=node.qattrs, qparams=node.qparams)
     return decisions
 
 
