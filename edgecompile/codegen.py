@@ -27,6 +27,7 @@ class CArray:
     ident: str
     values: np.ndarray
     comment: str = ""
+    align: int = 0  # bytes; 0: the C type's own alignment
 
     def initializer(self, per_line: int = 16) -> str:
         flat = [str(int(v)) for v in np.asarray(self.values).reshape(-1)]
@@ -52,12 +53,20 @@ class Emitter:
     body: list[Statement] = field(default_factory=list)
     runtime: set[str] = field(default_factory=set)
     _idents: set[str] = field(default_factory=set)
+    _shared: dict = field(default_factory=dict)
 
-    def const_array(self, base: str, ctype: str, values) -> str:
+    def const_array(self, base: str, ctype: str, values, align: int = 0) -> str:
+        """A static const array in flash; `align` > 0 declares it EC_ALIGNED(align) (runtime_c/ec_fast.h),
+        for kernels that read it a word at a time."""
         values = np.asarray(values)
         info = np.iinfo(_C_TYPES[ctype])
         if values.size and (values.min() < info.min or values.max() > info.max):
             raise ValueError(f"{base}: values do not fit {ctype}")
+        # Identical weight matrices are stored once (a FastGRNN cell's two gates share W and U);
+        # tiny arrays (shifts) are left alone so each layer's flash figure stays its own.
+        key = (ctype, align, values.shape, values.tobytes()) if values.nbytes >= 64 else None
+        if key in self._shared:
+            return self._shared[key]
         ident = c_identifier(base)
         k = 1
         while ident in self._idents:
@@ -66,7 +75,9 @@ class Emitter:
         self._idents.add(ident)
         if values.size == 0:  # C has no empty arrays: one unused zero (e.g. an all-zero pruned layer)
             values = np.zeros(1, dtype=values.dtype)
-        self.arrays.append(CArray(ctype, ident, values))
+        self.arrays.append(CArray(ctype, ident, values, align=align))
+        if key is not None:
+            self._shared[key] = ident
         return ident
 
     def buffer(self, tensor: str) -> str:
@@ -79,8 +90,21 @@ class Emitter:
 
     def scratch(self, node) -> str:
         """C pointer to the node's scratch buffer (see Op.scratch_bytes)."""
-        _, offset = self.plan.location(scratch_name(node))
-        return f"&ec_arena.bytes[{offset}]"
+        return f"&ec_arena.bytes[{self.scratch_offset(node)}]"
+
+    def scratch_offset(self, node) -> int:
+        """Arena offset of the node's scratch buffer."""
+        return self.plan.location(scratch_name(node))[1]
+
+    def unique(self, prefix: str) -> int:
+        """A number not used before with this prefix (for C loop variables)."""
+        count = sum(1 for i in self._idents if i.startswith(f"#{prefix}"))
+        self._idents.add(f"#{prefix}{count}")
+        return count
+
+    def raw(self, code: str) -> None:
+        """A line of C as is (loop braces)."""
+        self.body.append(Statement(code, "raw"))
 
     def call(self, code: str) -> None:
         self.body.append(Statement(code + ";"))
@@ -109,3 +133,23 @@ def template_env() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True)
     env.globals["version"] = __version__
     return env
+
+
+class BodyEmitter(Emitter):
+    """Emits a recurrent cell's body into its parent's function: the same constant arrays,
+    kernels and statements, but tensors placed by the body's own memory plan at `base` in the
+    parent's arena, and the body's inputs/outputs at the C expressions in `externals`."""
+
+    def __init__(self, parent: Emitter, graph: Graph, plan: MemoryPlan, externals: dict[str, str], base: int):
+        super().__init__(graph, plan, parent.arrays, parent.body, parent.runtime, parent._idents, parent._shared)
+        self.externals = externals
+        self.base = base
+
+    def buffer(self, tensor: str) -> str:
+        if tensor in self.externals:
+            return self.externals[tensor]
+        where, offset = self.plan.location(tensor)
+        return f"&ec_arena.bytes[{self.base + offset}]"
+
+    def scratch_offset(self, node) -> int:
+        return self.base + self.plan.location(scratch_name(node))[1]

@@ -52,7 +52,7 @@ def test_export_verify_inspect(mlp_files, tmp_path):
         assert col in r.output
     assert "lower bound" in r.output and "top-1 agreement" in r.output
     for f in ("Makefile", "manifest.json", "weights.npz", "report.md", "src/mlp.c", "src/mlp.h",
-              "vectors/inputs.bin", "vectors/expected.bin", "runtime/ec_fixed.h", "runtime/ec_linear.c"):
+              "vectors/inputs.bin", "vectors/expected.bin", "runtime/ec_fixed.h", "runtime/ec_linear_fast.c"):
         assert (out / f).is_file(), f
     assert not (out / "runtime" / "ec_conv2d.c").exists()  # only the kernels it needs
     header = (out / "src" / "mlp.h").read_text()

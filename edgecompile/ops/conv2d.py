@@ -33,7 +33,7 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
 @register
 class Conv2d(WeightedOp):
     op_type = "Conv2d"
-    runtime_files = ("ec_conv2d",)
+    runtime_files = ("ec_conv2d_fast", "ec_fast")
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -102,19 +102,28 @@ class Conv2d(WeightedOp):
         w = self.qparams["weight"].astype(np.int64).reshape(self.out_channels, -1)
         return (cols @ w.T).transpose(0, 3, 1, 2)
 
+    def scratch_bytes(self, graph: Graph) -> int:
+        """ec_conv2d_fast_s8's scratch (im2col columns, tap offsets, accumulators, padded band)."""
+        from .fast_kernels import conv_scratch_bytes
+        if self.groups > 1 or self.dilation != (1, 1):
+            return 0
+        return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
+                                  self.attrs["stride"], self.attrs["pads"])
+
     def emit_c(self, em) -> None:
+        from .fast_kernels import CONV_GROUP, weighted_args
         if self.groups > 1 or self.dilation != (1, 1):
             self._emit_grouped(em)
             return
-        w, b, s, clamp = self.emit_requant_args(em)
+        w, b, s, requant = weighted_args(self, em, CONV_GROUP, paired_tails=True)
         c, h, wd = em.graph.shape(self.inputs[0])
         oc, oh, ow = em.graph.shape(self.outputs[0])
         kh, kw = self.kernel
         sh, sw = self.attrs["stride"]
         pt, pl = self.attrs["pads"][:2]
-        em.call(f"ec_conv2d_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, {w}, {b}, {s}, "
+        em.call(f"ec_conv2d_fast_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, {w}, {b}, {s}, "
                 f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                f"{em.buffer(self.outputs[0])}, {oh}, {ow}, {clamp})")
+                f"{em.buffer(self.outputs[0])}, {oh}, {ow}, {requant}, {em.scratch(self)})")
 
     def _emit_grouped(self, em) -> None:
         """Grouped, depthwise or dilated: the general kernel."""

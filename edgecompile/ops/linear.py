@@ -16,14 +16,16 @@ from .weighted import WeightedOp
 @register
 class Linear(WeightedOp):
     op_type = "Linear"
-    runtime_files = ("ec_linear",)
+    runtime_files = ("ec_linear_fast", "ec_fast")
+
+    channel_axis = -1
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         shape = graph.shape(self.inputs[0])
         out_f, in_f = self.weight_shape
-        if len(shape) != 1 or shape[0] != in_f:
-            raise ValueError(f"linear {self.name}: expects a vector of {in_f} features, input has shape {shape}")
-        return (out_f,)
+        if not shape or shape[-1] != in_f:
+            raise ValueError(f"linear {self.name}: expects vectors of {in_f} features, input has shape {shape}")
+        return tuple(shape[:-1]) + (out_f,)
 
     def describe(self) -> str:
         out_f, in_f = self.weight_shape
@@ -31,7 +33,7 @@ class Linear(WeightedOp):
         return text + activation.describe(self.attrs.get("act"))
 
     def macs(self, graph: Graph) -> int:
-        return int(np.prod(self.weight_shape))
+        return int(np.prod(self.weight_shape)) * int(np.prod(graph.shape(self.inputs[0])[:-1]))
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
         y = np.asarray(x, dtype=np.float64) @ np.asarray(self.params["weight"], dtype=np.float64).T
@@ -44,7 +46,15 @@ class Linear(WeightedOp):
         return np.asarray(x_q, dtype=np.int64) @ w.T
 
     def emit_c(self, em) -> None:
-        w, b, s, clamp = self.emit_requant_args(em)
+        from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, weighted_args
+        w, b, s, requant = weighted_args(self, em, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER)
         out_f, in_f = self.weight_shape
-        em.call(f"ec_linear_s8({em.buffer(self.inputs[0])}, {in_f}, {w}, {b}, {s}, {out_f}, "
-                f"{em.buffer(self.outputs[0])}, {clamp})")
+        rows = int(np.prod(em.graph.shape(self.inputs[0])[:-1]))
+        x, y = em.buffer(self.inputs[0]), em.buffer(self.outputs[0])
+        if rows > 1:  # the same layer on each of several vectors (e.g. every time step)
+            r = f"r_{em.unique('r')}"
+            em.raw(f"for (int {r} = 0; {r} < {rows}; ++{r}) {{")
+            x, y = f"{x} + {r} * {in_f}", f"{y} + {r} * {out_f}"
+        em.call(f"ec_linear_fast_s8({x}, {in_f}, {w}, {b}, {s}, {out_f}, {y}, {requant})")
+        if rows > 1:
+            em.raw("}")

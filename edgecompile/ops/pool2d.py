@@ -17,7 +17,7 @@ from .conv2d import conv_output_size, patches
 
 class Pool2d(Op):
     preserves_format = True
-    runtime_files = ("ec_pool2d",)
+    runtime_files = ("ec_pool2d_fast", "ec_fast")
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         c, h, w = graph.shape(self.inputs[0])
@@ -62,7 +62,7 @@ class MaxPool2d(Pool2d):
         return win.max(axis=(4, 5))
 
     def emit_c(self, em) -> None:
-        em.call(f"ec_maxpool2d_s8({self._c_geometry(em)})")
+        em.call(f"ec_maxpool2d_fast_s8({self._c_geometry(em)})")
 
 
 @register
@@ -123,4 +123,4 @@ class AvgPool2d(Pool2d):
 
     def emit_c(self, em) -> None:
         include = 1 if self.attrs.get("count_include_pad", True) else 0
-        em.call(f"ec_avgpool2d_s8({self._c_geometry(em)}, {include}, {self.qattrs['scale_shift']})")
+        em.call(f"ec_avgpool2d_fast_s8({self._c_geometry(em)}, {include}, {self.qattrs['scale_shift']})")

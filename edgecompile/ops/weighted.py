@@ -28,6 +28,9 @@ class WeightedOp(Op):
         w = self.params.get("weight")
         return tuple(np.shape(w if w is not None else self.qparams["weight"]))
 
+    #: The axis of the output channels in a batched output (conv: 1; linear: the last).
+    channel_axis = 1
+
     @property
     def out_channels(self) -> int:
         return int(self.weight_shape[0])
@@ -123,12 +126,14 @@ class WeightedOp(Op):
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         acc = self.accumulate(graph, x_q)
+        axis = self.channel_axis % acc.ndim
         if "bias" in self.qparams:
-            shape = (1, -1) + (1,) * (acc.ndim - 2)
+            shape = [1] * acc.ndim
+            shape[axis] = -1
             acc = acc + self.qparams["bias"].astype(np.int64).reshape(shape)
         # Rule 1 holds by the proof in quantize(); assert it so a bug cannot hide.
         assert acc.size == 0 or (acc.max() <= numerics.ACC_MAX and acc.min() >= numerics.ACC_MIN)
-        shifted = numerics.rounding_shift_per_channel(acc, self.channel_shifts(), axis=1)
+        shifted = numerics.rounding_shift_per_channel(acc, self.channel_shifts(), axis=axis)
         return numerics.saturate(shifted, self.qattrs["act_min"], self.qattrs["act_max"])
 
     def formats(self, graph: Graph) -> str:

@@ -1,0 +1,169 @@
+/*
+ * ec_linear_fast.c - fast fully connected layer (see ec_linear_fast.h; weight layout in ec_fast.h).
+ *
+ * Rows are taken four at a time: one load of four input values serves four rows,
+ * whose weight words are interleaved so that one pointer walks them all.
+ * Leftover rows (out % 4) go one at a time, then every row adds its K % 4 tail
+ * products.  No scratch: the int8 input is read a word at a time and widened in
+ * registers, SXTB16 giving the pairs (x0, x2) and, rotated by 8, (x1, x3); the
+ * weight words (k0, k1, k2, k3) give (k0, k2) and (k1, k3) the same way, and SMLAD
+ * multiplies matching pairs.  An input that is not 4-byte aligned (possible only
+ * for the model's input, the caller's buffer) goes row by row, read a byte at a
+ * time: exact, but about twice as slow.
+ *
+ * Exactness: each accumulator is bias (+ the folded rounding constant, ec_fast.h)
+ * plus the reference's products in another order; every partial sum is bounded by
+ * acc_bound (+ 2^(s-1)) < 2^31, so the int32 result and the output are the same.
+ */
+#include "ec_linear_fast.h"
+
+#include <string.h>
+
+#if EC_FAST_DSP
+/* One chunk of 4 values for 4 interleaved rows: the input word gives the pairs (x0, x2),
+ * (x1, x3) by SXTB16 and SXTB16 ROR #8; two LDRDs of the rows' words (k0, k1, k2, k3),
+ * each turned into (k0, k2), (k1, k3) the same way; eight SMLADs, each a partial sum of
+ * a bounded accumulator (so SMLAD's Q flag never matters). */
+#define EC_LINEAR_ROWS(a, b)                                                                                         \
+    "ldrd    %[wa], %[wb], [%[w]], #8\n\t"                                                                          \
+    "sxtb16  %[t], %[wa]\n\t"                                                                                       \
+    "sxtb16  %[wa], %[wa], ror #8\n\t"                                                                              \
+    "smlad   %[" a "], %[t], %[xe], %[" a "]\n\t"                                                                   \
+    "smlad   %[" a "], %[wa], %[xo], %[" a "]\n\t"                                                                  \
+    "sxtb16  %[t], %[wb]\n\t"                                                                                       \
+    "sxtb16  %[wb], %[wb], ror #8\n\t"                                                                              \
+    "smlad   %[" b "], %[t], %[xe], %[" b "]\n\t"                                                                   \
+    "smlad   %[" b "], %[wb], %[xo], %[" b "]\n\t"
+#define EC_LINEAR_CHUNK                                                                                              \
+    "ldr     %[t], [%[x]], #4\n\t"                                                                                  \
+    "sxtb16  %[xe], %[t]\n\t"                                                                                       \
+    "sxtb16  %[xo], %[t], ror #8\n\t" EC_LINEAR_ROWS("a0", "a1") EC_LINEAR_ROWS("a2", "a3")
+
+/*
+ * acc[r] += row r . x over n > 0 chunks of 4 values, for the 4 interleaved rows at w and
+ * a 4-byte aligned x: two chunks per trip of the loop (an odd count enters at the second),
+ * 21 instructions per 16 MACs plus one per chunk for the loop.  Returns w past the bytes
+ * read.
+ */
+static EC_FAST_INLINE const int8_t *ec_dot_4x1(const int8_t *w, const int8_t *x, int n, int32_t *acc)
+{
+    int32_t a0, a1, a2, a3, wa, wb, t, xe, xo;
+    __asm__("ldrd    %[a0], %[a1], [%[acc]]\n\t"
+            "ldrd    %[a2], %[a3], [%[acc], #8]\n\t"
+            "lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
+            "bcc     1f\n\t"
+            "adds    %[n], %[n], #1\n\t"
+            "b       2f\n\t"
+            "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
+            "subs    %[n], %[n], #1\n\t"
+            "bne     1b\n\t"
+            "strd    %[a0], %[a1], [%[acc]]\n\t"
+            "strd    %[a2], %[a3], [%[acc], #8]\n\t"
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
+            : [acc] "r"(acc)
+            : "cc", "memory");
+    return w;
+}
+
+/* One row at a time (rows left over after the groups of 4, or any row when x is not
+ * 4-byte aligned): the same pairs, in C, x read a byte at a time.  w: the row's words,
+ * w_step bytes apart (4 for a lone row, 16 within a group of 4). */
+static void ec_dot_1x1(const int8_t *w, int w_step, const int8_t *x, int n, int32_t *acc)
+{
+    int32_t a = *acc;
+    for (; n > 0; --n, w += w_step, x += 4) {
+        int32_t wv;
+        const int32_t xe = (int32_t)(((uint32_t)x[0] & 0xFFFFu) | ((uint32_t)x[2] << 16));
+        const int32_t xo = (int32_t)(((uint32_t)x[1] & 0xFFFFu) | ((uint32_t)x[3] << 16));
+        memcpy(&wv, w, 4); /* one LDR: the word is aligned */
+        a = __smlad(__sxtb16(wv), xe, a);
+        a = __smlad(ec_sxtb16_ror8(wv), xo, a);
+    }
+    *acc = a;
+}
+#else
+/* Portable: the same sums, one byte at a time (no word access): each input value is
+ * loaded once for the four rows, which suits Thumb-1's few registers. */
+/* Value i of the chunk times row r's weight at w[4r + i], for the four rows. */
+#define EC_VALUE_X4(i)                                                                                               \
+    v = x[i];                                                                                                        \
+    a0 += w[i] * v;                                                                                                  \
+    a1 += w[4 + (i)] * v;                                                                                            \
+    a2 += w[8 + (i)] * v;                                                                                            \
+    a3 += w[12 + (i)] * v
+
+static const int8_t *ec_dot_4x1(const int8_t *w, const int8_t *x, int n, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], v;
+    const int8_t *end = x + 4 * n;
+    for (; x != end; w += 16, x += 4) {
+        EC_VALUE_X4(0);
+        EC_VALUE_X4(1);
+        EC_VALUE_X4(2);
+        EC_VALUE_X4(3);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    return w;
+}
+
+static void ec_dot_1x1(const int8_t *w, int w_step, const int8_t *x, int n, int32_t *acc)
+{
+    int32_t a0 = *acc;
+    for (; n > 0; --n, w += w_step, x += 4) {
+        a0 += (int32_t)w[0] * x[0] + (int32_t)w[1] * x[1] + (int32_t)w[2] * x[2] + (int32_t)w[3] * x[3];
+    }
+    *acc = a0;
+}
+#endif
+
+/* acc[r] += the tail products of rows r < rows (tail values row by row at w). */
+static void ec_linear_tail(const int8_t *w, const int8_t *x, int tail, int rows, int32_t *acc)
+{
+    int r, i;
+    for (r = 0; r < rows; ++r) {
+        for (i = 0; i < tail; ++i) {
+            acc[r] += (int32_t)*w++ * x[i];
+        }
+    }
+}
+
+void ec_linear_fast_s8(const int8_t *input, int in_features, const int8_t *weight, const int32_t *bias,
+                       const int8_t *shift, int shift_per_channel, int out_features, int8_t *output,
+                       int32_t act_min, int32_t act_max, int round_folded)
+{
+    const int k4 = in_features & ~3, tail = in_features - k4, n = k4 >> 2;
+    const int mode = ec_fast_mode(shift, shift_per_channel, out_features, round_folded, act_min, act_max);
+    const int step = shift_per_channel ? 1 : 0;
+    const int8_t *w = weight, *w_tail = weight + (long)out_features * k4;
+#if EC_FAST_DSP
+    const int words = ((uintptr_t)input & 3u) == 0; /* else row by row, bytes */
+#else
+    const int words = 0; /* the portable 4-row loop reads bytes anyway */
+#endif
+    int o, r;
+
+    for (o = 0; o < out_features; o += r) {
+        const int rows = out_features - o >= 4 ? 4 : 1;
+        int32_t acc[4];
+        for (r = 0; r < rows; ++r) {
+            acc[r] = ec_fast_start(bias, o + r, shift[step * (o + r)], mode);
+        }
+        if (n > 0 && rows == 4 && (words || !EC_FAST_DSP)) {
+            w = ec_dot_4x1(w, input, n, acc);
+        } else if (n > 0) {
+            for (r = 0; r < rows; ++r) { /* row r's words at w + 4r, 4 * rows bytes apart */
+                ec_dot_1x1(w + 4 * r, 4 * rows, input, n, acc + r);
+            }
+            w += (long)rows * k4;
+        }
+        if (tail > 0) {
+            ec_linear_tail(w_tail, input + k4, tail, rows, acc);
+            w_tail += rows * tail;
+        }
+        ec_fast_store(acc, rows, 1, 1, 0, shift + step * o, shift_per_channel, mode, act_min, act_max, output + o);
+    }
+}

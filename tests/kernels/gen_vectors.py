@@ -1,0 +1,260 @@
+"""Test vectors for the fast kernels (runtime_c/ec_*_fast.c) against the reference ones.
+
+Each case is a random layer: shapes (odd channel counts, K not a multiple of 4,
+in_c = 1, 1x1 and non-square kernels, padding on each side, strides 1-3), int8
+weights and inputs (uniform, or at the extremes -128/127, or mostly zero), an
+optional bias, one shift or one per channel (positive, zero, negative, up to 31),
+a clamp (none, ReLU, ReLU6-like, an arbitrary range) and the round_folded flag
+the code generator would pass (sometimes forced to 0).  Every case satisfies the
+contract the compiler proves (|bias| + sum |w| * 128 <= 2^31 - 1); some sit
+right at that bound, where folding the rounding constant is refused.
+The packed weights come from the code generator's own function
+(edgecompile.ops.fast_kernels.pack_rows), so the test covers what export writes.
+
+tests/kernels/harness.c reads the file this writes, runs both kernels on every
+case and compares every output byte.
+
+    python tests/kernels/gen_vectors.py cases.bin [--seed N] [--count N] [--max-bytes N]
+
+Binary format (little-endian): per case 24 int32 header fields (HEADER below),
+then the arrays input (int8, placed `misalign` bytes past a word boundary by the
+harness), weight (int8, logical order), packed weight (int8),
+bias (int32, out_c values when has_bias), shift (int8, out_c or 1 values), each
+padded with zeros to a multiple of 4 bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_ORDER,  # noqa: E402
+                                          conv_scratch_bytes, pack_rows, round_folded)
+
+OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4}
+HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
+          "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
+          "scale_shift", "scratch", "misalign", "reserved2", "reserved3")
+INT32_MAX = 2**31 - 1
+# Buffer sizes of harness.c (EC_MAX_*): every case fits them (the M0+ machine has 16 KiB of RAM).
+DEFAULT_MAX_BYTES = 1536
+MAX_SCRATCH = 2048
+MAX_CHANNELS = 128
+CLAMPS = ((-128, 127), (0, 127), (0, 96), (-37, 60), (5, 5))
+
+
+def out_size(size: int, k: int, stride: int, before: int, after: int) -> int:
+    return (size + before + after - k) // stride + 1
+
+
+def _values(rng, shape, style: str) -> np.ndarray:
+    if style == "extreme":
+        return rng.choice(np.array([-128, 127], dtype=np.int8), size=shape)
+    if style == "min":
+        return np.full(shape, -128, dtype=np.int8)
+    if style == "sparse":
+        v = rng.integers(-128, 128, size=shape).astype(np.int8)
+        v[rng.random(shape) < 0.8] = 0
+        return v
+    return rng.integers(-128, 128, size=shape).astype(np.int8)
+
+
+def _requant(rng, case: dict, weight: np.ndarray) -> dict:
+    """Bias, shifts, clamp and folding for a conv/linear case with these weights."""
+    out_c = weight.shape[0]
+    sums = np.abs(weight.astype(np.int64)).reshape(out_c, -1).sum(axis=1) * 128
+    room = INT32_MAX - sums  # largest |bias| the accumulator bound allows
+    per_channel = int(rng.random() < 0.5)
+    kind = rng.choice(["small", "mid", "large", "negative", "zero", "edge"])
+    lo_s, hi_s = {"small": (1, 8), "mid": (8, 20), "large": (20, 32), "negative": (-8, 0), "zero": (0, 1),
+                  "edge": (1, 32)}[kind]
+    shift = rng.integers(lo_s, hi_s, size=out_c if per_channel else 1).astype(np.int8)
+    if kind == "negative" and rng.random() < 0.5:
+        shift[rng.integers(0, shift.size)] = -23  # the quantizer's limit is -(31 - 8)
+    has_bias = int(rng.random() < 0.8)
+    bias = None
+    if has_bias:
+        scale = {"small": 2**10, "mid": 2**20, "large": 2**30, "negative": 2**8, "zero": 2**12, "edge": 2**31}[kind]
+        bias = rng.integers(-scale, scale, size=out_c, dtype=np.int64)
+        if kind == "edge":  # |bias| + sum |w| * 128 == INT32_MAX exactly, in some rows: folding is refused
+            edge = rng.random(out_c) < 0.5
+            bias[edge] = room[edge] * rng.choice([-1, 1], size=int(edge.sum()))
+        bias = np.clip(bias, -room, room).astype(np.int32)
+    lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))]
+    folded = round_folded(weight, bias, shift)
+    if rng.random() < 0.15:
+        folded = 0  # the exact path is legal everywhere
+    case.update(act_min=lo, act_max=hi, per_channel=per_channel, has_bias=has_bias, folded=folded,
+                bias=bias, shift=shift)
+    return case
+
+
+def conv_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | None:
+    in_c = int(rng.choice([1, 1, 2, 3, 4, 5, 6, 7, 8, 16]))
+    k_h, k_w = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    if rng.random() < 0.3:
+        k_h = k_w = int(rng.choice([1, 3]))
+    stride_h, stride_w = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    pads = [int(rng.integers(0, k)) if rng.random() < 0.5 else 0 for k in (k_h, k_w, k_h, k_w)]
+    side = 13 if max_bytes <= DEFAULT_MAX_BYTES else 40
+    in_h, in_w = int(rng.integers(1, side)), int(rng.integers(1, side))
+    if in_h + pads[0] + pads[2] < k_h or in_w + pads[1] + pads[3] < k_w:
+        return None
+    out_c = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 9, 16] + ([31, 64] if max_bytes > DEFAULT_MAX_BYTES else [])))
+    out_h = out_size(in_h, k_h, stride_h, pads[0], pads[2])
+    out_w = out_size(in_w, k_w, stride_w, pads[1], pads[3])
+    k = in_c * k_h * k_w
+    scratch = conv_scratch_bytes((in_c, in_h, in_w), (out_c, out_h, out_w), (k_h, k_w), (stride_h, stride_w), pads)
+    if max(in_c * in_h * in_w, out_c * k, out_c * out_h * out_w) > max_bytes or scratch > max_scratch:
+        return None
+    style = rng.choice(["uniform", "uniform", "extreme", "min", "sparse"])
+    weight = _values(rng, (out_c, in_c, k_h, k_w), style)
+    x = _values(rng, (in_c, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    case = dict(op="conv", in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k_h, k_w=k_w, stride_h=stride_h,
+                stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], out_h=out_h, out_w=out_w, input=x,
+                weight=weight, packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True),
+                scratch=scratch)
+    return _requant(rng, case, weight)
+
+
+def linear_case(rng, max_bytes: int) -> dict | None:
+    in_f = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 64, 100, 257]))
+    out_f = int(rng.integers(1, 41))
+    if out_f * in_f > max_bytes:
+        return None
+    style = rng.choice(["uniform", "uniform", "extreme", "min", "sparse"])
+    weight = _values(rng, (out_f, in_f), style)
+    x = _values(rng, (in_f,), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    case = dict(op="linear", in_c=in_f, in_h=1, in_w=1, out_c=out_f, input=x, weight=weight,
+                packed=pack_rows(weight, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER),
+                misalign=int(rng.choice([0, 0, 1, 2, 3])))
+    return _requant(rng, case, weight)
+
+
+def pool_case(rng, max_bytes: int, op: str) -> dict | None:
+    k_h, k_w = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    if rng.random() < 0.4:
+        k_h = k_w = 2
+    stride_h, stride_w = (k_h, k_w) if rng.random() < 0.5 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    pads = [int(rng.integers(0, k)) if rng.random() < 0.4 else 0 for k in (k_h, k_w, k_h, k_w)]
+    channels, in_h, in_w = int(rng.integers(1, 9)), int(rng.integers(1, 14)), int(rng.integers(1, 14))
+    if in_h + pads[0] + pads[2] < k_h or in_w + pads[1] + pads[3] < k_w:
+        return None
+    out_h = out_size(in_h, k_h, stride_h, pads[0], pads[2])
+    out_w = out_size(in_w, k_w, stride_w, pads[1], pads[3])
+    # Every window must hold an input (ec_pool2d.h): the last one starts inside.
+    if (out_h - 1) * stride_h - pads[0] >= in_h or (out_w - 1) * stride_w - pads[1] >= in_w:
+        return None
+    if max(channels * in_h * in_w, channels * out_h * out_w) > max_bytes:
+        return None
+    x = _values(rng, (channels, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    window = k_h * k_w
+    k_max = 0  # AvgPool2d.quantize's headroom rule: 2 * 128 * window * 2^k + window < 2^31
+    while (2 * 128 * window << (k_max + 1)) + window < INT32_MAX:
+        k_max += 1
+    scale_shift = int(rng.choice([0, 0, 1, 3, k_max])) if op == "avgpool" else 0
+    return dict(op=op, in_c=channels, in_h=in_h, in_w=in_w, out_c=channels, k_h=k_h, k_w=k_w, stride_h=stride_h,
+                stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], out_h=out_h, out_w=out_w, input=x,
+                include_pad=int(rng.random() < 0.5), scale_shift=scale_shift)
+
+
+def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
+               max_scratch: int = MAX_SCRATCH) -> list[dict]:
+    """`count` cases in a fixed mix: 45 % conv, 25 % linear, 15 % each pooling.  Larger max_bytes and
+    max_scratch (with harness.c built with the same EC_MAX_BYTES and EC_MAX_SCRATCH) allow larger
+    layers, for runs on the host."""
+    rng = np.random.default_rng(seed)
+    makers = [(0.45, lambda: conv_case(rng, max_bytes, max_scratch)), (0.25, lambda: linear_case(rng, max_bytes)),
+              (0.15, lambda: pool_case(rng, max_bytes, "maxpool")),
+              (0.15, lambda: pool_case(rng, max_bytes, "avgpool"))]
+    cases = []
+    for share, make in makers:
+        want = int(round(share * count))
+        got = 0
+        while got < want:
+            case = make()
+            if case is not None:
+                cases.append(case)
+                got += 1
+    return cases
+
+
+def extreme_cases() -> list[dict]:
+    """Accumulators driven to the very edge of the proven bound: every weight and input -128 (or
+    weights 127, inputs -128), a bias that makes |bias| + sum |w| * 128 = 2^31 - 1 exactly, and the
+    rounding constant either refused (it would overflow) or allowed with no room to spare."""
+    cases = []
+    for op, sign, shift in (("conv", 1, 1), ("conv", -1, 7), ("conv", 1, 0), ("conv", -1, -3), ("linear", 1, 1),
+                            ("linear", -1, 31), ("linear", 1, 12)):
+        w_val = -128 if sign > 0 else 127
+        if op == "conv":
+            in_c, in_h, in_w, out_c, k = 3, 5, 6, 5, 3
+            weight = np.full((out_c, in_c, k, k), w_val, dtype=np.int8)
+            case = dict(op=op, in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k, k_w=k, stride_h=1, stride_w=1,
+                        pad_top=0, pad_left=0, out_h=in_h - k + 1, out_w=in_w - k + 1,
+                        input=np.full((in_c, in_h, in_w), -128, dtype=np.int8), weight=weight,
+                        packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True),
+                        scratch=conv_scratch_bytes((in_c, in_h, in_w), (out_c, in_h - k + 1, in_w - k + 1), (k, k),
+                                                   (1, 1), (0, 0, 0, 0)))
+        else:
+            in_f, out_c = 203, 6
+            weight = np.full((out_c, in_f), w_val, dtype=np.int8)
+            case = dict(op=op, in_c=in_f, in_h=1, in_w=1, out_c=out_c, input=np.full(in_f, -128, dtype=np.int8),
+                        weight=weight, packed=pack_rows(weight, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER))
+        room = INT32_MAX - int(np.abs(weight.astype(np.int64)).reshape(out_c, -1).sum(axis=1)[0]) * 128
+        rounding = 1 << (shift - 1) if shift > 0 else 0
+        # rows alternate: at the bound (no folding possible) and just below it by the rounding constant
+        bias = np.array([sign * (room - (rounding if r % 2 else 0)) for r in range(out_c)], dtype=np.int64)
+        shifts = np.array([shift], dtype=np.int8)
+        for b in (bias, bias[:1].repeat(out_c) - sign * rounding):
+            c = dict(case, act_min=-128, act_max=127, per_channel=0, has_bias=1, bias=b.astype(np.int32),
+                     shift=shifts, folded=round_folded(weight, b, shifts))
+            cases.append(c)
+    return cases
+
+
+def _pad4(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 4)
+
+
+def encode(case: dict) -> bytes:
+    fields = dict.fromkeys(HEADER, 0)
+    fields.update({k: v for k, v in case.items() if k in HEADER})
+    fields["op"] = OPS[case["op"]]
+    out = struct.pack(f"<{len(HEADER)}i", *(int(fields[k]) for k in HEADER))
+    out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
+    if case["op"] in ("conv", "linear"):
+        out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
+        out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())
+        if case["has_bias"]:
+            out += np.asarray(case["bias"], dtype="<i4").tobytes()
+        out += _pad4(np.asarray(case["shift"], dtype=np.int8).tobytes())
+    return out
+
+
+def write_cases(path, cases: list[dict]) -> Path:
+    path = Path(path)
+    path.write_bytes(b"".join(encode(c) for c in cases))
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--count", type=int, default=400)
+    ap.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
+    ap.add_argument("--max-scratch", type=int, default=MAX_SCRATCH)
+    args = ap.parse_args(argv)
+    cases = make_cases(args.seed, args.count, args.max_bytes, args.max_scratch) + extreme_cases()
+    write_cases(args.out, cases)
+    print(f"{len(cases)} cases -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

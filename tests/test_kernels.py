@@ -1,0 +1,230 @@
+"""The fast kernels (runtime_c/ec_*_fast.c) against the reference kernels, byte for byte.
+
+tests/kernels/gen_vectors.py makes random layers (odd channel counts, K % 4 != 0, in_c = 1,
+1x1 and non-square kernels, padding on each side, strides 1-3, extreme weights and inputs,
+every shift case, bias or none, clamps) with the weights packed by the code generator's own
+function; tests/kernels/harness.c runs both kernels on each and compares every output byte,
+on the host (gcc -O2, clang -O2, ASan/UBSan) and under QEMU on Cortex-M0+, M4 (DSP path and
+portable path) and M55.  Plus the packing, the folding rule, warning-free compiles for every
+target, and the generated model calling the fast kernels.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from edgecompile.ops.fast_kernels import LINEAR_WORD_ORDER, WORD_ORDER, pack_rows, round_folded
+from edgecompile.resources import resource_dir
+from edgecompile.targets import list_targets, load_target, write_target_support
+
+KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
+sys.path.insert(0, str(KERNELS_DIR))
+import gen_vectors  # noqa: E402
+
+FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_linear_fast", "ec_pool2d_fast")
+WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
+CASES = 500
+
+
+@pytest.fixture(scope="module")
+def cases_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kernel-cases") / "cases.bin"
+    cases = gen_vectors.make_cases(seed=7, count=CASES) + gen_vectors.extreme_cases()
+    gen_vectors.write_cases(path, cases)
+    return path, len(cases)
+
+
+def _project(tmp_path: Path, targets: list[str], cases: Path) -> Path:
+    """A folder laid out like a generated project: runtime/, targets/, the harness, cases.bin."""
+    shutil.copytree(resource_dir("runtime_c"), tmp_path / "runtime")
+    for name in ("harness.c", "Makefile"):
+        shutil.copy(KERNELS_DIR / name, tmp_path / name)
+    shutil.copy(cases, tmp_path / "cases.bin")
+    write_target_support(tmp_path, targets)
+    return tmp_path
+
+
+def _run(project: Path, target: str, build: str, extra: str = "", opt: str | None = None, cc: str = "") -> str:
+    args = ["make", "-s", "-C", str(project), f"TARGET={target}", f"BUILD=build/{build}", "run"]
+    if cc:
+        args.append(f"EC_CC={cc}")
+    if extra:
+        args.append(f"EXTRA_CFLAGS={extra}")
+    if opt:
+        args.append(f"EC_OPT={opt}")
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=240)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
+def _check(output: str, count: int) -> None:
+    found = re.search(r"kernels: (\d+) passed, (\d+) failed", output)
+    assert found, output[-2000:]
+    assert (int(found.group(1)), int(found.group(2))) == (count, 0), output[-2000:]
+
+
+# --------------------------------------------------------------------------- Python side
+
+
+def test_pack_rows_matches_the_documented_layout(rng):
+    """Every value lands where runtime_c/ec_fast.h says, and nothing is added."""
+    for rows, k, group, paired, order in ((5, 9, 2, True, WORD_ORDER), (7, 27, 4, False, LINEAR_WORD_ORDER),
+                                          (3, 4, 2, True, WORD_ORDER), (6, 2, 2, True, WORD_ORDER),
+                                          (9, 31, 4, False, LINEAR_WORD_ORDER), (1, 1, 2, True, WORD_ORDER),
+                                          (4, 7, 2, True, WORD_ORDER), (6, 13, 4, False, WORD_ORDER)):
+        w = rng.integers(-128, 128, size=(rows, k)).astype(np.int8)
+        packed = pack_rows(w, group, paired, order)
+        assert packed.dtype == np.int8 and packed.size == rows * k
+        k4 = k - k % 4
+        expect = []
+        full = rows - rows % group
+        for g in range(0, full, group):
+            for j in range(k4 // 4):
+                for r in range(g, g + group):
+                    expect += [w[r, 4 * j + i] for i in order]
+        for r in range(full, rows):
+            for j in range(k4 // 4):
+                expect += [w[r, 4 * j + i] for i in order]
+        tail = k % 4
+        if paired:
+            pairs = rows - rows % 2
+            if tail >= 2:
+                for r in range(0, pairs, 2):
+                    expect += [w[r, k4], w[r + 1, k4], w[r, k4 + 1], w[r + 1, k4 + 1]]
+            if tail % 2:
+                for r in range(0, pairs, 2):
+                    expect += [w[r, k - 1], w[r + 1, k - 1]]
+            for r in range(pairs, rows):
+                expect += list(w[r, k4:])
+        else:
+            for r in range(rows):
+                expect += list(w[r, k4:])
+        assert packed.tolist() == [int(v) for v in expect], (rows, k, group, paired)
+
+
+def test_round_folded_refuses_what_could_overflow():
+    w = np.full((2, 3), -128, dtype=np.int8)  # sum |w| * 128 = 3 * 2^14
+    room = 2**31 - 1 - 3 * 2**14
+    assert round_folded(w, np.array([room - 2**4, 0]), np.array([5, 5])) == 1  # 2^(5-1) fits exactly
+    assert round_folded(w, np.array([room - 2**4 + 1, 0]), np.array([5, 5])) == 0
+    assert round_folded(w, np.array([room, 0]), np.array([0])) == 1  # s = 0 adds nothing
+    assert round_folded(w, None, np.array([3, -1])) == 0  # a negative shift never folds
+    assert round_folded(w, None, np.array([31])) == 1
+
+
+# --------------------------------------------------------------------------- C, host
+
+
+def test_host_gcc_and_clang_match_the_reference(cases_file, tmp_path):
+    require_tool("gcc", "clang", "make")
+    path, count = cases_file
+    project = _project(tmp_path, ["host"], path)
+    _check(_run(project, "host", "gcc"), count)
+    _check(_run(project, "host", "clang", cc="clang"), count)
+
+
+def test_host_sanitizers_find_nothing(cases_file, tmp_path):
+    require_tool("gcc", "make")
+    path, count = cases_file
+    project = _project(tmp_path, ["host"], path)
+    _check(_run(project, "host", "asan", extra="-g -fsanitize=address,undefined -fno-sanitize-recover=all"), count)
+
+
+def test_the_harness_catches_a_wrong_kernel(tmp_path):
+    """Weights left in the logical order (not packed) must make the fast kernels differ."""
+    require_tool("gcc", "make")
+    cases = [c for c in gen_vectors.make_cases(seed=3, count=40) if c["op"] in ("conv", "linear")]
+    for c in cases:
+        c["packed"] = np.asarray(c["weight"], dtype=np.int8).reshape(-1)
+    path = gen_vectors.write_cases(tmp_path / "bad.bin", cases)
+    project = _project(tmp_path / "p", ["host"], path)
+    proc = subprocess.run(["make", "-s", "-C", str(project), "TARGET=host", "run"], capture_output=True, text=True)
+    found = re.search(r"kernels: (\d+) passed, (\d+) failed", proc.stdout + proc.stderr)
+    assert proc.returncode != 0 and found and int(found.group(2)) >= len(cases) // 3
+
+
+# --------------------------------------------------------------------------- C, Cortex-M under QEMU
+
+
+@pytest.mark.parametrize("target,extra", [("qemu-m0plus", ""), ("qemu-m4", ""), ("qemu-m4", "-DEC_FAST_NO_DSP"),
+                                          ("qemu-m55", "")])
+def test_qemu_cores_match_the_reference(cases_file, tmp_path, target, extra):
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    path, count = cases_file
+    project = _project(tmp_path, [target], path)
+    _check(_run(project, target, "os", extra), count)  # the QEMU targets' default, -Os
+    _check(_run(project, target, "o2", extra, opt="-O2"), count)
+
+
+# --------------------------------------------------------------------------- compiles
+
+
+def test_fast_kernels_compile_warning_free_everywhere(tmp_path):
+    """gcc and clang on the host, arm-none-eabi-gcc with every Cortex-M target's flags, at -Os and
+    -O2 (and -O0, where the DSP path steps aside); no float, no 64-bit division, no malloc."""
+    require_tool("gcc", "clang", "arm-none-eabi-gcc")
+    runtime = resource_dir("runtime_c")
+    sources = [str(runtime / f"{f}.c") for f in FAST_FILES]
+    for cc in ("gcc", "clang"):
+        for opt in ("-Os", "-O2"):
+            subprocess.run([cc, *WARNINGS, opt, f"-I{runtime}", "-c", *sources], cwd=tmp_path, check=True)
+    flags_seen = set()
+    for name in list_targets():
+        target = load_target(name)
+        if not target.is_cortex_m or target.machine_flags in flags_seen:
+            continue
+        flags_seen.add(target.machine_flags)
+        for opt in ("-Os", "-O2", "-O0"):
+            out = tmp_path / name / opt
+            out.mkdir(parents=True)
+            subprocess.run([target.compiler, *target.machine_flags, *WARNINGS, opt, f"-I{runtime}", "-c", *sources],
+                           cwd=out, check=True)
+            undefined = subprocess.run(["arm-none-eabi-nm", "-u", *map(str, out.glob("*.o"))], capture_output=True,
+                                       text=True, check=True).stdout
+            assert not re.search(r"ldivmod|__aeabi_[fd]|malloc|printf", undefined), (name, opt, undefined)
+    for f in FAST_FILES:
+        text = (runtime / f"{f}.c").read_text() + (runtime / f"{f}.h").read_text()
+        assert "float" not in text and "double" not in text and "malloc" not in text, f
+
+
+# --------------------------------------------------------------------------- the code generator
+
+
+def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
+    """A random conv/BN/pool/linear model (padding, strides, avg and max pooling): the generated C
+    calls the fast kernels with aligned, packed weights whose bytes are the reported flash figure,
+    and it is bit-exact with the simulator."""
+    require_tool("gcc", "make")
+    import torch
+    from conftest import randomize_batchnorm, save_torchscript
+    from models_for_tests import ConvBNNet
+
+    from edgecompile.export import ExportSettings, export
+    from edgecompile.verify import verify
+
+    torch.manual_seed(5)
+    model = ConvBNNet().eval()
+    randomize_batchnorm(model, 5)
+    path = save_torchscript(model, tmp_path / "m.pt")
+    np.save(tmp_path / "calib.npy", rng.standard_normal((64, 3, 24, 24)).astype(np.float32))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=32))
+    out, name = result.out_dir, result.name
+    text = (out / "src" / f"{name}.c").read_text()
+    for kernel in ("ec_conv2d_fast_s8(", "ec_linear_fast_s8(", "ec_maxpool2d_fast_s8(", "ec_avgpool2d_fast_s8("):
+        assert kernel in text, kernel
+    assert "ec_conv2d_s8(" not in text and "ec_linear_s8(" not in text
+    assert len(re.findall(r"static const int8_t \w+_weight\[\d+\] EC_ALIGNED\(4\)", text)) == 4
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4}
+    emitted = sum(sizes[t] * int(n) for t, n in re.findall(r"static const (\w+) \w+\[(\d+)\]", text))
+    assert emitted == result.summary["weight_bytes"]  # packing adds no byte
+    assert {p.name for p in (out / "runtime").glob("*.c")} >= {f"{f}.c" for f in FAST_FILES}
+    v = verify(out)
+    assert v.ok and v.total == 32
