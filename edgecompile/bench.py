@@ -19,6 +19,7 @@ import numpy as np
 from . import simulate
 from .errors import EdgeCompileError
 from .manifest import read_manifest
+from .verify import explain_build_failure
 from .targets import Target, count_instructions, elf_sizes, find_toolchain, load_target
 
 
@@ -57,28 +58,13 @@ def build(out_dir: str | Path, target: str, build_dir: str | None = None, extra_
     proc = _make(out_dir, target, *args, "all")
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
-        raise EdgeCompileError(_explain_build_failure(out_dir, t, log))
+        raise EdgeCompileError(explain_build_failure(out_dir, t, log))
     exe = "model_test.elf" if t.kind != "host" else "model_test"
     elf = out_dir / build_dir / exe
     files = [p for p in (elf, elf.with_suffix(".bin"), elf.with_suffix(".hex")) if p.is_file()]
     flash = t.region("code").length if t.kind != "host" else None
     ram = t.region("data").length if t.kind != "host" else None
     return BuildResult(target, elf, files, elf_sizes(elf), flash, ram, log)
-
-
-def _explain_build_failure(out_dir: Path, target: Target, log: str) -> str:
-    """A too-large image gets a one-paragraph answer; anything else shows the end of the log."""
-    usage = dict(re.findall(r"^\s*(\w+):\s+(\d+) B\s", log, flags=re.M))
-    over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
-    if over:
-        parts = []
-        for region, extra in over:
-            used = int(usage.get(region, 0))
-            parts.append(f"{region} needs {used:,} B but has {used - int(extra):,} B ({int(extra):,} B too many)")
-        return (f"{out_dir} does not fit {target.name}: {'; '.join(parts)}. Shrink the model "
-                "(--rank, fewer --bits) or choose a target with more memory.")
-    tail = "\n".join(log.strip().splitlines()[-12:])
-    return f"building {out_dir} for {target.name} failed:\n{tail}"
 
 
 @dataclass

@@ -136,8 +136,9 @@ def _calib_name(calib) -> str:
 def measure(loaded, compiled: Compiled) -> dict:
     """Float oracle check and float-vs-integer agreement on the calibration samples."""
     x = compiled.calib[:256]
-    reference = metrics.onnxruntime_outputs(loaded.onnx_model, x).reshape(len(x), -1)
     ir_float = compiled.imported.run_float(x).reshape(len(x), -1)
+    reference = metrics.float_reference(loaded, x)
+    reference = ir_float if reference is None else reference.reshape(len(x), -1)
     transformed = compiled.graph.run_float(x).reshape(len(x), -1)
     integer = simulate.run_dequantized(compiled.graph, x).reshape(len(x), -1)
     agree = metrics.top1_agreement(reference, integer)

@@ -155,11 +155,16 @@ class Graph:
     # -- evaluation ----------------------------------------------------------
     def run_float(self, x: np.ndarray, keep_all: bool = False):
         """Float reference: x has a leading batch axis.  Returns the output, or all tensors."""
-        env = {self.inputs[0]: np.asarray(x, dtype=np.float32)}
+        env = self.evaluate({self.inputs[0]: x})
+        return env if keep_all else env[self.outputs[0]]
+
+    def evaluate(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Float reference over named inputs (a recurrent cell's body has several): every tensor."""
+        env = {name: np.asarray(v, dtype=np.float32) for name, v in inputs.items()}
         for n in self.nodes:
             outs = n.run_float(*[env[t] for t in n.inputs])
             env[n.outputs[0]] = np.asarray(outs, dtype=np.float32)
-        return env if keep_all else env[self.outputs[0]]
+        return env
 
 
 _C_RESERVED = {

@@ -31,26 +31,50 @@ def _jsonable(value):
     return value
 
 
-def write_manifest(graph: Graph, out_dir: Path, extra: dict) -> None:
-    arrays = {}
+def _graph_doc(graph: Graph, arrays: dict, prefix: str) -> dict:
+    """The JSON of a graph; integer parameters go into `arrays` under keys starting with prefix.
+    A node with a body (a recurrent cell) carries its body graph nested the same way."""
     nodes = []
     for i, node in enumerate(graph.nodes):
         keys = {}
         for k, v in node.qparams.items():
-            key = f"n{i}.{k}"
+            key = f"{prefix}n{i}.{k}"
             arrays[key] = np.asarray(v)
             keys[k] = key
-        nodes.append({"op": node.op_type, "name": node.name, "inputs": node.inputs, "outputs": node.outputs,
-                      "attrs": _jsonable(node.attrs), "qattrs": _jsonable(node.qattrs), "qparams": keys})
-    doc = {
-        "format": "edgecompile-manifest", "version": FORMAT_VERSION, "name": graph.name,
-        "inputs": graph.inputs, "outputs": graph.outputs,
-        "tensors": {n: {"shape": list(t.shape), "frac_bits": t.frac_bits, "bits": t.bits}
-                    for n, t in graph.tensors.items()},
-        "nodes": nodes, **_jsonable(extra),
-    }
+        doc = {"op": node.op_type, "name": node.name, "inputs": node.inputs, "outputs": node.outputs,
+               "attrs": _jsonable(node.attrs), "qattrs": _jsonable(node.qattrs), "qparams": keys}
+        if getattr(node, "body", None) is not None:
+            doc["body"] = _graph_doc(node.body, arrays, f"{prefix}n{i}.body.")
+        nodes.append(doc)
+    return {"name": graph.name, "inputs": graph.inputs, "outputs": graph.outputs,
+            "tensors": {n: {"shape": list(t.shape), "frac_bits": t.frac_bits, "bits": t.bits}
+                        for n, t in graph.tensors.items()},
+            "nodes": nodes}
+
+
+def write_manifest(graph: Graph, out_dir: Path, extra: dict) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    doc = {"format": "edgecompile-manifest", "version": FORMAT_VERSION, **_graph_doc(graph, arrays, ""),
+           **_jsonable(extra)}
     (out_dir / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
     np.savez_compressed(out_dir / "weights.npz", **arrays)
+
+
+def _graph_from_doc(doc: dict, weights, path: Path) -> Graph:
+    graph = Graph(doc["name"])
+    graph.inputs, graph.outputs = doc["inputs"], doc["outputs"]
+    for name, t in doc["tensors"].items():
+        graph.tensors[name] = TensorInfo(name, tuple(t["shape"]), t["frac_bits"], t["bits"])
+    for n in doc["nodes"]:
+        if n["op"] not in ops.OP_TYPES:
+            raise EdgeCompileError(f"{path}: node '{n['name']}' has unknown op '{n['op']}'")
+        cls = ops.op_class(n["op"])
+        node = cls(n["name"], n["inputs"], n["outputs"], attrs=n["attrs"], qattrs=n["qattrs"],
+                   qparams={k: weights[key] for k, key in n["qparams"].items()})
+        if "body" in n:
+            node.body = _graph_from_doc(n["body"], weights, path)
+        graph.add_node(node)
+    return graph
 
 
 def read_manifest(out_dir: Path) -> tuple[Graph, dict]:
@@ -65,15 +89,4 @@ def read_manifest(out_dir: Path) -> tuple[Graph, dict]:
         raise EdgeCompileError(f"{path}: unreadable manifest ({exc}); re-run `edgecompile export`") from None
     if doc.get("format") != "edgecompile-manifest" or doc.get("version") != FORMAT_VERSION:
         raise EdgeCompileError(f"{path}: not a version-{FORMAT_VERSION} edgecompile manifest; re-export")
-    graph = Graph(doc["name"])
-    graph.inputs, graph.outputs = doc["inputs"], doc["outputs"]
-    for name, t in doc["tensors"].items():
-        graph.tensors[name] = TensorInfo(name, tuple(t["shape"]), t["frac_bits"], t["bits"])
-    for n in doc["nodes"]:
-        if n["op"] not in ops.OP_TYPES:
-            raise EdgeCompileError(f"{path}: node '{n['name']}' has unknown op '{n['op']}'")
-        cls = ops.op_class(n["op"])
-        node = cls(n["name"], n["inputs"], n["outputs"], attrs=n["attrs"], qattrs=n["qattrs"],
-                   qparams={k: weights[key] for k, key in n["qparams"].items()})
-        graph.add_node(node)
-    return graph, doc
+    return _graph_from_doc(doc, weights, path), doc

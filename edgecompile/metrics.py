@@ -25,6 +25,20 @@ def onnxruntime_outputs(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return session.run(None, {name: x})[0]
 
 
+def float_reference(loaded, x: np.ndarray) -> np.ndarray | None:
+    """The float oracle's outputs: onnxruntime, or for models with edgecompile's own ONNX ops
+    (edgecompile.nn recurrent cells, which onnxruntime cannot run) the PyTorch model itself
+    when it is at hand; None when neither can run (then the IR's float evaluation is the reference)."""
+    if not any(n.domain == "edgecompile" for n in loaded.onnx_model.graph.node):
+        return onnxruntime_outputs(loaded.onnx_model, x)
+    if loaded.torch_model is not None:
+        import torch
+
+        with torch.no_grad():
+            return loaded.torch_model(torch.from_numpy(np.asarray(x, np.float32))).numpy()
+    return None
+
+
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     """Signal-to-quantization-noise ratio in dB (inf when identical)."""
     ref = np.asarray(reference, dtype=np.float64)

@@ -92,8 +92,11 @@ def _weighted(model: "QATModel", node: WeightedOp, x: torch.Tensor) -> torch.Ten
         f_in = model.graph.tensors[node.inputs[0]].frac_bits
         b = model.biases[node.name] * torch.pow(2.0, torch.as_tensor(f_in + f_w, dtype=DTYPE))
         b_int = straight_through(b, torch.as_tensor(q["bias"].astype(np.float64), dtype=DTYPE))
-        acc = acc + b_int.reshape((1, n) + (1,) * (acc.ndim - 2))
-    return requantize(acc, node.channel_shifts(), node.qattrs["act_min"], node.qattrs["act_max"])
+        shape = [1] * acc.ndim
+        shape[node.channel_axis % acc.ndim] = n
+        acc = acc + b_int.reshape(shape)
+    return requantize(acc, node.channel_shifts(), node.qattrs["act_min"], node.qattrs["act_max"],
+                      node.channel_axis % acc.ndim)
 
 
 def _maxpool(model, node, x):
@@ -145,7 +148,7 @@ def _align(x: torch.Tensor, k: int) -> torch.Tensor:
 
 def _add(model, node, a, b):
     q = node.qattrs
-    acc = _align(a, q["shift_a"]) + _align(b, q["shift_b"])
+    acc = _align(a * q["mult_a"], q["shift_a"]) + _align(b * q["mult_b"], q["shift_b"])
     return requantize(acc, [q["shift_out"]], q["act_min"], q["act_max"])
 
 

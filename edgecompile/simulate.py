@@ -30,7 +30,13 @@ def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
 
 def run_integer(graph: Graph, x_q: np.ndarray, keep_all: bool = False):
     """Integer inference on a batch (N, *input_shape) of int8 inputs."""
-    env = {graph.inputs[0]: np.asarray(x_q, dtype=np.int64)}
+    env = evaluate_integer(graph, {graph.inputs[0]: x_q})
+    return env if keep_all else env[graph.outputs[0]]
+
+
+def evaluate_integer(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Integer inference over named inputs (a recurrent cell's body has several): every tensor."""
+    env = {name: np.asarray(v, dtype=np.int64) for name, v in inputs.items()}
     for node in graph.nodes:
         y = node.run_int(graph, *[env[t] for t in node.inputs])
         t = graph.tensors[node.outputs[0]]
@@ -38,7 +44,7 @@ def run_integer(graph: Graph, x_q: np.ndarray, keep_all: bool = False):
         # Every kernel saturates; a value outside the type is a simulator bug.
         assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside int{t.bits}"
         env[node.outputs[0]] = y
-    return env if keep_all else env[graph.outputs[0]]
+    return env
 
 
 def dequantize(graph: Graph, tensor: str, q: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 with the integer simulator."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -79,7 +80,7 @@ def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, out
         args += ["BUILD=build/host-sanitize", f"EXTRA_CFLAGS={SANITIZE_FLAGS}"]
     build = subprocess.run(args + ["all"], capture_output=True, text=True)
     if build.returncode != 0:
-        raise EdgeCompileError(f"building {out_dir} for {target} failed:\n{_tail(build.stdout + build.stderr)}")
+        raise EdgeCompileError(explain_build_failure(out_dir, t, build.stdout + build.stderr))
     with tempfile.TemporaryDirectory(prefix="edgecompile-verify-") as run_dir:
         q.astype(np.int8).tofile(Path(run_dir) / "inputs.bin")
         run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True, timeout=timeout)
@@ -90,6 +91,21 @@ def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, out
     if out.size != len(q) * output_size:
         raise EdgeCompileError(f"the program wrote {out.size} output bytes, expected {len(q) * output_size}")
     return out.reshape(len(q), output_size)
+
+
+def explain_build_failure(out_dir: Path, target: Target, log: str) -> str:
+    """A too-large image gets a one-paragraph answer; anything else shows the end of the log."""
+    usage = dict(re.findall(r"^\s*(\w+):\s+(\d+) B\s", log, flags=re.M))
+    over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
+    if over:
+        parts = []
+        for region, extra in over:
+            used = int(usage.get(region, 0))
+            parts.append(f"{region} needs {used:,} B but has {used - int(extra):,} B ({int(extra):,} B too many)")
+        return (f"{out_dir} does not fit {target.name}: {'; '.join(parts)}. Shrink the model "
+                "(--rank, fewer --bits) or choose a target with more memory.")
+    tail = "\n".join(log.strip().splitlines()[-12:])
+    return f"building {out_dir} for {target.name} failed:\n{tail}"
 
 
 def _tail(text: str, lines: int = 30) -> str:

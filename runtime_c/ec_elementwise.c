@@ -27,12 +27,13 @@ void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *tabl
     }
 }
 
-void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int shift_a, int shift_b,
-               int shift_out, int32_t lo, int32_t hi)
+void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32_t mult_a, int shift_a,
+               int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi)
 {
     int i;
     for (i = 0; i < size; ++i) {
-        const int32_t acc = ec_align32(a[i], shift_a) + ec_align32(b[i], shift_b); /* < 2^31: see header */
+        /* |x * mult| <= 2^22 and each aligned term < 2^30: see header */
+        const int32_t acc = ec_align32(a[i] * mult_a, shift_a) + ec_align32(b[i] * mult_b, shift_b);
         output[i] = (int8_t)ec_requantize(acc, shift_out, lo, hi);
     }
 }
@@ -49,5 +50,14 @@ void ec_mul_s8(const int8_t *a, const int8_t *b, int8_t *output, int outer, int 
         }
         a += inner;
         output += inner;
+    }
+}
+
+void ec_affine_s8(const int8_t *input, int8_t *output, int size, int32_t mult, int32_t offset, int shift,
+                  int32_t lo, int32_t hi)
+{
+    int i;
+    for (i = 0; i < size; ++i) {
+        output[i] = (int8_t)ec_requantize(input[i] * mult + offset, shift, lo, hi); /* bounded: see header */
     }
 }

@@ -17,13 +17,14 @@ void ec_clamp_s8(const int8_t *input, int8_t *output, int size, int32_t lo, int3
 void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *table);
 
 /*
- * Residual add: y = sat(rounding_shift(align(a, shift_a) + align(b, shift_b), shift_out), lo, hi)
- * where align (ec_align32) moves both operands to a common format F
- * (shift_x = F - f_x, |x| * 2^shift_x < 2^30 guaranteed by the compiler, so the sum fits
- * int32) and shift_out = F - f_out as in ec_requantize.  lo/hi include a fused ReLU.
+ * Weighted add: y = sat(rounding_shift(align(a * mult_a, shift_a) + align(b * mult_b, shift_b), shift_out))
+ * where mult_x is +-1 or a constant with 14 frac bits (|mult_x| <= 2^15), align (ec_align32)
+ * moves both products to a common format F (shift_x = F - f_x - frac(mult_x); the compiler
+ * keeps |x * mult_x| * 2^shift_x < 2^30, so the sum fits int32) and shift_out = F - f_out as in
+ * ec_requantize.  lo/hi include a fused ReLU.  A plain residual add has mult_a = mult_b = 1.
  */
-void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int shift_a, int shift_b,
-               int shift_out, int32_t lo, int32_t hi);
+void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32_t mult_a, int shift_a,
+               int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi);
 
 /*
  * Product with broadcasting of b over the inner axis (squeeze-excite's channel gate):
@@ -32,5 +33,13 @@ void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int s
  */
 void ec_mul_s8(const int8_t *a, const int8_t *b, int8_t *output, int outer, int inner, int b_outer_stride,
                int b_inner_stride, int shift, int32_t lo, int32_t hi);
+
+/*
+ * Affine map by constants: y = sat(rounding_shift(x * mult + offset, shift), lo, hi), mult is +-1
+ * or a constant with 14 frac bits, offset has the product's format.  |x * mult| <= 2^22 and the
+ * compiler keeps |offset| < 2^30.
+ */
+void ec_affine_s8(const int8_t *input, int8_t *output, int size, int32_t mult, int32_t offset, int shift,
+                  int32_t lo, int32_t hi);
 
 #endif /* EC_ELEMENTWISE_H */

@@ -1,4 +1,4 @@
-/* ec_layout.c - concatenation and transposition (see ec_layout.h). */
+/* ec_layout.c - concatenation and strided copies: transposition, slicing (see ec_layout.h). */
 #include "ec_layout.h"
 
 #include "ec_fixed.h"
@@ -15,8 +15,8 @@ void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner
     }
 }
 
-void ec_transpose_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
-                     const int32_t *in_strides)
+void ec_strided_copy_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
+                        const int32_t *in_strides)
 {
     int32_t index[6] = {0, 0, 0, 0, 0, 0};
     long total = 1, n, offset = 0;
@@ -35,5 +35,21 @@ void ec_transpose_s8(const int8_t *input, int8_t *output, int ndim, const int32_
             offset -= (long)in_strides[k] * out_shape[k];
             index[k] = 0;
         }
+    }
+}
+
+void ec_copy_s8(const int8_t *input, int8_t *output, int n)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        output[i] = input[i];
+    }
+}
+
+void ec_fill_s8(int8_t *output, int8_t v, int n)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        output[i] = v;
     }
 }

@@ -13,11 +13,16 @@
 void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift);
 
 /*
- * Transposition of an ndim-dimensional tensor (1 <= ndim <= 6): output element with index
- * (i0, ..., i{n-1}) in out_shape is input[sum(i_k * in_strides[k])], where in_strides are the
- * input's strides permuted into output order.  Not in place.
+ * Strided copy of an ndim-dimensional block (1 <= ndim <= 6): the output element with index
+ * (i0, ..., i{n-1}) in out_shape is input[sum(i_k * in_strides[k])].  A transposition passes
+ * the input's strides permuted into output order; a slice passes input + its start offset and
+ * the strides times the steps.  Not in place.
  */
-void ec_transpose_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
-                     const int32_t *in_strides);
+void ec_strided_copy_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
+                        const int32_t *in_strides);
+
+/* Copy n values (buffers must not overlap), and set n values to v (recurrent states). */
+void ec_copy_s8(const int8_t *input, int8_t *output, int n);
+void ec_fill_s8(int8_t *output, int8_t v, int n);
 
 #endif /* EC_LAYOUT_H */

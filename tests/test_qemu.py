@@ -44,6 +44,53 @@ def test_examples_bit_exact_on_every_core(example_projects, target):
         assert result.total == 64 and result.ok, (name, target, result.first_mismatch)
 
 
+@pytest.fixture(scope="module")
+def more_example_projects(tmp_path_factory):
+    """The other example models: the efficient-CNN zoo, recurrent classifiers, a pruned (sparse)
+    and a 4-bit (packed) LeNet."""
+    import cnn_zoo
+    from edgecompile.frontend import load_module
+
+    root = tmp_path_factory.mktemp("qemu_more")
+    projects = {}
+    for name in sorted(cnn_zoo.ZOO):
+        files = cnn_zoo.save(name, root / "zoo")
+        projects[name] = export(ExportSettings(files["model"], root / name, files["calib"], vectors=64)).out_dir
+    import torch
+
+    import rnn
+    seqs = np.random.default_rng(0).standard_normal((64, 8, 8)).astype(np.float32)
+    for kind in ("fastgrnn-lowrank", "lstm"):
+        torch.manual_seed(0)
+        model = rnn.Classifier(kind, 8).eval()
+        loaded = load_module(model, (8, 8), kind.replace("-", "_"))
+        projects[kind] = export(ExportSettings(root / f"{kind}.pt", root / kind, seqs, loaded=loaded,
+                                               vectors=64)).out_dir
+    return projects
+
+
+# Cores with room for every example (the microbit's 16 KiB of RAM holds only the small ones).
+@pytest.mark.parametrize("target", ["qemu-m4", "qemu-m7", "qemu-m55", "qemu-m3", "qemu-m33"])
+def test_more_examples_bit_exact(more_example_projects, target):
+    for name, project in more_example_projects.items():
+        result = verify(project, target=target)
+        assert result.total == 64 and result.ok, (name, target, result.first_mismatch)
+
+
+def test_examples_on_the_16k_microbit_run_or_are_refused_with_sizes(more_example_projects):
+    """qemu-m0plus has 16 KiB of RAM: what fits runs bit-exactly, what does not is refused clearly."""
+    ran = 0
+    for name, project in more_example_projects.items():
+        try:
+            result = verify(project, target="qemu-m0plus")
+        except EdgeCompileError as exc:
+            assert "does not fit qemu-m0plus" in str(exc) and "RAM" in str(exc), (name, str(exc))
+            continue
+        assert result.ok, (name, result.first_mismatch)
+        ran += 1
+    assert ran >= 2  # the recurrent classifiers are small enough
+
+
 def test_bench_counts_are_exact_repeatable_and_add_up(example_projects):
     project = example_projects["lenet"]
     first = bench(project, "qemu-m4", samples=3)

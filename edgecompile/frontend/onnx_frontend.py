@@ -24,6 +24,7 @@ from ..ir import Graph
 
 Converter = Callable[["OnnxImporter", onnx.NodeProto], None]
 CONVERTERS: dict[str, Converter] = {}
+CUSTOM_CONVERTERS: dict[str, Converter] = {}  # edgecompile's own ops (domain "edgecompile", see edgecompile.nn)
 
 
 def converter(*op_types: str):
@@ -47,6 +48,10 @@ class OnnxImporter:
         self.used_names: set[str] = set()
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.requested_shape = input_shape
+        # Where each activation's batch axis is in ONNX terms (0 except inside a time-major
+        # recurrent layer).  The IR drops it: with batch size 1 its position never changes the
+        # element order, so moving it is only bookkeeping.
+        self.baxis: dict[str, int] = {}
 
     # -- helpers used by converters ----------------------------------------------
     def error(self, node: onnx.NodeProto, message: str) -> EdgeCompileError:
@@ -65,11 +70,23 @@ class OnnxImporter:
             return self.consts.get(node.input[index])
         return None
 
-    def activation_input(self, node: onnx.NodeProto, index: int = 0) -> str:
+    def activation_input(self, node: onnx.NodeProto, index: int = 0, any_batch_axis: bool = False) -> str:
         name = node.input[index]
         if name not in self.graph.tensors:
             raise self.error(node, f"input '{name}' is neither an activation nor a constant")
+        if not any_batch_axis and self.batch_axis(name) != 0:
+            raise self.error(node, f"input '{name}' has its batch axis at position {self.batch_axis(name)} "
+                                   "(time-major); this op needs it first: transpose it back (batch first)")
         return name
+
+    def batch_axis(self, tensor: str) -> int:
+        return self.baxis.get(tensor, 0)
+
+    def onnx_shape(self, tensor: str) -> tuple[int, ...]:
+        """The ONNX shape of an activation (batch of 1 at its batch axis)."""
+        shape = list(self.graph.shape(tensor))
+        shape.insert(self.batch_axis(tensor), 1)
+        return tuple(shape)
 
     def layer_name(self, node: onnx.NodeProto, weight_input: int | None = None) -> str:
         """Readable, unique layer name: the PyTorch module path where the weights carry it."""
@@ -87,7 +104,7 @@ class OnnxImporter:
         self.used_names.add(name)
         return name
 
-    def add(self, node: ops.Op) -> ops.Op:
+    def add(self, node: ops.Op, batch_axis: int = 0) -> ops.Op:
         """Add an IR node and give its output a shape by the op's own inference."""
         self.graph.add_node(node)
         try:
@@ -95,7 +112,16 @@ class OnnxImporter:
         except ValueError as exc:
             raise EdgeCompileError(f"{self.source}: layer '{node.name}': {exc}") from None
         self.graph.add_tensor(node.outputs[0], shape)
+        if batch_axis:
+            self.baxis[node.outputs[0]] = batch_axis
         return node
+
+    def view(self, node: onnx.NodeProto, x: str, ir_shape, batch_axis: int, out: str | None = None) -> str:
+        """A reshape (no data moves) of x to ir_shape, recording where the batch axis is."""
+        out = out or node.output[0]
+        self.add(ops.Reshape(self.layer_name(node), [x], [out], attrs={"shape": [int(d) for d in ir_shape]}),
+                 batch_axis)
+        return out
 
     # -- the walk --------------------------------------------------------------------
     def run(self) -> Graph:
@@ -143,13 +169,16 @@ class OnnxImporter:
         self.graph.add_tensor(value.name, shape)
 
     def _visit(self, node: onnx.NodeProto) -> None:
+        if node.domain == "edgecompile" and node.op_type in CUSTOM_CONVERTERS:
+            CUSTOM_CONVERTERS[node.op_type](self, node)
+            return
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(self._unsupported_message(node))
         if node.op_type == "Constant":
             self._fold(node)
             return
         if node.op_type == "Shape" and node.input[0] in self.graph.tensors:
-            full = np.array((1,) + self.graph.shape(node.input[0]), dtype=np.int64)
+            full = np.array(self.onnx_shape(node.input[0]), dtype=np.int64)
             start = _attr(node, "start", 0)
             end = _attr(node, "end", None)
             self.consts[node.output[0]] = full[start:end]
@@ -395,16 +424,6 @@ def _concat(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     imp.add(ops.Concat(imp.layer_name(node), inputs, [node.output[0]], attrs={"axis": axis - 1}))
 
 
-@converter("Transpose")
-def _transpose(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    x = imp.activation_input(node)
-    rank = len(imp.graph.shape(x)) + 1
-    perm = [int(p) for p in _attr(node, "perm", list(range(rank))[::-1])]
-    if perm[0] != 0:
-        raise imp.error(node, f"transpose {perm} moves the batch axis; keep it first")
-    imp.add(ops.Transpose(imp.layer_name(node), [x], [node.output[0]], attrs={"perm": [p - 1 for p in perm[1:]]}))
-
-
 @converter("Softmax")
 def _softmax(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node)
@@ -456,7 +475,8 @@ def _reduce_mean(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 
 @converter("Relu")
 def _relu(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    imp.add(ops.Relu(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
+    x = imp.activation_input(node, any_batch_axis=True)
+    imp.add(ops.Relu(imp.layer_name(node), [x], [node.output[0]]), imp.batch_axis(x))
 
 
 def _pool_common(imp: OnnxImporter, node: onnx.NodeProto):
@@ -511,50 +531,139 @@ def _global_avgpool(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 
 @converter("Flatten")
 def _flatten(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    x = imp.activation_input(node)
-    if _attr(node, "axis", 1) != 1:
-        raise imp.error(node, "Flatten is supported with axis=1 (keep the batch axis) only")
-    size = int(np.prod(imp.graph.shape(x)))
-    imp.add(ops.Reshape(imp.layer_name(node), [x], [node.output[0]], attrs={"shape": [size]}))
+    x = imp.activation_input(node, any_batch_axis=True)
+    full = imp.onnx_shape(x)
+    axis = int(_attr(node, "axis", 1)) % (len(full) + 1)
+    if imp.batch_axis(x) >= axis:
+        raise imp.error(node, "Flatten would merge the batch axis into the features; flatten after the batch axis")
+    before = int(np.prod([d for i, d in enumerate(full[:axis]) if i != imp.batch_axis(x)]))
+    after = int(np.prod(full[axis:]))
+    imp.view(node, x, ([before] if before > 1 else []) + [after], 0)
 
 
 @converter("Reshape")
 def _reshape(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    x = imp.activation_input(node)
+    x = imp.activation_input(node, any_batch_axis=True)
     target = [int(d) for d in imp.const(node, 1, "the target shape").reshape(-1)]
-    full_in = (1,) + imp.graph.shape(x)
+    full_in = imp.onnx_shape(x)
     if not _attr(node, "allowzero", 0):
         target = [full_in[i] if d == 0 and i < len(full_in) else d for i, d in enumerate(target)]
     if -1 in target:
         known = int(np.prod([d for d in target if d != -1]))
         target[target.index(-1)] = int(np.prod(full_in)) // max(known, 1)
-    if not target or target[0] != 1:
+    # the batch axis of the result: first if it has size 1 there, else the first axis of size 1
+    ones = [i for i, d in enumerate(target) if d == 1]
+    if not ones:
+        raise imp.error(node, f"reshape to {target} leaves no axis for the batch; keep the batch first "
+                              "(e.g. x.view(x.size(0), -1))")
+    if imp.batch_axis(x) == 0 and target[0] != 1:
         raise imp.error(node, f"reshape to {target} would change the batch axis; keep the batch first "
                               "(e.g. x.view(x.size(0), -1))")
-    imp.add(ops.Reshape(imp.layer_name(node), [x], [node.output[0]], attrs={"shape": target[1:]}))
+    batch = 0 if target[0] == 1 else ones[0]
+    imp.view(node, x, target[:batch] + target[batch + 1:], batch)
 
 
 @converter("Squeeze", "Unsqueeze")
 def _squeeze(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    x = imp.activation_input(node)
+    x = imp.activation_input(node, any_batch_axis=True)
     axes = _attr(node, "axes")
-    if axes is None and len(node.input) > 1:
+    if axes is None and len(node.input) > 1 and node.input[1]:
         axes = imp.const(node, 1, "the axes").reshape(-1).tolist()
-    full = (1,) + imp.graph.shape(x)
+    full = list(imp.onnx_shape(x))
+    batch = imp.batch_axis(x)
     if node.op_type == "Squeeze":
         if axes is None:
-            axes = [i for i, d in enumerate(full) if d == 1 and i > 0]
-        axes = [a % len(full) for a in axes]
-        if 0 in axes:
+            axes = [i for i, d in enumerate(full) if d == 1 and i != batch]
+        axes = sorted(a % len(full) for a in axes)
+        if batch in axes:
             raise imp.error(node, "squeezing the batch axis is not supported")
         shape = [d for i, d in enumerate(full) if i not in axes]
+        batch -= sum(1 for a in axes if a < batch)
     else:
+        rank = len(full) + len(axes)
         shape = list(full)
-        for a in sorted(a % (len(full) + len(axes)) for a in axes):
-            if a == 0:
-                raise imp.error(node, "unsqueezing before the batch axis is not supported")
+        for a in sorted(a % rank for a in axes):
             shape.insert(a, 1)
-    imp.add(ops.Reshape(imp.layer_name(node), [x], [node.output[0]], attrs={"shape": shape[1:]}))
+            if a <= batch:
+                batch += 1
+    imp.view(node, x, shape[:batch] + shape[batch + 1:], batch)
+
+
+@converter("Transpose")
+def _transpose(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node, any_batch_axis=True)
+    rank = len(imp.graph.shape(x)) + 1
+    perm = [int(p) % rank for p in _attr(node, "perm", list(range(rank))[::-1])]
+    batch = imp.batch_axis(x)
+    new_batch = perm.index(batch)
+    # the order of the other axes, numbered without the batch axis
+    ir_perm = [p - (p > batch) for p in perm if p != batch]
+    shape = imp.graph.shape(x)
+    if ir_perm == sorted(ir_perm):  # only the (size-1) batch axis moved: a view
+        imp.view(node, x, shape, new_batch)
+        return
+    imp.add(ops.Transpose(imp.layer_name(node), [x], [node.output[0]], attrs={"perm": ir_perm}), new_batch)
+
+
+@converter("Gather")
+def _gather(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """Gather of constant positions along an axis, e.g. the last step of a recurrent layer."""
+    x = imp.activation_input(node, any_batch_axis=True)
+    index = imp.const(node, 1, "the indices")
+    full = imp.onnx_shape(x)
+    axis = int(_attr(node, "axis", 0)) % len(full)
+    batch = imp.batch_axis(x)
+    if axis == batch:
+        raise imp.error(node, "gathering along the batch axis is not supported")
+    positions = [int(i) % full[axis] for i in np.asarray(index).reshape(-1)]
+    if positions != list(range(positions[0], positions[0] + len(positions))):
+        raise imp.error(node, f"gathering positions {positions}: only consecutive positions are supported")
+    ir_axis = axis - (axis > batch)
+    shape = imp.graph.shape(x)
+    sliced = node.output[0] if np.ndim(index) else imp.graph.unique_tensor_name(node.output[0] + "_slice")
+    _slice_node(imp, node, x, {ir_axis: (positions[0], 1, len(positions))}, sliced, batch)
+    if np.ndim(index) == 0:  # a scalar index drops the axis
+        out_shape = list(shape)
+        del out_shape[ir_axis]
+        imp.view(node, sliced, out_shape, batch - (axis < batch))
+
+
+def _slice_node(imp: OnnxImporter, node, x: str, per_axis: dict, out: str, batch: int) -> None:
+    shape = imp.graph.shape(x)
+    starts = [per_axis.get(a, (0, 1, d))[0] for a, d in enumerate(shape)]
+    steps = [per_axis.get(a, (0, 1, d))[1] for a, d in enumerate(shape)]
+    counts = [per_axis.get(a, (0, 1, d))[2] for a, d in enumerate(shape)]
+    if starts == [0] * len(shape) and steps == [1] * len(shape) and counts == list(shape):
+        imp.view(node, x, shape, batch, out)  # nothing sliced
+        return
+    imp.add(ops.Slice(imp.layer_name(node), [x], [out], attrs={"starts": starts, "steps": steps,
+                                                                 "out_shape": counts}), batch)
+
+
+@converter("Slice")
+def _slice(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    x = imp.activation_input(node, any_batch_axis=True)
+    full = imp.onnx_shape(x)
+    starts = imp.const(node, 1, "the starts").reshape(-1).tolist()
+    ends = imp.const(node, 2, "the ends").reshape(-1).tolist()
+    axes = imp.optional_const(node, 3)
+    axes = list(range(len(starts))) if axes is None else [int(a) % len(full) for a in np.asarray(axes).reshape(-1)]
+    steps = imp.optional_const(node, 4)
+    steps = [1] * len(starts) if steps is None else np.asarray(steps).reshape(-1).tolist()
+    batch = imp.batch_axis(x)
+    per_axis = {}
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        positions = range(full[a])[slice(int(s), int(e), int(st))]  # numpy/ONNX clamping rules
+        if a == batch:
+            if len(positions) != 1:
+                raise imp.error(node, "slicing the batch axis is not supported")
+            continue
+        if len(positions) == 0:
+            raise imp.error(node, "an empty slice is not supported")
+        per_axis[a - (a > batch)] = (positions[0], positions.step, len(positions))
+    if any(st < 1 for _, st, _ in per_axis.values()):
+        raise imp.error(node, "slices with a negative step are not supported")
+    _slice_node(imp, node, x, per_axis, node.output[0], batch)
 
 
 @converter("BatchNormalization")
@@ -576,6 +685,112 @@ def _identity(imp: OnnxImporter, node: onnx.NodeProto) -> None:
         if training is None or bool(np.asarray(training)):
             raise imp.error(node, "Dropout in training mode; export the model in eval() mode")
     imp.add(ops.Identity(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
+
+
+def _recurrent_outputs(imp: OnnxImporter, node: onnx.NodeProto, seq: str, body, steps: int, cell: str,
+                       out_all: str | None, out_last: str | None, all_batch: int, last_batch: int,
+                       all_extra: tuple, last_extra: tuple) -> None:
+    """Add the Recurrent node and views giving its outputs the ONNX node's shapes: every step
+    (with `all_extra` axes of size 1, e.g. ONNX's num_directions) and/or the final state."""
+    from .recurrent import recurrent_node
+
+    name = imp.layer_name(node)
+    hidden = body.shape(body.outputs[0])[0]
+    if out_all:
+        every = imp.graph.unique_tensor_name(f"{name}/steps")
+        imp.add(recurrent_node(name, seq, every, body, steps, cell, "all"))
+        imp.view(node, every, (steps,) + all_extra + (hidden,), all_batch, out_all)
+        if out_last:
+            last = imp.graph.unique_tensor_name(f"{name}/last")
+            imp.add(ops.Slice(f"{name}.last", [every], [last], attrs={"starts": [steps - 1, 0], "steps": [1, 1],
+                                                                       "out_shape": [1, hidden]}))
+            imp.view(node, last, last_extra + (hidden,), last_batch, out_last)
+    elif out_last:
+        final = imp.graph.unique_tensor_name(f"{name}/final")
+        imp.add(recurrent_node(name, seq, final, body, steps, cell, "last"))
+        imp.view(node, final, last_extra + (hidden,), last_batch, out_last)
+
+
+@converter("GRU", "LSTM", "RNN")
+def _onnx_recurrent(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """ONNX's recurrent layers (nn.GRU/LSTM/RNN exported by PyTorch): one direction, one layer."""
+    from . import recurrent
+
+    x = imp.activation_input(node, any_batch_axis=True)
+    layout = int(_attr(node, "layout", 0))
+    if imp.batch_axis(x) != (0 if layout else 1):
+        raise imp.error(node, f"the input's batch axis is at position {imp.batch_axis(x)}, but layout={layout} "
+                              f"expects it at {0 if layout else 1}")
+    if _decode(_attr(node, "direction", "forward")) != "forward":
+        raise imp.error(node, "only forward (not reverse or bidirectional) recurrent layers are supported")
+    if _attr(node, "clip") is not None:
+        raise imp.error(node, "cell clipping is not supported")
+    hidden = int(_attr(node, "hidden_size"))
+    gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[node.op_type]
+    w = imp.const(node, 1, "W")[0].astype(np.float64)
+    r = imp.const(node, 2, "R")[0].astype(np.float64)
+    b = imp.optional_const(node, 3)
+    b = np.zeros(2 * gates * hidden) if b is None else np.asarray(b, np.float64)[0]
+    steps, d = imp.graph.shape(x)
+    lens = imp.optional_const(node, 4)
+    if lens is not None and not np.all(np.asarray(lens) == steps):
+        raise imp.error(node, "sequence_lens must be the full length (padded sequences are not supported)")
+    for i, what in ((5, "initial_h"), (6, "initial_c")):
+        init = imp.optional_const(node, i) if i < len(node.input) else None
+        if i < len(node.input) and node.input[i] and (init is None or np.any(np.asarray(init) != 0)):
+            raise imp.error(node, f"a nonzero or computed {what} is not supported (states start at zero)")
+    activations = [_decode(a).lower() for a in (_attr(node, "activations") or [])]
+    name = imp.layer_name(node)
+    if node.op_type == "GRU":
+        if activations not in ([], ["sigmoid", "tanh"]):
+            raise imp.error(node, f"GRU activations {activations}: only the default sigmoid, tanh")
+        body = recurrent.gru_body(name, d, hidden, w, r, b, bool(_attr(node, "linear_before_reset", 0)))
+    elif node.op_type == "LSTM":
+        if activations not in ([], ["sigmoid", "tanh", "tanh"]):
+            raise imp.error(node, f"LSTM activations {activations}: only the default sigmoid, tanh, tanh")
+        if len(node.input) > 7 and node.input[7]:
+            raise imp.error(node, "peephole connections are not supported")
+        if len(node.output) > 2 and node.output[2] and imp.uses.get(node.output[2], 0):
+            raise imp.error(node, "the final cell state Y_c is not supported as an output")
+        body = recurrent.lstm_body(name, d, hidden, w, r, b)
+    else:
+        act = activations[0] if activations else "tanh"
+        if act not in ("tanh", "relu", "sigmoid"):
+            raise imp.error(node, f"RNN activation {act}: use tanh, relu or sigmoid")
+        body = recurrent.elman_body(name, d, hidden, w, r, b, act)
+    out_all = node.output[0] if len(node.output) > 0 and node.output[0] and imp.uses.get(node.output[0]) else None
+    out_last = node.output[1] if len(node.output) > 1 and node.output[1] and imp.uses.get(node.output[1]) else None
+    # Y is (T, num_directions, N, H) [layout 1: (N, T, dirs, H)], Y_h (dirs, N, H) [layout 1: (N, dirs, H)]
+    _recurrent_outputs(imp, node, x, body, steps, node.op_type, out_all, out_last,
+                       0 if layout else 2, 0 if layout else 1, (1,), (1,))
+
+
+def _fast_rnn(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """edgecompile.nn.RNN of a FastRNN or FastGRNN cell (inputs: x then the cell's parameters)."""
+    from . import recurrent
+
+    x = imp.activation_input(node)
+    steps, d = imp.graph.shape(x)
+    hidden = int(_attr(node, "hidden_size"))
+    params = [np.asarray(imp.const(node, i, f"parameter {i}"), np.float64) for i in range(1, len(node.input))]
+    w_rank, u_rank = int(_attr(node, "w_rank", 0)), int(_attr(node, "u_rank", 0))
+    w = [params.pop(0) for _ in range(2 if w_rank else 1)]
+    u = [params.pop(0) for _ in range(2 if u_rank else 1)]
+    nonlinearity = _decode(_attr(node, "nonlinearity", "tanh"))
+    name = imp.layer_name(node)
+    if node.op_type == "FastRNN":
+        bias, alpha, beta = params
+        body = recurrent.fastrnn_body(name, d, hidden, w, u, bias, float(alpha[0]), float(beta[0]), nonlinearity)
+    else:
+        bias_gate, bias_update, zeta, nu = params
+        body = recurrent.fastgrnn_body(name, d, hidden, w, u, bias_gate, bias_update, float(zeta[0]), float(nu[0]),
+                                       nonlinearity)
+    every = _attr(node, "return_sequences", 0)
+    _recurrent_outputs(imp, node, x, body, steps, node.op_type, node.output[0] if every else None,
+                       None if every else node.output[0], 0, 0, (), ())
+
+
+CUSTOM_CONVERTERS.update({"FastRNN": _fast_rnn, "FastGRNN": _fast_rnn})
 
 
 def import_onnx(model: onnx.ModelProto, source: str | Path = "<onnx>",

@@ -2,7 +2,7 @@
 runtime_c, import below, frontend mapping, test)."""
 from .base import OP_TYPES, Op, op_class, register  # noqa: F401
 from . import (add, clip, concat, conv2d, float_only, linear, lut, mul, pool2d, relu, reshape,  # noqa: F401
-               packed, softmax, sparse, transpose)  # (registration)
+               packed, recurrent, slice, affine, dual_linear, softmax, sparse, transpose)  # (registration)
 from .conv2d import Conv2d  # noqa: F401
 from .linear import Linear  # noqa: F401
 from .pool2d import AvgPool2d, MaxPool2d  # noqa: F401
@@ -18,3 +18,7 @@ from .mul import Mul  # noqa: F401
 from .softmax import Softmax  # noqa: F401
 from .transpose import Transpose  # noqa: F401
 from .packed import PackedConv2d, PackedLinear  # noqa: F401
+from .affine import Affine  # noqa: F401
+from .dual_linear import DualLinear  # noqa: F401
+from .recurrent import Recurrent  # noqa: F401
+from .slice import Slice  # noqa: F401

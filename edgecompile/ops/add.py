@@ -1,11 +1,14 @@
-"""Add of two activations (residual connections), each in its own Q-format.
+"""Add of two activations (residual connections), each in its own Q-format, optionally
+with constant weights: y = scale_a * a + scale_b * b (subtraction, and the blends of
+recurrent cells such as FastRNN's sigmoid(alpha) h~ + sigmoid(beta) h).
 
-Both operands are aligned to a common format F = the finer of the two
-(numerics.align: exact left shifts; F is capped at 23 bits above the coarser
-one, where the finer operand is rounded instead), added in int32, then
-requantized to the output's calibrated format like any layer:
-    y = sat(rounding_shift(align(a, F - f_a) + align(b, F - f_b), F - f_out))
+A weight of +-1 is exact; any other becomes m = round(scale * 2^14), so a * m has
+f_a + 14 frac bits.  Both products are aligned to a common format F, the finer of the
+two, capped where a left shift would leave int32's headroom (numerics.align: exact left
+shifts, rule-2 rounding otherwise), added in int32, and requantized like any layer:
+    y = sat(rounding_shift(align(a * m_a, F - f_a') + align(b * m_b, F - f_b'), F - f_out))
 A ReLU after the add fuses as the output clamp.  C kernel: ec_add_s8.
+attrs: act, scale_a, scale_b (default 1).
 """
 from __future__ import annotations
 
@@ -16,7 +19,15 @@ from ..ir import Graph
 from . import activation
 from .base import Op, register
 
-MAX_ALIGN = 23  # 128 * 2^23 = 2^30: two aligned int8 operands still sum inside int32
+HEADROOM = (1 << 30) - 1  # each aligned operand stays below 2^30, so their sum fits int32
+SCALE_FRAC_BITS = 14
+
+
+def multiplier(scale: float) -> tuple[int, int]:
+    """(m, g): the integer m with g frac bits that stands for `scale` (exact for +-1)."""
+    if scale in (1.0, -1.0):
+        return int(scale), 0
+    return int(np.floor(scale * (1 << SCALE_FRAC_BITS) + 0.5)), SCALE_FRAC_BITS
 
 
 @register
@@ -41,21 +52,30 @@ class Add(Op):
         return int(np.prod(graph.shape(self.outputs[0])))
 
     def run_float(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return activation.apply_float(self.attrs.get("act"), np.asarray(a, np.float64) + b)
+        sa, sb = self.attrs.get("scale_a", 1.0), self.attrs.get("scale_b", 1.0)
+        return activation.apply_float(self.attrs.get("act"), sa * np.asarray(a, np.float64) + sb * np.asarray(b))
 
     def quantize(self, graph: Graph, options) -> None:
-        fa, fb = (graph.tensors[t].frac_bits for t in self.inputs)
         y = graph.tensors[self.outputs[0]]
-        common = min(max(fa, fb), min(fa, fb) + MAX_ALIGN)
+        terms = []
+        for t, key in zip(self.inputs, ("scale_a", "scale_b")):
+            x = graph.tensors[t]
+            m, g = multiplier(float(self.attrs.get(key, 1.0)))
+            magnitude = (1 << (x.bits - 1)) * max(abs(m), 1)
+            left_room = int(np.floor(np.log2(HEADROOM / magnitude)))  # largest exact left shift
+            terms.append((m, x.frac_bits + g, left_room))
+        common = min(max(f for _, f, _ in terms), *(f + room for _, f, room in terms))
         # the output shift obeys the same limits as a layer's (see ops/weighted.py)
         y.frac_bits = min(max(y.frac_bits, common - numerics.MAX_SHIFT), common + 31 - y.bits)
         lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits)
-        self.qattrs = {"shift_a": common - fa, "shift_b": common - fb, "shift_out": common - y.frac_bits,
-                       "act_min": lo, "act_max": hi}
+        (ma, fa, _), (mb, fb, _) = terms
+        self.qattrs = {"mult_a": ma, "mult_b": mb, "shift_a": common - fa, "shift_b": common - fb,
+                       "shift_out": common - y.frac_bits, "act_min": lo, "act_max": hi}
 
     def run_int(self, graph: Graph, a_q: np.ndarray, b_q: np.ndarray) -> np.ndarray:
         q = self.qattrs
-        acc = numerics.align(a_q, q["shift_a"]) + numerics.align(b_q, q["shift_b"])
+        acc = (numerics.align(np.asarray(a_q, np.int64) * q["mult_a"], q["shift_a"])
+               + numerics.align(np.asarray(b_q, np.int64) * q["mult_b"], q["shift_b"]))
         return numerics.requantize(acc, q["shift_out"], q["act_min"], q["act_max"])
 
     def formats(self, graph: Graph) -> str:
@@ -66,5 +86,5 @@ class Add(Op):
         q = self.qattrs
         size = int(np.prod(em.graph.shape(self.outputs[0])))
         a, b = (em.buffer(t) for t in self.inputs)
-        em.call(f"ec_add_s8({a}, {b}, {em.buffer(self.outputs[0])}, {size}, {q['shift_a']}, {q['shift_b']}, "
-                f"{q['shift_out']}, {q['act_min']}, {q['act_max']})")
+        em.call(f"ec_add_s8({a}, {b}, {em.buffer(self.outputs[0])}, {size}, {q['mult_a']}, {q['shift_a']}, "
+                f"{q['mult_b']}, {q['shift_b']}, {q['shift_out']}, {q['act_min']}, {q['act_max']})")

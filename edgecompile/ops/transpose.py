@@ -2,7 +2,7 @@
 and the NHWC -> NCHW transpose that TensorFlow-converted models start with.
 
 attrs: perm over the axes without the batch axis.  Keeps the Q-format.
-C kernel: ec_transpose_s8 (generic, up to 6 axes).
+C kernel: ec_strided_copy_s8 (generic, up to 6 axes).
 """
 from __future__ import annotations
 
@@ -40,5 +40,5 @@ class Transpose(Op):
         perm = self.attrs["perm"]
         out_shape = em.const_array(f"{self.name}_shape", "int32_t", [shape[p] for p in perm])
         in_strides = em.const_array(f"{self.name}_strides", "int32_t", [strides[p] for p in perm])
-        em.call(f"ec_transpose_s8({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}, {len(perm)}, "
+        em.call(f"ec_strided_copy_s8({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}, {len(perm)}, "
                 f"{out_shape}, {in_strides})")

@@ -146,7 +146,7 @@ def _split(graph: Graph, node, w: np.ndarray, rank: int) -> None:
     a = root[:, None] * vt[:rank]
     b = u[:, :rank] * root[None, :]
     in_shape = graph.shape(node.inputs[0])
-    mid_shape = (rank,) + tuple(in_shape[1:]) if isinstance(node, ops.Conv2d) else (rank,)
+    mid_shape = (rank,) + tuple(in_shape[1:]) if isinstance(node, ops.Conv2d) else tuple(in_shape[:-1]) + (rank,)
     mid = graph.unique_tensor_name(f"{node.outputs[0]}_rank{rank}")
     graph.add_tensor(mid, mid_shape)
     extra = tuple(np.shape(node.params["weight"])[2:])  # (1, 1) for convs

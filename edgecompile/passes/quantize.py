@@ -29,6 +29,7 @@ class QuantOptions:
     weight_method: str = "minmax"
     percentile: float = 99.99
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits decided elsewhere (QAT)
+    ranges: dict | None = None  # the calibration statistics, for ops that quantize a sub-graph
 
     def weight_bits_for(self, layer: str) -> int:
         """A layer's weight bits: its own entry, its factorized parent's ("fc1" for "fc1.V"), or the default."""
@@ -109,6 +110,9 @@ def calibrate(graph: Graph, samples: np.ndarray, batch: int = 256) -> dict[str, 
     rng = np.random.default_rng(0)
     for start in range(0, len(samples), batch):
         env = graph.run_float(samples[start:start + batch], keep_all=True)
+        for node in graph.nodes:  # a recurrent cell's tensors, over every time step
+            if getattr(node, "body", None) is not None:
+                env.update(node.body_values(env[node.inputs[0]]))
         for name, value in env.items():
             if not np.all(np.isfinite(value)):
                 raise EdgeCompileError(f"tensor '{name}' becomes NaN/Inf on the calibration data: "
@@ -154,7 +158,9 @@ def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantO
             return int(options.fixed_formats[name])
         return frac_bits_for(ranges[name], bits, options.calib_method, options.percentile)
 
-    x.frac_bits = choose(x.name, x.bits)
+    options.ranges = ranges
+    for name in graph.inputs:  # a recurrent cell's body has its states as inputs too
+        graph.tensors[name].frac_bits = choose(name, graph.tensors[name].bits)
     for node in graph.nodes:
         out = graph.tensors[node.outputs[0]]
         if node.preserves_format:

@@ -39,8 +39,9 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
     decisions = []
     for i, node in enumerate(graph.nodes):
         cls = SPARSE_CLASS.get(type(node))  # exact type: the sparse classes are subclasses
-        if cls is None or node.attrs.get("groups", 1) != 1 or tuple(node.attrs.get("dilation", (1, 1))) != (1, 1):
-            continue  # the sparse kernels cover ungrouped, undilated layers
+        if cls is None or node.attrs.get("groups", 1) != 1 or tuple(node.attrs.get("dilation", (1, 1))) != (1, 1) \
+                or (isinstance(node, ops.Linear) and len(graph.shape(node.inputs[0])) > 1):
+            continue  # the sparse and packed kernels cover ungrouped, undilated layers on one vector
         w = node.qparams["weight"]
         bits = int(node.qattrs["weight_bits"])
         dense = int(packing.pack(w, bits).size)  # packed below 5 bits: the baseline sparse must beat

@@ -1,0 +1,192 @@
+"""Recurrent: a cell (a small graph of ordinary ops) run over the time steps of a sequence.
+
+The cell's `body` graph has inputs [x_t, state_1, ...] and outputs [next_state_1, ...]:
+FastRNN, FastGRNN, GRU, LSTM and Elman RNN cells are all built from Linear/DualLinear,
+Add, Mul, Affine and table lookups (frontend/recurrent.py builds them), so every step
+uses the same kernels and rules as the rest of the model.  The generated C is a real
+loop over t (code size does not grow with the sequence), the states live in the arena,
+start at zero, and are copied from the cell's outputs after each step.
+
+Formats: the body's tensors are calibrated over every step of every calibration
+sequence; a state has one format, chosen from the values it takes at all steps, shared
+by its input and output sides (it is the same buffer).
+
+attrs: steps (T), states [[input name, output name, size], ...] (body tensor names),
+output (index of the state the node returns), mode "last" (its final value, shape
+(H,)) or "all" (every step, (T, H)).  Input: the sequence, shape (T, D).
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..ir import Graph
+from .base import Op, register
+
+
+@register
+class Recurrent(Op):
+    op_type = "Recurrent"
+    runtime_files = ("ec_layout",)
+
+    body: Graph = None  # set by the frontend (or the manifest reader)
+
+    @property
+    def steps(self) -> int:
+        return int(self.attrs["steps"])
+
+    @property
+    def x_name(self) -> str:
+        return self.body.inputs[0]
+
+    def state_pairs(self) -> list[tuple[str, str, int]]:
+        return [(a, b, int(n)) for a, b, n in self.attrs["states"]]
+
+    def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        t, d = graph.shape(self.inputs[0])
+        if t != self.steps or self.body.shape(self.x_name) != (d,):
+            raise ValueError(f"recurrent {self.name}: expects ({self.steps}, {self.body.shape(self.x_name)[0]}) "
+                             f"inputs, got ({t}, {d})")
+        h = self.state_pairs()[self.attrs["output"]][2]
+        return (h,) if self.attrs["mode"] == "last" else (self.steps, h)
+
+    def describe(self) -> str:
+        cell = self.attrs.get("cell", "cell")
+        return f"{cell} x{self.steps} steps, {self.attrs['mode']}"
+
+    def param_count(self) -> int:
+        return int(sum(n.param_count() for n in self.body.nodes))
+
+    def macs(self, graph: Graph) -> int:
+        return self.steps * int(sum(n.macs(self.body) for n in self.body.nodes))
+
+    def weight_bytes(self) -> int:
+        """Flash of the cell's constants, each distinct array once (FastGRNN's gates share W and U,
+        and the C stores shared arrays once)."""
+        seen, total = set(), 0
+        for node in self.body.nodes:
+            for value in node.qparams.values():
+                key = (value.dtype.str, value.shape, value.tobytes()) if value.nbytes >= 64 else object()
+                if key not in seen:
+                    seen.add(key)
+                    total += value.size * value.itemsize
+        return int(total)
+
+    # -- float -------------------------------------------------------------------------------
+    def _loop(self, seq: np.ndarray, step, zeros):
+        states = [zeros((len(seq), n)) for _, _, n in self.state_pairs()]
+        outputs = []
+        for t in range(self.steps):
+            env = step({self.x_name: seq[:, t], **{a: s for (a, _, _), s in zip(self.state_pairs(), states)}})
+            states = [env[b] for _, b, _ in self.state_pairs()]
+            outputs.append(states[self.attrs["output"]])
+            yield env
+        self._last = (states, outputs)
+
+    def run_float(self, seq: np.ndarray) -> np.ndarray:
+        for _ in self._loop(np.asarray(seq, np.float32), self.body.evaluate, lambda s: np.zeros(s, np.float32)):
+            pass
+        return self._result(np.float32)
+
+    def _result(self, dtype):
+        states, outputs = self._last
+        if self.attrs["mode"] == "last":
+            return states[self.attrs["output"]]
+        return np.stack(outputs, axis=1).astype(dtype)
+
+    def body_values(self, seq: np.ndarray) -> dict[str, np.ndarray]:
+        """Every body tensor over all steps (stacked on the batch axis), for calibration."""
+        values: dict[str, list] = {}
+        for env in self._loop(np.asarray(seq, np.float32), self.body.evaluate, lambda s: np.zeros(s, np.float32)):
+            for name, v in env.items():
+                values.setdefault(name, []).append(v)
+        return {k: np.concatenate(v, axis=0) for k, v in values.items()}
+
+    # -- quantization --------------------------------------------------------------------------
+    def quantize(self, graph: Graph, options) -> None:
+        from ..passes.quantize import frac_bits_for, quantize_graph
+
+        ranges = options.ranges
+        fixed = {self.x_name: graph.tensors[self.inputs[0]].frac_bits}
+        for a, b, _ in self.state_pairs():
+            # a state's range: every value its output takes (it also starts at 0, inside any range)
+            fixed[a] = fixed[b] = frac_bits_for(ranges[b], self.body.tensors[b].bits, options.calib_method,
+                                                options.percentile)
+        for _ in range(4):  # an op may lower a format to keep its shifts legal: settle on one
+            sub = copy.copy(options)
+            sub.fixed_formats = {**(options.fixed_formats or {}), **fixed}
+            quantize_graph(self.body, ranges, sub)
+            moved = {b: self.body.tensors[b].frac_bits for _, b, _ in self.state_pairs()
+                     if self.body.tensors[b].frac_bits != fixed[b]}
+            if not moved:
+                break
+            for a, b, _ in self.state_pairs():
+                if b in moved:
+                    fixed[a] = fixed[b] = moved[b]
+        out_state = self.state_pairs()[self.attrs["output"]][1]
+        graph.tensors[self.outputs[0]].frac_bits = self.body.tensors[out_state].frac_bits
+        self.qattrs = {"state_frac_bits": [fixed[a] for a, _, _ in self.state_pairs()]}
+
+    def formats(self, graph: Graph) -> str:
+        states = ",".join(str(f) for f in self.qattrs.get("state_frac_bits", []))
+        return f"x:{graph.tensors[self.inputs[0]].frac_bits} h:{states} y:{graph.tensors[self.outputs[0]].frac_bits}"
+
+    def run_int(self, graph: Graph, seq_q: np.ndarray) -> np.ndarray:
+        from ..simulate import evaluate_integer
+
+        for _ in self._loop(np.asarray(seq_q, np.int64), lambda inputs: evaluate_integer(self.body, inputs),
+                            lambda s: np.zeros(s, np.int64)):
+            pass
+        return self._result(np.int64)
+
+    # -- C ----------------------------------------------------------------------------------------
+    def _layout(self):
+        """Scratch layout: every state's buffer, every next state's buffer, then the body's arena."""
+        from ..passes.plan_memory import plan_memory, _round_up
+
+        offsets, at = [], 0
+        for _ in range(2):
+            row = []
+            for _, _, n in self.state_pairs():
+                row.append(at)
+                at += _round_up(n)
+            offsets.append(row)
+        plan = plan_memory(self.body)
+        return offsets, at, plan
+
+    def scratch_bytes(self, graph: Graph) -> int:
+        _, states, plan = self._layout()
+        return states + plan.arena_size
+
+    def emit_c(self, em) -> None:
+        from ..codegen import BodyEmitter
+
+        (prev, nxt), body_base, plan = self._layout()
+        base = em.scratch_offset(self)
+        seq = em.buffer(self.inputs[0])
+        d = self.body.shape(self.x_name)[0]
+        t = f"t_{em.unique('t')}"
+
+        def at(offset: int) -> str:
+            return f"&ec_arena.bytes[{base + offset}]"
+
+        externals = {self.x_name: f"({seq} + {t} * {d})"}
+        for (a, b, _), p, q in zip(self.state_pairs(), prev, nxt):
+            externals[a], externals[b] = at(p), at(q)
+        for (_, _, n), p in zip(self.state_pairs(), prev):
+            em.call(f"ec_fill_s8({at(p)}, 0, {n})")
+        em.raw(f"for (int {t} = 0; {t} < {self.steps}; ++{t}) {{")
+        body = BodyEmitter(em, self.body, plan, externals, base + body_base)
+        for node in self.body.nodes:
+            em.runtime.update(node.runtime_files)
+            node.emit_c(body)
+        for (_, _, n), p, q in zip(self.state_pairs(), prev, nxt):
+            em.call(f"ec_copy_s8({at(q)}, {at(p)}, {n})")
+        h = self.state_pairs()[self.attrs["output"]][2]
+        out_prev = prev[self.attrs["output"]]
+        if self.attrs["mode"] == "all":
+            em.call(f"ec_copy_s8({at(out_prev)}, {em.buffer(self.outputs[0])} + {t} * {h}, {h})")
+        em.raw("}")
+        if self.attrs["mode"] == "last":
+            em.call(f"ec_copy_s8({at(out_prev)}, {em.buffer(self.outputs[0])}, {h})")

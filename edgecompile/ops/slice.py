@@ -1,0 +1,49 @@
+"""Slice: a strided sub-block of a tensor (ONNX Slice and Gather with a constant index,
+e.g. the last time step out[:, -1] of a recurrent layer).  Keeps the Q-format.
+
+attrs: starts, steps and out_shape, one entry per axis (without the batch axis).
+C kernel: ec_strided_copy_s8 in runtime_c/ec_layout.c.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph
+from .base import Op, register
+
+
+@register
+class Slice(Op):
+    op_type = "Slice"
+    preserves_format = True
+    runtime_files = ("ec_layout",)
+
+    def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        shape = graph.shape(self.inputs[0])
+        for d, start, step, n in zip(shape, self.attrs["starts"], self.attrs["steps"], self.attrs["out_shape"]):
+            if n < 1 or not (0 <= start < d) or not (0 <= start + (n - 1) * step < d):
+                raise ValueError(f"slice {self.name}: {n} elements from {start} by {step} leave an axis of {d}")
+        return tuple(int(n) for n in self.attrs["out_shape"])
+
+    def describe(self) -> str:
+        return "x".join(str(n) for n in self.attrs["out_shape"])
+
+    def _index(self):
+        return (slice(None),) + tuple(slice(s, s + (n - 1) * st + 1, st) for s, st, n in
+                                      zip(self.attrs["starts"], self.attrs["steps"], self.attrs["out_shape"]))
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x)[self._index()]
+
+    def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        return np.asarray(x_q)[self._index()]
+
+    def emit_c(self, em) -> None:
+        shape = em.graph.shape(self.inputs[0])
+        strides = [int(np.prod(shape[k + 1:])) for k in range(len(shape))]
+        base = int(sum(s * st for s, st in zip(self.attrs["starts"], strides)))
+        out_shape = em.const_array(f"{self.name}_shape", "int32_t", self.attrs["out_shape"])
+        in_strides = em.const_array(f"{self.name}_strides", "int32_t",
+                                    [st * step for st, step in zip(strides, self.attrs["steps"])])
+        em.call(f"ec_strided_copy_s8({em.buffer(self.inputs[0])} + {base}, {em.buffer(self.outputs[0])}, "
+                f"{len(shape)}, {out_shape}, {in_strides})")
