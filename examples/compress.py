@@ -41,22 +41,9 @@ def apply_masks(model: nn.Module, masks: list[torch.Tensor]) -> None:
             w.mul_(m)
 
 
-def fine_tune_pruned(model, masks, x, y, epochs=12, lr=2e-3, batch=64):
+def fine_tune_pruned(model, masks, x, y, epochs=12, lr=2e-3):
     """Train with the masks re-applied after every step, so pruned weights stay exactly zero."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-            apply_masks(model, masks)
-        sched.step()
-    model.eval()
+    train(model, x, y, epochs, lr=lr, seed=None, after_step=lambda: apply_masks(model, masks), verbose=False)
 
 
 def export_config(name, model_path, calib, out_root, rank, sparse, x_test, y_test, do_verify):

@@ -21,25 +21,9 @@ from models import LeNet, TinyMobileNet  # noqa: E402
 from train import accuracy, train  # noqa: E402
 
 
-def evaluate(model, x, y) -> float:
-    model.eval()
-    with torch.no_grad():
-        return float(np.mean(model(torch.from_numpy(x)).argmax(1).numpy() == y))
-
-
-def fine_tune(model, x, y, epochs: int, lr: float = 5e-4, batch: int = 64, seed: int = 0) -> None:
-    """Plain training loop on the QAT model: the float weights learn, the forward pass is integer."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        model.train()
-        perm = rng.permutation(len(x))
-        for i in range(0, len(x), batch):
-            idx = perm[i:i + batch]
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x[idx])), torch.from_numpy(y[idx]))
-            loss.backward()
-            opt.step()
+def fine_tune(model, x, y, epochs: int, lr: float = 5e-4) -> None:
+    """The usual training loop on the QAT model: the float weights learn, the forward pass is integer."""
+    train(model, x, y, epochs, lr=lr, seed=None, schedule=False, verbose=False)
 
 
 def check_c_matches(qat_model, out_dir: Path, x: np.ndarray) -> bool:
@@ -78,9 +62,9 @@ def main(argv=None) -> list[dict]:
     rows = []
     for bits in [int(b) for b in args.bits.split(",")]:
         qmodel = qat.prepare(model, calib, bits=bits)
-        ptq = evaluate(qmodel, x_test, y_test)
+        ptq = accuracy(qmodel, x_test, y_test)
         fine_tune(qmodel, x_train, y_train, args.epochs)
-        after = evaluate(qmodel, x_test, y_test)
+        after = accuracy(qmodel, x_test, y_test)
         row = {"bits": bits, "float_accuracy": float_acc, "ptq_accuracy": ptq, "qat_accuracy": after}
         if not args.no_verify:
             row["c_matches_qat"] = check_c_matches(qmodel, args.out / f"{args.model}_{bits}bit", x_test[:64])

@@ -19,6 +19,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import fashion_mnist  # noqa: E402
+from train import train  # noqa: E402
 
 
 def digits_rows(seed: int = 0):
@@ -65,22 +66,6 @@ class Classifier(nn.Module):
 MODELS = ["fastrnn", "fastrnn-lowrank", "fastgrnn", "fastgrnn-lowrank", "gru", "lstm"]
 
 
-def train(model, x, y, epochs: int, lr: float = 1e-2, batch: int = 64) -> None:
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-        sched.step()
-    model.eval()
-
-
 def run(kind: str, data, out_dir: Path, epochs: int, bench: bool) -> dict:
     from edgecompile import simulate
     from edgecompile.export import ExportSettings, export
@@ -90,7 +75,7 @@ def run(kind: str, data, out_dir: Path, epochs: int, bench: bool) -> dict:
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(0)
     model = Classifier(kind, x_train.shape[2])
-    train(model, x_train, y_train, epochs)
+    train(model, x_train, y_train, epochs, lr=1e-2, seed=None, verbose=False)
     with torch.no_grad():
         float_acc = float(np.mean(model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test))
     loaded = load_module(model, x_train.shape[1:], kind.replace("-", "_"))

@@ -26,11 +26,14 @@ from datasets import digits_28x28, fashion_mnist  # noqa: E402
 from models import MLP, LeNet, TinyMobileNet  # noqa: E402
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 2e-3, seed: int = 0,
-          batch: int = 64) -> None:
-    torch.manual_seed(seed)
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 2e-3, seed: int | None = 0,
+          batch: int = 64, after_step=None, schedule: bool = True, verbose: bool = True) -> None:
+    """Adam on cross-entropy, cosine learning-rate schedule; `after_step` runs after every
+    optimizer step (e.g. re-applying pruning masks).  Leaves the model in eval mode."""
+    if seed is not None:
+        torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs) if schedule else None
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     for epoch in range(epochs):
         model.train()
@@ -42,9 +45,14 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float
             loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
+            if after_step is not None:
+                after_step()
             total += loss.item() * len(idx)
-        sched.step()
-        print(f"  epoch {epoch + 1:2d}/{epochs}: loss {total / len(xt):.4f}", flush=True)
+        if sched is not None:
+            sched.step()
+        if verbose:
+            print(f"  epoch {epoch + 1:2d}/{epochs}: loss {total / len(xt):.4f}", flush=True)
+    model.eval()
 
 
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:

@@ -6,6 +6,13 @@
 static int ec_pool_max_int(int a, int b) { return a > b ? a : b; }
 static int ec_pool_min_int(int a, int b) { return a < b ? a : b; }
 
+/* The in-bounds part [lo, hi) of the window at output position o along one axis. */
+static void ec_pool_window(int o, int stride, int pad, int k, int size, int *lo, int *hi)
+{
+    *lo = ec_pool_max_int(o * stride - pad, 0);
+    *hi = ec_pool_min_int(o * stride - pad + k, size);
+}
+
 void ec_maxpool2d_s8(const int8_t *input, int channels, int in_h, int in_w, int k_h, int k_w,
                      int stride_h, int stride_w, int pad_top, int pad_left,
                      int8_t *output, int out_h, int out_w)
@@ -14,11 +21,10 @@ void ec_maxpool2d_s8(const int8_t *input, int channels, int in_h, int in_w, int 
     for (c = 0; c < channels; ++c) {
         const int8_t *plane = input + (long)c * in_h * in_w;
         for (oy = 0; oy < out_h; ++oy) {
-            const int y_lo = ec_pool_max_int(oy * stride_h - pad_top, 0);
-            const int y_hi = ec_pool_min_int(oy * stride_h - pad_top + k_h, in_h);
+            int y_lo, y_hi, x_lo, x_hi;
+            ec_pool_window(oy, stride_h, pad_top, k_h, in_h, &y_lo, &y_hi);
             for (ox = 0; ox < out_w; ++ox) {
-                const int x_lo = ec_pool_max_int(ox * stride_w - pad_left, 0);
-                const int x_hi = ec_pool_min_int(ox * stride_w - pad_left + k_w, in_w);
+                ec_pool_window(ox, stride_w, pad_left, k_w, in_w, &x_lo, &x_hi);
                 int8_t best = INT8_MIN;
                 for (y = y_lo; y < y_hi; ++y) {
                     for (x = x_lo; x < x_hi; ++x) {
@@ -40,11 +46,10 @@ void ec_avgpool2d_s8(const int8_t *input, int channels, int in_h, int in_w, int 
     for (c = 0; c < channels; ++c) {
         const int8_t *plane = input + (long)c * in_h * in_w;
         for (oy = 0; oy < out_h; ++oy) {
-            const int y_lo = ec_pool_max_int(oy * stride_h - pad_top, 0);
-            const int y_hi = ec_pool_min_int(oy * stride_h - pad_top + k_h, in_h);
+            int y_lo, y_hi, x_lo, x_hi;
+            ec_pool_window(oy, stride_h, pad_top, k_h, in_h, &y_lo, &y_hi);
             for (ox = 0; ox < out_w; ++ox) {
-                const int x_lo = ec_pool_max_int(ox * stride_w - pad_left, 0);
-                const int x_hi = ec_pool_min_int(ox * stride_w - pad_left + k_w, in_w);
+                ec_pool_window(ox, stride_w, pad_left, k_w, in_w, &x_lo, &x_hi);
                 int32_t sum = 0;
                 int32_t n = count_include_pad ? (int32_t)(k_h * k_w) : (int32_t)((y_hi - y_lo) * (x_hi - x_lo));
                 for (y = y_lo; y < y_hi; ++y) {

@@ -47,16 +47,21 @@ def randomize_batchnorm(model, seed: int = 0) -> None:
                 m.bias.copy_(torch.randn(n, generator=g) * 0.3)
 
 
+def trained_example(tmp_path_factory, model: str) -> dict:
+    """An example model trained on sklearn's digits by examples/train.py, and the files it saves."""
+    import train
+
+    out = tmp_path_factory.mktemp(model)
+    train.main(["--model", model, "-o", str(out)])
+    return {"model": out / f"{model}_digits.pt", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
+            "test_y": out / "test_y.npy", "float_acc": float((out / "float_accuracy.txt").read_text()),
+            "dir": out}
+
+
 @pytest.fixture(scope="session")
 def digits_lenet(tmp_path_factory):
     """LeNet trained on sklearn's digits (a few seconds), as the example script saves it."""
-    import train
-
-    out = tmp_path_factory.mktemp("lenet")
-    train.main(["--model", "lenet", "-o", str(out)])
-    return {"model": out / "lenet_digits.pt", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
-            "test_y": out / "test_y.npy", "float_acc": float((out / "float_accuracy.txt").read_text()),
-            "dir": out}
+    return trained_example(tmp_path_factory, "lenet")
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +82,4 @@ def rng():
 @pytest.fixture(scope="session")
 def digits_mlp(tmp_path_factory):
     """The MLP of seed 003 trained on the digits."""
-    import train
-
-    out = tmp_path_factory.mktemp("mlp")
-    train.main(["--model", "mlp", "-o", str(out)])
-    return {"model": out / "mlp_digits.pt", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
-            "test_y": out / "test_y.npy", "float_acc": float((out / "float_accuracy.txt").read_text()),
-            "dir": out}
+    return trained_example(tmp_path_factory, "mlp")

@@ -218,4 +218,4 @@ def test_qat_recovers_4_bit_lenet_within_2_points(digits_lenet):
     x_train, y_train, _, _ = datasets.digits_28x28()
     model = qat.prepare(digits_lenet["model"], np.load(digits_lenet["calib"]), bits=4)
     qat_example.fine_tune(model, x_train, y_train, epochs=2)
-    assert qat_example.evaluate(model, x_test, y_test) >= digits_lenet["float_acc"] - 0.02
+    assert qat_example.accuracy(model, x_test, y_test) >= digits_lenet["float_acc"] - 0.02

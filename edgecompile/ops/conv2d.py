@@ -3,8 +3,9 @@
 attrs: stride [sh, sw], pads [top, left, bottom, right], groups (1; in_c for
 depthwise), dilation [dh, dw] (default 1), act (fused clamp).
 params: weight (OC, IC / groups, KH, KW), bias (OC).
-C kernels: ec_conv2d_s8 (groups = 1, no dilation) in runtime_c/ec_conv2d.c,
-ec_conv2d_grouped_s8 (any groups and dilation) in runtime_c/ec_conv2d_grouped.c.
+C kernels: ec_conv2d_fast_s8 (groups = 1, no dilation; runtime_c/ec_conv2d_fast.c, bit-exact with
+the reference ec_conv2d_s8 in runtime_c/ec_conv2d.c), ec_conv2d_grouped_s8 (any groups and dilation)
+in runtime_c/ec_conv2d_grouped.c.
 """
 from __future__ import annotations
 
@@ -110,31 +111,30 @@ class Conv2d(WeightedOp):
         return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
                                   self.attrs["stride"], self.attrs["pads"])
 
+    def c_geometry(self, em) -> tuple[str, str, str]:
+        """The C arguments every conv kernel takes: "input, in_c, in_h, in_w",
+        "out_c, k_h, k_w, stride_h, stride_w, pad_top, pad_left" and "output, out_h, out_w"."""
+        c, h, wd = em.graph.shape(self.inputs[0])
+        oc, oh, ow = em.graph.shape(self.outputs[0])
+        kh, kw = self.kernel
+        sh, sw = self.attrs["stride"]
+        pt, pl = self.attrs["pads"][:2]
+        return (f"{em.buffer(self.inputs[0])}, {c}, {h}, {wd}", f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}",
+                f"{em.buffer(self.outputs[0])}, {oh}, {ow}")
+
     def emit_c(self, em) -> None:
         from .fast_kernels import CONV_GROUP, weighted_args
         if self.groups > 1 or self.dilation != (1, 1):
             self._emit_grouped(em)
             return
         w, b, s, requant = weighted_args(self, em, CONV_GROUP, paired_tails=True)
-        c, h, wd = em.graph.shape(self.inputs[0])
-        oc, oh, ow = em.graph.shape(self.outputs[0])
-        kh, kw = self.kernel
-        sh, sw = self.attrs["stride"]
-        pt, pl = self.attrs["pads"][:2]
-        em.call(f"ec_conv2d_fast_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, {w}, {b}, {s}, "
-                f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                f"{em.buffer(self.outputs[0])}, {oh}, {ow}, {requant}, {em.scratch(self)})")
+        x, kernel, y = self.c_geometry(em)
+        em.call(f"ec_conv2d_fast_s8({x}, {w}, {b}, {s}, {kernel}, {y}, {requant}, {em.scratch(self)})")
 
     def _emit_grouped(self, em) -> None:
         """Grouped, depthwise or dilated: the general kernel."""
         em.runtime.add("ec_conv2d_grouped")
         w, b, s, clamp = self.emit_requant_args(em)
-        c, h, wd = em.graph.shape(self.inputs[0])
-        oc, oh, ow = em.graph.shape(self.outputs[0])
-        kh, kw = self.kernel
-        sh, sw = self.attrs["stride"]
-        pt, pl = self.attrs["pads"][:2]
+        x, kernel, y = self.c_geometry(em)
         dh, dw = self.dilation
-        em.call(f"ec_conv2d_grouped_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, {w}, {b}, {s}, "
-                f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {dh}, {dw}, {self.groups}, "
-                f"{em.buffer(self.outputs[0])}, {oh}, {ow}, {clamp})")
+        em.call(f"ec_conv2d_grouped_s8({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp})")

@@ -1,7 +1,8 @@
-"""Linear: y = W x + b on a 1-D input (a flattened feature vector).
+"""Linear: y = W x + b over the last axis (a flattened feature vector, or each of several).
 
 params: weight (out, in), bias (out).  attrs: act (fused clamp).
-C kernel: ec_linear_s8 in runtime_c/ec_linear.c.
+C kernel: ec_linear_fast_s8 in runtime_c/ec_linear_fast.c, bit-exact with the reference
+ec_linear_s8 in runtime_c/ec_linear.c.  On a (..., in) input it runs once per vector.
 """
 from __future__ import annotations
 

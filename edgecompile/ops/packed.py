@@ -55,10 +55,5 @@ class PackedConv2d(PackedMixin, Conv2d):
 
     def emit_c(self, em) -> None:
         _, b, s, clamp = self.emit_requant_args(em, emit_weight=False)
-        c, h, wd = em.graph.shape(self.inputs[0])
-        oc, oh, ow = em.graph.shape(self.outputs[0])
-        kh, kw = self.kernel
-        sh, sw = self.attrs["stride"]
-        pt, pl = self.attrs["pads"][:2]
-        em.call(f"ec_conv2d_packed_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, {self._packed_args(em)}, {b}, "
-                f"{s}, {oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {em.buffer(self.outputs[0])}, {oh}, {ow}, {clamp})")
+        x, kernel, y = self.c_geometry(em)
+        em.call(f"ec_conv2d_packed_s8({x}, {self._packed_args(em)}, {b}, {s}, {kernel}, {y}, {clamp})")

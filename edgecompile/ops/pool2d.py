@@ -3,7 +3,8 @@
 attrs: kernel [kh, kw], stride [sh, sw], pads [top, left, bottom, right];
 AvgPool2d also count_include_pad (divide by the full window or by the number
 of in-bounds elements, as PyTorch and ONNX define it).
-C kernels: ec_maxpool2d_s8, ec_avgpool2d_s8 in runtime_c/ec_pool2d.c.
+C kernels: ec_maxpool2d_fast_s8, ec_avgpool2d_fast_s8 in runtime_c/ec_pool2d_fast.c, bit-exact with
+the reference ec_maxpool2d_s8, ec_avgpool2d_s8 in runtime_c/ec_pool2d.c.
 """
 from __future__ import annotations
 

@@ -67,11 +67,6 @@ class SparseConv2d(SparseMixin, Conv2d):
 
     def emit_c(self, em) -> None:
         _, b, s, clamp = self.emit_requant_args(em, emit_weight=False)
-        c, h, wd = em.graph.shape(self.inputs[0])
-        oc, oh, ow = em.graph.shape(self.outputs[0])
-        kh, kw = self.kernel
-        sh, sw = self.attrs["stride"]
-        pt, pl = self.attrs["pads"][:2]
-        em.call(f"ec_conv2d_{self.attrs['sparse_format']}_s8({em.buffer(self.inputs[0])}, {c}, {h}, {wd}, "
-                f"{self._format_args(em)}, {b}, {s}, {oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                f"{em.buffer(self.outputs[0])}, {oh}, {ow}, {clamp}, (int32_t *){em.scratch(self)})")
+        x, kernel, y = self.c_geometry(em)
+        em.call(f"ec_conv2d_{self.attrs['sparse_format']}_s8({x}, {self._format_args(em)}, {b}, {s}, {kernel}, {y}, "
+                f"{clamp}, (int32_t *){em.scratch(self)})")
