@@ -97,6 +97,9 @@ def with_model_options(fn):
               show_default=True, help="How weight formats are chosen (per channel).")
 @click.option("--bias-correction", is_flag=True, help="Shift biases to cancel the mean error of the rounded "
               "weights on the calibration data.")
+@click.option("--act-bits", multiple=True, default=["8"], show_default=True,
+              help="Activation bits: 8, 16, auto (16 where it measurably helps) or LAYER=16 (comma-separated, "
+              "repeatable).")
 @click.option("--drop-softmax", is_flag=True, help="Leave out a final Softmax (the C returns logits).")
 @click.option("--per-channel/--per-tensor", "per_channel", default=None,
               help="Weight formats per output channel (default) or one per tensor.")
@@ -106,7 +109,7 @@ def with_model_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
-           bias_correction, drop_softmax,
+           bias_correction, act_bits, drop_softmax,
            per_channel, name, vectors, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
@@ -116,7 +119,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
     settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
-                              bias_correction=bias_correction, name=name,
+                              bias_correction=bias_correction, act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
                               imports=tuple(imports), vectors=vectors)
     result = run_export(settings, Progress(quiet))
@@ -143,6 +146,10 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
     if result.compiled.calib_is_synthetic:
         click.echo("note: no --calib given; ranges come from N(0,1) inputs and BatchNorm statistics. "
                    "Real calibration data gives better accuracy.")
+    if "act16" in s:
+        a = s["act16"]
+        click.echo(f"16-bit activations: {', '.join(a['layers']) or 'none'}; output SQNR {fmt_db(a['sqnr_8bit_db'])} -> "
+                   f"{fmt_db(a['sqnr_db'])} dB; arena {fmt_int(a['arena_8bit'])} -> {fmt_int(a['arena'])} B")
     for note in result.compiled.graph.notes:
         if "lowered" in note or "dropped" in note:
             click.echo(f"note: {note}")

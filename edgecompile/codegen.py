@@ -102,6 +102,14 @@ class Emitter:
         self._idents.add(f"#{prefix}{count}")
         return count
 
+    def arg(self, tensor: str, wide: bool) -> str:
+        """A tensor as a kernel argument: its buffer, followed by its element size for an _any kernel."""
+        return f"{self.buffer(tensor)}, {self.element_bytes(tensor)}" if wide else self.buffer(tensor)
+
+    def element_bytes(self, tensor: str) -> int:
+        """1 for an int8 tensor, 2 for int16."""
+        return (self.graph.tensors[tensor].bits + 7) // 8
+
     def raw(self, code: str) -> None:
         """A line of C as is (loop braces)."""
         self.body.append(Statement(code, "raw"))

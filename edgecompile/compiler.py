@@ -21,6 +21,7 @@ from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fold_pad import fold_pads
 from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import MemoryPlan, plan_memory
+from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, TensorRange, calibrate, quantize_graph
 from .passes.sparsify import SparsityDecision, sparsify
 
@@ -38,6 +39,9 @@ class CompileOptions:
     calib_method: str = "mse"
     weight_method: str = "minmax"
     bias_correction: bool = False
+    act_bits: int = 8
+    act_layer_bits: dict[str, int] = field(default_factory=dict)
+    act_auto: bool = False
     param_overrides: dict[str, dict] = field(default_factory=dict)  # layer -> float params (QAT's trained ones)
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
@@ -54,6 +58,7 @@ class Compiled:
     imported: Graph  # the graph as imported, before any pass (float oracle comparisons)
     sparsity: list[SparsityDecision] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    precision: object = None  # passes.precision.PrecisionReport when any activation is 16-bit
 
 
 def check_weights(graph: Graph, source: str) -> None:
@@ -112,7 +117,8 @@ def apply_batchnorm_ranges(graph: Graph, ranges: dict[str, TensorRange]) -> None
 
 def quant_options(options: CompileOptions, synthetic: bool = False) -> QuantOptions:
     method = "minmax" if synthetic else options.calib_method  # synthetic data has no real distribution
-    return QuantOptions(options.bits, dict(options.layer_bits), per_channel=options.per_channel,
+    return QuantOptions(options.bits, dict(options.layer_bits), act_bits=options.act_bits,
+                        act_layer_bits=dict(options.act_layer_bits), per_channel=options.per_channel,
                         calib_method=method, weight_method=options.weight_method,
                         fixed_formats=options.fixed_formats)
 
@@ -146,10 +152,16 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     ranges = calibrate(graph, samples)
     if synthetic:
         apply_batchnorm_ranges(graph, ranges)
-    quantize_graph(graph, ranges, quant_options(options, synthetic))
+    qopts = quant_options(options, synthetic)
+    precision = None
+    if options.act_auto or options.act_bits == 16 or 16 in options.act_layer_bits.values():
+        check_layers(graph, options.act_layer_bits)
+        chosen, precision = choose_precision(graph, ranges, qopts, samples, options.act_auto)
+        qopts.act_layer_bits.update(chosen)
+    quantize_graph(graph, ranges, qopts)
     if options.bias_correction:
         correct_biases(graph, samples)
     sparsity = sparsify(graph, options.sparse)
     timings["quantize"] = time.perf_counter() - t0
     plan = plan_memory(graph)
-    return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings)
+    return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision)

@@ -22,6 +22,7 @@ from .calibration import load_array, match_shape
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.factorize import RankSpec
+from .passes.precision import parse_act_bits
 from .passes.quantize import parse_bits
 from .errors import EdgeCompileError
 from .frontend import load_model
@@ -46,6 +47,7 @@ class ExportSettings:
     calib_method: str = "mse"
     weight_method: str = "minmax"
     bias_correction: bool = False
+    act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
     trust_pickle: bool = False
@@ -106,12 +108,14 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
         calib = match_shape(calib, graph.input.shape, _calib_name(settings.calib))
     log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
     default_bits, layer_bits = parse_bits(settings.bits)
+    act_bits, act_layers, act_auto = parse_act_bits(settings.act_bits)
     options = CompileOptions(bits=default_bits, layer_bits=layer_bits,
                              ranks=RankSpec.parse(settings.rank, settings.energy, settings.factorize_conv1x1),
                              sparse=settings.sparse, drop_softmax=settings.drop_softmax,
                              per_channel=settings.per_channel, calib_method=settings.calib_method,
                              weight_method=settings.weight_method, bias_correction=settings.bias_correction,
-                             param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats)
+                             param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats,
+                             act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto)
     compiled = compile_model(loaded, calib, options, log)
     log("measuring accuracy against the float model")
     summary = measure(loaded, compiled)
@@ -119,6 +123,10 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     vec_in = test_vectors(compiled, settings.vectors)
     vec_out = simulate.run_integer(compiled.graph, vec_in).astype(np.int8)
     summary.update(totals(compiled.graph, compiled.plan))
+    if compiled.precision is not None:
+        p = compiled.precision
+        summary["act16"] = {"layers": p.wide_layers, "sqnr_8bit_db": p.sqnr_8bit_db, "sqnr_db": p.sqnr_db,
+                            "arena_8bit": p.arena_8bit, "arena": p.arena}
     summary.update({"name": graph.name, "source": str(settings.model), "bits": default_bits, "layer_bits": layer_bits,
                     "rank": settings.rank, "energy": settings.energy, "vectors": int(len(vec_in)), "edgecompile": __version__,
                     "calibration": "synthetic N(0,1) + BatchNorm statistics" if compiled.calib_is_synthetic
@@ -206,7 +214,7 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
     runtime_dir = resource_dir("runtime_c")
     (root / "src").mkdir()
     (root / "runtime").mkdir()
-    runtime_files = ["ec_fixed.h"]
+    runtime_files = ["ec_fixed.h", "ec_tensor.h"]
     for base in sorted(em.runtime):
         runtime_files += [f"{base}.h", f"{base}.c"]
     for f in runtime_files:
@@ -294,6 +302,13 @@ def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
                          + (f", top-1 agreement {100 * s['factorized_float_top1_agreement']:.2f} %"
                             if s["factorized_float_top1_agreement"] is not None else "")
                          + f"; integer vs factorized float: SQNR {fmt_db(s['quantization_sqnr_db'])} dB")
+    if "act16" in s:
+        a = s["act16"]
+        lines += ["", "## 16-bit activations", "",
+                  f"- int16 outputs: {', '.join(a['layers']) or 'none'}",
+                  f"- output SQNR against the float graph: {fmt_db(a['sqnr_8bit_db'])} dB with 8-bit activations, "
+                  f"{fmt_db(a['sqnr_db'])} dB as compiled",
+                  f"- arena: {fmt_int(a['arena_8bit'])} B with 8-bit activations, {fmt_int(a['arena'])} B as compiled"]
     if any(d.format != "dense" or d.density < 1.0 for d in compiled.sparsity):
         lines += ["", "## Sparsity", "", sparsity_table(compiled.sparsity).markdown(), "",
                   "Density counts the nonzero quantized weights; bytes are the weight arrays alone "

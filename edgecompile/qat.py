@@ -113,11 +113,12 @@ def _window_sum(node, x):
 
 def _avgpool(model, node, x):
     k = int(node.qattrs["scale_shift"])
-    total = _window_sum(node, x) * float(1 << k)
+    total = _window_sum(node, x) * float(1 << max(k, 0))
     if node.attrs.get("count_include_pad", True):
         n = float(node.attrs["kernel"][0] * node.attrs["kernel"][1])
     else:
         n = _window_sum(node, torch.ones_like(x[:1, :1]))
+    n = n * float(1 << max(-k, 0))
     exact = torch.div(2 * total + n, 2 * n, rounding_mode="floor")  # rule 5, exact below 2^53
     q = node.qattrs
     return straight_through(total / n, torch.clamp(exact, q["act_min"], q["act_max"]), q["act_min"], q["act_max"])

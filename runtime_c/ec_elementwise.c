@@ -2,6 +2,7 @@
 #include "ec_elementwise.h"
 
 #include "ec_fixed.h"
+#include "ec_tensor.h"
 
 void ec_relu_s8(const int8_t *input, int8_t *output, int size)
 {
@@ -11,12 +12,23 @@ void ec_relu_s8(const int8_t *input, int8_t *output, int size)
     }
 }
 
-void ec_clamp_s8(const int8_t *input, int8_t *output, int size, int32_t lo, int32_t hi)
+static inline void ec_clamp_impl(const void *input, int in_bytes, void *output, int out_bytes, int size,
+                                 int32_t lo, int32_t hi)
 {
     int i;
     for (i = 0; i < size; ++i) {
-        output[i] = (int8_t)ec_clamp32(input[i], lo, hi);
+        ec_put(output, i, out_bytes, ec_clamp32(ec_get(input, i, in_bytes), lo, hi));
     }
+}
+
+void ec_clamp_s8(const int8_t *input, int8_t *output, int size, int32_t lo, int32_t hi)
+{
+    ec_clamp_impl(input, 1, output, 1, size, lo, hi);
+}
+
+void ec_clamp_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t lo, int32_t hi)
+{
+    ec_clamp_impl(input, in_bytes, output, out_bytes, size, lo, hi);
 }
 
 void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *table)
@@ -27,37 +39,78 @@ void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *tabl
     }
 }
 
-void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32_t mult_a, int shift_a,
-               int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi)
+static inline void ec_add_impl(const void *a, int a_bytes, const void *b, int b_bytes, void *output,
+                               int out_bytes, int size, int32_t mult_a, int shift_a, int32_t mult_b, int shift_b,
+                               int shift_out, int32_t lo, int32_t hi)
 {
     int i;
     for (i = 0; i < size; ++i) {
-        /* |x * mult| <= 2^22 and each aligned term < 2^30: see header */
-        const int32_t acc = ec_align32(a[i] * mult_a, shift_a) + ec_align32(b[i] * mult_b, shift_b);
-        output[i] = (int8_t)ec_requantize(acc, shift_out, lo, hi);
+        /* each aligned term < 2^30 (the compiler sizes the shifts from the operands' widths): see header */
+        const int32_t acc = ec_align32(ec_get(a, i, a_bytes) * mult_a, shift_a) +
+                            ec_align32(ec_get(b, i, b_bytes) * mult_b, shift_b);
+        ec_put(output, i, out_bytes, ec_requantize(acc, shift_out, lo, hi));
+    }
+}
+
+void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32_t mult_a, int shift_a,
+               int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi)
+{
+    ec_add_impl(a, 1, b, 1, output, 1, size, mult_a, shift_a, mult_b, shift_b, shift_out, lo, hi);
+}
+
+void ec_add_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int size,
+                int32_t mult_a, int shift_a, int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi)
+{
+    ec_add_impl(a, a_bytes, b, b_bytes, output, out_bytes, size, mult_a, shift_a, mult_b, shift_b, shift_out, lo, hi);
+}
+
+static inline void ec_mul_impl(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes,
+                               int outer, int inner, int b_outer_stride, int b_inner_stride, int shift,
+                               int32_t lo, int32_t hi)
+{
+    int o, i;
+    for (o = 0; o < outer; ++o) {
+        for (i = 0; i < inner; ++i) {
+            const long k = (long)o * inner + i;
+            /* |a * b| <= 2^30 for int16 operands */
+            const int32_t product = ec_get(a, k, a_bytes) *
+                                    ec_get(b, (long)o * b_outer_stride + (long)i * b_inner_stride, b_bytes);
+            ec_put(output, k, out_bytes, ec_requantize(product, shift, lo, hi));
+        }
     }
 }
 
 void ec_mul_s8(const int8_t *a, const int8_t *b, int8_t *output, int outer, int inner, int b_outer_stride,
                int b_inner_stride, int shift, int32_t lo, int32_t hi)
 {
-    int o, i;
-    for (o = 0; o < outer; ++o) {
-        const int8_t *bo = b + (long)o * b_outer_stride;
-        for (i = 0; i < inner; ++i) {
-            const int32_t product = (int32_t)a[i] * (int32_t)bo[(long)i * b_inner_stride];
-            output[i] = (int8_t)ec_requantize(product, shift, lo, hi);
-        }
-        a += inner;
-        output += inner;
+    ec_mul_impl(a, 1, b, 1, output, 1, outer, inner, b_outer_stride, b_inner_stride, shift, lo, hi);
+}
+
+void ec_mul_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int outer,
+                int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi)
+{
+    ec_mul_impl(a, a_bytes, b, b_bytes, output, out_bytes, outer, inner, b_outer_stride, b_inner_stride, shift,
+                lo, hi);
+}
+
+static inline void ec_affine_impl(const void *input, int in_bytes, void *output, int out_bytes, int size,
+                                  int32_t mult, int32_t offset, int shift, int32_t lo, int32_t hi)
+{
+    int i;
+    for (i = 0; i < size; ++i) {
+        /* bounded: see header */
+        ec_put(output, i, out_bytes, ec_requantize(ec_get(input, i, in_bytes) * mult + offset, shift, lo, hi));
     }
 }
 
 void ec_affine_s8(const int8_t *input, int8_t *output, int size, int32_t mult, int32_t offset, int shift,
                   int32_t lo, int32_t hi)
 {
-    int i;
-    for (i = 0; i < size; ++i) {
-        output[i] = (int8_t)ec_requantize(input[i] * mult + offset, shift, lo, hi); /* bounded: see header */
-    }
+    ec_affine_impl(input, 1, output, 1, size, mult, offset, shift, lo, hi);
+}
+
+void ec_affine_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t mult,
+                   int32_t offset, int shift, int32_t lo, int32_t hi)
+{
+    ec_affine_impl(input, in_bytes, output, out_bytes, size, mult, offset, shift, lo, hi);
 }

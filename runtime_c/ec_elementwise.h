@@ -42,4 +42,17 @@ void ec_mul_s8(const int8_t *a, const int8_t *b, int8_t *output, int outer, int 
 void ec_affine_s8(const int8_t *input, int8_t *output, int size, int32_t mult, int32_t offset, int shift,
                   int32_t lo, int32_t hi);
 
+/*
+ * The same kernels with int8 or int16 operands and results (x_bytes = 1 or 2, see ec_tensor.h).
+ * ReLU is ec_clamp_any with lo = 0.  The bounds above hold with 2^15 for int16 operands: the
+ * compiler picks shifts and multipliers from the operands' widths.
+ */
+void ec_clamp_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t lo, int32_t hi);
+void ec_add_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int size,
+                int32_t mult_a, int shift_a, int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi);
+void ec_mul_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int outer,
+                int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi);
+void ec_affine_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t mult,
+                   int32_t offset, int shift, int32_t lo, int32_t hi);
+
 #endif /* EC_ELEMENTWISE_H */

@@ -2,21 +2,33 @@
 #include "ec_layout.h"
 
 #include "ec_fixed.h"
+#include "ec_tensor.h"
 
-void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift)
+static inline void ec_concat_part_impl(const void *input, int in_bytes, void *output, int out_bytes, int outer,
+                                       int inner, int out_inner, int shift)
 {
     int o, i;
     for (o = 0; o < outer; ++o) {
         for (i = 0; i < inner; ++i) {
-            output[i] = shift == 0 ? input[i] : (int8_t)ec_align32(input[i], -shift);
+            const int32_t v = ec_get(input, (long)o * inner + i, in_bytes);
+            ec_put(output, (long)o * out_inner + i, out_bytes, shift == 0 ? v : ec_align32(v, -shift));
         }
-        input += inner;
-        output += out_inner;
     }
 }
 
-void ec_strided_copy_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
-                        const int32_t *in_strides)
+void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift)
+{
+    ec_concat_part_impl(input, 1, output, 1, outer, inner, out_inner, shift);
+}
+
+void ec_concat_part_any(const void *input, int in_bytes, void *output, int out_bytes, int outer, int inner,
+                        int out_inner, int shift)
+{
+    ec_concat_part_impl(input, in_bytes, output, out_bytes, outer, inner, out_inner, shift);
+}
+
+static inline void ec_strided_copy_impl(const void *input, void *output, int bytes, int ndim,
+                                        const int32_t *out_shape, const int32_t *in_strides)
 {
     int32_t index[6] = {0, 0, 0, 0, 0, 0};
     long total = 1, n, offset = 0;
@@ -25,7 +37,7 @@ void ec_strided_copy_s8(const int8_t *input, int8_t *output, int ndim, const int
         total *= out_shape[k];
     }
     for (n = 0; n < total; ++n) {
-        output[n] = input[offset];
+        ec_put(output, n, bytes, ec_get(input, offset, bytes));
         /* odometer increment of the output index, keeping the input offset in step */
         for (k = ndim - 1; k >= 0; --k) {
             offset += in_strides[k];
@@ -36,6 +48,18 @@ void ec_strided_copy_s8(const int8_t *input, int8_t *output, int ndim, const int
             index[k] = 0;
         }
     }
+}
+
+void ec_strided_copy_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
+                        const int32_t *in_strides)
+{
+    ec_strided_copy_impl(input, output, 1, ndim, out_shape, in_strides);
+}
+
+void ec_strided_copy_any(const void *input, void *output, int bytes, int ndim, const int32_t *out_shape,
+                         const int32_t *in_strides)
+{
+    ec_strided_copy_impl(input, output, bytes, ndim, out_shape, in_strides);
 }
 
 void ec_copy_s8(const int8_t *input, int8_t *output, int n)

@@ -21,6 +21,13 @@ void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner
 void ec_strided_copy_s8(const int8_t *input, int8_t *output, int ndim, const int32_t *out_shape,
                         const int32_t *in_strides);
 
+/* The same with int8 or int16 elements (bytes = 1 or 2, see ec_tensor.h); a concatenation's
+ * output may be wider than a part (its values are copied, then rounded if shift > 0). */
+void ec_concat_part_any(const void *input, int in_bytes, void *output, int out_bytes, int outer, int inner,
+                        int out_inner, int shift);
+void ec_strided_copy_any(const void *input, void *output, int bytes, int ndim, const int32_t *out_shape,
+                         const int32_t *in_strides);
+
 /* Copy n values (buffers must not overlap), and set n values to v (recurrent states). */
 void ec_copy_s8(const int8_t *input, int8_t *output, int n);
 void ec_fill_s8(int8_t *output, int8_t v, int n);

@@ -19,4 +19,10 @@
 void ec_linear_s8(const int8_t *input, int in_features, const int8_t *weight, const int32_t *bias,
                   const int8_t *shift, int shift_per_channel, int out_features, int8_t *output, int32_t act_min, int32_t act_max);
 
+/* The same layer with int8 or int16 activations (in_bytes, out_bytes = 1 or 2, see ec_tensor.h);
+ * with int16 inputs the proven bound is in_features * max|w| * 2^15 + |bias| <= 2^31 - 1. */
+void ec_linear_any(const void *input, int in_bytes, int in_features, const int8_t *weight, const int32_t *bias,
+                   const int8_t *shift, int shift_per_channel, int out_features, void *output, int out_bytes,
+                   int32_t act_min, int32_t act_max);
+
 #endif /* EC_LINEAR_H */

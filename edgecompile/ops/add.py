@@ -85,6 +85,7 @@ class Add(Op):
     def emit_c(self, em) -> None:
         q = self.qattrs
         size = int(np.prod(em.graph.shape(self.outputs[0])))
-        a, b = (em.buffer(t) for t in self.inputs)
-        em.call(f"ec_add_s8({a}, {b}, {em.buffer(self.outputs[0])}, {size}, {q['mult_a']}, {q['shift_a']}, "
-                f"{q['mult_b']}, {q['shift_b']}, {q['shift_out']}, {q['act_min']}, {q['act_max']})")
+        wide = self.is_wide(em.graph)
+        a, b = (em.arg(t, wide) for t in self.inputs)
+        em.call(f"ec_add_{'any' if wide else 's8'}({a}, {b}, {em.arg(self.outputs[0], wide)}, {size}, {q['mult_a']}, "
+                f"{q['shift_a']}, {q['mult_b']}, {q['shift_b']}, {q['shift_out']}, {q['act_min']}, {q['act_max']})")

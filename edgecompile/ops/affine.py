@@ -52,5 +52,6 @@ class Affine(Op):
     def emit_c(self, em) -> None:
         q = self.qattrs
         size = int(np.prod(em.graph.shape(self.inputs[0])))
-        em.call(f"ec_affine_s8({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}, {size}, {q['mult']}, "
-                f"{q['offset']}, {q['shift']}, {q['act_min']}, {q['act_max']})")
+        wide = self.is_wide(em.graph)
+        em.call(f"ec_affine_{'any' if wide else 's8'}({em.arg(self.inputs[0], wide)}, {em.arg(self.outputs[0], wide)}, "
+                f"{size}, {q['mult']}, {q['offset']}, {q['shift']}, {q['act_min']}, {q['act_max']})")

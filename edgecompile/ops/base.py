@@ -60,6 +60,10 @@ class Op(Node):
     def macs(self, graph: Graph) -> int:
         return 0
 
+    def is_wide(self, graph: Graph) -> bool:
+        """Whether any of its tensors is int16 (then it emits its kernel's _any variant)."""
+        return any(graph.tensors[t].bits > 8 for t in list(self.inputs) + list(self.outputs))
+
     def scratch_bytes(self, graph: Graph) -> int:
         """Arena bytes the C kernel needs while it runs (planned like a tensor live for one step)."""
         return 0

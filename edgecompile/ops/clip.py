@@ -39,5 +39,6 @@ class Clip(Op):
 
     def emit_c(self, em) -> None:
         size = int(np.prod(em.graph.shape(self.inputs[0])))
-        em.call(f"ec_clamp_s8({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}, {size}, "
-                f"{self.qattrs['act_min']}, {self.qattrs['act_max']})")
+        wide = self.is_wide(em.graph)
+        em.call(f"ec_clamp_{'any' if wide else 's8'}({em.arg(self.inputs[0], wide)}, {em.arg(self.outputs[0], wide)}, "
+                f"{size}, {self.qattrs['act_min']}, {self.qattrs['act_max']})")

@@ -39,7 +39,9 @@ class Concat(Op):
 
     def quantize(self, graph: Graph, options) -> None:
         y = graph.tensors[self.outputs[0]]
-        y.frac_bits = min(graph.tensors[t].frac_bits for t in self.inputs)
+        y.bits = max(y.bits, *(graph.tensors[t].bits for t in self.inputs))
+        # the finest format that holds every branch (a narrower branch has spare bits in a wider output)
+        y.frac_bits = min(graph.tensors[t].frac_bits + y.bits - graph.tensors[t].bits for t in self.inputs)
         self.qattrs = {"shifts": [graph.tensors[t].frac_bits - y.frac_bits for t in self.inputs]}
 
     def run_int(self, graph: Graph, *qs: np.ndarray) -> np.ndarray:
@@ -57,8 +59,14 @@ class Concat(Op):
         tail = int(np.prod(out_shape[axis + 1:]))
         out_inner = out_shape[axis] * tail
         offset = 0
+        wide = self.is_wide(em.graph)
+        out_bytes = em.element_bytes(self.outputs[0])
         for t, shift in zip(self.inputs, self.qattrs["shifts"]):
             inner = em.graph.shape(t)[axis] * tail
-            em.call(f"ec_concat_part_s8({em.buffer(t)}, {em.buffer(self.outputs[0])} + {offset}, {outer}, {inner}, "
-                    f"{out_inner}, {shift})")
+            out = f"{em.buffer(self.outputs[0])} + {offset * out_bytes}"
+            if wide:
+                em.call(f"ec_concat_part_any({em.buffer(t)}, {em.element_bytes(t)}, {out}, {out_bytes}, {outer}, "
+                        f"{inner}, {out_inner}, {shift})")
+            else:
+                em.call(f"ec_concat_part_s8({em.buffer(t)}, {out}, {outer}, {inner}, {out_inner}, {shift})")
             offset += inner

@@ -106,25 +106,28 @@ class Conv2d(WeightedOp):
     def scratch_bytes(self, graph: Graph) -> int:
         """ec_conv2d_fast_s8's scratch (im2col columns, tap offsets, accumulators, padded band)."""
         from .fast_kernels import conv_scratch_bytes
-        if self.groups > 1 or self.dilation != (1, 1):
+        if self.groups > 1 or self.dilation != (1, 1) or self.is_wide(graph):
             return 0
         return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
                                   self.attrs["stride"], self.attrs["pads"])
 
-    def c_geometry(self, em) -> tuple[str, str, str]:
+    def c_geometry(self, em, bytes_after_buffers: bool = False) -> tuple[str, str, str]:
         """The C arguments every conv kernel takes: "input, in_c, in_h, in_w",
-        "out_c, k_h, k_w, stride_h, stride_w, pad_top, pad_left" and "output, out_h, out_w"."""
+        "out_c, k_h, k_w, stride_h, stride_w, pad_top, pad_left" and "output, out_h, out_w"
+        (with bytes_after_buffers, each buffer is followed by its element size, for _any kernels)."""
         c, h, wd = em.graph.shape(self.inputs[0])
         oc, oh, ow = em.graph.shape(self.outputs[0])
         kh, kw = self.kernel
         sh, sw = self.attrs["stride"]
         pt, pl = self.attrs["pads"][:2]
-        return (f"{em.buffer(self.inputs[0])}, {c}, {h}, {wd}", f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}",
-                f"{em.buffer(self.outputs[0])}, {oh}, {ow}")
+        x, y = em.buffer(self.inputs[0]), em.buffer(self.outputs[0])
+        if bytes_after_buffers:
+            x, y = f"{x}, {em.element_bytes(self.inputs[0])}", f"{y}, {em.element_bytes(self.outputs[0])}"
+        return f"{x}, {c}, {h}, {wd}", f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}", f"{y}, {oh}, {ow}"
 
     def emit_c(self, em) -> None:
         from .fast_kernels import CONV_GROUP, weighted_args
-        if self.groups > 1 or self.dilation != (1, 1):
+        if self.groups > 1 or self.dilation != (1, 1) or self.is_wide(em.graph):
             self._emit_grouped(em)
             return
         w, b, s, requant = weighted_args(self, em, CONV_GROUP, paired_tails=True)
@@ -132,9 +135,11 @@ class Conv2d(WeightedOp):
         em.call(f"ec_conv2d_fast_s8({x}, {w}, {b}, {s}, {kernel}, {y}, {requant}, {em.scratch(self)})")
 
     def _emit_grouped(self, em) -> None:
-        """Grouped, depthwise or dilated: the general kernel."""
+        """Grouped, depthwise, dilated or with int16 activations: the general kernel."""
         em.runtime.add("ec_conv2d_grouped")
         w, b, s, clamp = self.emit_requant_args(em)
-        x, kernel, y = self.c_geometry(em)
+        wide = self.is_wide(em.graph)
+        x, kernel, y = self.c_geometry(em, bytes_after_buffers=wide)
         dh, dw = self.dilation
-        em.call(f"ec_conv2d_grouped_s8({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp})")
+        name = "ec_conv2d_any" if wide else "ec_conv2d_grouped_s8"
+        em.call(f"{name}({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp})")

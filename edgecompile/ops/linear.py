@@ -48,14 +48,23 @@ class Linear(WeightedOp):
 
     def emit_c(self, em) -> None:
         from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, weighted_args
-        w, b, s, requant = weighted_args(self, em, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER)
+        wide = self.is_wide(em.graph)
+        if wide:
+            em.runtime.add("ec_linear")
+            w, b, s, requant = self.emit_requant_args(em)
+        else:
+            w, b, s, requant = weighted_args(self, em, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER)
         out_f, in_f = self.weight_shape
         rows = int(np.prod(em.graph.shape(self.inputs[0])[:-1]))
         x, y = em.buffer(self.inputs[0]), em.buffer(self.outputs[0])
+        xb, yb = em.element_bytes(self.inputs[0]), em.element_bytes(self.outputs[0])
         if rows > 1:  # the same layer on each of several vectors (e.g. every time step)
             r = f"r_{em.unique('r')}"
             em.raw(f"for (int {r} = 0; {r} < {rows}; ++{r}) {{")
-            x, y = f"{x} + {r} * {in_f}", f"{y} + {r} * {out_f}"
-        em.call(f"ec_linear_fast_s8({x}, {in_f}, {w}, {b}, {s}, {out_f}, {y}, {requant})")
+            x, y = f"{x} + {r} * {in_f * xb}", f"{y} + {r} * {out_f * yb}"
+        if wide:
+            em.call(f"ec_linear_any({x}, {xb}, {in_f}, {w}, {b}, {s}, {out_f}, {y}, {yb}, {requant})")
+        else:
+            em.call(f"ec_linear_fast_s8({x}, {in_f}, {w}, {b}, {s}, {out_f}, {y}, {requant})")
         if rows > 1:
             em.raw("}")

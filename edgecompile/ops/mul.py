@@ -63,7 +63,8 @@ class Mul(Op):
 
     def emit_c(self, em) -> None:
         outer, inner, so, si = self._broadcast(em.graph)
-        a, b = (em.buffer(t) for t in self.inputs)
+        wide = self.is_wide(em.graph)
+        a, b = (em.arg(t, wide) for t in self.inputs)
         q = self.qattrs
-        em.call(f"ec_mul_s8({a}, {b}, {em.buffer(self.outputs[0])}, {outer}, {inner}, {so}, {si}, {q['shift']}, "
-                f"{q['act_min']}, {q['act_max']})")
+        em.call(f"ec_mul_{'any' if wide else 's8'}({a}, {b}, {em.arg(self.outputs[0], wide)}, {outer}, {inner}, {so}, "
+                f"{si}, {q['shift']}, {q['act_min']}, {q['act_max']})")

@@ -37,14 +37,16 @@ class Pool2d(Op):
         kh, kw = self.attrs["kernel"]
         return int(np.prod(graph.shape(self.outputs[0])) * kh * kw)
 
-    def _c_geometry(self, em) -> str:
+    def _c_geometry(self, em) -> tuple[str, str, str, str]:
+        """C arguments: input buffer, "channels, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_top,
+        pad_left", output buffer, "out_h, out_w"."""
         c, h, w = em.graph.shape(self.inputs[0])
         _, oh, ow = em.graph.shape(self.outputs[0])
         kh, kw = self.attrs["kernel"]
         sh, sw = self.attrs["stride"]
         pt, pl = self.attrs["pads"][:2]
-        return (f"{em.buffer(self.inputs[0])}, {c}, {h}, {w}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                f"{em.buffer(self.outputs[0])}, {oh}, {ow}")
+        return (em.buffer(self.inputs[0]), f"{c}, {h}, {w}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}",
+                em.buffer(self.outputs[0]), f"{oh}, {ow}")
 
 
 @register
@@ -63,12 +65,18 @@ class MaxPool2d(Pool2d):
         return win.max(axis=(4, 5))
 
     def emit_c(self, em) -> None:
-        em.call(f"ec_maxpool2d_fast_s8({self._c_geometry(em)})")
+        x, geometry, y, out_size = self._c_geometry(em)
+        if self.is_wide(em.graph):
+            em.runtime.add("ec_pool2d")
+            em.call(f"ec_maxpool2d_any({x}, {em.element_bytes(self.inputs[0])}, {geometry}, {y}, {out_size})")
+            return
+        em.call(f"ec_maxpool2d_fast_s8({x}, {geometry}, {y}, {out_size})")
 
 
 @register
 class AvgPool2d(Pool2d):
-    """Average pooling that also rescales: y = sat(round_half_up(sum * 2^k / n)), k = f_out - f_in.
+    """Average pooling that also rescales: y = sat(round_half_up(sum * 2^k / n)), k = f_out - f_in
+    (for k < 0, into a narrower output: round_half_up(sum / (n * 2^-k))).
 
     Averaging shrinks values (a global pool of N(0,1) data has spread 1/sqrt(n)),
     so the output gets its own calibrated frac bits instead of the input's;
@@ -107,15 +115,16 @@ class AvgPool2d(Pool2d):
         if y.frac_bits - x.frac_bits > k_max:
             y.frac_bits = x.frac_bits + k_max
             graph.notes.append(f"{self.name}: output frac bits limited to {y.frac_bits} (int32 headroom)")
-        # An average never exceeds its inputs, so the input's format always fits: k >= 0.
-        y.frac_bits = max(y.frac_bits, x.frac_bits)
+        # An average never exceeds its inputs, so the input's format always fits a same-width output
+        # (k >= 0); a narrower output needs (x.bits - y.bits) fewer frac bits at most (k < 0).
+        y.frac_bits = max(y.frac_bits, x.frac_bits - (x.bits - y.bits))
         lo, hi = numerics.qrange(y.bits)
         self.qattrs = {"scale_shift": y.frac_bits - x.frac_bits, "act_min": lo, "act_max": hi}
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
-        k = int(self.qattrs["scale_shift"])  # 0 <= k, see quantize()
-        total = self._window_sums(x_q, np.int64) << k
-        n = self._divisors(*np.shape(x_q)[2:])
+        k = int(self.qattrs["scale_shift"])  # k < 0 only into a narrower output, see quantize()
+        total = self._window_sums(x_q, np.int64) << max(k, 0)
+        n = self._divisors(*np.shape(x_q)[2:]) << max(-k, 0)
         # Rule 5 per position: round half up of (sum * 2^k) / n, then rule 3.
         return numerics.saturate(numerics.round_half_up_div(total, n), self.qattrs["act_min"], self.qattrs["act_max"])
 
@@ -124,4 +133,10 @@ class AvgPool2d(Pool2d):
 
     def emit_c(self, em) -> None:
         include = 1 if self.attrs.get("count_include_pad", True) else 0
-        em.call(f"ec_avgpool2d_fast_s8({self._c_geometry(em)}, {include}, {self.qattrs['scale_shift']})")
+        x, geometry, y, out_size = self._c_geometry(em)
+        if self.is_wide(em.graph):
+            em.runtime.add("ec_pool2d")
+            em.call(f"ec_avgpool2d_any({x}, {em.element_bytes(self.inputs[0])}, {geometry}, {y}, "
+                    f"{em.element_bytes(self.outputs[0])}, {out_size}, {include}, {self.qattrs['scale_shift']})")
+            return
+        em.call(f"ec_avgpool2d_fast_s8({x}, {geometry}, {y}, {out_size}, {include}, {self.qattrs['scale_shift']})")

@@ -116,6 +116,7 @@ class Recurrent(Op):
         for _ in range(4):  # an op may lower a format to keep its shifts legal: settle on one
             sub = copy.copy(options)
             sub.fixed_formats = {**(options.fixed_formats or {}), **fixed}
+            sub.act_bits, sub.act_layer_bits = 8, {}  # a cell's tensors stay int8
             quantize_graph(self.body, ranges, sub)
             moved = {b: self.body.tensors[b].frac_bits for _, b, _ in self.state_pairs()
                      if self.body.tensors[b].frac_bits != fixed[b]}

@@ -32,4 +32,8 @@ class Relu(Op):
 
     def emit_c(self, em) -> None:
         size = int(np.prod(em.graph.shape(self.inputs[0])))
+        if self.is_wide(em.graph):  # a ReLU is a clamp at 0 and the type's top
+            top = (1 << (em.graph.tensors[self.outputs[0]].bits - 1)) - 1
+            em.call(f"ec_clamp_any({em.arg(self.inputs[0], True)}, {em.arg(self.outputs[0], True)}, {size}, 0, {top})")
+            return
         em.call(f"ec_relu_s8({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}, {size})")

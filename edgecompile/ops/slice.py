@@ -45,5 +45,8 @@ class Slice(Op):
         out_shape = em.const_array(f"{self.name}_shape", "int32_t", self.attrs["out_shape"])
         in_strides = em.const_array(f"{self.name}_strides", "int32_t",
                                     [st * step for st, step in zip(strides, self.attrs["steps"])])
-        em.call(f"ec_strided_copy_s8({em.buffer(self.inputs[0])} + {base}, {em.buffer(self.outputs[0])}, "
+        bytes_ = em.element_bytes(self.inputs[0])
+        width = f", {bytes_}" if self.is_wide(em.graph) else ""
+        kernel = "ec_strided_copy_any" if width else "ec_strided_copy_s8"
+        em.call(f"{kernel}({em.buffer(self.inputs[0])} + {base * bytes_}, {em.buffer(self.outputs[0])}{width}, "
                 f"{len(shape)}, {out_shape}, {in_strides})")

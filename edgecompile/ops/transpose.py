@@ -40,5 +40,7 @@ class Transpose(Op):
         perm = self.attrs["perm"]
         out_shape = em.const_array(f"{self.name}_shape", "int32_t", [shape[p] for p in perm])
         in_strides = em.const_array(f"{self.name}_strides", "int32_t", [strides[p] for p in perm])
-        em.call(f"ec_strided_copy_s8({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}, {len(perm)}, "
+        width = f", {em.element_bytes(self.inputs[0])}" if self.is_wide(em.graph) else ""
+        kernel = "ec_strided_copy_any" if width else "ec_strided_copy_s8"
+        em.call(f"{kernel}({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}{width}, {len(perm)}, "
                 f"{out_shape}, {in_strides})")

@@ -23,7 +23,8 @@ from ..ir import Graph
 class QuantOptions:
     weight_bits: int = 8
     layer_bits: dict[str, int] = field(default_factory=dict)
-    act_bits: int = 8
+    act_bits: int = 8  # 8 or 16 for every activation ...
+    act_layer_bits: dict[str, int] = field(default_factory=dict)  # ... or per layer output
     per_channel: bool | None = None  # None: per channel where it helps (see WeightedOp.wants_per_channel)
     calib_method: str = "mse"
     weight_method: str = "minmax"
@@ -148,11 +149,38 @@ def frac_bits_for(r: TensorRange, bits: int, method: str = "minmax", percentile:
     raise EdgeCompileError(f"--calib-method {method}: choose one of {', '.join(CALIB_METHODS)}")
 
 
-def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions) -> None:
+def assign_activation_bits(graph: Graph, options: QuantOptions) -> None:
+    """Every tensor's width: --act-bits (8 or 16), per-layer overrides for a layer's output, and the
+    places that stay 8-bit: the model's input and output (the C API is int8), table lookups and
+    softmax (indexed by an int8), recurrent layers, and views and pools (they keep their input's)."""
     for t in graph.tensors.values():
         t.bits = options.act_bits
         t.frac_bits = None
-    x = graph.input
+    for node in graph.nodes:
+        if node.name in options.act_layer_bits:
+            graph.tensors[node.outputs[0]].bits = options.act_layer_bits[node.name]
+    narrow = set(graph.inputs) | set(graph.outputs)
+    for node in graph.nodes:
+        if node.op_type in EIGHT_BIT_OPS:
+            narrow.update(node.inputs)
+            narrow.update(node.outputs)
+    for node in reversed(graph.nodes):  # a pool or view keeps its input's width: narrow that too
+        if node.preserves_format and node.outputs[0] in narrow:
+            narrow.add(node.inputs[0])
+    for name in narrow:
+        graph.tensors[name].bits = 8
+    for node in graph.nodes:  # in order, so chains of views follow their source
+        if node.preserves_format:
+            graph.tensors[node.outputs[0]].bits = graph.tensors[node.inputs[0]].bits
+
+
+# Ops whose inputs and outputs are int8 whatever --act-bits says.
+EIGHT_BIT_OPS = {"Lut", "Softmax", "Recurrent", "SparseLinear", "SparseConv2d", "PackedLinear", "PackedConv2d"}
+
+
+def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions) -> None:
+    assign_activation_bits(graph, options)
+
     def choose(name: str, bits: int) -> int:
         if options.fixed_formats and name in options.fixed_formats:
             return int(options.fixed_formats[name])
