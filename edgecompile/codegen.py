@@ -40,6 +40,13 @@ class CArray:
 
 
 @dataclass
+class CStruct:
+    ctype: str
+    ident: str
+    initializer: str  # a C initializer list, e.g. "{EC_BITMAP, 0, mask, 0, 0, values}"
+
+
+@dataclass
 class Statement:
     code: str
     kind: str = "call"  # call | comment
@@ -54,6 +61,7 @@ class Emitter:
     runtime: set[str] = field(default_factory=set)
     _idents: set[str] = field(default_factory=set)
     _shared: dict = field(default_factory=dict)
+    structs: list[CStruct] = field(default_factory=list)
 
     def const_array(self, base: str, ctype: str, values, align: int = 0) -> str:
         """A static const array in flash; `align` > 0 declares it EC_ALIGNED(align) (runtime_c/ec_fast.h),
@@ -78,6 +86,17 @@ class Emitter:
         self.arrays.append(CArray(ctype, ident, values, align=align))
         if key is not None:
             self._shared[key] = ident
+        return ident
+
+    def const_struct(self, base: str, ctype: str, initializer: str) -> str:
+        """A static const struct (e.g. a sparse matrix descriptor pointing at const arrays)."""
+        ident = c_identifier(base)
+        k = 1
+        while ident in self._idents:
+            k += 1
+            ident = f"{c_identifier(base)}_{k}"
+        self._idents.add(ident)
+        self.structs.append(CStruct(ctype, ident, initializer))
         return ident
 
     def buffer(self, tensor: str) -> str:
@@ -149,7 +168,8 @@ class BodyEmitter(Emitter):
     parent's arena, and the body's inputs/outputs at the C expressions in `externals`."""
 
     def __init__(self, parent: Emitter, graph: Graph, plan: MemoryPlan, externals: dict[str, str], base: int):
-        super().__init__(graph, plan, parent.arrays, parent.body, parent.runtime, parent._idents, parent._shared)
+        super().__init__(graph, plan, parent.arrays, parent.body, parent.runtime, parent._idents, parent._shared,
+                         parent.structs)
         self.externals = externals
         self.base = base
 

@@ -230,7 +230,7 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
         "arena_size": compiled.plan.arena_size, "arena_bound": compiled.plan.lower_bound,
         "arena_total": compiled.plan.total_activation_bytes,
         "weight_bytes": summary["weight_bytes"], "layer_count": len(graph.nodes),
-        "arrays": em.arrays, "body": em.body,
+        "arrays": em.arrays, "structs": em.structs, "body": em.body,
         "runtime_headers": [f"{b}.h" for b in sorted(em.runtime)],
         "uses_input": any("input" in s.code for s in em.body if s.kind == "call"),
         "uses_arena": any("ec_arena" in s.code for s in em.body if s.kind == "call"),

@@ -119,8 +119,12 @@ class _ExportedRNN(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, x, cell_type, hidden, w_rank, u_rank, nonlinearity, return_sequences, *params):
-        return g.op(f"edgecompile::{cell_type}", x, *params, hidden_size_i=hidden, w_rank_i=w_rank,
-                    u_rank_i=u_rank, nonlinearity_s=nonlinearity, return_sequences_i=int(return_sequences))
+        out = g.op(f"edgecompile::{cell_type}", x, *params, hidden_size_i=hidden, w_rank_i=w_rank,
+                   u_rank_i=u_rank, nonlinearity_s=nonlinearity, return_sequences_i=int(return_sequences))
+        sizes = x.type().sizes()  # tell the exporter the output's shape (it cannot infer a custom op's)
+        if sizes is not None:
+            out.setType(x.type().with_sizes(sizes[:2] + [hidden] if return_sequences else [sizes[0], hidden]))
+        return out
 
 
 def _run(cell: FastRNNCell, x: torch.Tensor, return_sequences: bool) -> torch.Tensor:

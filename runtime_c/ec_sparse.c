@@ -142,3 +142,65 @@ void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const
                          act_min, act_max, output + (long)oc * plane);
     }
 }
+
+/* Reads a matrix's rows in order: dot(row r, x) for r = 0, 1, ... (the cursor keeps its place). */
+typedef struct {
+    const ec_weights_s8 *w;
+    long row;
+    const int8_t *values;
+    const uint8_t *gaps;
+} ec_row_cursor;
+
+static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
+{
+    int32_t acc = 0;
+    int i, j, bit;
+    const ec_weights_s8 *w = c->w;
+    if (w->format == EC_DENSE) {
+        const int8_t *row = w->dense + c->row * cols;
+        for (i = 0; i < cols; ++i) {
+            acc += (int32_t)x[i] * (int32_t)row[i];
+        }
+    } else if (w->format == EC_BITMAP) {
+        const int mask_bytes = (cols + 7) / 8;
+        const uint8_t *m = w->mask + c->row * mask_bytes;
+        for (j = 0; j < mask_bytes; ++j) {
+            for (bit = 0; bit < 8; ++bit) {
+                if (m[j] & (1u << bit)) {
+                    acc += (int32_t)x[8 * j + bit] * (int32_t)*c->values++;
+                }
+            }
+        }
+    } else {
+        const int8_t *p = x - 1;
+        unsigned k;
+        for (k = 0; k < w->counts[c->row]; ++k) {
+            p += *c->gaps++ + 1;
+            acc += (int32_t)*p * (int32_t)*c->values++;
+        }
+    }
+    c->row += 1;
+    return acc; /* a subset of the dense products: inside the proven bound */
+}
+
+void ec_dual_linear_sparse_s8(const int8_t *a, int na, const ec_weights_s8 *wa, int down_a, const int8_t *b, int nb,
+                              const ec_weights_s8 *wb, int down_b, const int32_t *bias, int out, int shift_out,
+                              int8_t *output, int32_t act_min, int32_t act_max)
+{
+    ec_row_cursor ca, cb;
+    int o;
+    ca.w = wa;
+    ca.row = 0;
+    ca.values = wa->values;
+    ca.gaps = wa->gaps;
+    cb.w = wb;
+    cb.row = 0;
+    cb.values = wb->values;
+    cb.gaps = wb->gaps;
+    for (o = 0; o < out; ++o) {
+        const int32_t acc_a = ec_next_row_dot(&ca, a, na);
+        const int32_t acc_b = ec_next_row_dot(&cb, b, nb);
+        const int32_t acc = ec_align32(acc_a, -down_a) + ec_align32(acc_b, -down_b) + bias[o];
+        output[o] = (int8_t)ec_requantize(acc, shift_out, act_min, act_max);
+    }
+}

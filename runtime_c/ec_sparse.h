@@ -45,4 +45,27 @@ void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const
                         int pad_top, int pad_left, int8_t *output, int out_h, int out_w,
                         int32_t act_min, int32_t act_max, int32_t *acc);
 
+/*
+ * A weight matrix in any of the three storages, for kernels that mix them (the two products
+ * of a recurrent gate, W x_t + U h_{t-1}): format selects which arrays are used.
+ */
+enum { EC_DENSE = 0, EC_BITMAP = 1, EC_DELTA = 2 };
+
+typedef struct {
+    int format;
+    const int8_t *dense;    /* EC_DENSE: rows x cols, row-major */
+    const uint8_t *mask;    /* EC_BITMAP */
+    const uint16_t *counts; /* EC_DELTA */
+    const uint8_t *gaps;    /* EC_DELTA */
+    const int8_t *values;   /* EC_BITMAP, EC_DELTA */
+} ec_weights_s8;
+
+/*
+ * ec_dual_linear_sparse_s8 - ec_dual_linear_s8 (see ec_recurrent.h) with Wa and Wb in any storage:
+ * exactly the same products and rounding, so the same results.
+ */
+void ec_dual_linear_sparse_s8(const int8_t *a, int na, const ec_weights_s8 *wa, int down_a, const int8_t *b, int nb,
+                              const ec_weights_s8 *wb, int down_b, const int32_t *bias, int out, int shift_out,
+                              int8_t *output, int32_t act_min, int32_t act_max);
+
 #endif /* EC_SPARSE_H */

@@ -27,13 +27,17 @@ def _tools():
 
 @pytest.fixture(scope="module")
 def example_projects(digits_lenet, digits_mlp, tmp_path_factory):
-    """Every example model of the project, exported (LeNet dense and rank 16, the MLP)."""
+    """The digits models, exported every way that changes the C: dense, factorized, packed 4-bit
+    weights, sparse weights, 16-bit activations."""
     root = tmp_path_factory.mktemp("qemu")
     projects = {}
-    for key, model, rank in (("lenet", digits_lenet, None), ("lenet-rank16", digits_lenet, 16),
-                             ("mlp-rank16", digits_mlp, 16)):
-        projects[key] = export(ExportSettings(model["model"], root / key, model["calib"], rank=rank,
-                                              vectors=64)).out_dir
+    for key, model, options in (("lenet", digits_lenet, {}), ("lenet-rank16", digits_lenet, {"rank": 16}),
+                                ("mlp-rank16", digits_mlp, {"rank": 16}),
+                                ("lenet-4bit-packed", digits_lenet, {"bits": "4", "sparse": "off"}),
+                                ("lenet-sparse", digits_lenet, {"sparse": "on"}),
+                                ("lenet-16bit-act", digits_lenet, {"act_bits": "16"})):
+        projects[key] = export(ExportSettings(model["model"], root / key, model["calib"], vectors=64,
+                                              **options)).out_dir
     return projects
 
 

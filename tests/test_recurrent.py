@@ -135,6 +135,11 @@ def test_sparse_recurrent_weights_stay_zero_and_exact(tmp_path):
     rec = next(n for n in result.compiled.graph.nodes if isinstance(n, ops.Recurrent))
     dual = next(n for n in rec.body.nodes if isinstance(n, ops.DualLinear))
     assert np.mean(dual.qparams["weight_b"] == 0) >= 0.69
+    assert isinstance(dual, ops.SparseDualLinear) and dual.attrs["format_b"] != "dense"  # the sparse kernel
+    dense = export(ExportSettings(tmp_path / "s.pt", tmp_path / "dense", calib, sparse="off",
+                                  loaded=load_module(model, (8, 8), "sparse_grnn"), vectors=4))
+    assert result.summary["weight_bytes"] < dense.summary["weight_bytes"]
+    assert "ec_dual_linear_sparse_s8" in (result.out_dir / "src" / f"{result.name}.c").read_text()
     assert verify(result.out_dir).ok
 
 

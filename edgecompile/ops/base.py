@@ -68,9 +68,13 @@ class Op(Node):
         """Arena bytes the C kernel needs while it runs (planned like a tensor live for one step)."""
         return 0
 
+    def stored_arrays(self) -> list[np.ndarray]:
+        """The constant arrays the C stores for this op (its integer parameters, in their storage)."""
+        return [np.asarray(v) for v in self.qparams.values()]
+
     def weight_bytes(self) -> int:
         """Flash bytes of the quantized parameters as emitted."""
-        return int(sum(np.asarray(v).size * _ctype_bytes(np.asarray(v)) for v in self.qparams.values()))
+        return int(sum(a.size * _ctype_bytes(a) for a in self.stored_arrays()))
 
     # -- quantized graph -------------------------------------------------------
     def quantize(self, graph: Graph, options: "QuantOptions") -> None:

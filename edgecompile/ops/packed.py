@@ -24,9 +24,8 @@ class PackedMixin:
     def packed(self) -> np.ndarray:
         return packing.pack(self.qparams["weight"], self.bits)
 
-    def weight_bytes(self) -> int:
-        rest = sum(v.size * v.itemsize for k, v in self.qparams.items() if k != "weight")
-        return int(self.packed().size + rest)
+    def stored_arrays(self) -> list[np.ndarray]:
+        return [self.packed()] + [v for k, v in self.qparams.items() if k != "weight"]
 
     def describe(self) -> str:
         return f"{super().describe()} packed"

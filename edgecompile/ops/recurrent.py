@@ -63,10 +63,10 @@ class Recurrent(Op):
 
     def weight_bytes(self) -> int:
         """Flash of the cell's constants, each distinct array once (FastGRNN's gates share W and U,
-        and the C stores shared arrays once)."""
+        and the C stores identical arrays of 64 bytes or more once)."""
         seen, total = set(), 0
         for node in self.body.nodes:
-            for value in node.qparams.values():
+            for value in node.stored_arrays():
                 key = (value.dtype.str, value.shape, value.tobytes()) if value.nbytes >= 64 else object()
                 if key not in seen:
                     seen.add(key)

@@ -15,6 +15,7 @@ from .. import sparse_format
 from ..ir import Graph
 from .base import register
 from .conv2d import Conv2d
+from .dual_linear import DualLinear
 from .linear import Linear
 
 _C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.int8): "int8_t"}
@@ -29,9 +30,8 @@ class SparseMixin:
                else sparse_format.encode_delta(w))
         return enc
 
-    def weight_bytes(self) -> int:
-        rest = sum(v.size * v.itemsize for k, v in self.qparams.items() if k != "weight")
-        return int(self.encoded().nbytes + rest)
+    def stored_arrays(self) -> list[np.ndarray]:
+        return list(self.encoded().arrays.values()) + [v for k, v in self.qparams.items() if k != "weight"]
 
     def dense_weight_bytes(self) -> int:
         return int(sum(v.size * v.itemsize for v in self.qparams.values()))
@@ -70,3 +70,49 @@ class SparseConv2d(SparseMixin, Conv2d):
         x, kernel, y = self.c_geometry(em)
         em.call(f"ec_conv2d_{self.attrs['sparse_format']}_s8({x}, {self._format_args(em)}, {b}, {s}, {kernel}, {y}, "
                 f"{clamp}, (int32_t *){em.scratch(self)})")
+
+
+@register
+class SparseDualLinear(DualLinear):
+    """A recurrent gate's W x + U h with W and/or U stored sparsely (attrs format_a, format_b:
+    dense | bitmap | delta); ec_dual_linear_sparse_s8 adds the same products as the dense kernel."""
+
+    op_type = "SparseDualLinear"
+    runtime_files = ("ec_sparse",)
+
+    def _encoded(self, key: str):
+        fmt = self.attrs[f"format_{key[-1]}"]
+        w = self.qparams[key]
+        if fmt == "dense":
+            return None
+        return sparse_format.encode_bitmap(w) if fmt == "bitmap" else sparse_format.encode_delta(w)
+
+    def stored_arrays(self) -> list[np.ndarray]:
+        arrays = [self.qparams["bias"]]
+        for key in ("weight_a", "weight_b"):
+            enc = self._encoded(key)
+            arrays += [self.qparams[key]] if enc is None else list(enc.arrays.values())
+        return arrays
+
+    def describe(self) -> str:
+        return f"{super().describe()} {self.attrs['format_a']}/{self.attrs['format_b']}"
+
+    def _descriptor(self, em, key: str) -> str:
+        enc = self._encoded(key)
+        if enc is None:
+            dense = em.const_array(f"{self.name}_{key}", "int8_t", self.qparams[key])
+            fields = ["EC_DENSE", dense, "0", "0", "0", "0"]
+        else:
+            arrays = {k: em.const_array(f"{self.name}_{key}_{k}", _C_TYPES[v.dtype], v) for k, v in enc.arrays.items()}
+            fields = (["EC_BITMAP", "0", arrays["mask"], "0", "0", arrays["values"]] if enc.format == "bitmap"
+                      else ["EC_DELTA", "0", "0", arrays["counts"], arrays["gaps"], arrays["values"]])
+        return "&" + em.const_struct(f"{self.name}_{key}_desc", "ec_weights_s8", "{" + ", ".join(fields) + "}")
+
+    def emit_c(self, em) -> None:
+        q = self.qattrs
+        (o, da), (_, db) = self._shape("weight_a"), self._shape("weight_b")
+        wa, wb = self._descriptor(em, "weight_a"), self._descriptor(em, "weight_b")
+        b = em.const_array(f"{self.name}_bias", "int32_t", self.qparams["bias"])
+        a_in, b_in = (em.buffer(t) for t in self.inputs)
+        em.call(f"ec_dual_linear_sparse_s8({a_in}, {da}, {wa}, {q['down_a']}, {b_in}, {db}, {wb}, {q['down_b']}, {b}, "
+                f"{o}, {q['shift_out']}, {em.buffer(self.outputs[0])}, {q['act_min']}, {q['act_max']})")

@@ -17,7 +17,7 @@ from .. import ops, packing, sparse_format
 from ..errors import EdgeCompileError
 from ..ir import Graph
 from ..ops.packed import PackedConv2d, PackedLinear
-from ..ops.sparse import SparseConv2d, SparseLinear
+from ..ops.sparse import SparseConv2d, SparseDualLinear, SparseLinear
 
 SPARSE_CLASS = {ops.Linear: SparseLinear, ops.Conv2d: SparseConv2d}
 PACKED_CLASS = {ops.Linear: PackedLinear, ops.Conv2d: PackedConv2d}
@@ -38,6 +38,12 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
         raise EdgeCompileError(f"--sparse {mode}: choose one of {', '.join(MODES)}")
     decisions = []
     for i, node in enumerate(graph.nodes):
+        if getattr(node, "body", None) is not None:  # a recurrent cell's W and U
+            decisions += sparsify(node.body, mode)
+            continue
+        if type(node) is ops.DualLinear:
+            decisions += _sparsify_dual(graph, i, node, mode)
+            continue
         cls = SPARSE_CLASS.get(type(node))  # exact type: the sparse classes are subclasses
         if cls is None or node.attrs.get("groups", 1) != 1 or tuple(node.attrs.get("dilation", (1, 1))) != (1, 1) \
                 or (isinstance(node, ops.Linear) and len(graph.shape(node.inputs[0])) > 1):
@@ -55,6 +61,21 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
         elif packing.field_bits(bits) < 8:
             graph.nodes[i] = PACKED_CLASS[type(node)](node.name, node.inputs, node.outputs, attrs=node.attrs,
                                                       params=node.params, qattrs=node.qattrs, qparams=node.qparams)
+    return decisions
+
+
+def _sparsify_dual(graph: Graph, i: int, node, mode: str) -> list[SparsityDecision]:
+    """Each of a recurrent gate's two matrices gets its own storage."""
+    decisions, formats = [], {}
+    for key in ("weight_a", "weight_b"):
+        w = node.qparams[key]
+        enc = sparse_format.choose(w, mode)
+        formats[f"format_{key[-1]}"] = "dense" if enc is None else enc.format
+        decisions.append(SparsityDecision(f"{node.name}.{key}", sparse_format.density(w), formats[f"format_{key[-1]}"],
+                                          int(w.size), int(w.size if enc is None else enc.nbytes)))
+    if set(formats.values()) != {"dense"}:
+        graph.nodes[i] = SparseDualLinear(node.name, node.inputs, node.outputs, attrs={**node.attrs, **formats},
+                                          params=node.params, qattrs=node.qattrs, qparams=node.qparams)
     return decisions
 
 
