@@ -75,12 +75,7 @@ class Emitter:
         key = (ctype, align, values.shape, values.tobytes()) if values.nbytes >= 64 else None
         if key in self._shared:
             return self._shared[key]
-        ident = c_identifier(base)
-        k = 1
-        while ident in self._idents:
-            k += 1
-            ident = f"{c_identifier(base)}_{k}"
-        self._idents.add(ident)
+        ident = self._fresh_identifier(base)
         if values.size == 0:  # C has no empty arrays: one unused zero (e.g. an all-zero pruned layer)
             values = np.zeros(1, dtype=values.dtype)
         self.arrays.append(CArray(ctype, ident, values, align=align))
@@ -88,14 +83,19 @@ class Emitter:
             self._shared[key] = ident
         return ident
 
-    def const_struct(self, base: str, ctype: str, initializer: str) -> str:
-        """A static const struct (e.g. a sparse matrix descriptor pointing at const arrays)."""
+    def _fresh_identifier(self, base: str) -> str:
+        """A sanitized C identifier from `base`, suffixed _2, _3, ... if already taken."""
         ident = c_identifier(base)
         k = 1
         while ident in self._idents:
             k += 1
             ident = f"{c_identifier(base)}_{k}"
         self._idents.add(ident)
+        return ident
+
+    def const_struct(self, base: str, ctype: str, initializer: str) -> str:
+        """A static const struct (e.g. a sparse matrix descriptor pointing at const arrays)."""
+        ident = self._fresh_identifier(base)
         self.structs.append(CStruct(ctype, ident, initializer))
         return ident
 

@@ -181,7 +181,15 @@ def plot(points: list[Point], spectra: dict[str, np.ndarray], out_dir: Path) -> 
         plt.close(fig)
         files.append(name)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    def finish(ax, xlabel, ylabel, title, name):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        save(ax.figure, name)
+
+    _, ax = plt.subplots(figsize=(7, 4.5))
     for b, marker in markers.items():
         sel = [p for p in points if p.bits == b]
         ax.scatter([p.saved_percent for p in sel], [100 * p.int_accuracy for p in sel], marker=marker,
@@ -192,38 +200,25 @@ def plot(points: list[Point], spectra: dict[str, np.ndarray], out_dir: Path) -> 
     for p in front:
         ax.annotate(p.label, (p.saved_percent, 100 * p.int_accuracy), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
-    ax.set_xlabel("weight memory saved vs dense (%)")
-    ax.set_ylabel("integer model accuracy (%)")
-    ax.set_title("Memory saved vs accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save(fig, "tradeoff_memory_accuracy.png")
+    finish(ax, "weight memory saved vs dense (%)", "integer model accuracy (%)", "Memory saved vs accuracy",
+           "tradeoff_memory_accuracy.png")
 
     ranked = sorted(points, key=lambda p: p.beta)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    _, ax = plt.subplots(figsize=(6, 4))
     for b, marker in markers.items():
         sel = [p for p in ranked if p.bits == b]
         ax.plot([p.beta for p in sel], [p.saved_percent for p in sel], marker=marker, ls="", label=f"{b}-bit")
-    ax.set_xlabel("beta: share of variance kept")
-    ax.set_ylabel("weight memory saved (%)")
-    ax.set_title("Memory saved vs beta")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save(fig, "memory_vs_beta.png")
+    finish(ax, "beta: share of variance kept", "weight memory saved (%)", "Memory saved vs beta",
+           "memory_vs_beta.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    _, ax = plt.subplots(figsize=(6, 4))
     for b, marker in markers.items():
         sel = [p for p in ranked if p.bits == b]
         ax.plot([p.beta for p in sel], [100 * p.int_accuracy for p in sel], marker=marker, ls="",
                 label=f"integer, {b}-bit")
     sel = [p for p in ranked if p.bits == max(markers)]
     ax.plot([p.beta for p in sel], [100 * p.float_accuracy for p in sel], "k.", alpha=0.5, label="float")
-    ax.set_xlabel("beta: share of variance kept")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Accuracy vs beta")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save(fig, "accuracy_vs_beta.png")
+    finish(ax, "beta: share of variance kept", "accuracy (%)", "Accuracy vs beta", "accuracy_vs_beta.png")
 
     for name, s in spectra.items():
         s = np.asarray(s, dtype=np.float64)
