@@ -20,7 +20,9 @@ from . import simulate
 from .errors import EdgeCompileError
 from .manifest import read_manifest
 from .verify import explain_build_failure
-from .targets import Target, count_instructions, elf_sizes, find_toolchain, load_target
+from .targets import Target, count_instructions, elf_sizes, elf_symbols, find_toolchain, load_target
+
+_STT_OBJECT, _STT_FUNC = 1, 2
 
 
 def _make(out_dir: Path, target: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -112,16 +114,18 @@ class BenchResult:
         }
 
 
-def model_costs(out_dir: Path, target: Target, name: str) -> tuple[int, int | None]:
+def model_costs(out_dir: Path, target: Target, name: str, image: Path) -> tuple[int, int | None]:
     """Flash bytes of the model and its kernels alone, and a stack estimate for <name>_run.
 
-    Compiles src/<name>.c and runtime/*.c with the target's flags and -fstack-usage;
-    the inference stack is <name>_run's frame plus the deepest kernel it calls
-    (kernels are leaves: ec_fixed.h helpers are inlined)."""
+    Compiles src/<name>.c and runtime/*.c with the target's flags and -fstack-usage.
+    Flash: the sizes, in the linked ``image``, of the functions and constants these
+    objects define (what the linker kept: a kernel file's unused functions do not
+    count).  The inference stack is <name>_run's frame plus the deepest kernel it
+    calls (kernels are leaves: ec_fixed.h helpers are inlined)."""
     cc = make_variable(out_dir, target.name, "EC_CC")
     cflags = make_variable(out_dir, target.name, "EC_CFLAGS").split()
     sources = [out_dir / "src" / f"{name}.c"] + sorted((out_dir / "runtime").glob("*.c"))
-    flash, frames, dynamic = 0, {}, False
+    ours, frames, dynamic = set(), {}, False
     with tempfile.TemporaryDirectory(prefix="ec-size-") as tmp:
         for src in sources:
             obj = Path(tmp) / (src.stem + ".o")
@@ -130,14 +134,15 @@ def model_costs(out_dir: Path, target: Target, name: str) -> tuple[int, int | No
                                   capture_output=True, text=True, cwd=out_dir)
             if proc.returncode != 0:
                 raise EdgeCompileError(f"compiling {src} for {target.name} failed:\n{proc.stderr.strip()}")
-            sizes = elf_sizes(obj)
-            flash += sizes["text"] + sizes["rodata"] + sizes["data"]
+            ours |= {s.name for s in elf_symbols(obj) if s.in_flash and s.kind in (_STT_OBJECT, _STT_FUNC)}
             su = obj.with_suffix(".su")
             for line in su.read_text().splitlines() if su.is_file() else []:
                 parts = line.split("\t")
                 if len(parts) >= 3:
                     frames[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
                     dynamic |= "dynamic" in parts[2]
+    flash = sum(s.size for s in elf_symbols(image)
+                if s.in_flash and s.kind in (_STT_OBJECT, _STT_FUNC) and s.name in ours)
     run = frames.get(f"{name}_run")
     if run is None or dynamic:
         return flash, None
@@ -175,7 +180,7 @@ def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int = 4, timeou
                                "was the project exported by this edgecompile version?")
     per_inference = [marks[k * per + per - 1] - marks[k * per] for k in range(len(inputs))]
     costs = [LayerCost(n.name, n.op_type, n.macs(graph), marks[j + 1] - marks[j]) for j, n in enumerate(layers)]
-    model_flash, stack = model_costs(out_dir, t, doc["name"])
+    model_flash, stack = model_costs(out_dir, t, doc["name"], plain.elf)
     return BenchResult(target, len(inputs), per_inference, costs, sum(n.macs(graph) for n in graph.nodes),
                        plain.sizes, model_flash, int(doc["summary"]["arena_bytes"]), stack,
                        exact and exact2, first.marks == second.marks and first.total == second.total)

@@ -533,20 +533,45 @@ def elf_sizes(elf: Path) -> dict[str, int]:
     return sizes
 
 
-def elf_symbol_address(elf: Path, name: str) -> int:
-    """Address of symbol ``name`` in ``elf`` (for Thumb code, with bit 0 set)."""
+@dataclass(frozen=True)
+class ElfSymbol:
+    name: str
+    value: int
+    size: int
+    kind: int  # STT_OBJECT 1, STT_FUNC 2, ...
+    in_flash: bool  # defined in an allocated section with contents that is not writable-only RAM
+
+
+def elf_symbols(elf: Path) -> list[ElfSymbol]:
+    """The named symbols of ``elf``'s symbol tables (defined or not)."""
     data = Path(elf).read_bytes()
     sections = _elf_sections(data, elf)
     wide = data[4] == 2
     end = "<" if data[5] == 1 else ">"
     entry = struct.Struct(end + ("IBBHQQ" if wide else "IIIBBH"))
+    symbols = []
     for symtab in (s for s in sections if s.type == _SHT_SYMTAB):
         strings = sections[symtab.link].offset
         for offset in range(symtab.offset, symtab.offset + symtab.size, entry.size):
             fields = entry.unpack_from(data, offset)
-            value = fields[4] if wide else fields[1]
-            if data[strings + fields[0] : data.index(b"\0", strings + fields[0])] == name.encode():
-                return value
+            if wide:
+                name_off, info, _, shndx, value, size = fields
+            else:
+                name_off, value, size, info, _, shndx = fields
+            name = data[strings + name_off : data.index(b"\0", strings + name_off)].decode()
+            if not name:
+                continue
+            home = sections[shndx] if 0 < shndx < len(sections) else None
+            in_flash = bool(home and home.flags & _SHF_ALLOC and home.type != _SHT_NOBITS)
+            symbols.append(ElfSymbol(name, value, size, info & 0xF, in_flash))
+    return symbols
+
+
+def elf_symbol_address(elf: Path, name: str) -> int:
+    """Address of symbol ``name`` in ``elf`` (for Thumb code, with bit 0 set)."""
+    for symbol in elf_symbols(elf):
+        if symbol.name == name:
+            return symbol.value
     raise TargetError(f"{elf}: no symbol '{name}'")
 
 

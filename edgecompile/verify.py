@@ -102,8 +102,9 @@ def explain_build_failure(out_dir: Path, target: Target, log: str) -> str:
         for region, extra in over:
             used = int(usage.get(region, 0))
             parts.append(f"{region} needs {used:,} B but has {used - int(extra):,} B ({int(extra):,} B too many)")
+        roomier = {"qemu-m0plus": " such as qemu-m0plus-an385 (the same M0+ code with 4 MiB)"}
         return (f"{out_dir} does not fit {target.name}: {'; '.join(parts)}. Shrink the model "
-                "(--rank, fewer --bits) or choose a target with more memory.")
+                f"(--rank, fewer --bits) or choose a target with more memory{roomier.get(target.name, '')}.")
     tail = "\n".join(log.strip().splitlines()[-12:])
     return f"building {out_dir} for {target.name} failed:\n{tail}"
 

@@ -27,7 +27,8 @@ from edgecompile import targets as T
 from edgecompile.errors import EdgeCompileError
 
 SMOKE = Path(__file__).parent / "data" / "target_smoke"
-QEMU_TARGETS = ["qemu-m0plus", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-m55"]
+QEMU_TARGETS = ["qemu-m0plus", "qemu-m0plus-an385", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-m55"]
+UNALIGNED = ("VARIANT=-unaligned", "CFLAGS=-DSMOKE_UNALIGNED")
 BOARDS = ["nucleo-f446re", "nucleo-f746zg", "nucleo-g071rb", "nucleo-l4r5zi"]
 OPTS = ["-Os", "-O2"]
 SAMPLE_BYTES, SAMPLES = 64, 16  # tests/data/target_smoke/model.h
@@ -80,6 +81,7 @@ _BUILDS = (
     + [("nucleo-f446re", "smoke", "-Os", ("images", "EC_IO=semihost"))]
     + [(t, "fault", "-Os", ()) for t in QEMU_TARGETS]
     + [("qemu-m3", "fault", "-Os", ("VARIANT=-store", "CFLAGS=-DSMOKE_BAD_ADDRESS=0x70000000"))]
+    + [(t, "fault", "-Os", UNALIGNED) for t in ("qemu-m0plus-an385", "qemu-m3")]
     + [(t, "dot", "-O2", ()) for t in QEMU_TARGETS]
     + [("qemu-m3", "spin", "-Os", ())]
 )
@@ -263,6 +265,20 @@ def test_store_to_a_bad_address_exits_with_121(project: Path, builds: Builds, tm
     _built(builds, "qemu-m3", "fault", "-Os", *extra)
     ran = _run(project, "qemu-m3", "fault", tmp_path, *extra)
     assert f"Error {T.EXIT_FAULT}" in ran.stderr and "still running" not in ran.stderr
+
+
+def test_m0plus_code_on_the_large_machine_faults_on_unaligned_access(project: Path, builds: Builds,
+                                                                     tmp_path: Path) -> None:
+    """qemu-m0plus-an385 runs Armv6-M code on an Armv7-M machine: an unaligned LDR must fault there
+    as on an M0+ (the start-up code sets CCR.UNALIGN_TRP), while the M3 itself allows it."""
+    for target, faults in (("qemu-m0plus-an385", True), ("qemu-m3", False)):
+        _built(builds, target, "fault", "-Os", *UNALIGNED)
+        ran = _run(project, target, "fault", tmp_path, *UNALIGNED)
+        if faults:
+            assert f"Error {T.EXIT_FAULT}" in ran.stderr and "CPU fault, exception 003" in ran.stderr, ran.stderr
+            assert "still running" not in ran.stderr
+        else:
+            assert ran.returncode == 0 and "still running" in ran.stdout + ran.stderr, ran.stderr
 
 
 def test_guest_that_never_ends_is_stopped_by_the_timeout(project: Path, builds: Builds, tmp_path: Path) -> None:

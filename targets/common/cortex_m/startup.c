@@ -28,6 +28,13 @@ void ec_fault_handler(void);
 #define EC_SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define EC_CPACR_CP10_CP11_FULL (0xFu << 20)
 
+/* Configuration and Control Register (Armv7-M ARM, B3.2.8): UNALIGN_TRP (bit 3) makes an
+   unaligned LDR/STR/LDRH/STRH fault.  Armv6-M (M0, M0+) always faults on them: there the
+   bit reads as one and ignores writes.  Setting it in Armv6-M builds makes M0+ code that
+   runs on a larger Armv7-M machine (qemu-m0plus-an385) fault exactly where an M0+ would. */
+#define EC_SCB_CCR (*(volatile uint32_t *)0xE000ED14u)
+#define EC_CCR_UNALIGN_TRP (1u << 3)
+
 /* IPSR bits 8:0 hold the number of the active exception (3 = HardFault). */
 #define EC_IPSR_EXCEPTION_MASK 0x1FFu
 
@@ -63,6 +70,10 @@ void ec_reset_handler(void)
        calls, pulling about 400 bytes of library code into every image. */
     volatile uint32_t *dst;
 
+#if defined(__ARM_ARCH_6M__)
+    EC_SCB_CCR |= EC_CCR_UNALIGN_TRP;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
 #if defined(__ARM_FP)
     /* Before any floating-point instruction, or it faults (NOCP UsageFault). */
     EC_SCB_CPACR |= EC_CPACR_CP10_CP11_FULL;
