@@ -25,6 +25,10 @@
  * rows under the current output row (and the next one, when a pair of pixels
  * straddles two rows), copied with zeros around them, rebuilt once per output row.
  *
+ * A 1x1 convolution without padding (ec_conv2d_1x1_fast_s8) has no windows to
+ * tabulate: a pixel's column is its in_c values, one plane apart, read straight
+ * from the input; the blocks, tails and outputs are those of the general kernel.
+ *
  * Exactness: each accumulator is bias (+ the folded rounding constant,
  * ec_fast.h) plus the same products w * x as the reference, added in another
  * order; the products of the padding are 0 here and skipped there.  Every partial
@@ -34,6 +38,19 @@
 #include "ec_conv2d_fast.h"
 
 #include <string.h>
+
+/* The per-pixel-pair steps are shared by the general and the 1x1 kernel.  With the DSP
+ * they are inlined into each (a call per pixel pair costs ~17 instructions there); on
+ * Thumb-1 and the host the step that holds them stays out of line, so that the
+ * caller's pixel loop does not spill its few registers (both measured with
+ * benchmarks/bench_kernels.py). */
+#if EC_FAST_DSP
+#define EC_CONV_STEP_INLINE EC_FAST_INLINE
+#define EC_CONV_PAIR_INLINE EC_FAST_INLINE
+#else
+#define EC_CONV_STEP_INLINE
+#define EC_CONV_PAIR_INLINE EC_FAST_NOINLINE
+#endif
 
 /* The columns of A and B: a and b point at the value under each window's top-left tap
  * (in the input, or in the band). */
@@ -201,8 +218,8 @@ static void ec_dot_1x2(const int8_t *w, const int16_t *x, int n, int32_t *acc)
 
 /* The accumulators of both pixels for every output channel, K4 values deep:
  * acc[2c] (A) and acc[2c + 1] (B) = init[c] + row c . column. */
-static void ec_conv_dot(const int8_t *w, const int16_t *cols, int k4, const int32_t *init, int pairs, int out_c,
-                        int32_t *acc)
+static EC_CONV_STEP_INLINE void ec_conv_dot(const int8_t *w, const int16_t *cols, int k4, const int32_t *init,
+                                             int pairs, int out_c, int32_t *acc)
 {
     int c;
     if (k4 == 0) {
@@ -273,8 +290,8 @@ static void ec_dot_1x2(const int8_t *w, const int16_t *x, int n, int32_t *acc)
 
 /* The accumulators of both pixels for every output channel, K4 values deep:
  * acc[2c] (A) and acc[2c + 1] (B) = init[c] + row c . column. */
-static void ec_conv_dot(const int8_t *w, const int16_t *cols, int k4, const int32_t *init, int pairs, int out_c,
-                        int32_t *acc)
+static EC_CONV_STEP_INLINE void ec_conv_dot(const int8_t *w, const int16_t *cols, int k4, const int32_t *init,
+                                             int pairs, int out_c, int32_t *acc)
 {
     int c;
     for (c = 0; c < out_c; ++c) {
@@ -292,8 +309,8 @@ static void ec_conv_dot(const int8_t *w, const int16_t *cols, int k4, const int3
 /* Adds the K % 4 tail products (tail > 0): w2 the pair words, w1 the pair halfwords,
  * w_odd the odd row's values (layout in ec_fast.h); xt the tail chunk of the columns,
  * whose unused slots are 0. */
-static void ec_conv_tail(const int8_t *w2, const int8_t *w1, const int8_t *w_odd, const int16_t *xt, int tail,
-                         int pairs, int out_c, int32_t *acc)
+static EC_CONV_STEP_INLINE void ec_conv_tail(const int8_t *w2, const int8_t *w1, const int8_t *w_odd,
+                                              const int16_t *xt, int tail, int pairs, int out_c, int32_t *acc)
 {
     int c, i;
 #if EC_FAST_DSP
@@ -354,11 +371,70 @@ static void ec_conv_tail(const int8_t *w2, const int8_t *w1, const int8_t *w_odd
     }
 }
 
+/* What every fast convolution (general and 1x1) keeps for its whole call.  Scratch
+ * layout, from its start: init (out_c int32), acc (2 * out_c int32), the columns
+ * (4 * K4 + 16 bytes); the general kernel puts its tap offsets and band after them. */
+struct ec_conv_plan {
+    const int8_t *weight, *w_tail2, *w_tail1, *w_tail_odd;
+    const int8_t *shift;
+    int shift_per_channel, k4, tail, pairs, out_c, pixels, mode;
+    int32_t act_min, act_max;
+    int32_t *init, *acc;
+    int16_t *cols;
+};
+
+/* Fills the plan and each channel's accumulator start value; returns the first scratch byte
+ * past the columns. */
+static EC_CONV_PAIR_INLINE void *ec_conv_plan_init(struct ec_conv_plan *pl, int k_all, const int8_t *weight,
+                                                   const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                                                   int out_c, int pixels, int32_t act_min, int32_t act_max,
+                                                   int round_folded, void *scratch)
+{
+    int c;
+    pl->k4 = k_all & ~3;
+    pl->tail = k_all - pl->k4;
+    pl->pairs = out_c >> 1;
+    pl->out_c = out_c;
+    pl->pixels = pixels;
+    pl->shift = shift;
+    pl->shift_per_channel = shift_per_channel;
+    pl->act_min = act_min;
+    pl->act_max = act_max;
+    /* Tail weights (ec_fast.h): pair words, pair halfwords, then the odd row's values. */
+    pl->weight = weight;
+    pl->w_tail2 = weight + (long)out_c * pl->k4;
+    pl->w_tail1 = pl->w_tail2 + (pl->tail >= 2 ? 4 * pl->pairs : 0);
+    pl->w_tail_odd = pl->w_tail2 + 2 * pl->tail * pl->pairs;
+    pl->mode = ec_fast_mode(shift, shift_per_channel, out_c, round_folded, act_min, act_max);
+    pl->init = (int32_t *)scratch;
+    pl->acc = pl->init + out_c; /* per channel: A's then B's accumulator */
+    pl->cols = (int16_t *)(void *)(pl->acc + 2 * out_c);
+    for (c = 0; c < out_c; ++c) {
+        pl->init[c] = ec_fast_start(bias, c, shift[shift_per_channel ? c : 0], pl->mode);
+    }
+    for (c = 0; c < 8; ++c) {
+        pl->cols[2 * pl->k4 + c] = 0; /* the tail chunk's unused slots stay 0 */
+    }
+    return pl->cols + 2 * pl->k4 + 8;
+}
+
+/* Every output channel of pixels p and p + b_step (b_step 0: p alone), from the columns. */
+static EC_CONV_PAIR_INLINE void ec_conv_pixel_pair(const struct ec_conv_plan *pl, int p, int b_step, int8_t *output)
+{
+    ec_conv_dot(pl->weight, pl->cols, pl->k4, pl->init, pl->pairs, pl->out_c, pl->acc);
+    if (pl->tail > 0) {
+        ec_conv_tail(pl->w_tail2, pl->w_tail1, pl->w_tail_odd, pl->cols + 2 * pl->k4, pl->tail, pl->pairs,
+                     pl->out_c, pl->acc);
+    }
+    ec_fast_store(pl->acc, pl->out_c, 2, pl->pixels, b_step, pl->shift, pl->shift_per_channel, pl->mode,
+                  pl->act_min, pl->act_max, output + p);
+}
+
 int ec_conv2d_fast_scratch(int in_c, int in_h, int in_w, int out_c, int k_h, int k_w, int stride_h, int stride_w,
                            int pad_top, int pad_left, int out_h, int out_w)
 {
     const int k_all = in_c * k_h * k_w;
-    const int fixed = 12 * out_c + 4 * k_all + 4 * (k_all & ~3) + 16;
+    const int fixed = ec_conv2d_1x1_fast_scratch(k_all, out_c) + 4 * k_all;
     const int width = (out_w - 1) * stride_w + k_w;
     const int rows = k_h + ((out_w & 1) && out_h > 1 ? stride_h : 0);
     if (pad_top == 0 && pad_left == 0 && (out_h - 1) * stride_h + k_h <= in_h && width <= in_w) {
@@ -374,34 +450,20 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                        int round_folded, void *scratch)
 {
     const int k_all = in_c * k_h * k_w;
-    const int k4 = k_all & ~3, tail = k_all - k4;
     const int pixels = out_h * out_w;
-    const int pairs = out_c >> 1;
-    int32_t *init = (int32_t *)scratch;
-    int32_t *acc = init + out_c; /* per channel: A's then B's accumulator */
-    int32_t *offs = acc + 2 * out_c;
-    int16_t *cols = (int16_t *)(void *)(offs + k_all);
-    const int16_t *x_tail = cols + 2 * k4; /* A's tail values; B's at + 4 */
+    struct ec_conv_plan pl;
+    int32_t *offs = (int32_t *)ec_conv_plan_init(&pl, k_all, weight, bias, shift, shift_per_channel, out_c, pixels,
+                                                 act_min, act_max, round_folded, scratch);
     /* Windows that leave the input read a zero-padded band of rows instead (see
      * ec_conv2d_fast_scratch): then a window's top-left tap is at band row 0 (A) or
      * stride_h (B in the next output row), column ox * stride_w. */
     const int width = (out_w - 1) * stride_w + k_w;
     const int band_rows = k_h + ((out_w & 1) && out_h > 1 ? stride_h : 0);
-    int8_t *band = (int8_t *)(void *)(cols + 2 * k4 + 8);
+    int8_t *band = (int8_t *)(void *)(offs + k_all);
     const int use_band = !(pad_top == 0 && pad_left == 0 && (out_h - 1) * stride_h + k_h <= in_h && width <= in_w);
     const int row_step = use_band ? width : in_w;
     const long plane = use_band ? (long)band_rows * width : (long)in_h * in_w;
-    /* Tail weights (ec_fast.h): pair words, pair halfwords, then the odd row's values. */
-    const int8_t *w_tail2 = weight + (long)out_c * k4;
-    const int8_t *w_tail1 = w_tail2 + (tail >= 2 ? 4 * pairs : 0);
-    const int8_t *w_tail_odd = w_tail2 + 2 * tail * pairs;
-    const int mode = ec_fast_mode(shift, shift_per_channel, out_c, round_folded, act_min, act_max);
     int ic, ky, kx, k = 0, p, oy = 0, ox = 0, band_oy = -1;
-
-    for (k = 0; k < out_c; ++k) {
-        init[k] = ec_fast_start(bias, k, shift[shift_per_channel ? k : 0], mode);
-    }
-    k = 0;
 
     for (ic = 0; ic < in_c; ++ic) {
         for (ky = 0; ky < k_h; ++ky) {
@@ -409,9 +471,6 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                 offs[k++] = (int32_t)(ic * plane + (long)ky * row_step + kx);
             }
         }
-    }
-    for (k = 0; k < 8; ++k) {
-        cols[2 * k4 + k] = 0; /* the tail chunk's unused slots stay 0 */
     }
     for (p = 0; p < pixels; p += 2) {
         /* A is pixel p, B pixel p + 1; without a B (odd pixel count, last pair) B repeats
@@ -442,11 +501,72 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                 ++oy;
             }
         }
-        ec_cols_interior(a, b, offs, k4, tail, cols);
-        ec_conv_dot(weight, cols, k4, init, pairs, out_c, acc);
-        if (tail > 0) {
-            ec_conv_tail(w_tail2, w_tail1, w_tail_odd, x_tail, tail, pairs, out_c, acc);
+        ec_cols_interior(a, b, offs, pl.k4, pl.tail, pl.cols);
+        ec_conv_pixel_pair(&pl, p, b_step, output);
+    }
+}
+
+int ec_conv2d_1x1_fast_scratch(int in_c, int out_c)
+{
+    return 12 * out_c + 4 * (in_c & ~3) + 16;
+}
+
+/* The columns of a 1x1 convolution: the in_c values of pixel A (a[0], a[plane], ...) and
+ * of pixel B (d bytes further), in the chunk layout above; no offsets table. */
+static void ec_cols_pointwise(const int8_t *a, long d, long plane, int k4, int tail, int16_t *q)
+{
+    int j, i;
+    for (j = k4 >> 2; j > 0; --j) {
+        q[0] = a[0];
+        q[4] = a[d];
+        a += plane;
+        q[1] = a[0];
+        q[5] = a[d];
+        a += plane;
+        q[2] = a[0];
+        q[6] = a[d];
+        a += plane;
+        q[3] = a[0];
+        q[7] = a[d];
+        a += plane;
+        q += 8;
+    }
+    for (i = 0; i < tail; ++i) {
+        q[i] = a[0];
+        q[4 + i] = a[d];
+        a += plane;
+    }
+}
+
+void ec_conv2d_1x1_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
+                           const int8_t *weight, const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                           int out_c, int stride_h, int stride_w, int8_t *output, int out_h, int out_w,
+                           int32_t act_min, int32_t act_max, int round_folded, void *scratch)
+{
+    const int pixels = out_h * out_w;
+    const long plane = (long)in_h * in_w;
+    struct ec_conv_plan pl;
+    int p, oy = 0, ox = 0;
+    (void)ec_conv_plan_init(&pl, in_c, weight, bias, shift, shift_per_channel, out_c, pixels, act_min, act_max,
+                            round_folded, scratch);
+    for (p = 0; p < pixels; p += 2) {
+        /* A is pixel p, B pixel p + 1 (or A again when p is the last pixel, as above). */
+        const int8_t *a = input + (long)oy * stride_h * in_w + (long)ox * stride_w;
+        long d = 0;
+        int b_step = 0;
+        if (++ox == out_w) {
+            ox = 0;
+            ++oy;
         }
-        ec_fast_store(acc, out_c, 2, pixels, b_step, shift, shift_per_channel, mode, act_min, act_max, output + p);
+        if (p + 1 < pixels) {
+            d = input + (long)oy * stride_h * in_w + (long)ox * stride_w - a;
+            b_step = 1;
+            if (++ox == out_w) {
+                ox = 0;
+                ++oy;
+            }
+        }
+        ec_cols_pointwise(a, d, plane, pl.k4, pl.tail, pl.cols);
+        ec_conv_pixel_pair(&pl, p, b_step, output);
     }
 }

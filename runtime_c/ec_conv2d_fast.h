@@ -37,4 +37,25 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                        int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
                        int round_folded, void *scratch);
 
+/*
+ * ec_conv2d_1x1_fast_scratch - scratch bytes ec_conv2d_1x1_fast_s8 needs, a multiple of 4:
+ * accumulator start values and accumulators (12 * out_c) and the int16 columns of two output
+ * pixels (4 * (in_c - in_c % 4) + 16); no tap offsets, no band (1x1 windows never leave the input).
+ * edgecompile/ops/fast_kernels.py (pointwise_scratch_bytes) computes the same.
+ */
+int ec_conv2d_1x1_fast_scratch(int in_c, int out_c);
+
+/*
+ * ec_conv2d_1x1_fast_s8 - pointwise convolution (1x1 kernel, no padding, any stride): the
+ * arguments of ec_conv2d_fast_s8 without the kernel size and padding, the same packed weights
+ * (K = in_c), round_folded and ranges; scratch of ec_conv2d_1x1_fast_scratch bytes.  The same
+ * sums as ec_conv2d_s8 with k_h = k_w = 1 and zero padding, hence the same bytes.  Each pixel's
+ * column is read straight from the input planes (one load per value, no tap table), which saves
+ * the 4 * in_c bytes of tap offsets and their loads.
+ */
+void ec_conv2d_1x1_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
+                           const int8_t *weight, const int32_t *bias, const int8_t *shift, int shift_per_channel,
+                           int out_c, int stride_h, int stride_w, int8_t *output, int out_h, int out_w,
+                           int32_t act_min, int32_t act_max, int round_folded, void *scratch);
+
 #endif /* EC_CONV2D_FAST_H */

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 
 class ConvBNNet(nn.Module):
-    """Conv+BN+ReLU blocks with stride and padding, avg and max pooling, BN1d after a linear."""
+    """Conv+BN+ReLU blocks with stride and padding, a pointwise (1x1) conv, avg and max pooling, BN1d after
+    a linear."""
 
     def __init__(self):
         super().__init__()
@@ -15,8 +16,9 @@ class ConvBNNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(8)
         self.conv2 = nn.Conv2d(8, 12, 5, stride=2, padding=2)
         self.bn2 = nn.BatchNorm2d(12)
+        self.pointwise = nn.Conv2d(12, 14, 1)
         self.pool = nn.AvgPool2d(3, stride=2, padding=1)
-        self.fc = nn.Linear(12 * 3 * 3, 20)
+        self.fc = nn.Linear(14 * 3 * 3, 20)
         self.bn3 = nn.BatchNorm1d(20)
         self.out = nn.Linear(20, 5)
 
@@ -24,6 +26,7 @@ class ConvBNNet(nn.Module):
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.max_pool2d(x, 2, ceil_mode=True)
         x = F.relu(self.bn2(self.conv2(x)))
+        x = F.relu(self.pointwise(x))
         x = self.pool(x)
         x = torch.flatten(x, 1)
         x = F.relu(self.bn3(self.fc(x)))

@@ -199,8 +199,8 @@ def test_fast_kernels_compile_warning_free_everywhere(tmp_path):
 
 
 def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
-    """A random conv/BN/pool/linear model (padding, strides, avg and max pooling): the generated C
-    calls the fast kernels with aligned, packed weights whose bytes are the reported flash figure,
+    """A random conv/BN/pool/linear model (padding, strides, a 1x1 conv, avg and max pooling): the
+    generated C calls the fast kernels (the pointwise one for the 1x1 conv) with aligned, packed weights whose bytes are the reported flash figure,
     and it is bit-exact with the simulator."""
     require_tool("gcc", "make")
     import torch
@@ -218,10 +218,12 @@ def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
     result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=32))
     out, name = result.out_dir, result.name
     text = (out / "src" / f"{name}.c").read_text()
-    for kernel in ("ec_conv2d_fast_s8(", "ec_linear_fast_s8(", "ec_maxpool2d_fast_s8(", "ec_avgpool2d_fast_s8("):
+    for kernel in ("ec_conv2d_fast_s8(", "ec_conv2d_1x1_fast_s8(", "ec_linear_fast_s8(", "ec_maxpool2d_fast_s8(",
+                   "ec_avgpool2d_fast_s8("):
         assert kernel in text, kernel
+    assert text.count("ec_conv2d_1x1_fast_s8(") == 1 and text.count("ec_conv2d_fast_s8(") == 2
     assert "ec_conv2d_s8(" not in text and "ec_linear_s8(" not in text
-    assert len(re.findall(r"static const int8_t \w+_weight\[\d+\] EC_ALIGNED\(4\)", text)) == 4
+    assert len(re.findall(r"static const int8_t \w+_weight\[\d+\] EC_ALIGNED\(4\)", text)) == 5
     sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4}
     emitted = sum(sizes[t] * int(n) for t, n in re.findall(r"static const (\w+) \w+\[(\d+)\]", text))
     assert emitted == result.summary["weight_bytes"]  # packing adds no byte

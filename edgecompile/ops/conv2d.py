@@ -4,7 +4,8 @@ attrs: stride [sh, sw], pads [top, left, bottom, right], groups (1; in_c for
 depthwise), dilation [dh, dw] (default 1), act (fused clamp).
 params: weight (OC, IC / groups, KH, KW), bias (OC).
 C kernels: ec_conv2d_fast_s8 (groups = 1, no dilation; runtime_c/ec_conv2d_fast.c, bit-exact with
-the reference ec_conv2d_s8 in runtime_c/ec_conv2d.c), ec_conv2d_grouped_s8 (any groups and dilation)
+the reference ec_conv2d_s8 in runtime_c/ec_conv2d.c) and its pointwise path ec_conv2d_1x1_fast_s8
+(1x1, no padding), ec_conv2d_grouped_s8 (any groups and dilation)
 in runtime_c/ec_conv2d_grouped.c.
 """
 from __future__ import annotations
@@ -104,10 +105,13 @@ class Conv2d(WeightedOp):
         return (cols @ w.T).transpose(0, 3, 1, 2)
 
     def scratch_bytes(self, graph: Graph) -> int:
-        """ec_conv2d_fast_s8's scratch (im2col columns, tap offsets, accumulators, padded band)."""
-        from .fast_kernels import conv_scratch_bytes
+        """The fast kernel's scratch: accumulators and im2col columns, plus for ec_conv2d_fast_s8 the
+        tap offsets and padded band."""
+        from .fast_kernels import conv_scratch_bytes, is_pointwise, pointwise_scratch_bytes
         if self.groups > 1 or self.dilation != (1, 1) or self.is_wide(graph):
             return 0
+        if is_pointwise(self.kernel, self.attrs["pads"]):
+            return pointwise_scratch_bytes(graph.shape(self.inputs[0])[0], self.out_channels)
         return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
                                   self.attrs["stride"], self.attrs["pads"])
 
@@ -126,12 +130,17 @@ class Conv2d(WeightedOp):
         return f"{x}, {c}, {h}, {wd}", f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}", f"{y}, {oh}, {ow}"
 
     def emit_c(self, em) -> None:
-        from .fast_kernels import CONV_GROUP, weighted_args
+        from .fast_kernels import CONV_GROUP, is_pointwise, weighted_args
         if self.groups > 1 or self.dilation != (1, 1) or self.is_wide(em.graph):
             self._emit_grouped(em)
             return
         w, b, s, requant = weighted_args(self, em, CONV_GROUP, paired_tails=True)
         x, kernel, y = self.c_geometry(em)
+        if is_pointwise(self.kernel, self.attrs["pads"]):
+            sh, sw = self.attrs["stride"]
+            em.call(f"ec_conv2d_1x1_fast_s8({x}, {w}, {b}, {s}, {self.out_channels}, {sh}, {sw}, {y}, {requant}, "
+                    f"{em.scratch(self)})")
+            return
         em.call(f"ec_conv2d_fast_s8({x}, {w}, {b}, {s}, {kernel}, {y}, {requant}, {em.scratch(self)})")
 
     def _emit_grouped(self, em) -> None:

@@ -61,12 +61,22 @@ def round_folded(weight, bias, shifts) -> int:
     return int(bool(np.all(s >= 0) and np.all(bound <= INT32_MAX)))
 
 
+def is_pointwise(kernel, pads) -> bool:
+    """A 1x1 convolution without padding: ec_conv2d_1x1_fast_s8's case."""
+    return tuple(kernel) == (1, 1) and not any(pads)
+
+
+def pointwise_scratch_bytes(in_c: int, out_c: int) -> int:
+    """ec_conv2d_1x1_fast_scratch in runtime_c/ec_conv2d_fast.c: accumulators and the columns of two pixels."""
+    return 12 * out_c + 4 * (in_c & ~3) + 16
+
+
 def conv_scratch_bytes(in_shape, out_shape, kernel, stride, pads) -> int:
     """ec_conv2d_fast_scratch in runtime_c/ec_conv2d_fast.c: (in_c, in_h, in_w), (out_c, out_h, out_w),
     (k_h, k_w), (stride_h, stride_w), (pad_top, pad_left, ...)."""
     (in_c, in_h, in_w), (out_c, out_h, out_w), (k_h, k_w), (s_h, s_w) = in_shape, out_shape, kernel, stride
     k = in_c * k_h * k_w
-    fixed = 12 * out_c + 4 * k + 4 * (k & ~3) + 16
+    fixed = pointwise_scratch_bytes(k, out_c) + 4 * k  # + the tap offsets
     width = (out_w - 1) * s_w + k_w
     rows = k_h + (s_h if out_w % 2 and out_h > 1 else 0)
     if pads[0] == 0 and pads[1] == 0 and (out_h - 1) * s_h + k_h <= in_h and width <= in_w:

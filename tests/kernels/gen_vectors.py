@@ -1,7 +1,8 @@
 """Test vectors for the fast kernels (runtime_c/ec_*_fast.c) against the reference ones.
 
 Each case is a random layer: shapes (odd channel counts, K not a multiple of 4,
-in_c = 1, 1x1 and non-square kernels, padding on each side, strides 1-3), int8
+in_c = 1, 1x1 and non-square kernels, padding on each side, strides 1-3; pointwise
+convolutions for the 1x1 kernel), int8
 weights and inputs (uniform, or at the extremes -128/127, or mostly zero), an
 optional bias, one shift or one per channel (positive, zero, negative, up to 31),
 a clamp (none, ReLU, ReLU6-like, an arbitrary range) and the round_folded flag
@@ -33,9 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_ORDER,  # noqa: E402
-                                          conv_scratch_bytes, pack_rows, round_folded)
+                                          conv_scratch_bytes, pack_rows, pointwise_scratch_bytes, round_folded)
 
-OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4}
+OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
           "scale_shift", "scratch", "misalign", "reserved2", "reserved3")
@@ -121,6 +122,27 @@ def conv_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | Non
     return _requant(rng, case, weight)
 
 
+def pointwise_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | None:
+    """A 1x1 convolution without padding, for ec_conv2d_1x1_fast_s8 (stride 1 mostly, as in
+    MobileNets; 2 and 3 as in ResNet shortcuts)."""
+    in_c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 13, 16, 24, 32] + ([64, 96] if max_bytes > DEFAULT_MAX_BYTES else [])))
+    out_c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 16, 24] + ([31, 64] if max_bytes > DEFAULT_MAX_BYTES else [])))
+    stride_h, stride_w = (1, 1) if rng.random() < 0.6 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    side = 13 if max_bytes <= DEFAULT_MAX_BYTES else 40
+    in_h, in_w = int(rng.integers(1, side)), int(rng.integers(1, side))
+    out_h, out_w = out_size(in_h, 1, stride_h, 0, 0), out_size(in_w, 1, stride_w, 0, 0)
+    scratch = pointwise_scratch_bytes(in_c, out_c)
+    if max(in_c * in_h * in_w, out_c * in_c, out_c * out_h * out_w) > max_bytes or scratch > max_scratch:
+        return None
+    weight = _values(rng, (out_c, in_c, 1, 1), rng.choice(["uniform", "uniform", "extreme", "min", "sparse"]))
+    x = _values(rng, (in_c, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    case = dict(op="pointwise", in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=1, k_w=1, stride_h=stride_h,
+                stride_w=stride_w, out_h=out_h, out_w=out_w, input=x, weight=weight,
+                packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True), scratch=scratch,
+                misalign=int(rng.choice([0, 0, 1, 2, 3])))
+    return _requant(rng, case, weight)
+
+
 def linear_case(rng, max_bytes: int) -> dict | None:
     in_f = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 64, 100, 257]))
     out_f = int(rng.integers(1, 41))
@@ -164,11 +186,13 @@ def pool_case(rng, max_bytes: int, op: str) -> dict | None:
 
 def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
                max_scratch: int = MAX_SCRATCH) -> list[dict]:
-    """`count` cases in a fixed mix: 45 % conv, 25 % linear, 15 % each pooling.  Larger max_bytes and
-    max_scratch (with harness.c built with the same EC_MAX_BYTES and EC_MAX_SCRATCH) allow larger
-    layers, for runs on the host."""
+    """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling.
+    Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
+    EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
-    makers = [(0.45, lambda: conv_case(rng, max_bytes, max_scratch)), (0.25, lambda: linear_case(rng, max_bytes)),
+    makers = [(0.35, lambda: conv_case(rng, max_bytes, max_scratch)),
+              (0.10, lambda: pointwise_case(rng, max_bytes, max_scratch)),
+              (0.25, lambda: linear_case(rng, max_bytes)),
               (0.15, lambda: pool_case(rng, max_bytes, "maxpool")),
               (0.15, lambda: pool_case(rng, max_bytes, "avgpool"))]
     cases = []
@@ -189,9 +213,16 @@ def extreme_cases() -> list[dict]:
     rounding constant either refused (it would overflow) or allowed with no room to spare."""
     cases = []
     for op, sign, shift in (("conv", 1, 1), ("conv", -1, 7), ("conv", 1, 0), ("conv", -1, -3), ("linear", 1, 1),
-                            ("linear", -1, 31), ("linear", 1, 12)):
+                            ("linear", -1, 31), ("linear", 1, 12), ("pointwise", 1, 1), ("pointwise", -1, 9)):
         w_val = -128 if sign > 0 else 127
-        if op == "conv":
+        if op == "pointwise":
+            in_c, in_h, in_w, out_c = 27, 3, 5, 5
+            weight = np.full((out_c, in_c, 1, 1), w_val, dtype=np.int8)
+            case = dict(op=op, in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=1, k_w=1, stride_h=1, stride_w=1,
+                        out_h=in_h, out_w=in_w, input=np.full((in_c, in_h, in_w), -128, dtype=np.int8),
+                        weight=weight, packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True),
+                        scratch=pointwise_scratch_bytes(in_c, out_c))
+        elif op == "conv":
             in_c, in_h, in_w, out_c, k = 3, 5, 6, 5, 3
             weight = np.full((out_c, in_c, k, k), w_val, dtype=np.int8)
             case = dict(op=op, in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k, k_w=k, stride_h=1, stride_w=1,
@@ -227,7 +258,7 @@ def encode(case: dict) -> bytes:
     fields["op"] = OPS[case["op"]]
     out = struct.pack(f"<{len(HEADER)}i", *(int(fields[k]) for k in HEADER))
     out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
-    if case["op"] in ("conv", "linear"):
+    if case["op"] in ("conv", "linear", "pointwise"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())
         if case["has_bias"]:

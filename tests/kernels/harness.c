@@ -25,7 +25,7 @@
 #define EC_GUARD 16 /* bytes checked past each written buffer */
 #define EC_HEADER_FIELDS 24
 
-enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4 };
+enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5 };
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
@@ -110,6 +110,7 @@ static int run_case(int h)
     const int op = header[F_OP];
     const long in_n = (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
     const long out_n = op == OP_LINEAR ? header[F_OUT_C] : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
+    const int weighted = op == OP_CONV || op == OP_LINEAR || op == OP_POINTWISE;
     const long k_all = op == OP_LINEAR ? header[F_IN_C] : (long)header[F_IN_C] * header[F_K_H] * header[F_K_W];
     const long w_n = (long)header[F_OUT_C] * k_all;
     const long scratch_n = header[F_SCRATCH];
@@ -118,13 +119,13 @@ static int run_case(int h)
     long i;
     if (in_n > EC_MAX_BYTES || out_n > EC_MAX_BYTES || scratch_n > EC_MAX_SCRATCH ||
         header[F_OUT_C] > EC_MAX_CHANNELS ||
-        ((op == OP_CONV || op == OP_LINEAR) && w_n > EC_MAX_BYTES)) {
+        (weighted && w_n > EC_MAX_BYTES)) {
         return 90; /* the generator and this harness disagree on sizes */
     }
     if (!read_exact(h, in, in_n)) {
         return 91;
     }
-    if (op == OP_CONV || op == OP_LINEAR) {
+    if (weighted) {
         if (!read_exact(h, weight_buf.b, w_n) || !read_exact(h, packed_buf.b, w_n) ||
             (header[F_HAS_BIAS] && !read_exact(h, bias_buf, 4L * header[F_OUT_C])) ||
             !read_exact(h, shift_buf.b, header[F_PER_CHANNEL] ? header[F_OUT_C] : 1)) {
@@ -153,6 +154,18 @@ static int run_case(int h)
                           header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W], header[F_STRIDE_H],
                           header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], fast_out.b, header[F_OUT_H],
                           header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX], header[F_FOLDED], scratch.b);
+        break;
+    case OP_POINTWISE:
+        if (scratch_n != ec_conv2d_1x1_fast_scratch(header[F_IN_C], header[F_OUT_C])) {
+            return 5; /* Python's pointwise_scratch_bytes and C's ec_conv2d_1x1_fast_scratch disagree */
+        }
+        ec_conv2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
+                     header[F_PER_CHANNEL], header[F_OUT_C], 1, 1, header[F_STRIDE_H], header[F_STRIDE_W], 0, 0,
+                     ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+        ec_conv2d_1x1_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias, shift_buf.b,
+                              header[F_PER_CHANNEL], header[F_OUT_C], header[F_STRIDE_H], header[F_STRIDE_W],
+                              fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
+                              header[F_FOLDED], scratch.b);
         break;
     case OP_LINEAR:
         ec_linear_s8(in, header[F_IN_C], weight_buf.b, bias, shift_buf.b, header[F_PER_CHANNEL],
