@@ -52,6 +52,7 @@ LAYERS = [
     ("ResNet-8 16->16 3x3 32x32 p1", "conv", (16, 32, 32, 16, 3, 1, 1)),
     ("first layer 3->16 3x3 32x32 p1", "conv", (3, 32, 32, 16, 3, 1, 1)),
     ("FC 256->128", "linear", (256, 128)),
+    ("low-rank U 16->120", "linear", (16, 120)),
     ("LeNet maxpool 2x2 6x26x26", "maxpool", (6, 26, 26, 2, 2)),
     ("LeNet maxpool 2x2 16x11x11", "maxpool", (16, 11, 11, 2, 2)),
     ("global avgpool 64x25x5", "avgpool", (64, 25, 5, (25, 5), (25, 5))),
@@ -92,11 +93,11 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
             macs = out_n * in_c * k * k
             geo = f"{in_c}, {in_h}, {in_w}"
             tail = f"{out_c}, {k}, {k}, {stride}, {stride}, {pad}, {pad}, OUT, {oh}, {ow}, 0, 127"
-            ref = f"ec_conv2d_s8({p}_x, {geo}, {p}_w, {p}_b, {p}_s, 0, {tail})"
-            fast = f"ec_conv2d_fast_s8({p}_x, {geo}, {p}_wp, {p}_b, {p}_s, 0, {tail}, 1, ec_scratch.b)"
+            ref = f"ec_conv2d_s8({p}_x, {geo}, {p}_w, {p}_b, {p}_s, 1, {tail})"
+            fast = f"ec_conv2d_fast_s8({p}_x, {geo}, {p}_wp, {p}_b, {p}_s, 1, {tail}, 1, ec_scratch.b)"
             if is_pointwise((k, k), (pad, pad)):  # what export emits for a 1x1 conv without padding
                 scratch = pointwise_scratch_bytes(in_c, out_c)
-                fast = (f"ec_conv2d_1x1_fast_s8({p}_x, {geo}, {p}_wp, {p}_b, {p}_s, 0, {out_c}, {stride}, {stride}, "
+                fast = (f"ec_conv2d_1x1_fast_s8({p}_x, {geo}, {p}_wp, {p}_b, {p}_s, 1, {out_c}, {stride}, {stride}, "
                         f"OUT, {oh}, {ow}, 0, 127, 1, ec_scratch.b)")
         else:
             in_f, out_c = g
@@ -104,12 +105,12 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
             w = rng.integers(-128, 128, size=(out_c, in_f))
             packed, scratch, out_n = pack_rows(w, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER), 0, out_c
             macs = out_c * in_f
-            ref = f"ec_linear_s8({p}_x, {in_f}, {p}_w, {p}_b, {p}_s, 0, {out_c}, OUT, 0, 127)"
-            fast = f"ec_linear_fast_s8({p}_x, {in_f}, {p}_wp, {p}_b, {p}_s, 0, {out_c}, OUT, 0, 127, 1)"
+            ref = f"ec_linear_s8({p}_x, {in_f}, {p}_w, {p}_b, {p}_s, 1, {out_c}, OUT, 0, 127)"
+            fast = f"ec_linear_fast_s8({p}_x, {in_f}, {p}_wp, {p}_b, {p}_s, 1, {out_c}, OUT, 0, 127, 1)"
         decls = [_array(f"{p}_x", "int8_t", x, align=True), _array(f"{p}_w", "int8_t", w),
                  _array(f"{p}_wp", "int8_t", packed, align=True),
                  _array(f"{p}_b", "int32_t", rng.integers(-5000, 5000, size=out_c)),
-                 _array(f"{p}_s", "int8_t", [9])]
+                 _array(f"{p}_s", "int8_t", rng.integers(8, 12, size=out_c))]  # per-channel, as export does by default
         return Layer(label, op, macs, decls, ref, fast, out_n, scratch)
     c, h, w_, k, stride = g
     kh, kw = (k, k) if isinstance(k, int) else k
