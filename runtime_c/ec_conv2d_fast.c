@@ -52,6 +52,15 @@
 #define EC_CONV_PAIR_INLINE EC_FAST_NOINLINE
 #endif
 
+/* Steps (oy, ox) to the next output pixel in raster order. */
+static EC_FAST_INLINE void ec_next_pixel(int *oy, int *ox, int out_w)
+{
+    if (++*ox == out_w) {
+        *ox = 0;
+        ++*oy;
+    }
+}
+
 /* The columns of A and B: a and b point at the value under each window's top-left tap
  * (in the input, or in the band). */
 static void ec_cols_interior(const int8_t *a, const int8_t *b, const int32_t *offs, int k4, int tail, int16_t *q)
@@ -500,10 +509,7 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
         const int oy_a = oy, ox_a = ox;
         int b_step = 0;
         const int8_t *a, *b;
-        if (++ox == out_w) {
-            ox = 0;
-            ++oy;
-        }
+        ec_next_pixel(&oy, &ox, out_w);
         if (use_band) {
             if (band_oy != oy_a) {
                 ec_band_fill(input, in_c, in_h, in_w, oy_a * stride_h - pad_top, band_rows, pad_left, width, band);
@@ -518,10 +524,7 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
             b = use_band ? band + (long)(oy - oy_a) * stride_h * width + ox * stride_w
                          : input + (long)oy * stride_h * in_w + ox * stride_w;
             b_step = 1;
-            if (++ox == out_w) {
-                ox = 0;
-                ++oy;
-            }
+            ec_next_pixel(&oy, &ox, out_w);
         }
         ec_cols_interior(a, b, offs, pl.k4, pl.tail, pl.cols);
         ec_conv_pixel_pair(&pl, p, b_step, output);
@@ -576,17 +579,11 @@ void ec_conv2d_1x1_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
         const int8_t *a = input + (long)oy * stride_h * in_w + (long)ox * stride_w;
         long d = 0;
         int b_step = 0;
-        if (++ox == out_w) {
-            ox = 0;
-            ++oy;
-        }
+        ec_next_pixel(&oy, &ox, out_w);
         if (p + 1 < pixels) {
             d = input + (long)oy * stride_h * in_w + (long)ox * stride_w - a;
             b_step = 1;
-            if (++ox == out_w) {
-                ox = 0;
-                ++oy;
-            }
+            ec_next_pixel(&oy, &ox, out_w);
         }
         ec_cols_pointwise(a, d, plane, pl.k4, pl.tail, pl.cols);
         ec_conv_pixel_pair(&pl, p, b_step, output);
