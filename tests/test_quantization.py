@@ -270,3 +270,20 @@ def test_16_bit_auto_and_per_layer(digits_lenet, tmp_path):
     for bad, match in (("12", "8 or 16"), ("fc9=16", "fc9")):
         with pytest.raises(EdgeCompileError, match=match):
             export(ExportSettings(digits_lenet["model"], tmp_path / "bad", digits_lenet["calib"], act_bits=bad))
+
+
+@pytest.mark.parametrize("storage", [dict(bits="4"), dict(sparse="on")])
+def test_16_bit_layers_keep_plain_weights_beside_packed_and_sparse_ones(digits_lenet, tmp_path, storage):
+    """The packed and sparse kernels take int8 activations: a layer that reads or writes int16
+    keeps one weight per byte (found by fuzzing: it used to call the int8 kernel and mismatch)."""
+    require_tool("gcc", "make")
+    result = export(ExportSettings(digits_lenet["model"], tmp_path / "mixed", digits_lenet["calib"],
+                                   act_bits="conv2=16", vectors=64, **storage))
+    g = result.compiled.graph
+    special = (ops.PackedLinear, ops.PackedConv2d, ops.SparseLinear, ops.SparseConv2d)
+    wide = [n for n in g.nodes if n.is_wide(g)]
+    assert {n.name for n in wide} >= {"conv2", "fc1"}
+    assert not any(isinstance(n, special) for n in wide)
+    assert any(isinstance(n, special) for n in g.nodes)  # the int8 layers still use them
+    v = verify(result.out_dir, sanitize=True)
+    assert v.ok, v.first_mismatch

@@ -41,6 +41,8 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
         if getattr(node, "body", None) is not None:  # a recurrent cell's W and U
             decisions += sparsify(node.body, mode)
             continue
+        if node.is_wide(graph):
+            continue  # the sparse and packed kernels read and write int8 activations only
         if type(node) is ops.DualLinear:
             decisions += _sparsify_dual(graph, i, node, mode)
             continue
