@@ -287,3 +287,27 @@ def test_16_bit_layers_keep_plain_weights_beside_packed_and_sparse_ones(digits_l
     assert any(isinstance(n, special) for n in g.nodes)  # the int8 layers still use them
     v = verify(result.out_dir, sanitize=True)
     assert v.ok, v.first_mismatch
+
+
+def test_a_bias_too_large_for_int32_lowers_the_weight_format_instead_of_clipping(tmp_path):
+    """Found by fuzzing: a bias of 1e5 on weights of 1e-3 was saturated to int32 silently (12 dB)."""
+    require_tool("gcc", "make")
+    from conftest import save_torchscript
+
+    torch.manual_seed(0)
+    m = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        m.weight.mul_(1e-3)
+        m.bias.copy_(torch.tensor([1e5, -1e5, 3.0]))
+    path = save_torchscript(m, tmp_path / "big_bias.pt")
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=32, sparse="off"))
+    node = result.compiled.graph.nodes[0]
+    f_in = result.compiled.graph.input.frac_bits
+    f_w = np.broadcast_to(node.qattrs["weight_frac_bits"], (3,))
+    stored = node.qparams["bias"].astype(np.float64) / 2.0 ** (f_in + f_w)
+    assert np.allclose(stored, [1e5, -1e5, 3.0], rtol=1e-3, atol=0.01)
+    assert np.all(np.abs(node.qparams["bias"].astype(np.int64)) < 2 ** 31 - 1)  # none saturated
+    assert result.summary["output_sqnr_db"] > 40
+    assert any("bias fits" in n for n in result.compiled.graph.notes)
+    assert verify(result.out_dir).ok

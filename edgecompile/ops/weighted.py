@@ -71,15 +71,23 @@ class WeightedOp(Op):
             y.frac_bits = x.frac_bits + int(f_w.min()) - min_shift
             graph.notes.append(f"{self.name}: output frac bits lowered to {y.frac_bits} to keep the shift legal")
         x_max = 1 << (x.bits - 1)
+        lowered = False
         while True:
             w_q, b_q = self._quantize_params(weight, bias, f_w, bits, x.frac_bits)
-            bounds = np.abs(w_q.reshape(n, -1)).sum(axis=1) * x_max + np.abs(b_q)
+            # the bias as it would be before int32 saturation: a bias that does not fit lowers
+            # f_w like an accumulator that might not, rather than being clipped silently
+            b_need = 0 if bias is None else np.abs(numerics.quantize_float(
+                np.ldexp(np.asarray(bias, dtype=np.float64), x.frac_bits + f_w), 0, -(2 ** 62), 2 ** 62))
+            bounds = np.abs(w_q.reshape(n, -1)).sum(axis=1) * x_max + np.maximum(np.abs(b_q), b_need)
             over = bounds > numerics.ACC_MAX
             if not over.any():
                 break
             # Halving a channel's weight scale halves its bound; the layer stays exact in int32.
             f_w = f_w - (over if per_channel else 1)
-            graph.notes.append(f"{self.name}: weight frac bits lowered so the int32 accumulator cannot overflow")
+            lowered = True
+        if lowered:
+            graph.notes.append(f"{self.name}: weight frac bits lowered so that the int32 bias fits and the "
+                               f"accumulator cannot overflow")
         shifts = x.frac_bits + f_w - y.frac_bits
         lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits)
         # One shift per output channel, stored once when they all agree (it costs a byte each).
