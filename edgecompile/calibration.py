@@ -44,6 +44,8 @@ def load_array(path: str | Path, what: str = "calibration data") -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.floating):
         raise EdgeCompileError(f"{path}: {what} must be floating point (the model's preprocessed float inputs); "
                                f"got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise EdgeCompileError(f"{path}: {what} holds no values (shape {arr.shape}); give at least one sample")
     if not np.all(np.isfinite(arr)):
         bad = int(np.sum(~np.isfinite(arr)))
         raise EdgeCompileError(f"{path}: {what} contains {bad} NaN/Inf values; clean the data first")
@@ -53,6 +55,8 @@ def load_array(path: str | Path, what: str = "calibration data") -> np.ndarray:
 def match_shape(arr: np.ndarray, shape: tuple[int, ...], source: str, what: str = "calibration data") -> np.ndarray:
     """(N, *shape) or one sample of `shape` -> (N, *shape); a clear error otherwise."""
     shape = tuple(shape)
+    if arr.size == 0:
+        raise EdgeCompileError(f"{source}: {what} holds no values (shape {arr.shape}); give at least one sample")
     if arr.shape[1:] == shape:
         return arr
     if arr.shape == shape:

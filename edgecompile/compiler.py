@@ -59,6 +59,7 @@ class Compiled:
     sparsity: list[SparsityDecision] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     precision: object = None  # passes.precision.PrecisionReport when any activation is 16-bit
+    softmax_dropped: bool = False  # --drop-softmax removed the final Softmax: the outputs are logits
 
 
 def check_weights(graph: Graph, source: str) -> None:
@@ -140,8 +141,10 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     check_weights(graph, str(loaded.source))
     check_options(graph, options)
     imported = copy.deepcopy(graph)
+    softmaxes = sum(isinstance(n, ops.Softmax) for n in graph.nodes)
     t0 = time.perf_counter()
     decisions = optimize(graph, options)
+    softmax_dropped = sum(isinstance(n, ops.Softmax) for n in graph.nodes) < softmaxes  # by --drop-softmax
     check_layer_bits(graph, options)
     apply_param_overrides(graph, options.param_overrides)
     timings["passes"] = time.perf_counter() - t0
@@ -164,4 +167,5 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     sparsity = sparsify(graph, options.sparse)
     timings["quantize"] = time.perf_counter() - t0
     plan = plan_memory(graph)
-    return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision)
+    return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision,
+                    softmax_dropped)

@@ -12,3 +12,7 @@ class EdgeCompileError(Exception):
 
 class UnsupportedOpError(EdgeCompileError):
     """The model uses an operator edgecompile cannot compile (yet)."""
+
+
+class InputShapeError(EdgeCompileError):
+    """The model does not run on an input of the shape it was given (or that was inferred)."""

@@ -21,10 +21,11 @@ from . import __version__, metrics, simulate
 from .calibration import load_array, match_shape
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
+from .passes.cleanup import drop_final_softmax
 from .passes.factorize import RankSpec
 from .passes.precision import parse_act_bits
 from .passes.quantize import parse_bits
-from .errors import EdgeCompileError
+from .errors import EdgeCompileError, InputShapeError
 from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
@@ -77,8 +78,27 @@ def check_destination(out_dir: Path) -> None:
                                    "refusing to overwrite it. Choose another -o or empty it.")
 
 
+def _taken_names() -> set[str]:
+    """File stems the generated project already uses (its runner, the runtime's and the targets'
+    sources): a model of the same name would shadow their headers or replace their files."""
+    taken = {"runner", "model_test", "vectors"}
+    for folder in ("runtime_c", "targets"):
+        taken |= {p.stem.lower() for p in resource_dir(folder).rglob("*") if p.suffix in (".c", ".h")}
+    return taken
+
+
 def model_name(settings: ExportSettings) -> str:
-    return c_identifier(settings.name or settings.model.stem, prefix="model").lower()
+    """The C name: --name or the file name, sanitized.  The runtime owns the prefix ec_ and the
+    project's own file names; a file name that takes one gets the prefix model_, an explicit
+    --name that does is refused."""
+    name = c_identifier(settings.name or settings.model.stem, prefix="model").lower()
+    if name.startswith("ec_") or name in _taken_names():
+        if settings.name:
+            raise EdgeCompileError(f"--name {settings.name}: names starting with ec_ and the project's own file "
+                                   f"names (runner, the runtime's, the targets') are taken; choose another, "
+                                   f"for example --name model_{name}")
+        name = f"model_{name}"
+    return name
 
 
 def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult:
@@ -97,7 +117,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     try:
         loaded = (copy.deepcopy(settings.loaded) if settings.loaded is not None
                   else load_model(settings.model, shape, settings.trust_pickle, settings.imports))
-    except EdgeCompileError as exc:
+    except InputShapeError as exc:
         if settings.input_shape is None and shape is not None:
             raise EdgeCompileError(f"{settings.calib}: the calibration data has shape {calib.shape}, so the "
                                    f"input shape was taken as {shape}, which the model does not accept: {exc}") from None
@@ -147,12 +167,17 @@ def measure(loaded, compiled: Compiled) -> dict:
     ir_float = compiled.imported.run_float(x).reshape(len(x), -1)
     reference = metrics.float_reference(loaded, x)
     reference = ir_float if reference is None else reference.reshape(len(x), -1)
+    oracle_err = float(np.max(np.abs(reference - ir_float)))
+    if compiled.softmax_dropped:  # the C returns logits: judge it against the float logits
+        logits = copy.deepcopy(compiled.imported)
+        drop_final_softmax(logits)
+        reference = logits.run_float(x).reshape(len(x), -1)
     transformed = compiled.graph.run_float(x).reshape(len(x), -1)
     integer = simulate.run_dequantized(compiled.graph, x).reshape(len(x), -1)
     agree = metrics.top1_agreement(reference, integer)
     return {
         "eval_samples": int(len(x)),
-        "oracle_max_abs_err": float(np.max(np.abs(reference - ir_float))),
+        "oracle_max_abs_err": oracle_err,
         "top1_agreement": agree,
         "output_sqnr_db": metrics.sqnr_db(reference, integer),
         # integer vs the float graph it was quantized from: the quantization error alone

@@ -122,7 +122,39 @@ def test_bad_inputs(mlp_files, tmp_path):
     assert_clean_error(run("export", model, "-o", out, "--calib", d / "calib.npy", "--bits", 1), "--bits 1")
     assert_clean_error(run("export", model, "-o", out, "--calib", d / "calib.npy", "--rank", 0), "--rank 0")
     assert_clean_error(run("export", model, "-o", out, "--input-shape", "a,b"), "--input-shape")
+    # found by fuzzing: these gave a traceback or blamed the wrong thing
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64), dtype=np.float32))
+    assert_clean_error(run("export", model, "-o", out, "--calib", tmp_path / "empty.npy"), "empty.npy", "no values")
+    assert_clean_error(run("export", tmp_path / "sd.pt", "-o", out, "--calib", d / "calib.npy"), "state_dict")
+    assert "calibration data has shape" not in run("export", tmp_path / "sd.pt", "-o", out, "--calib",
+                                                   d / "calib.npy").output  # the calibration data is fine
+    np.save(tmp_path / "rank3.npy", np.zeros((2, 4, 16), dtype=np.float32))
+    r = run("export", model, "-o", out, "--calib", tmp_path / "rank3.npy")
+    assert_clean_error(r, "rank3.npy", "(4, 16)", "RuntimeError")
+    assert "graph(" not in r.output and len(r.output.splitlines()) <= 3  # no graph dump from PyTorch
+    for name in ("ec_fixed", "runner"):
+        assert_clean_error(run("export", model, "-o", out, "--calib", d / "calib.npy", "--name", name),
+                           f"--name {name}", f"model_{name}")
     assert not out.exists()  # nothing half-written
+
+
+def test_file_names_that_the_project_uses_get_a_prefix(mlp_files, tmp_path):
+    require_tool("gcc", "make")
+    d, model = mlp_files
+    clash = tmp_path / "ec_fixed.pt"  # would shadow runtime/ec_fixed.h
+    clash.write_bytes(model.read_bytes())
+    r = run("export", clash, "--calib", d / "calib.npy", "-o", tmp_path / "out", "-q", "--vectors", 8)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "src" / "model_ec_fixed.c").is_file()
+    r = run("verify", tmp_path / "out")
+    assert r.exit_code == 0 and "bit-exact: 8/8" in r.output, r.output
+
+
+def test_verify_refuses_empty_inputs(mlp_files, tmp_path):
+    d, model = mlp_files
+    assert run("export", model, "--calib", d / "calib.npy", "-o", tmp_path / "out", "-q", "--vectors", 4).exit_code == 0
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64), dtype=np.float32))
+    assert_clean_error(run("verify", tmp_path / "out", "--inputs", tmp_path / "empty.npy"), "empty.npy", "no values")
 
 
 def test_nan_weights_name_the_layer(tmp_path):

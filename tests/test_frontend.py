@@ -9,7 +9,7 @@ import torch
 from onnx import TensorProto, helper
 
 from edgecompile import metrics
-from edgecompile.errors import EdgeCompileError, UnsupportedOpError
+from edgecompile.errors import EdgeCompileError, InputShapeError, UnsupportedOpError
 from edgecompile.frontend import load_model
 from conftest import randomize_batchnorm, save_torchscript
 from models_for_tests import INPUT_SHAPES, ConvBNNet, OddConvNet, WideMLP
@@ -153,5 +153,5 @@ def test_missing_input_shape_is_explained(tmp_path):
 
 def test_wrong_input_shape_is_explained(tmp_path):
     path = save_torchscript(make(WideMLP), tmp_path / "m.pt")
-    with pytest.raises(EdgeCompileError, match="input shape"):
+    with pytest.raises(InputShapeError, match=r"shape \(65,\).*mat1 and mat2.*--input-shape"):
         load_model(path, (65,))

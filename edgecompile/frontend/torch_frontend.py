@@ -12,7 +12,9 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import os
 import pickle
+import re
 import sys
 import warnings
 import zipfile
@@ -22,7 +24,7 @@ from types import ModuleType
 import numpy as np
 import onnx
 
-from ..errors import EdgeCompileError
+from ..errors import EdgeCompileError, InputShapeError
 
 OPSET = 17
 
@@ -148,13 +150,50 @@ def _exported_input_shape(program) -> tuple[int, ...] | None:
     return None
 
 
+def _reason(exc: Exception) -> str:
+    """The line of a PyTorch exception that says what went wrong.  The TorchScript interpreter
+    ends with "RuntimeError: ..." (the cause, last); the ONNX exporter starts with its reason and
+    follows it with graph dumps, which are dropped."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    causes = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", ln)]
+    line = causes[-1] if causes else lines[0]
+    line = line.split("  [Caused by", 1)[0].strip()
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """PyTorch's C++ side prints graph dumps straight to file descriptor 1 when an export fails;
+    they would bury the one-line error, so fd 1 points at /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path) -> onnx.ModelProto:
     """Export to ONNX with batch 1 and BatchNorm kept as its own node."""
     torch = _torch()
     example = torch.zeros((1,) + tuple(input_shape), dtype=torch.float32)
     buf = io.BytesIO()
+    if kind != "export":  # a wrong input shape fails here with PyTorch's own clear message
+        try:
+            with torch.no_grad():
+                model(example)
+        except Exception as exc:
+            raise InputShapeError(f"{source}: the model does not run on an input of shape {tuple(input_shape)} "
+                                   f"(plus batch 1): {_reason(exc)}. Check --input-shape (C,H,W without batch) "
+                                   f"or the calibration data's shape.") from None
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), _quiet_stdout():
             warnings.simplefilter("ignore")
             with torch.no_grad():
                 if kind == "export":
@@ -167,10 +206,8 @@ def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path) -> onn
                                   opset_version=OPSET, input_names=["input"], output_names=["output"],
                                   training=torch.onnx.TrainingMode.EVAL)
     except Exception as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        message = lines[-1] if lines else type(exc).__name__  # the interpreter puts the cause last
-        raise EdgeCompileError(f"{source}: PyTorch could not run/export the model with input shape "
-                               f"{tuple(input_shape)}: {message}. Check --input-shape (C,H,W without batch).") from None
+        raise EdgeCompileError(f"{source}: PyTorch could not export the model to ONNX (input shape "
+                               f"{tuple(input_shape)}): {_reason(exc)}") from None
     return onnx.load_from_string(buf.getvalue())
 
 
