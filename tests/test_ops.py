@@ -170,6 +170,18 @@ def test_softmax_integer_rule_and_drop(tmp_path, rng):
     assert dropped.summary["top1_agreement"] >= 0.95
 
 
+def test_division_by_a_zero_constant_is_a_clear_error(tmp_path, rng):
+    from edgecompile.errors import EdgeCompileError
+    from edgecompile.frontend import load_model
+
+    nodes = [helper.make_node("Gemm", ["x", "W", "B"], ["z"], transB=1), helper.make_node("Div", ["z", "d"], ["y"])]
+    inits = [const("W", rng.standard_normal((3, 4))), const("B", rng.standard_normal(3)), const("d", [1.0, 0.0, 2.0])]
+    path = save_model(tmp_path, "div0", nodes, [1, 4], inits)
+    with np.errstate(all="raise"):  # and no numpy warning on the way
+        with pytest.raises(EdgeCompileError, match="Div.*holds 0"):
+            load_model(path)
+
+
 def test_reduce_mean_is_a_global_pool(tmp_path, rng):
     nodes = [helper.make_node("Conv", ["x", "W"], ["c"]),
              helper.make_node("ReduceMean", ["c", "axes"], ["y"], keepdims=0)]

@@ -52,7 +52,7 @@ def load_model(path: str | Path, input_shape: tuple[int, ...] | None = None, tru
     shape = input_shape or model_shape
     if shape is None:
         raise EdgeCompileError(f"{path}: this PyTorch file does not record its input shape; pass "
-                               "--input-shape C,H,W (without the batch axis) or --calib with sample inputs")
+                               "--input-shape C,H,W (without the batch axis), or to export, --calib with sample inputs")
     model = torch_frontend.to_onnx(module, kind, shape, path)
     graph = import_onnx(model, path, tuple(shape))
     return LoadedModel(graph, model, path, kind, module)

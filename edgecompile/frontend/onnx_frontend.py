@@ -383,6 +383,8 @@ def _mul(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     if node.op_type == "Div":
         if node.input[1] not in imp.consts:
             raise imp.error(node, "only division by a constant is supported")
+        if np.any(np.asarray(c) == 0):
+            raise imp.error(node, "divides by a constant that holds 0; the model's output would be infinite")
         c = 1.0 / c
     prod, scale = _per_channel(imp, node, x, c, "factor")
     w = np.asarray(prod.params["weight"], np.float64)

@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import logging
 import os
 import pickle
 import re
@@ -164,11 +165,15 @@ def _reason(exc: Exception) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_stdout():
-    """PyTorch's C++ side prints graph dumps straight to file descriptor 1 when an export fails;
-    they would bury the one-line error, so fd 1 points at /dev/null meanwhile."""
+def _quiet_exporter():
+    """PyTorch's C++ side prints graph dumps straight to file descriptor 1 when an export fails,
+    and the dynamo exporter logs a warning per torchvision op it skips; both would bury our
+    output, so fd 1 points at /dev/null and torch.onnx logs only errors meanwhile."""
     sys.stdout.flush()
     saved = os.dup(1)
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 1)
@@ -177,6 +182,7 @@ def _quiet_stdout():
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+        onnx_log.setLevel(level)
 
 
 def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path) -> onnx.ModelProto:
@@ -193,7 +199,7 @@ def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path) -> onn
                                    f"(plus batch 1): {_reason(exc)}. Check --input-shape (C,H,W without batch) "
                                    f"or the calibration data's shape.") from None
     try:
-        with warnings.catch_warnings(), _quiet_stdout():
+        with warnings.catch_warnings(), _quiet_exporter():
             warnings.simplefilter("ignore")
             with torch.no_grad():
                 if kind == "export":
