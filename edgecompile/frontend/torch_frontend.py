@@ -105,6 +105,9 @@ def _import_user_module(name: str, path: Path) -> ModuleType:
     """Import MODULE by dotted name, or a .py file by path."""
     try:
         if name.endswith(".py"):
+            loaded = sys.modules.get(Path(name).stem)
+            if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == Path(name).resolve():
+                return loaded  # already imported (by the caller): a second copy would make its classes strangers
             spec = importlib.util.spec_from_file_location(Path(name).stem, name)
             if spec is None or spec.loader is None:
                 raise ImportError(name)
