@@ -49,6 +49,10 @@ class EdgeCompileGroup(click.Group):
         except EdgeCompileError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except OSError as exc:  # a path the user gave that cannot be read or written
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}; check the path", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
@@ -182,7 +186,9 @@ def parse_list(text: str, kind, option: str) -> list:
     try:
         return [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise EdgeCompileError(f"{option} '{text}': expected a comma-separated list") from None
+        what = "whole numbers" if kind is int else "numbers"
+        raise EdgeCompileError(f"{option} '{text}': expected a comma-separated list of {what}, e.g. "
+                               f"{'8,6,4' if kind is int else '0.9,0.95'}") from None
 
 
 @cli.command()
@@ -251,6 +257,8 @@ def bench(project, target, samples, json_path):
 
     if samples < 1:
         raise EdgeCompileError("--samples must be at least 1")
+    if json_path is not None and (json_path.is_dir() or not json_path.parent.is_dir()):
+        raise EdgeCompileError(f"--json {json_path}: not a file in an existing folder")  # before the long run
     r = run_bench(project, target, samples)
     rows = [[c.name, c.op, fmt_int(c.macs), fmt_int(c.instructions),
              "-" if c.per_mac is None else f"{c.per_mac:.2f}"] for c in r.layers]

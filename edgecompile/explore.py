@@ -100,6 +100,10 @@ def explore(model: Path, calib_path: Path, val_path: Path, labels_path: Path, ou
             ranks: list[int], energies: list[float], bits: list[int], input_shape=None,
             trust_pickle: bool = False, imports: tuple[str, ...] = (),
             progress: Callable[[Iterable], Iterable] | None = None) -> ExploreResult:
+    if not bits:
+        raise EdgeCompileError("--bits: give at least one weight width to sweep, e.g. 8 or 8,6,4")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgeCompileError(f"-o {out_dir}: exists and is not a folder; choose a folder for the results")
     calib = load_array(calib_path)
     shape = input_shape or (tuple(calib.shape[1:]) if model.suffix.lower() != ".onnx" else None)
     loaded = load_model(model, shape, trust_pickle, imports)

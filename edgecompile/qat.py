@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .compiler import CompileOptions, optimize, quant_options
+from .compiler import CompileOptions, check_layer_bits, check_options, optimize, quant_options
 from .errors import EdgeCompileError
 from .frontend import LoadedModel, load_model, load_module
 from .ir import Graph
@@ -248,7 +248,9 @@ class QATModel(torch.nn.Module):
         self.options = options
         self.calib = np.asarray(calib, dtype=np.float32)
         graph = copy.deepcopy(loaded.graph)
+        check_options(graph, options)
         self.decisions = optimize(graph, options)
+        check_layer_bits(graph, options)  # a per-layer width for a layer that does not exist
         quantize_graph(graph, calibrate(graph, self.calib), quant_options(options))
         self.formats = {name: t.frac_bits for name, t in graph.tensors.items()}
         self.graph = graph
@@ -346,12 +348,24 @@ class _NamedView:
 def prepare(model, calib, bits=8, input_shape: tuple[int, ...] | None = None, rank=None, energy=None,
             per_channel: bool | None = None, calib_method: str = "mse", keep_zeros: bool = True,
             trust_pickle: bool = False) -> QATModel:
-    """A QATModel for `model` (an nn.Module or a model file), calibrated on `calib` (array or file).
+    """A QATModel for `model` (an nn.Module or a model file), calibrated on `calib` (array, tensor or file).
 
     bits: 8, or a spec like "8,fc1=4" / ("8", "fc1=4"); rank/energy as for `edgecompile export`."""
     from .calibration import load_array, match_shape
 
-    calib = np.asarray(calib, dtype=np.float32) if isinstance(calib, np.ndarray) else load_array(calib)
+    if isinstance(calib, torch.Tensor):
+        calib = calib.detach().cpu().numpy()
+    if isinstance(calib, (list, tuple)):
+        calib = np.asarray(calib)
+    if isinstance(calib, np.ndarray):
+        if not np.issubdtype(calib.dtype, np.number) or not np.all(np.isfinite(calib)) or calib.size == 0:
+            raise EdgeCompileError("calibration data: expected a non-empty array of finite numbers "
+                                   f"(got dtype {calib.dtype}, shape {calib.shape})")
+        calib = np.asarray(calib, dtype=np.float32)
+    elif isinstance(calib, (str, Path)):
+        calib = load_array(calib)
+    else:
+        raise EdgeCompileError(f"calibration data: expected an array, a tensor or a file name, got {type(calib).__name__}")
     shape = tuple(input_shape) if input_shape else tuple(calib.shape[1:])
     if isinstance(model, torch.nn.Module):
         loaded = load_module(copy.deepcopy(model).float(), shape, type(model).__name__.lower())

@@ -265,6 +265,18 @@ def test_explore_bad_inputs(digits_lenet, tmp_path):
     r = CliRunner().invoke(cli, ["explore", str(d["model"]), "--calib", str(d["calib"]), "--val", str(d["test_x"]),
                                  "--labels", str(d["test_y"]), "--energies", "1.5", "-o", str(tmp_path / "ex")])
     assert r.exit_code == 1 and "(0, 1]" in r.output
+    # found by fuzzing: a traceback, or a message that did not say what a list should hold
+    base = ["explore", str(d["model"]), "--calib", str(d["calib"]), "--val", str(d["test_x"]),
+            "--labels", str(d["test_y"])]
+    r = CliRunner().invoke(cli, base + ["--bits", "", "-o", str(tmp_path / "ex")])
+    assert r.exit_code == 1 and "at least one weight width" in r.output, r.output
+    (tmp_path / "afile").write_text("")
+    r = CliRunner().invoke(cli, base + ["-o", str(tmp_path / "afile")])
+    assert r.exit_code == 1 and "not a folder" in r.output, r.output
+    r = CliRunner().invoke(cli, base + ["--bits", "8,fc1=4", "-o", str(tmp_path / "ex")])
+    assert r.exit_code == 1 and "whole numbers" in r.output, r.output
+    r = CliRunner().invoke(cli, ["bench", str(tmp_path), "--json", str(tmp_path / "no" / "b.json")])
+    assert r.exit_code == 1 and "--json" in r.output and "existing folder" in r.output, r.output
 
 
 def test_pruned_lenet_halves_weight_flash_at_the_same_accuracy(tmp_path):

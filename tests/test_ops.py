@@ -182,6 +182,29 @@ def test_division_by_a_zero_constant_is_a_clear_error(tmp_path, rng):
             load_model(path)
 
 
+def test_a_derived_layer_name_never_takes_another_nodes_own_name(tmp_path, rng):
+    """'fc/0' reads as fc.0, but a node literally named 'fc.0' keeps that name (found by fuzzing:
+    --bits fc.0=4 reached the wrong layer)."""
+    nodes = [helper.make_node("Gemm", ["x", "W1"], ["t1"], transB=1, name="fc/0"),
+             helper.make_node("Gemm", ["t1", "W2"], ["y"], transB=1, name="fc.0")]
+    inits = [const("W1", rng.standard_normal((6, 6))), const("W2", rng.standard_normal((3, 6)))]
+    path = save_model(tmp_path, "names", nodes, [1, 6], inits)
+    np.save(tmp_path / "calib.npy", rng.standard_normal((16, 6)).astype(np.float32))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=4, bits="8,fc.0=4"))
+    first, second = result.compiled.graph.nodes
+    assert second.name == "fc.0" and second.qattrs["weight_bits"] == 4
+    assert first.name != "fc.0" and first.qattrs["weight_bits"] == 8
+
+
+def test_opset_18_pad_with_axes_folds_into_the_conv(tmp_path, rng):
+    nodes = [helper.make_node("Pad", ["x", "p", "", "ax"], ["xp"]), helper.make_node("Conv", ["xp", "W"], ["y"])]
+    inits = [const("W", conv_w(rng, 3, 2, 3)), const("p", [1, 2], np.int64), const("ax", [-2], np.int64)]
+    path = save_model(tmp_path, "pad18", nodes, [1, 2, 5, 5], inits, opset=18)
+    result = compile_and_check(tmp_path, path, (2, 5, 5), rng)
+    conv = result.compiled.graph.nodes[0]
+    assert conv.attrs["pads"] == [1, 0, 2, 0]  # top, left, bottom, right: H only
+
+
 def test_reduce_mean_is_a_global_pool(tmp_path, rng):
     nodes = [helper.make_node("Conv", ["x", "W"], ["c"]),
              helper.make_node("ReduceMean", ["c", "axes"], ["y"], keepdims=0)]

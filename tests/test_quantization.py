@@ -195,6 +195,20 @@ def test_qat_covers_the_efficient_cnn_ops_bit_exactly(tmp_path):
     assert np.array_equal(qat_forward_integers(model, x[:16]), simulate.run_integer(g, simulate.quantize_input(g, x[:16])))
 
 
+def test_qat_prepare_takes_tensors_and_refuses_bad_specs():
+    from edgecompile import qat
+
+    m = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    x = torch.randn(16, 20)
+    assert isinstance(qat.prepare(m, x, bits=4), torch.nn.Module)  # a tensor, as the README writes it
+    assert isinstance(qat.prepare(m, x.tolist(), bits=4), torch.nn.Module)
+    for bits, match in ((4.5, "--bits 4.5"), (None, "--bits None"), ("8,nope=4", "nope")):
+        with pytest.raises(EdgeCompileError, match=match):
+            qat.prepare(m, x, bits=bits)
+    with pytest.raises(EdgeCompileError, match="finite"):
+        qat.prepare(m, torch.full((4, 20), float("nan")))
+
+
 def test_qat_keeps_pruned_weights_at_zero(digits_lenet):
     from edgecompile import qat
 

@@ -46,6 +46,9 @@ class OnnxImporter:
         self.graph = Graph()
         self.consts: dict[str, np.ndarray] = {}
         self.used_names: set[str] = set()
+        # A name made from another ("fc/0" -> "fc.0") must not take a node's own name ("fc.0"):
+        # --bits fc.0=4 would then reach the wrong layer.
+        self.literal_names = {n.name for n in model.graph.node if n.name}
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.requested_shape = input_shape
         # Where each activation's batch axis is in ONNX terms (0 except inside a time-major
@@ -98,7 +101,7 @@ class OnnxImporter:
         if not base:
             base = re.sub(r"^node_", "", (node.name or node.op_type).strip("/")).replace("/", ".")
         name, k = base, 1
-        while name in self.used_names:
+        while name in self.used_names or (name != node.name and name in self.literal_names):
             k += 1
             name = f"{base}_{k}"
         self.used_names.add(name)
@@ -446,10 +449,17 @@ def _pad(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     value = imp.optional_const(node, 2)
     rank = len(imp.graph.shape(x)) + 1
     pads = [int(p) for p in pads]
+    if len(node.input) > 3 and node.input[3]:  # opset 18: pads for the listed axes only
+        axes = [int(a) % rank for a in imp.const(node, 3, "the axes").reshape(-1)]
+        if len(pads) != 2 * len(axes):
+            raise imp.error(node, f"{len(pads)} pads for {len(axes)} axes; expected two per axis")
+        full = [0] * (2 * rank)
+        for i, a in enumerate(axes):
+            full[a], full[rank + a] = pads[i], pads[len(axes) + i]
+        pads = full
     begin, end = pads[:rank], pads[rank:]
     if mode != "constant" or (value is not None and float(np.asarray(value).reshape(-1)[0]) != 0.0) \
-            or rank != 4 or any(begin[:2]) or any(end[:2]) or min(pads) < 0 or \
-            (len(node.input) > 3 and node.input[3]):
+            or rank != 4 or any(begin[:2]) or any(end[:2]) or min(pads) < 0:
         raise imp.error(node, "only zero padding of the spatial axes of a (C, H, W) tensor is supported "
                               "(it is folded into the convolution that follows)")
     imp.add(ops.Pad(imp.layer_name(node), [x], [node.output[0]],

@@ -44,8 +44,9 @@ CALIB_METHODS = ("minmax", "percentile", "sigma", "mse")
 def parse_bits(values) -> tuple[int, dict[str, int]]:
     """`--bits 8 --bits fc1=4,conv2=6` -> (8, {"fc1": 4, "conv2": 6}); weights have 2..8 bits."""
     default, layers = None, {}
-    items = [item.strip() for v in ([values] if isinstance(values, (int, str)) else values)
-             for item in str(v).split(",") if item.strip()]
+    if values is None or isinstance(values, (int, float, str)):
+        values = [values]
+    items = [item.strip() for v in values for item in str(v).split(",") if item.strip()]
     for item in items:
         name, _, value = item.rpartition("=")
         try:
