@@ -166,6 +166,9 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         correct_biases(graph, samples)
     sparsity = sparsify(graph, options.sparse)
     timings["quantize"] = time.perf_counter() - t0
-    plan = plan_memory(graph)
+    try:
+        plan = plan_memory(graph)
+    except EdgeCompileError as exc:
+        raise EdgeCompileError(f"{loaded.source}: {exc}") from None
     return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision,
                     softmax_dropped)

@@ -205,6 +205,15 @@ def test_opset_18_pad_with_axes_folds_into_the_conv(tmp_path, rng):
     assert conv.attrs["pads"] == [1, 0, 2, 0]  # top, left, bottom, right: H only
 
 
+def test_a_model_that_computes_nothing_is_a_clear_error(tmp_path, rng):
+    from edgecompile.errors import EdgeCompileError
+
+    path = save_model(tmp_path, "noop", [helper.make_node("Identity", ["x"], ["y"])], [1, 6])
+    np.save(tmp_path / "calib.npy", rng.standard_normal((8, 6)).astype(np.float32))
+    with pytest.raises(EdgeCompileError, match="noop.*computes nothing"):
+        export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy"))
+
+
 def test_reduce_mean_is_a_global_pool(tmp_path, rng):
     nodes = [helper.make_node("Conv", ["x", "W"], ["c"]),
              helper.make_node("ReduceMean", ["c", "axes"], ["y"], keepdims=0)]

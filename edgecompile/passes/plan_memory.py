@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import EdgeCompileError
 from ..ir import Graph
 
 ALIGN = 4
@@ -93,7 +94,9 @@ def build_buffers(graph: Graph) -> list[Buffer]:
             external = "input"
         if any(t in graph.outputs for t in members):
             if external:
-                raise ValueError("the model's output is its input (nothing to compute)")
+                raise EdgeCompileError("the model computes nothing: its output is its input after only removable "
+                                       "or view ops (Identity, Dropout, Flatten, Reshape); export a model with at "
+                                       "least one layer")
             external, last = "output", end
         size = _round_up(graph.tensors[members[0]].nbytes)
         buffers.append(Buffer(members, size, min(steps_def), last, external))
