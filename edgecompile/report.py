@@ -47,6 +47,16 @@ def shape_text(shape) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
+def weight_bits_text(node) -> str:
+    """The weight width of a layer, or of the layers inside a recurrent cell's body."""
+    if "weight_bits" in node.qattrs:
+        return str(node.qattrs["weight_bits"])
+    body = getattr(node, "body", None)
+    widths = sorted({int(n.qattrs["weight_bits"]) for n in (body.nodes if body is not None else [])
+                     if "weight_bits" in n.qattrs}, reverse=True)
+    return "/".join(str(b) for b in widths) or "-"
+
+
 def layer_table(graph: Graph, plan, sqnr: dict[str, float] | None = None) -> Table:
     headers = ["layer", "op", "attrs", "output", "params", "MACs", "w bits", "flash B", "RAM B", "Q-format",
                "SQNR dB"]
@@ -56,7 +66,7 @@ def layer_table(graph: Graph, plan, sqnr: dict[str, float] | None = None) -> Tab
         where, _ = plan.location(out)
         ram = "view" if node.is_alias else (fmt_int(graph.tensors[out].nbytes) + (" (out)" if where == "output" else ""))
         rows.append([node.name, node.op_type, node.describe(), shape_text(graph.shape(out)),
-                     fmt_int(node.param_count()), fmt_int(node.macs(graph)), str(node.qattrs.get("weight_bits", "-")),
+                     fmt_int(node.param_count()), fmt_int(node.macs(graph)), weight_bits_text(node),
                      fmt_int(node.weight_bytes()), ram, node.formats(graph), fmt_db((sqnr or {}).get(out))])
     return Table(headers, rows, {4, 5, 6, 7, 10})
 

@@ -105,6 +105,8 @@ def test_fastgrnn_shares_w_and_u_between_its_gates(tmp_path):
     assert len(duals) == 2 and np.array_equal(duals[0].qparams["weight_a"], duals[1].qparams["weight_a"])
     assert text.count("static const int8_t") == len(set(text.split("static const int8_t")[1:])) >= 1
     assert text.count("_weight_a[") == 1  # stored once
+    from edgecompile.report import weight_bits_text
+    assert weight_bits_text(rec) == "8"  # the cell's width in the layer table (it printed '-')
 
 
 def test_fastrnn_cell_matches_its_formula():
