@@ -150,16 +150,23 @@ def model_costs(out_dir: Path, target: Target, name: str, image: Path) -> tuple[
     return flash, run + max((frames.get(f, 0) for f in set(called)), default=0)
 
 
-def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int = 4, timeout: float = 300) -> BenchResult:
+def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = None,
+          timeout: float = 300) -> BenchResult:
+    """samples: inferences to count (default: 4, or all test vectors when there are fewer)."""
     out_dir = Path(out_dir).resolve()
     graph, doc = read_manifest(out_dir)
     t = load_target(target)
     if t.kind != "qemu":
         raise EdgeCompileError(f"bench counts instructions under QEMU: use a qemu-* target, not {target}")
+    inputs = np.fromfile(out_dir / "vectors" / "inputs.bin", dtype=np.int8).reshape((-1,) + graph.input.shape)
+    if samples is None:
+        samples = min(4, len(inputs))
+    if samples > len(inputs):
+        raise EdgeCompileError(f"--samples {samples}: {out_dir} has {len(inputs)} test vectors; ask for at most "
+                               f"that many, or export with --vectors {samples}")
+    inputs = inputs[:samples]
     plain = build(out_dir, target)
     profiled = build(out_dir, target, build_dir=f"build/{target}-profile", extra_cflags="-DEC_PROFILE")
-    inputs = np.fromfile(out_dir / "vectors" / "inputs.bin", dtype=np.int8).reshape((-1,) + graph.input.shape)
-    inputs = inputs[:samples]
     expected = simulate.run_integer(graph, inputs).astype(np.int8).reshape(len(inputs), -1)
     runs = []
     for _ in range(2):  # twice: the counts must be identical

@@ -247,7 +247,8 @@ def build(project, target):
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("--target", default="qemu-m4", show_default=True, help="A qemu-* target.")
-@click.option("--samples", type=int, default=4, show_default=True, help="Inferences to count.")
+@click.option("--samples", type=int, default=None, help="Inferences to count  [default: 4, or fewer if the "
+                                                          "project has fewer test vectors].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write the figures here (default: PROJECT/bench-TARGET.json).")
 def bench(project, target, samples, json_path):
@@ -255,7 +256,7 @@ def bench(project, target, samples, json_path):
     from .bench import bench as run_bench
     from .report import Table, fmt_int
 
-    if samples < 1:
+    if samples is not None and samples < 1:
         raise EdgeCompileError("--samples must be at least 1")
     if json_path is not None and (json_path.is_dir() or not json_path.parent.is_dir()):
         raise EdgeCompileError(f"--json {json_path}: not a file in an existing folder")  # before the long run

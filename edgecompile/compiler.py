@@ -80,6 +80,10 @@ def check_layer_bits(graph: Graph, options: CompileOptions) -> None:
     weighted = [n.name for n in graph.nodes if isinstance(n, ops.weighted.WeightedOp)]
     known = set(weighted) | {n.rsplit(".", 1)[0] for n in weighted if n.endswith((".V", ".U"))}
     unknown = sorted(set(options.layer_bits) - known)
+    cells = sorted(set(unknown) & {n.name for n in graph.nodes if getattr(n, "body", None) is not None})
+    if cells:
+        raise EdgeCompileError(f"--bits {cells[0]}={options.layer_bits[cells[0]]}: a recurrent cell takes the "
+                               f"default width (--bits N); per-layer widths are for Linear and Conv2d layers")
     if unknown:
         raise EdgeCompileError(f"--bits names layer(s) {', '.join(unknown)} that have no weights or do not exist; "
                                f"layers with weights: {', '.join(sorted(known))}")

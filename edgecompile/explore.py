@@ -112,6 +112,10 @@ def explore(model: Path, calib_path: Path, val_path: Path, labels_path: Path, ou
     val_x = match_shape(load_array(val_path, "validation inputs"), loaded.graph.input.shape, str(val_path),
                         "validation inputs")
     val_y = _labels(labels_path, len(val_x))
+    classes = int(np.prod(loaded.graph.output.shape))
+    if val_y.min() < 0 or val_y.max() >= classes:
+        raise EdgeCompileError(f"{labels_path}: labels must be class indices 0..{classes - 1} (the model has "
+                               f"{classes} outputs); found {int(val_y.min())}..{int(val_y.max())}")
     for b in bits:
         if not 2 <= b <= 8:
             raise EdgeCompileError(f"--bits {b}: weights can have 2 to 8 bits")

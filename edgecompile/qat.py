@@ -316,8 +316,17 @@ class QATModel(torch.nn.Module):
         return out if integers else out * 2.0 ** -self.graph.output.frac_bits
 
     def export(self, out_dir: str | Path, name: str | None = None, **settings):
-        """Compile the fine-tuned model with the formats it was trained with (edgecompile export)."""
+        """Compile the fine-tuned model with the formats it was trained with (edgecompile export).
+
+        settings: only what leaves the integers alone (vectors, sparse); the rest was fixed by
+        prepare(), and changing it here would make the C differ from the model you trained."""
         from .export import ExportSettings, export
+
+        fixed = sorted(set(settings) - {"vectors", "sparse"})
+        if fixed:
+            raise EdgeCompileError(f"QATModel.export: {', '.join(fixed)} cannot change after training (the C "
+                                   f"must equal the QAT model); set bits, rank, energy, per_channel and "
+                                   f"calib_method in qat.prepare, and export takes only vectors and sparse")
 
         bits = [str(self.options.bits)] + [f"{k}={v}" for k, v in self.options.layer_bits.items()]
         return export(ExportSettings(model=self.loaded.source, out_dir=Path(out_dir), calib=self.calib,

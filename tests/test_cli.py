@@ -74,6 +74,8 @@ def test_generated_project_builds_and_tests_with_make_alone(mlp_files, tmp_path)
     assert run("export", model, "--calib", d / "calib.npy", "-o", out, "-q", "--vectors", 16).exit_code == 0
     proc = subprocess.run(["make", "-C", str(out), "test"], capture_output=True, text=True)
     assert proc.returncode == 0 and "bit-exact" in proc.stdout
+    proc = subprocess.run(["make", "-C", str(out), "TARGET=bogus"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "unknown TARGET 'bogus'" in proc.stderr and "qemu-m4" in proc.stderr
 
 
 def test_verify_detects_a_tampered_binary(mlp_files, tmp_path):
@@ -153,6 +155,8 @@ def test_file_names_that_the_project_uses_get_a_prefix(mlp_files, tmp_path):
 def test_verify_refuses_empty_inputs(mlp_files, tmp_path):
     d, model = mlp_files
     assert run("export", model, "--calib", d / "calib.npy", "-o", tmp_path / "out", "-q", "--vectors", 4).exit_code == 0
+    # bench used to count fewer inferences than asked for without a word
+    assert_clean_error(run("bench", tmp_path / "out", "--samples", 9), "--samples 9", "4 test vectors")
     np.save(tmp_path / "empty.npy", np.zeros((0, 64), dtype=np.float32))
     assert_clean_error(run("verify", tmp_path / "out", "--inputs", tmp_path / "empty.npy"), "empty.npy", "no values")
 

@@ -273,6 +273,9 @@ def test_explore_bad_inputs(digits_lenet, tmp_path):
     (tmp_path / "afile").write_text("")
     r = CliRunner().invoke(cli, base + ["-o", str(tmp_path / "afile")])
     assert r.exit_code == 1 and "not a folder" in r.output, r.output
+    np.save(tmp_path / "y50.npy", np.full(len(np.load(d["test_y"])), 50, dtype=np.int64))
+    r = CliRunner().invoke(cli, base[:-1] + [str(tmp_path / "y50.npy"), "-o", str(tmp_path / "ex")])
+    assert r.exit_code == 1 and "class indices 0..9" in r.output, r.output
     r = CliRunner().invoke(cli, base + ["--bits", "8,fc1=4", "-o", str(tmp_path / "ex")])
     assert r.exit_code == 1 and "whole numbers" in r.output, r.output
     r = CliRunner().invoke(cli, ["bench", str(tmp_path), "--json", str(tmp_path / "no" / "b.json")])

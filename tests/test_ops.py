@@ -196,6 +196,14 @@ def test_a_derived_layer_name_never_takes_another_nodes_own_name(tmp_path, rng):
     assert first.name != "fc.0" and first.qattrs["weight_bits"] == 8
 
 
+def test_layer_table_shows_uneven_padding_and_strides(tmp_path, rng):
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], pads=[1, 0, 1, 0], strides=[2, 1])]
+    path = save_model(tmp_path, "uneven", nodes, [1, 2, 6, 6], [const("W", conv_w(rng, 3, 2, 3))])
+    np.save(tmp_path / "calib.npy", rng.standard_normal((8, 2, 6, 6)).astype(np.float32))
+    conv = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=2)).compiled.graph.nodes[0]
+    assert conv.describe().startswith("3x3 s2,1 p1,0,1,0")  # it printed '3x3 s2 p1'
+
+
 def test_opset_18_pad_with_axes_folds_into_the_conv(tmp_path, rng):
     nodes = [helper.make_node("Pad", ["x", "p", "", "ax"], ["xp"]), helper.make_node("Conv", ["xp", "W"], ["y"])]
     inits = [const("W", conv_w(rng, 3, 2, 3)), const("p", [1, 2], np.int64), const("ax", [-2], np.int64)]

@@ -207,6 +207,10 @@ def test_qat_prepare_takes_tensors_and_refuses_bad_specs():
             qat.prepare(m, x, bits=bits)
     with pytest.raises(EdgeCompileError, match="finite"):
         qat.prepare(m, torch.full((4, 20), float("nan")))
+    model = qat.prepare(m, x, bits=4)
+    for setting in ({"weight_method": "mse"}, {"bias_correction": True}, {"bits": 8}, {"per_tensor": True}):
+        with pytest.raises(EdgeCompileError, match="cannot change after training"):
+            model.export("unused", **setting)  # it used to export C that differs from the QAT model
 
 
 def test_qat_keeps_pruned_weights_at_zero(digits_lenet):

@@ -107,6 +107,11 @@ def test_fastgrnn_shares_w_and_u_between_its_gates(tmp_path):
     assert text.count("_weight_a[") == 1  # stored once
     from edgecompile.report import weight_bits_text
     assert weight_bits_text(rec) == "8"  # the cell's width in the layer table (it printed '-')
+    model = SeqModel("FastGRNN").eval()
+    calib = np.random.default_rng(0).standard_normal((16, 8, 8)).astype(np.float32)
+    with pytest.raises(EdgeCompileError, match="recurrent cell takes the default width"):
+        export(ExportSettings(tmp_path / "m.pt", tmp_path / "bits", calib, bits=f"8,{rec.name}=3",
+                              loaded=load_module(model, (8, 8), "fastgrnn")))
 
 
 def test_fastrnn_cell_matches_its_formula():

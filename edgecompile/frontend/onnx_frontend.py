@@ -196,7 +196,9 @@ class OnnxImporter:
         fn(self, node)
 
     def _unsupported_message(self, node: onnx.NodeProto) -> str:
-        return (f"{self.source}: node '{node.name or '?'}' uses the unsupported op "
+        where = f"node '{node.name}'" if node.name else f"the unnamed node producing '{node.output[0]}'" \
+            if node.output else "an unnamed node"
+        return (f"{self.source}: {where} uses the unsupported op "
                 f"'{(node.domain + '.') if node.domain else ''}{node.op_type}'. Supported ONNX ops: "
                 f"{', '.join(supported_onnx_ops())}. Rewrite that part of the model with supported layers.")
 

@@ -62,9 +62,11 @@ class Conv2d(WeightedOp):
 
     def describe(self) -> str:
         kh, kw = self.kernel
-        text = f"{kh}x{kw} s{self.attrs['stride'][0]}"
-        if any(self.attrs["pads"]):
-            text += f" p{self.attrs['pads'][0]}"
+        sh, sw = self.attrs["stride"]
+        text = f"{kh}x{kw} s{sh}" + ("" if sh == sw else f",{sw}")
+        pads = [int(v) for v in self.attrs["pads"]]  # top, left, bottom, right
+        if any(pads):
+            text += f" p{pads[0]}" if len(set(pads)) == 1 else " p" + ",".join(str(v) for v in pads)
         if self.groups > 1:
             text += " dw" if self.groups == self.weight_shape[0] == self.groups * self.weight_shape[1] \
                 else f" g{self.groups}"
