@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The test command of the README (and of CI): install what the tests need, then run them all.
+# Extra arguments go to pytest (e.g. -m "not slow" for the quick subset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-PYTHON=${PYTHON:-python3}
+source scripts/python.sh
 set +e
-"$PYTHON" -m pytest -q "$@"
+"$PY" -m pytest -q "$@"
 status=$?
 set -e
 if [ $status -eq 5 ]; then
