@@ -5,8 +5,9 @@ depthwise), dilation [dh, dw] (default 1), act (fused clamp).
 params: weight (OC, IC / groups, KH, KW), bias (OC).
 C kernels: ec_conv2d_fast_s8 (groups = 1, no dilation; runtime_c/ec_conv2d_fast.c, bit-exact with
 the reference ec_conv2d_s8 in runtime_c/ec_conv2d.c) and its pointwise path ec_conv2d_1x1_fast_s8
-(1x1, no padding), ec_conv2d_grouped_s8 (any groups and dilation)
-in runtime_c/ec_conv2d_grouped.c.
+(1x1, no padding), ec_conv2d_grouped_fast_s8 (any groups and dilation; runtime_c/ec_depthwise_fast.c,
+bit-exact with the reference ec_conv2d_grouped_s8 in runtime_c/ec_conv2d_grouped.c), and for int16
+activations ec_conv2d_any.
 """
 from __future__ import annotations
 
@@ -109,9 +110,12 @@ class Conv2d(WeightedOp):
     def scratch_bytes(self, graph: Graph) -> int:
         """The fast kernel's scratch: accumulators and im2col columns, plus for ec_conv2d_fast_s8 the
         tap offsets and padded band."""
-        from .fast_kernels import conv_scratch_bytes, is_pointwise, pointwise_scratch_bytes
-        if self.groups > 1 or self.dilation != (1, 1) or self.is_wide(graph):
+        from .fast_kernels import conv_scratch_bytes, grouped_scratch_bytes, is_pointwise, pointwise_scratch_bytes
+        if self.is_wide(graph):
             return 0
+        if self.groups > 1 or self.dilation != (1, 1):  # ec_conv2d_grouped_fast_s8's padded plane
+            return grouped_scratch_bytes(graph.shape(self.inputs[0])[0], self.groups, graph.shape(self.outputs[0]),
+                                         self.kernel, self.attrs["stride"], self.dilation)
         if is_pointwise(self.kernel, self.attrs["pads"]):
             return pointwise_scratch_bytes(graph.shape(self.inputs[0])[0], self.out_channels)
         return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
@@ -146,11 +150,20 @@ class Conv2d(WeightedOp):
         em.call(f"ec_conv2d_fast_s8({x}, {w}, {b}, {s}, {kernel}, {y}, {requant}, {em.scratch(self)})")
 
     def _emit_grouped(self, em) -> None:
-        """Grouped, depthwise, dilated or with int16 activations: the general kernel."""
-        em.runtime.add("ec_conv2d_grouped")
-        w, b, s, clamp = self.emit_requant_args(em)
+        """Grouped, depthwise or dilated: ec_conv2d_grouped_fast_s8 (weights in their logical order);
+        with int16 activations the general kernel ec_conv2d_any."""
+        from .fast_kernels import round_folded
         wide = self.is_wide(em.graph)
+        w, b, s, clamp = self.emit_requant_args(em)
         x, kernel, y = self.c_geometry(em, bytes_after_buffers=wide)
         dh, dw = self.dilation
-        name = "ec_conv2d_any" if wide else "ec_conv2d_grouped_s8"
-        em.call(f"{name}({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp})")
+        if wide:
+            em.runtime.add("ec_conv2d_grouped")
+            em.call(f"ec_conv2d_any({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp})")
+            return
+        em.runtime.add("ec_depthwise_fast")
+        q = self.qparams
+        folded = round_folded(q["weight"], q.get("bias"), self.channel_shifts())
+        scratch = em.scratch(self) if self.scratch_bytes(em.graph) else "0"
+        em.call(f"ec_conv2d_grouped_fast_s8({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp}, "
+                f"{folded}, {scratch})")

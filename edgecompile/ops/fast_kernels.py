@@ -84,6 +84,17 @@ def conv_scratch_bytes(in_shape, out_shape, kernel, stride, pads) -> int:
     return fixed + (in_c * rows * width + 3) // 4 * 4
 
 
+def grouped_scratch_bytes(in_c: int, groups: int, out_shape, kernel, stride, dilation) -> int:
+    """ec_conv2d_grouped_fast_scratch in runtime_c/ec_depthwise_fast.c: for a depthwise layer (in_c = groups)
+    the zero-padded input plane its windows read, with an even number of outputs per row; else 0."""
+    (_, out_h, out_w), (k_h, k_w), (s_h, s_w), (d_h, d_w) = out_shape, kernel, stride, dilation
+    if in_c != groups:
+        return 0
+    rows = (out_h - 1) * s_h + (k_h - 1) * d_h + 1
+    width = (out_w + out_w % 2 - 1) * s_w + (k_w - 1) * d_w + 1
+    return (rows * width + 3) // 4 * 4
+
+
 def weighted_args(node, em, group: int, paired_tails: bool = False,
                   word_order=WORD_ORDER) -> tuple[str, str, str, str]:
     """C arguments of a fast conv/linear kernel: the packed weight array (emitted aligned), the bias

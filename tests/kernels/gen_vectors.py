@@ -17,7 +17,7 @@ case and compares every output byte.
 
     python tests/kernels/gen_vectors.py cases.bin [--seed N] [--count N] [--max-bytes N]
 
-Binary format (little-endian): per case 24 int32 header fields (HEADER below),
+Binary format (little-endian): per case 26 int32 header fields (HEADER below),
 then the arrays input (int8, placed `misalign` bytes past a word boundary by the
 harness), weight (int8, logical order), packed weight (int8),
 bias (int32, out_c values when has_bias), shift (int8, out_c or 1 values), each
@@ -34,12 +34,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_ORDER,  # noqa: E402
-                                          conv_scratch_bytes, pack_rows, pointwise_scratch_bytes, round_folded)
+                                          conv_scratch_bytes, grouped_scratch_bytes, pack_rows,
+                                          pointwise_scratch_bytes, round_folded)
 
-OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5}
+OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
-          "scale_shift", "scratch", "misalign", "reserved2", "reserved3")
+          "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "reserved")
 INT32_MAX = 2**31 - 1
 # Buffer sizes of harness.c (EC_MAX_*): every case fits them (the M0+ machine has 16 KiB of RAM).
 DEFAULT_MAX_BYTES = 1536
@@ -57,6 +58,8 @@ def _values(rng, shape, style: str) -> np.ndarray:
         return rng.choice(np.array([-128, 127], dtype=np.int8), size=shape)
     if style == "min":
         return np.full(shape, -128, dtype=np.int8)
+    if style == "max":
+        return np.full(shape, 127, dtype=np.int8)
     if style == "sparse":
         v = rng.integers(-128, 128, size=shape).astype(np.int8)
         v[rng.random(shape) < 0.8] = 0
@@ -143,6 +146,40 @@ def pointwise_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict 
     return _requant(rng, case, weight)
 
 
+def grouped_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | None:
+    """A depthwise (mostly) or grouped convolution, for ec_conv2d_grouped_fast_s8: channel counts
+    that are no multiple of 4, channel multipliers > 1, 3x3 (the specialized path) and other kernels,
+    strides 1-3, padding on each side, dilation; weights in their logical order (nothing packed)."""
+    groups = int(rng.choice([1, 2, 3, 5, 7, 8, 13]))
+    c_per_group = 1 if rng.random() < 0.75 else int(rng.choice([2, 3]))
+    multiplier = int(rng.choice([1, 1, 1, 2, 3]))
+    in_c, out_c = groups * c_per_group, groups * multiplier
+    k_h, k_w = (3, 3) if rng.random() < 0.6 else (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    stride_h, stride_w = (1, 1) if rng.random() < 0.4 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    dil_h, dil_w = (1, 1) if rng.random() < 0.7 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    span_h, span_w = (k_h - 1) * dil_h + 1, (k_w - 1) * dil_w + 1
+    pads = [int(rng.integers(0, k)) if rng.random() < 0.6 else 0 for k in (span_h, span_w, span_h, span_w)]
+    side = 13 if max_bytes <= DEFAULT_MAX_BYTES else 40
+    in_h, in_w = int(rng.integers(1, side)), int(rng.integers(1, side))
+    if in_h + pads[0] + pads[2] < span_h or in_w + pads[1] + pads[3] < span_w:
+        return None
+    out_h = (in_h + pads[0] + pads[2] - span_h) // stride_h + 1
+    out_w = (in_w + pads[1] + pads[3] - span_w) // stride_w + 1
+    scratch = grouped_scratch_bytes(in_c, groups, (out_c, out_h, out_w), (k_h, k_w), (stride_h, stride_w),
+                                    (dil_h, dil_w))
+    if max(in_c * in_h * in_w, out_c * c_per_group * k_h * k_w, out_c * out_h * out_w) > max_bytes \
+            or scratch > max_scratch:
+        return None
+    weight = _values(rng, (out_c, c_per_group, k_h, k_w), rng.choice(["uniform", "uniform", "extreme", "min",
+                                                                      "sparse"]))
+    x = _values(rng, (in_c, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min", "max"]))
+    case = dict(op="grouped", in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k_h, k_w=k_w, stride_h=stride_h,
+                stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], out_h=out_h, out_w=out_w, input=x,
+                weight=weight, packed=weight.reshape(-1), scratch=scratch, dilation_h=dil_h, dilation_w=dil_w,
+                groups=groups, misalign=int(rng.choice([0, 0, 1, 2, 3])))
+    return _requant(rng, case, weight)
+
+
 def linear_case(rng, max_bytes: int) -> dict | None:
     in_f = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 64, 100, 257]))
     out_f = int(rng.integers(1, 41))
@@ -186,7 +223,8 @@ def pool_case(rng, max_bytes: int, op: str) -> dict | None:
 
 def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
                max_scratch: int = MAX_SCRATCH) -> list[dict]:
-    """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling.
+    """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling,
+    and on top of those 25 % depthwise/grouped conv (so the other kinds keep their cases).
     Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
     EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
@@ -194,7 +232,8 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
               (0.10, lambda: pointwise_case(rng, max_bytes, max_scratch)),
               (0.25, lambda: linear_case(rng, max_bytes)),
               (0.15, lambda: pool_case(rng, max_bytes, "maxpool")),
-              (0.15, lambda: pool_case(rng, max_bytes, "avgpool"))]
+              (0.15, lambda: pool_case(rng, max_bytes, "avgpool")),
+              (0.25, lambda: grouped_case(rng, max_bytes, max_scratch))]
     cases = []
     for share, make in makers:
         want = int(round(share * count))
@@ -213,7 +252,8 @@ def extreme_cases() -> list[dict]:
     rounding constant either refused (it would overflow) or allowed with no room to spare."""
     cases = []
     for op, sign, shift in (("conv", 1, 1), ("conv", -1, 7), ("conv", 1, 0), ("conv", -1, -3), ("linear", 1, 1),
-                            ("linear", -1, 31), ("linear", 1, 12), ("pointwise", 1, 1), ("pointwise", -1, 9)):
+                            ("linear", -1, 31), ("linear", 1, 12), ("pointwise", 1, 1), ("pointwise", -1, 9),
+                            ("grouped", 1, 1), ("grouped", -1, 5), ("grouped", 1, -2)):
         w_val = -128 if sign > 0 else 127
         if op == "pointwise":
             in_c, in_h, in_w, out_c = 27, 3, 5, 5
@@ -222,6 +262,15 @@ def extreme_cases() -> list[dict]:
                         out_h=in_h, out_w=in_w, input=np.full((in_c, in_h, in_w), -128, dtype=np.int8),
                         weight=weight, packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True),
                         scratch=pointwise_scratch_bytes(in_c, out_c))
+        elif op == "grouped":  # depthwise 3x3, multiplier 2, no padding: every window full
+            in_c, in_h, in_w, out_c, k = 3, 6, 7, 6, 3
+            weight = np.full((out_c, 1, k, k), w_val, dtype=np.int8)
+            case = dict(op=op, in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k, k_w=k, stride_h=1, stride_w=1,
+                        out_h=in_h - k + 1, out_w=in_w - k + 1, groups=in_c, dilation_h=1, dilation_w=1,
+                        input=np.full((in_c, in_h, in_w), -128, dtype=np.int8), weight=weight,
+                        packed=weight.reshape(-1),
+                        scratch=grouped_scratch_bytes(in_c, in_c, (out_c, in_h - k + 1, in_w - k + 1), (k, k),
+                                                      (1, 1), (1, 1)))
         elif op == "conv":
             in_c, in_h, in_w, out_c, k = 3, 5, 6, 5, 3
             weight = np.full((out_c, in_c, k, k), w_val, dtype=np.int8)
@@ -258,7 +307,7 @@ def encode(case: dict) -> bytes:
     fields["op"] = OPS[case["op"]]
     out = struct.pack(f"<{len(HEADER)}i", *(int(fields[k]) for k in HEADER))
     out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
-    if case["op"] in ("conv", "linear", "pointwise"):
+    if case["op"] in ("conv", "linear", "pointwise", "grouped"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())
         if case["has_bias"]:

@@ -1,0 +1,339 @@
+/*
+ * ec_depthwise_fast.c - fast grouped and depthwise convolution (see ec_depthwise_fast.h).
+ *
+ * Depthwise (one input plane per output channel).  Activations are channel planes, so each
+ * output channel is a 2-D convolution of one plane.  The plane is copied once into scratch
+ * with its zero padding around it (the borders are zeroed once per call; only the inside is
+ * rewritten per input channel, and only when the channel changes, so a channel multiplier
+ * > 1 copies each plane once).  Every window then lies inside the padded plane: the loops
+ * have no bounds checks and no border cases.  Outputs are computed two at a time (A, B,
+ * stride_w apart in the padded row): every weight loaded serves two products, and for a 3x3
+ * kernel the 9 weights stay in registers for the whole plane.  The padded rows are wide enough
+ * for an even number of outputs, so an odd last output is computed as a pair too and only A
+ * is stored.
+ *
+ * DSP path (EC_FAST_DSP), 3x3, stride_w 1: one (unaligned) word of the padded row, bytes
+ * x0..x3, serves both outputs of that kernel row: SXTB16 gives (x0, x2), SXTB16 ROR #8 gives
+ * (x1, x3); with the weight pair (w0, w2) and w1,
+ *     A += (x0, x2) . (w0, w2) + x1 * w1     SMLAD, SMLABB
+ *     B += (x1, x3) . (w0, w2) + x2 * w1     SMLAD, SMLATB
+ * Stride_w 2 (B's window starts at x2): a second word at x1 gives (x2, x4) by SXTB16 ROR #8,
+ *     A += (x0, x2) . (w0, w2) + x1 * w1     B += (x2, x4) . (w0, w2) + x3 * w1
+ * The words read lie inside the two windows (x0..x3, resp. x0..x4), hence in the padded row.
+ * Portable path: the same products in C, each input byte loaded once per kernel row.
+ *
+ * Grouped layers with in_c / groups > 1 (rare in the nets we target) sum over the group's
+ * planes per output with bounds checks, as the reference does, without its element-width tests.
+ *
+ * Exactness: each accumulator is bias (+ the folded rounding constant, ec_fast.h) plus the
+ * same products w * x as the reference, in another order; the padding's products are 0 here
+ * and skipped there.  Every partial sum is bounded by acc_bound (+ 2^(s-1)) < 2^31, so the
+ * int32 result is the same, and the same output rule is applied to it.
+ */
+#include "ec_depthwise_fast.h"
+
+#include <string.h>
+
+/* The layer, as the channel loops need it. */
+struct ec_grouped_layer {
+    const int8_t *input;
+    long plane; /* in_h * in_w */
+    int in_h, in_w, c_per_group;
+    int k_h, k_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+    int out_h, out_w;
+    int pad_h, pad_w; /* the padded plane (depthwise only) */
+    int mode;
+    int32_t act_min, act_max;
+};
+
+static int ec_padded_width(int out_w, int k_w, int stride_w, int dilation_w)
+{
+    return (out_w + (out_w & 1) - 1) * stride_w + (k_w - 1) * dilation_w + 1;
+}
+
+int ec_conv2d_grouped_fast_scratch(int in_c, int groups, int out_h, int out_w, int k_h, int k_w, int stride_h,
+                                   int stride_w, int dilation_h, int dilation_w)
+{
+    const long rows = (long)(out_h - 1) * stride_h + (long)(k_h - 1) * dilation_h + 1;
+    if (in_c != groups) {
+        return 0;
+    }
+    return (int)((rows * ec_padded_width(out_w, k_w, stride_w, dilation_w) + 3) & ~3L);
+}
+
+/* Copies plane x (in_h x in_w) into the padded plane at (pad_top, pad_left), keeping only the
+ * rows and columns that lie inside it (the ones some window reads).  The zeros around were
+ * written by the caller once. */
+static void ec_pad_plane_fill(const struct ec_grouped_layer *L, const int8_t *x, int8_t *pad)
+{
+    const int y_end = L->pad_h - L->pad_top < L->in_h ? L->pad_h - L->pad_top : L->in_h;
+    const int copy = L->pad_w - L->pad_left < L->in_w ? L->pad_w - L->pad_left : L->in_w;
+    int y, n;
+    if (copy <= 0) {
+        return;
+    }
+    for (y = 0; y < y_end; ++y) {
+        const int8_t *src = x + (long)y * L->in_w;
+        int8_t *d = pad + (long)(y + L->pad_top) * L->pad_w + L->pad_left;
+#if defined(__ARM_FEATURE_UNALIGNED) || defined(__i386__) || defined(__x86_64__)
+        for (n = copy >> 2; n > 0; --n) { /* one unaligned word per 4 bytes where the core allows it */
+            memcpy(d, src, 4);
+            d += 4;
+            src += 4;
+        }
+#else
+        for (n = copy >> 2; n > 0; --n) {
+            d[0] = src[0];
+            d[1] = src[1];
+            d[2] = src[2];
+            d[3] = src[3];
+            d += 4;
+            src += 4;
+        }
+#endif
+        for (n = copy & 3; n > 0; --n) {
+            *d++ = *src++;
+        }
+    }
+}
+
+#if EC_FAST_DSP
+/* The int8 bytes p[0..3] as one word (an unaligned LDR: Armv7-M and later allow it). */
+static EC_FAST_INLINE int32_t ec_load_s8x4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The int16 pair (lo, hi) of two weights. */
+static EC_FAST_INLINE int32_t ec_pair16(int8_t lo, int8_t hi)
+{
+    return (int32_t)(((uint32_t)(uint16_t)(int16_t)lo) | ((uint32_t)(uint16_t)(int16_t)hi << 16));
+}
+
+/* One kernel row of A and B (file comment): w02 = (w0, w2), w1 in the low half.  Each
+ * product |w * x| <= 2^14 and each result is a partial sum of a bounded accumulator, so
+ * SMLAD's Q flag never matters. */
+static EC_FAST_INLINE void ec_dw3_row_pair(const int8_t *p, int stride_w, int32_t w02, int32_t w1, int32_t *acc0,
+                                           int32_t *acc1)
+{
+    const int32_t v = ec_load_s8x4(p);
+    const int32_t even = __sxtb16(v);        /* (x0, x2) */
+    const int32_t odd = ec_sxtb16_ror8(v);   /* (x1, x3) */
+    *acc0 = __smlabb(odd, w1, __smlad(even, w02, *acc0));
+    if (stride_w == 1) {
+        *acc1 = __smlatb(even, w1, __smlad(odd, w02, *acc1));
+    } else {
+        const int32_t b = ec_sxtb16_ror8(ec_load_s8x4(p + 1)); /* (x2, x4) */
+        *acc1 = __smlatb(odd, w1, __smlad(b, w02, *acc1));
+    }
+}
+#else
+/* One kernel row of A and B: w0, w1, w2 times the row at p and at p + stride_w.  Each product
+ * |w * x| <= 2^14; the sums are partial sums of bounded accumulators. */
+static EC_FAST_INLINE void ec_dw3_row_pair(const int8_t *p, int stride_w, int32_t w0, int32_t w1, int32_t w2,
+                                           int32_t *acc0, int32_t *acc1)
+{
+    *acc0 += p[0] * w0 + p[1] * w1 + p[2] * w2;
+    *acc1 += p[stride_w] * w0 + p[stride_w + 1] * w1 + p[stride_w + 2] * w2;
+}
+#endif
+
+/* One depthwise 3x3 output channel (no dilation) from its padded plane, for one constant
+ * stride_w (1 or 2) and output mode: the nine weights in registers, two outputs per step. */
+static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *L, const int8_t *pad,
+                                                 const int8_t *w, int32_t start, int s, int8_t *out,
+                                                 const int stride_w, const int mode)
+{
+    const long row_step = (long)L->stride_h * L->pad_w, pw = L->pad_w;
+    const int32_t lo = L->act_min, hi = L->act_max;
+    int oy, n;
+#if EC_FAST_DSP
+    const int32_t w02a = ec_pair16(w[0], w[2]), w1a = w[1];
+    const int32_t w02b = ec_pair16(w[3], w[5]), w1b = w[4];
+    const int32_t w02c = ec_pair16(w[6], w[8]), w1c = w[7];
+#define EC_DW3_PAIR(p)                                                                                               \
+    do {                                                                                                             \
+        ec_dw3_row_pair((p), stride_w, w02a, w1a, &acc0, &acc1);                                                     \
+        ec_dw3_row_pair((p) + pw, stride_w, w02b, w1b, &acc0, &acc1);                                                \
+        ec_dw3_row_pair((p) + 2 * pw, stride_w, w02c, w1c, &acc0, &acc1);                                            \
+    } while (0)
+#else
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7],
+                  w8 = w[8];
+#define EC_DW3_PAIR(p)                                                                                               \
+    do {                                                                                                             \
+        ec_dw3_row_pair((p), stride_w, w0, w1, w2, &acc0, &acc1);                                                    \
+        ec_dw3_row_pair((p) + pw, stride_w, w3, w4, w5, &acc0, &acc1);                                               \
+        ec_dw3_row_pair((p) + 2 * pw, stride_w, w6, w7, w8, &acc0, &acc1);                                           \
+    } while (0)
+#endif
+    for (oy = 0; oy < L->out_h; ++oy) {
+        const int8_t *p = pad + oy * row_step;
+        for (n = L->out_w >> 1; n > 0; --n) {
+            int32_t acc0 = start, acc1 = start;
+            EC_DW3_PAIR(p);
+            ec_fast_output2(acc0, s, acc1, s, mode, lo, hi, out, 1);
+            out += 2;
+            p += 2 * stride_w;
+        }
+        if (L->out_w & 1) { /* the row's odd last output: B lies in the padding, unused */
+            int32_t acc0 = start, acc1 = start;
+            EC_DW3_PAIR(p);
+            ec_fast_output2(acc0, s, acc0, s, mode, lo, hi, out, 0);
+            out += 1;
+        }
+    }
+#undef EC_DW3_PAIR
+}
+
+/* ec_dw3x3_channel_mode with constant stride_w and mode: the common output modes inline, the
+ * rare ones through ec_fast_output_any. */
+static void ec_dw3x3_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start,
+                             int s, int8_t *out)
+{
+    if (L->stride_w == 1) {
+        if (L->mode == EC_RQ_RELU) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, EC_RQ_RELU);
+        } else if (L->mode == EC_RQ_S8) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, EC_RQ_S8);
+        } else {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, L->mode);
+        }
+    } else {
+        if (L->mode == EC_RQ_RELU) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, EC_RQ_RELU);
+        } else if (L->mode == EC_RQ_S8) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, EC_RQ_S8);
+        } else {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, L->mode);
+        }
+    }
+}
+
+/* One depthwise output channel of any kernel, stride and dilation from its padded plane: two
+ * outputs per step, each weight loaded once for both. */
+static void ec_dw_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start, int s,
+                          int8_t *out)
+{
+    const long pw = L->pad_w, row_step = (long)L->stride_h * pw, tap_row = (long)L->dilation_h * pw;
+    const int sw = L->stride_w, dw = L->dilation_w;
+    int oy, ox, ky, kx;
+    for (oy = 0; oy < L->out_h; ++oy) {
+        const int8_t *row = pad + oy * row_step;
+        for (ox = 0; ox < L->out_w; ox += 2) {
+            int32_t acc0 = start, acc1 = start;
+            const int8_t *p = row + (long)ox * sw;
+            const int8_t *wk = w;
+            for (ky = 0; ky < L->k_h; ++ky) {
+                const int8_t *q = p;
+                for (kx = 0; kx < L->k_w; ++kx) {
+                    const int32_t wv = wk[kx];
+                    acc0 += q[0] * wv; /* |w * x| <= 2^14; partial sums of bounded accumulators */
+                    acc1 += q[sw] * wv;
+                    q += dw;
+                }
+                p += tap_row;
+                wk += L->k_w;
+            }
+            if (ox + 1 < L->out_w) {
+                ec_fast_output2(acc0, s, acc1, s, L->mode, L->act_min, L->act_max, out, 1);
+                out += 2;
+            } else { /* odd last output: B lies in the padding, unused */
+                *out++ = ec_fast_output_any(acc0, s, L->mode, L->act_min, L->act_max);
+            }
+        }
+    }
+}
+
+/* One output channel of a grouped layer with in_c / groups > 1: x is its group's first plane.
+ * Bounds checked per tap, as the reference. */
+static void ec_grouped_channel(const struct ec_grouped_layer *L, const int8_t *x, const int8_t *w, int32_t start,
+                               int s, int8_t *out)
+{
+    int oy, ox, ic, ky, kx;
+    for (oy = 0; oy < L->out_h; ++oy) {
+        for (ox = 0; ox < L->out_w; ++ox) {
+            const int iy0 = oy * L->stride_h - L->pad_top, ix0 = ox * L->stride_w - L->pad_left;
+            int32_t acc = start;
+            for (ic = 0; ic < L->c_per_group; ++ic) {
+                const int8_t *xp = x + ic * L->plane;
+                const int8_t *wp = w + (long)ic * L->k_h * L->k_w;
+                for (ky = 0; ky < L->k_h; ++ky) {
+                    const int iy = iy0 + ky * L->dilation_h;
+                    if (iy < 0 || iy >= L->in_h) {
+                        continue; /* zero padding contributes nothing */
+                    }
+                    for (kx = 0; kx < L->k_w; ++kx) {
+                        const int ix = ix0 + kx * L->dilation_w;
+                        if (ix >= 0 && ix < L->in_w) {
+                            acc += xp[(long)iy * L->in_w + ix] * (int32_t)wp[ky * L->k_w + kx]; /* bounded */
+                        }
+                    }
+                }
+            }
+            *out++ = ec_fast_output_any(acc, s, L->mode, L->act_min, L->act_max);
+        }
+    }
+}
+
+void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
+                               const int8_t *weight, const int32_t *bias, const int8_t *shift,
+                               int shift_per_channel, int out_c, int k_h, int k_w, int stride_h, int stride_w,
+                               int pad_top, int pad_left, int dilation_h, int dilation_w, int groups,
+                               int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
+                               int round_folded, void *scratch)
+{
+    struct ec_grouped_layer L;
+    const int oc_per_group = out_c / groups;
+    const int taps = k_h * k_w * (in_c / groups);
+    const int depthwise = in_c == groups;
+    const int dw3x3 = depthwise && k_h == 3 && k_w == 3 && dilation_h == 1 && dilation_w == 1 &&
+                      (stride_w == 1 || stride_w == 2);
+    int8_t *pad = (int8_t *)scratch;
+    int oc, copied = -1;
+    L.input = input;
+    L.plane = (long)in_h * in_w;
+    L.in_h = in_h;
+    L.in_w = in_w;
+    L.c_per_group = in_c / groups;
+    L.k_h = k_h;
+    L.k_w = k_w;
+    L.stride_h = stride_h;
+    L.stride_w = stride_w;
+    L.pad_top = pad_top;
+    L.pad_left = pad_left;
+    L.dilation_h = dilation_h;
+    L.dilation_w = dilation_w;
+    L.out_h = out_h;
+    L.out_w = out_w;
+    L.pad_h = (out_h - 1) * stride_h + (k_h - 1) * dilation_h + 1;
+    L.pad_w = ec_padded_width(out_w, k_w, stride_w, dilation_w);
+    L.mode = ec_fast_mode(shift, shift_per_channel, out_c, round_folded, act_min, act_max);
+    L.act_min = act_min;
+    L.act_max = act_max;
+    if (depthwise) {
+        memset(pad, 0, (size_t)L.pad_h * (size_t)L.pad_w); /* the padding, once per call */
+    }
+    for (oc = 0; oc < out_c; ++oc) {
+        const int s = shift[shift_per_channel ? oc : 0];
+        const int32_t start = ec_fast_start(bias, oc, s, L.mode);
+        const int group = oc / oc_per_group;
+        const int8_t *w = weight + (long)oc * taps;
+        int8_t *out = output + (long)oc * out_h * out_w;
+        if (!depthwise) {
+            ec_grouped_channel(&L, input + group * L.c_per_group * L.plane, w, start, s, out);
+            continue;
+        }
+        if (group != copied) { /* a channel multiplier > 1 reuses the plane */
+            ec_pad_plane_fill(&L, input + group * L.plane, pad);
+            copied = group;
+        }
+        if (dw3x3) {
+            ec_dw3x3_channel(&L, pad, w, start, s, out);
+        } else {
+            ec_dw_channel(&L, pad, w, start, s, out);
+        }
+    }
+}
