@@ -33,14 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from edgecompile.ops.conv2d import conv_output_size  # noqa: E402
 from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_ORDER,  # noqa: E402
-                                          conv_scratch_bytes, is_pointwise, pack_rows,
+                                          conv_scratch_bytes, grouped_scratch_bytes, is_pointwise, pack_rows,
                                           pointwise_scratch_bytes)
 from edgecompile.resources import resource_dir  # noqa: E402
 from edgecompile.targets import count_instructions, elf_sizes, load_target, write_target_support  # noqa: E402
 
 CORES = ["qemu-m0plus-an385", "qemu-m4", "qemu-m7", "qemu-m55"]
 # (label, op, geometry): conv (in_c, in_h, in_w, out_c, k, stride, pad), linear (in, out),
-# pools (channels, in_h, in_w, k, stride)
+# pools (channels, in_h, in_w, k, stride), depthwise "dw" (channels, in_h, in_w, multiplier, k, stride, pad)
 LAYERS = [
     ("LeNet conv1 1->6 3x3 28x28", "conv", (1, 28, 28, 6, 3, 1, 0)),
     ("LeNet conv2 6->16 3x3 13x13", "conv", (6, 13, 13, 16, 3, 1, 0)),
@@ -53,13 +53,18 @@ LAYERS = [
     ("first layer 3->16 3x3 32x32 p1", "conv", (3, 32, 32, 16, 3, 1, 1)),
     ("FC 256->128", "linear", (256, 128)),
     ("low-rank U 16->120", "linear", (16, 120)),
+    ("DS-CNN depthwise 64 3x3 25x5 p1", "dw", (64, 25, 5, 1, 3, 1, 1)),
+    ("MobileNetV2 depthwise 96 3x3 s2 12x12 p1", "dw", (96, 12, 12, 1, 3, 2, 1)),
+    ("MobileNet depthwise 32 3x3 32x32 p1", "dw", (32, 32, 32, 1, 3, 1, 1)),
+    ("depthwise 16 5x5 16x16 p2", "dw", (16, 16, 16, 1, 5, 1, 2)),
+    ("depthwise x2 8->16 3x3 12x12 p1", "dw", (8, 12, 12, 2, 3, 1, 1)),
     ("LeNet maxpool 2x2 6x26x26", "maxpool", (6, 26, 26, 2, 2)),
     ("LeNet maxpool 2x2 16x11x11", "maxpool", (16, 11, 11, 2, 2)),
     ("global avgpool 64x25x5", "avgpool", (64, 25, 5, (25, 5), (25, 5))),
     ("avgpool 2x2 16x32x32", "avgpool", (16, 32, 32, 2, 2)),
 ]
-KERNEL_FILES = {"reference": ["ec_conv2d", "ec_linear", "ec_pool2d"],
-                "fast": ["ec_conv2d_fast", "ec_linear_fast", "ec_pool2d_fast", "ec_fast"]}
+KERNEL_FILES = {"reference": ["ec_conv2d", "ec_conv2d_grouped", "ec_linear", "ec_pool2d"],
+                "fast": ["ec_conv2d_fast", "ec_depthwise_fast", "ec_linear_fast", "ec_pool2d_fast", "ec_fast"]}
 
 
 @dataclasses.dataclass
@@ -81,6 +86,19 @@ def _array(name: str, ctype: str, values, align: bool = False) -> str:
 
 def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
     p = f"l{i}"
+    if op == "dw":  # depthwise: ec_conv2d_grouped_s8 vs ec_conv2d_grouped_fast_s8 (logical weight order)
+        c, in_h, in_w, mult, k, stride, pad = g
+        oh, ow, out_c = conv_output_size(in_h, k, stride, pad, pad), conv_output_size(in_w, k, stride, pad, pad), c * mult
+        x = rng.integers(-128, 128, size=c * in_h * in_w)
+        w = rng.integers(-128, 128, size=(out_c, k * k))
+        scratch = grouped_scratch_bytes(c, c, (out_c, oh, ow), (k, k), (stride, stride), (1, 1))
+        args = (f"{p}_x, {c}, {in_h}, {in_w}, {p}_w, {p}_b, {p}_s, 1, {out_c}, {k}, {k}, {stride}, {stride}, {pad}, "
+                f"{pad}, 1, 1, {c}, OUT, {oh}, {ow}, 0, 127")
+        decls = [_array(f"{p}_x", "int8_t", x, align=True), _array(f"{p}_w", "int8_t", w),
+                 _array(f"{p}_b", "int32_t", rng.integers(-5000, 5000, size=out_c)),
+                 _array(f"{p}_s", "int8_t", rng.integers(8, 12, size=out_c))]
+        return Layer(label, op, out_c * oh * ow * k * k, decls, f"ec_conv2d_grouped_s8({args})",
+                     f"ec_conv2d_grouped_fast_s8({args}, 1, ec_scratch.b)", out_c * oh * ow, scratch)
     if op in ("conv", "linear"):
         if op == "conv":
             in_c, in_h, in_w, out_c, k, stride, pad = g

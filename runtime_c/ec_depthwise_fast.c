@@ -64,7 +64,7 @@ int ec_conv2d_grouped_fast_scratch(int in_c, int groups, int out_h, int out_w, i
 /* Copies plane x (in_h x in_w) into the padded plane at (pad_top, pad_left), keeping only the
  * rows and columns that lie inside it (the ones some window reads).  The zeros around were
  * written by the caller once. */
-static void ec_pad_plane_fill(const struct ec_grouped_layer *L, const int8_t *x, int8_t *pad)
+static EC_FAST_NOINLINE void ec_pad_plane_fill(const struct ec_grouped_layer *L, const int8_t *x, int8_t *pad)
 {
     const int y_end = L->pad_h - L->pad_top < L->in_h ? L->pad_h - L->pad_top : L->in_h;
     const int copy = L->pad_w - L->pad_left < L->in_w ? L->pad_w - L->pad_left : L->in_w;
@@ -143,12 +143,12 @@ static EC_FAST_INLINE void ec_dw3_row_pair(const int8_t *p, int stride_w, int32_
 /* One depthwise 3x3 output channel (no dilation) from its padded plane, for one constant
  * stride_w (1 or 2) and output mode: the nine weights in registers, two outputs per step. */
 static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *L, const int8_t *pad,
-                                                 const int8_t *w, int32_t start, int s, int8_t *out,
+                                                 const int8_t *w, int32_t start, int s, int8_t *out, int oy,
                                                  const int stride_w, const int mode)
 {
     const long row_step = (long)L->stride_h * L->pad_w, pw = L->pad_w;
     const int32_t lo = L->act_min, hi = L->act_max;
-    int oy, n;
+    int n;
 #if EC_FAST_DSP
     const int32_t w02a = ec_pair16(w[0], w[2]), w1a = w[1];
     const int32_t w02b = ec_pair16(w[3], w[5]), w1b = w[4];
@@ -169,7 +169,7 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
         ec_dw3_row_pair((p) + 2 * pw, stride_w, w6, w7, w8, &acc0, &acc1);                                           \
     } while (0)
 #endif
-    for (oy = 0; oy < L->out_h; ++oy) {
+    for (; oy < L->out_h; ++oy) {
         const int8_t *p = pad + oy * row_step;
         for (n = L->out_w >> 1; n > 0; --n) {
             int32_t acc0 = start, acc1 = start;
@@ -188,33 +188,154 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
 #undef EC_DW3_PAIR
 }
 
-/* ec_dw3x3_channel_mode with constant stride_w and mode: the common output modes inline, the
- * rare ones through ec_fast_output_any. */
-static void ec_dw3x3_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start,
-                             int s, int8_t *out)
+#if EC_FAST_DSP
+/* One kernel row of the two outputs A and B in the assembly below (file comment), stride_w 1:
+ * P walks the padded row 2 bytes per pair; W02 = (w0, w2); w1 is the Y half ("b" low, "t"
+ * high) of W1.  Each |w * x| <= 2^14 and each result is a partial sum of a bounded accumulator,
+ * so SMLAD's Q flag never matters. */
+#define EC_DW3_ROW_S1(P, W02, W1, Y)                                                                                 \
+    "ldr     %[t0], [%[" #P "]], #2\n\t"                                                                            \
+    "sxtb16  %[t1], %[t0]\n\t"                                                                                      \
+    "sxtb16  %[t0], %[t0], ror #8\n\t"                                                                              \
+    "smlad   %[a0], %[t1], %[" #W02 "], %[a0]\n\t"                                                                  \
+    "smlab" #Y " %[a0], %[t0], %[" #W1 "], %[a0]\n\t"                                                               \
+    "smlad   %[a1], %[t0], %[" #W02 "], %[a1]\n\t"                                                                  \
+    "smlat" #Y " %[a1], %[t1], %[" #W1 "], %[a1]\n\t"
+/* The same for stride_w 2: P walks 4 bytes per pair; B's window starts at x2, its pair
+ * (x2, x4) comes from the word at x1. */
+#define EC_DW3_ROW_S2(P, W02, W1, Y)                                                                                 \
+    "ldr     %[t0], [%[" #P "]], #4\n\t"                                                                            \
+    "sxtb16  %[t1], %[t0]\n\t"                                                                                      \
+    "sxtb16  %[t0], %[t0], ror #8\n\t"                                                                              \
+    "smlad   %[a0], %[t1], %[" #W02 "], %[a0]\n\t"                                                                  \
+    "smlab" #Y " %[a0], %[t0], %[" #W1 "], %[a0]\n\t"                                                               \
+    "ldr     %[t1], [%[" #P "], #-3]\n\t"                                                                           \
+    "sxtb16  %[t1], %[t1], ror #8\n\t"                                                                              \
+    "smlad   %[a1], %[t1], %[" #W02 "], %[a1]\n\t"                                                                  \
+    "smlat" #Y " %[a1], %[t0], %[" #W1 "], %[a1]\n\t"
+
+/*
+ * Rows of one depthwise 3x3 channel, all in one assembly block (14 registers: 5 of weights,
+ * 3 row pointers, the output, 2 accumulators, 2 temporaries, a counter), for the output modes
+ * EC_RQ_S8 and EC_RQ_RELU (SAT is their SSAT / USAT).  ctx, copied to the stack on entry:
+ * start, start, s, pairs per row, rows, the row pointers' advance after a row and the
+ * output's (0, or -1 when out_w is odd: the odd last pair's B was stored at the next row's
+ * first output, which that row then overwrites; the caller keeps the channel's last row out of
+ * here when that would write past the output).  31 instructions per pair (18 MACs) at
+ * stride_w 1, 37 at stride_w 2.
+ */
+#define EC_DW3_ASM(ROW, SAT)                                                                                         \
+    __asm__ volatile("sub     sp, sp, #32\n\t"                                                                      \
+                     "ldrd    %[t0], %[t1], [%[a0]]\n\t"                                                            \
+                     "strd    %[t0], %[t1], [sp]\n\t"                                                               \
+                     "ldrd    %[t0], %[t1], [%[a0], #8]\n\t"                                                        \
+                     "strd    %[t0], %[t1], [sp, #8]\n\t"                                                           \
+                     "ldrd    %[t0], %[t1], [%[a0], #16]\n\t"                                                       \
+                     "strd    %[t0], %[t1], [sp, #16]\n\t"                                                          \
+                     "ldrd    %[t0], %[t1], [%[a0], #24]\n\t"                                                       \
+                     "strd    %[t0], %[t1], [sp, #24]\n\t"                                                          \
+                     "1:\n\t" /* next row */                                                                         \
+                     "ldr     %[n], [sp, #12]\n\t"                                                                  \
+                     "2:\n\t" /* next pair */                                                                        \
+                     "ldrd    %[a0], %[a1], [sp]\n\t" ROW(p0, w02a, w1ab, b) ROW(p1, w02b, w1ab, t)                 \
+                         ROW(p2, w02c, w1c, b) "ldr     %[t0], [sp, #8]\n\t"                                        \
+                     "asr     %[a0], %[a0], %[t0]\n\t"                                                              \
+                     "asr     %[a1], %[a1], %[t0]\n\t" SAT                                                          \
+                     "strb    %[a1], [%[out], #1]\n\t"                                                              \
+                     "strb    %[a0], [%[out]], #2\n\t"                                                              \
+                     "subs    %[n], %[n], #1\n\t"                                                                   \
+                     "bne     2b\n\t"                                                                               \
+                     "ldrd    %[t0], %[t1], [sp, #20]\n\t"                                                          \
+                     "add     %[p0], %[p0], %[t0]\n\t"                                                              \
+                     "add     %[p1], %[p1], %[t0]\n\t"                                                              \
+                     "add     %[p2], %[p2], %[t0]\n\t"                                                              \
+                     "add     %[out], %[out], %[t1]\n\t"                                                            \
+                     "ldr     %[t0], [sp, #16]\n\t"                                                                 \
+                     "subs    %[t0], %[t0], #1\n\t"                                                                 \
+                     "str     %[t0], [sp, #16]\n\t"                                                                 \
+                     "bne     1b\n\t"                                                                               \
+                     "add     sp, sp, #32\n\t"                                                                      \
+                     : [a0] "+r"(a0), [a1] "=&r"(a1), [t0] "=&r"(t0), [t1] "=&r"(t1), [n] "=&r"(n), [p0] "+r"(p0),  \
+                       [p1] "+r"(p1), [p2] "+r"(p2), [out] "+r"(out)                                                  \
+                     : [w02a] "r"(w02a), [w02b] "r"(w02b), [w02c] "r"(w02c), [w1ab] "r"(w1ab), [w1c] "r"(w1c)        \
+                     : "cc", "memory")
+#define EC_SAT_S8 "ssat    %[a0], #8, %[a0]\n\tssat    %[a1], #8, %[a1]\n\t"
+#define EC_SAT_RELU "usat    %[a0], #7, %[a0]\n\tusat    %[a1], #7, %[a1]\n\t"
+
+/* Rows 0 .. rows - 1 (rows >= 1) of one depthwise 3x3 channel in mode EC_RQ_S8 or EC_RQ_RELU. */
+static EC_FAST_NOINLINE void ec_dw3x3_rows_asm(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start,
+                              int s, int8_t *out, int rows)
 {
+    const int pairs = (L->out_w + 1) >> 1;
+    const int32_t ctx[8] = {start, start, s, pairs, rows,
+                            L->stride_h * L->pad_w - 2 * L->stride_w * pairs, L->out_w - 2 * pairs, 0};
+    const int32_t w02a = ec_pair16(w[0], w[2]), w02b = ec_pair16(w[3], w[5]), w02c = ec_pair16(w[6], w[8]);
+    const int32_t w1ab = ec_pair16(w[1], w[4]), w1c = w[7];
+    const int8_t *p0 = pad, *p1 = pad + L->pad_w, *p2 = pad + 2 * L->pad_w;
+    int32_t a0 = (int32_t)(uintptr_t)ctx, a1, t0, t1, n;
     if (L->stride_w == 1) {
         if (L->mode == EC_RQ_RELU) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, EC_RQ_RELU);
-        } else if (L->mode == EC_RQ_S8) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, EC_RQ_S8);
+            EC_DW3_ASM(EC_DW3_ROW_S1, EC_SAT_RELU);
         } else {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, L->mode);
+            EC_DW3_ASM(EC_DW3_ROW_S1, EC_SAT_S8);
         }
     } else {
         if (L->mode == EC_RQ_RELU) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, EC_RQ_RELU);
-        } else if (L->mode == EC_RQ_S8) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, EC_RQ_S8);
+            EC_DW3_ASM(EC_DW3_ROW_S2, EC_SAT_RELU);
         } else {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, L->mode);
+            EC_DW3_ASM(EC_DW3_ROW_S2, EC_SAT_S8);
         }
     }
+    (void)a0;
+}
+#endif
+
+/* One depthwise 3x3 channel (no dilation, stride_w 1 or 2) from its padded plane; last: the
+ * layer's last channel (where an odd last pair must not store its B). */
+static EC_FAST_NOINLINE void ec_dw3x3_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start,
+                             int s, int8_t *out, int last)
+{
+    int oy = 0;
+#if EC_FAST_DSP
+    if (L->mode == EC_RQ_S8 || L->mode == EC_RQ_RELU) {
+        oy = last && (L->out_w & 1) ? L->out_h - 1 : L->out_h;
+        if (oy > 0) {
+            ec_dw3x3_rows_asm(L, pad, w, start, s, out, oy);
+        }
+    }
+#else
+    (void)last;
+#endif
+    if (oy == L->out_h) {
+        return;
+    }
+    out += (long)oy * L->out_w;
+#if EC_FAST_DSP /* the rare rows the assembly leaves: one copy, stride and mode tested in the loop */
+    ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, L->stride_w, L->mode);
+#else /* each stride and common mode its own loop */
+    if (L->stride_w == 1) {
+        if (L->mode == EC_RQ_RELU) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 1, EC_RQ_RELU);
+        } else if (L->mode == EC_RQ_S8) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 1, EC_RQ_S8);
+        } else {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 1, L->mode);
+        }
+    } else {
+        if (L->mode == EC_RQ_RELU) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 2, EC_RQ_RELU);
+        } else if (L->mode == EC_RQ_S8) {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 2, EC_RQ_S8);
+        } else {
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 2, L->mode);
+        }
+    }
+#endif
 }
 
 /* One depthwise output channel of any kernel, stride and dilation from its padded plane: two
  * outputs per step, each weight loaded once for both. */
-static void ec_dw_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start, int s,
+static EC_FAST_NOINLINE void ec_dw_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start, int s,
                           int8_t *out)
 {
     const long pw = L->pad_w, row_step = (long)L->stride_h * pw, tap_row = (long)L->dilation_h * pw;
@@ -249,7 +370,7 @@ static void ec_dw_channel(const struct ec_grouped_layer *L, const int8_t *pad, c
 
 /* One output channel of a grouped layer with in_c / groups > 1: x is its group's first plane.
  * Bounds checked per tap, as the reference. */
-static void ec_grouped_channel(const struct ec_grouped_layer *L, const int8_t *x, const int8_t *w, int32_t start,
+static EC_FAST_NOINLINE void ec_grouped_channel(const struct ec_grouped_layer *L, const int8_t *x, const int8_t *w, int32_t start,
                                int s, int8_t *out)
 {
     int oy, ox, ic, ky, kx;
@@ -331,7 +452,7 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
             copied = group;
         }
         if (dw3x3) {
-            ec_dw3x3_channel(&L, pad, w, start, s, out);
+            ec_dw3x3_channel(&L, pad, w, start, s, out, oc == out_c - 1);
         } else {
             ec_dw_channel(&L, pad, w, start, s, out);
         }
