@@ -68,32 +68,39 @@ static EC_FAST_NOINLINE void ec_pad_plane_fill(const struct ec_grouped_layer *L,
 {
     const int y_end = L->pad_h - L->pad_top < L->in_h ? L->pad_h - L->pad_top : L->in_h;
     const int copy = L->pad_w - L->pad_left < L->in_w ? L->pad_w - L->pad_left : L->in_w;
+    const int words = copy >> 2, tail = copy & 3;
+    const long in_w = L->in_w, pad_w = L->pad_w;
+    int8_t *row = pad + (long)L->pad_top * pad_w + L->pad_left;
     int y, n;
     if (copy <= 0) {
         return;
     }
-    for (y = 0; y < y_end; ++y) {
-        const int8_t *src = x + (long)y * L->in_w;
-        int8_t *d = pad + (long)(y + L->pad_top) * L->pad_w + L->pad_left;
+    for (y = y_end; y > 0; --y) {
+        const int8_t *src = x;
+        int8_t *d = row;
+        for (n = words; n > 0; --n) {
 #if defined(__ARM_FEATURE_UNALIGNED) || defined(__i386__) || defined(__x86_64__)
-        for (n = copy >> 2; n > 0; --n) { /* one unaligned word per 4 bytes where the core allows it */
-            memcpy(d, src, 4);
-            d += 4;
-            src += 4;
-        }
+            memcpy(d, src, 4); /* one unaligned word where the core allows it */
 #else
-        for (n = copy >> 2; n > 0; --n) {
             d[0] = src[0];
             d[1] = src[1];
             d[2] = src[2];
             d[3] = src[3];
+#endif
             d += 4;
             src += 4;
         }
-#endif
-        for (n = copy & 3; n > 0; --n) {
-            *d++ = *src++;
+        if (tail & 2) {
+            d[0] = src[0];
+            d[1] = src[1];
+            d += 2;
+            src += 2;
         }
+        if (tail & 1) {
+            d[0] = src[0];
+        }
+        x += in_w;
+        row += pad_w;
     }
 }
 
@@ -143,12 +150,12 @@ static EC_FAST_INLINE void ec_dw3_row_pair(const int8_t *p, int stride_w, int32_
 /* One depthwise 3x3 output channel (no dilation) from its padded plane, for one constant
  * stride_w (1 or 2) and output mode: the nine weights in registers, two outputs per step. */
 static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *L, const int8_t *pad,
-                                                 const int8_t *w, int32_t start, int s, int8_t *out, int oy,
+                                                 const int8_t *w, int32_t start, int s, int8_t *out,
                                                  const int stride_w, const int mode)
 {
     const long row_step = (long)L->stride_h * L->pad_w, pw = L->pad_w;
     const int32_t lo = L->act_min, hi = L->act_max;
-    int n;
+    int oy, n;
 #if EC_FAST_DSP
     const int32_t w02a = ec_pair16(w[0], w[2]), w1a = w[1];
     const int32_t w02b = ec_pair16(w[3], w[5]), w1b = w[4];
@@ -169,7 +176,7 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
         ec_dw3_row_pair((p) + 2 * pw, stride_w, w6, w7, w8, &acc0, &acc1);                                           \
     } while (0)
 #endif
-    for (; oy < L->out_h; ++oy) {
+    for (oy = 0; oy < L->out_h; ++oy) {
         const int8_t *p = pad + oy * row_step;
         for (n = L->out_w >> 1; n > 0; --n) {
             int32_t acc0 = start, acc1 = start;
@@ -214,17 +221,24 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
     "smlad   %[a1], %[t1], %[" #W02 "], %[a1]\n\t"                                                                  \
     "smlat" #Y " %[a1], %[t0], %[" #W1 "], %[a1]\n\t"
 
+/* One kernel row of a single output A (a row's odd last output): the word at P holds its x0..x2
+ * (and x3, which lies in the padded row and is multiplied by nothing). */
+#define EC_DW3_ROW_ONE(P, W02, W1, Y)                                                                                \
+    "ldr     %[t0], [%[" #P "]]\n\t"                                                                                \
+    "sxtb16  %[t1], %[t0]\n\t"                                                                                      \
+    "sxtb16  %[t0], %[t0], ror #8\n\t"                                                                              \
+    "smlad   %[a0], %[t1], %[" #W02 "], %[a0]\n\t"                                                                  \
+    "smlab" #Y " %[a0], %[t0], %[" #W1 "], %[a0]\n\t"
+
 /*
- * Rows of one depthwise 3x3 channel, all in one assembly block (14 registers: 5 of weights,
+ * All rows of one depthwise 3x3 channel in one assembly block (14 registers: 5 of weights,
  * 3 row pointers, the output, 2 accumulators, 2 temporaries, a counter), for the output modes
- * EC_RQ_S8 and EC_RQ_RELU (SAT is their SSAT / USAT).  ctx, copied to the stack on entry:
- * start, start, s, pairs per row, rows, the row pointers' advance after a row and the
- * output's (0, or -1 when out_w is odd: the odd last pair's B was stored at the next row's
- * first output, which that row then overwrites; the caller keeps the channel's last row out of
- * here when that would write past the output).  31 instructions per pair (18 MACs) at
- * stride_w 1, 37 at stride_w 2.
+ * EC_RQ_S8 and EC_RQ_RELU (SAT, SAT1 are their SSAT / USAT for two and for one value).  ctx,
+ * copied to the stack on entry: start, start, s, pairs per row (out_w / 2), rows, the row
+ * pointers' advance after a row, out_w odd (then one more output per row, alone), 0.
+ * Per pair (18 MACs): 31 instructions at stride_w 1, 37 at stride_w 2; per odd output 20.
  */
-#define EC_DW3_ASM(ROW, SAT)                                                                                         \
+#define EC_DW3_ASM(ROW, SAT, SAT1)                                                                                   \
     __asm__ volatile("sub     sp, sp, #32\n\t"                                                                      \
                      "ldrd    %[t0], %[t1], [%[a0]]\n\t"                                                            \
                      "strd    %[t0], %[t1], [sp]\n\t"                                                               \
@@ -236,6 +250,8 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "strd    %[t0], %[t1], [sp, #24]\n\t"                                                          \
                      "1:\n\t" /* next row */                                                                         \
                      "ldr     %[n], [sp, #12]\n\t"                                                                  \
+                     "cmp     %[n], #0\n\t"                                                                         \
+                     "beq     3f\n\t"                                                                               \
                      "2:\n\t" /* next pair */                                                                        \
                      "ldrd    %[a0], %[a1], [sp]\n\t" ROW(p0, w02a, w1ab, b) ROW(p1, w02b, w1ab, t)                 \
                          ROW(p2, w02c, w1c, b) "ldr     %[t0], [sp, #8]\n\t"                                        \
@@ -245,11 +261,20 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "strb    %[a0], [%[out]], #2\n\t"                                                              \
                      "subs    %[n], %[n], #1\n\t"                                                                   \
                      "bne     2b\n\t"                                                                               \
-                     "ldrd    %[t0], %[t1], [sp, #20]\n\t"                                                          \
+                     "3:\n\t" /* the odd last output */                                                              \
+                     "ldr     %[t0], [sp, #24]\n\t"                                                                 \
+                     "cmp     %[t0], #0\n\t"                                                                        \
+                     "beq     4f\n\t"                                                                               \
+                     "ldr     %[a0], [sp]\n\t" EC_DW3_ROW_ONE(p0, w02a, w1ab, b)                                    \
+                         EC_DW3_ROW_ONE(p1, w02b, w1ab, t) EC_DW3_ROW_ONE(p2, w02c, w1c, b)                           \
+                     "ldr     %[t0], [sp, #8]\n\t"                                                                  \
+                     "asr     %[a0], %[a0], %[t0]\n\t" SAT1                                                         \
+                     "strb    %[a0], [%[out]], #1\n\t"                                                              \
+                     "4:\n\t" /* next row */                                                                         \
+                     "ldr     %[t0], [sp, #20]\n\t"                                                                 \
                      "add     %[p0], %[p0], %[t0]\n\t"                                                              \
                      "add     %[p1], %[p1], %[t0]\n\t"                                                              \
                      "add     %[p2], %[p2], %[t0]\n\t"                                                              \
-                     "add     %[out], %[out], %[t1]\n\t"                                                            \
                      "ldr     %[t0], [sp, #16]\n\t"                                                                 \
                      "subs    %[t0], %[t0], #1\n\t"                                                                 \
                      "str     %[t0], [sp, #16]\n\t"                                                                 \
@@ -261,73 +286,64 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      : "cc", "memory")
 #define EC_SAT_S8 "ssat    %[a0], #8, %[a0]\n\tssat    %[a1], #8, %[a1]\n\t"
 #define EC_SAT_RELU "usat    %[a0], #7, %[a0]\n\tusat    %[a1], #7, %[a1]\n\t"
+#define EC_SAT1_S8 "ssat    %[a0], #8, %[a0]\n\t"
+#define EC_SAT1_RELU "usat    %[a0], #7, %[a0]\n\t"
 
-/* Rows 0 .. rows - 1 (rows >= 1) of one depthwise 3x3 channel in mode EC_RQ_S8 or EC_RQ_RELU. */
-static EC_FAST_NOINLINE void ec_dw3x3_rows_asm(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start,
-                              int s, int8_t *out, int rows)
+/* One depthwise 3x3 channel in mode EC_RQ_S8 or EC_RQ_RELU (out_h >= 1). */
+static EC_FAST_NOINLINE void ec_dw3x3_rows_asm(const struct ec_grouped_layer *L, const int8_t *pad,
+                                               const int8_t *w, int32_t start, int s, int8_t *out)
 {
-    const int pairs = (L->out_w + 1) >> 1;
-    const int32_t ctx[8] = {start, start, s, pairs, rows,
-                            L->stride_h * L->pad_w - 2 * L->stride_w * pairs, L->out_w - 2 * pairs, 0};
+    const int pairs = L->out_w >> 1;
+    const int32_t ctx[8] = {start, start, s, pairs, L->out_h, L->stride_h * L->pad_w - 2 * L->stride_w * pairs,
+                            L->out_w & 1, 0};
     const int32_t w02a = ec_pair16(w[0], w[2]), w02b = ec_pair16(w[3], w[5]), w02c = ec_pair16(w[6], w[8]);
     const int32_t w1ab = ec_pair16(w[1], w[4]), w1c = w[7];
     const int8_t *p0 = pad, *p1 = pad + L->pad_w, *p2 = pad + 2 * L->pad_w;
     int32_t a0 = (int32_t)(uintptr_t)ctx, a1, t0, t1, n;
     if (L->stride_w == 1) {
         if (L->mode == EC_RQ_RELU) {
-            EC_DW3_ASM(EC_DW3_ROW_S1, EC_SAT_RELU);
+            EC_DW3_ASM(EC_DW3_ROW_S1, EC_SAT_RELU, EC_SAT1_RELU);
         } else {
-            EC_DW3_ASM(EC_DW3_ROW_S1, EC_SAT_S8);
+            EC_DW3_ASM(EC_DW3_ROW_S1, EC_SAT_S8, EC_SAT1_S8);
         }
     } else {
         if (L->mode == EC_RQ_RELU) {
-            EC_DW3_ASM(EC_DW3_ROW_S2, EC_SAT_RELU);
+            EC_DW3_ASM(EC_DW3_ROW_S2, EC_SAT_RELU, EC_SAT1_RELU);
         } else {
-            EC_DW3_ASM(EC_DW3_ROW_S2, EC_SAT_S8);
+            EC_DW3_ASM(EC_DW3_ROW_S2, EC_SAT_S8, EC_SAT1_S8);
         }
     }
     (void)a0;
 }
 #endif
 
-/* One depthwise 3x3 channel (no dilation, stride_w 1 or 2) from its padded plane; last: the
- * layer's last channel (where an odd last pair must not store its B). */
-static EC_FAST_NOINLINE void ec_dw3x3_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w, int32_t start,
-                             int s, int8_t *out, int last)
+/* One depthwise 3x3 channel (no dilation, stride_w 1 or 2) from its padded plane. */
+static EC_FAST_NOINLINE void ec_dw3x3_channel(const struct ec_grouped_layer *L, const int8_t *pad, const int8_t *w,
+                                              int32_t start, int s, int8_t *out)
 {
-    int oy = 0;
 #if EC_FAST_DSP
     if (L->mode == EC_RQ_S8 || L->mode == EC_RQ_RELU) {
-        oy = last && (L->out_w & 1) ? L->out_h - 1 : L->out_h;
-        if (oy > 0) {
-            ec_dw3x3_rows_asm(L, pad, w, start, s, out, oy);
-        }
-    }
-#else
-    (void)last;
-#endif
-    if (oy == L->out_h) {
+        ec_dw3x3_rows_asm(L, pad, w, start, s, out);
         return;
     }
-    out += (long)oy * L->out_w;
-#if EC_FAST_DSP /* the rare rows the assembly leaves: one copy, stride and mode tested in the loop */
-    ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, L->stride_w, L->mode);
+    /* the rare modes: one copy of the C loop, stride and mode tested in it */
+    ec_dw3x3_channel_mode(L, pad, w, start, s, out, L->stride_w, L->mode);
 #else /* each stride and common mode its own loop */
     if (L->stride_w == 1) {
         if (L->mode == EC_RQ_RELU) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 1, EC_RQ_RELU);
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, EC_RQ_RELU);
         } else if (L->mode == EC_RQ_S8) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 1, EC_RQ_S8);
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, EC_RQ_S8);
         } else {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 1, L->mode);
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 1, L->mode);
         }
     } else {
         if (L->mode == EC_RQ_RELU) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 2, EC_RQ_RELU);
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, EC_RQ_RELU);
         } else if (L->mode == EC_RQ_S8) {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 2, EC_RQ_S8);
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, EC_RQ_S8);
         } else {
-            ec_dw3x3_channel_mode(L, pad, w, start, s, out, oy, 2, L->mode);
+            ec_dw3x3_channel_mode(L, pad, w, start, s, out, 2, L->mode);
         }
     }
 #endif
@@ -452,7 +468,7 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
             copied = group;
         }
         if (dw3x3) {
-            ec_dw3x3_channel(&L, pad, w, start, s, out, oc == out_c - 1);
+            ec_dw3x3_channel(&L, pad, w, start, s, out);
         } else {
             ec_dw_channel(&L, pad, w, start, s, out);
         }
