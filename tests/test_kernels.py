@@ -28,7 +28,7 @@ KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 sys.path.insert(0, str(KERNELS_DIR))
 import gen_vectors  # noqa: E402
 
-FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_linear_fast", "ec_pool2d_fast")
+FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_depthwise_fast", "ec_linear_fast", "ec_pool2d_fast")
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 CASES = 500
 
@@ -138,12 +138,33 @@ def test_host_sanitizers_find_nothing(cases_file, tmp_path):
     _check(_run(project, "host", "asan", extra="-g -fsanitize=address,undefined -fno-sanitize-recover=all"), count)
 
 
+def test_cases_cover_the_depthwise_and_grouped_shapes(cases_file):
+    """The generated cases reach every path of ec_conv2d_grouped_fast_s8 and the edges the brief names."""
+    cases = [c for c in gen_vectors.make_cases(seed=7, count=CASES) + gen_vectors.extreme_cases()
+             if c["op"] == "grouped"]
+    dw = [c for c in cases if c["in_c"] == c["groups"]]
+    assert len(cases) >= 100 and len(dw) < len(cases)  # depthwise and grouped (in_c / groups > 1)
+    assert any(c["k_h"] == c["k_w"] == 3 and c["stride_w"] == 1 and c["dilation_w"] == 1 for c in dw)
+    assert any(c["k_h"] == c["k_w"] == 3 and c["stride_w"] == 2 and c["dilation_w"] == 1 for c in dw)
+    assert any(c["out_c"] > c["in_c"] for c in dw)  # channel multiplier > 1
+    assert any(max(c["dilation_h"], c["dilation_w"]) > 1 for c in dw)
+    assert any(c["in_c"] % 4 for c in dw) and any(c["out_w"] % 2 for c in dw)
+    assert any(c["pad_top"] and c["pad_left"] for c in dw)
+    assert any(c["k_h"] != c["k_w"] for c in dw)
+    assert any(np.all(c["input"] == -128) for c in dw) and any(np.all(c["input"] == 127) for c in dw)
+    assert any(c["per_channel"] for c in dw) and any(not c["folded"] for c in dw)
+
+
 def test_the_harness_catches_a_wrong_kernel(tmp_path):
     """Weights left in the logical order (not packed) must make the fast kernels differ."""
     require_tool("gcc", "make")
-    cases = [c for c in gen_vectors.make_cases(seed=3, count=40) if c["op"] in ("conv", "linear")]
+    cases = [c for c in gen_vectors.make_cases(seed=3, count=40) if c["op"] in ("conv", "linear", "grouped")]
     for c in cases:
-        c["packed"] = np.asarray(c["weight"], dtype=np.int8).reshape(-1)
+        if c["op"] == "grouped":  # logical order is right there: reverse each channel's taps instead
+            w = np.asarray(c["weight"], dtype=np.int8)
+            c["packed"] = w.reshape(w.shape[0], -1)[:, ::-1].reshape(-1)
+        else:
+            c["packed"] = np.asarray(c["weight"], dtype=np.int8).reshape(-1)
     path = gen_vectors.write_cases(tmp_path / "bad.bin", cases)
     project = _project(tmp_path / "p", ["host"], path)
     proc = subprocess.run(["make", "-s", "-C", str(project), "TARGET=host", "run"], capture_output=True, text=True)
@@ -155,7 +176,7 @@ def test_the_harness_catches_a_wrong_kernel(tmp_path):
 
 
 @pytest.mark.parametrize("target,extra", [("qemu-m0plus", ""), ("qemu-m4", ""), ("qemu-m4", "-DEC_FAST_NO_DSP"),
-                                          ("qemu-m55", "")])
+                                          ("qemu-m7", ""), ("qemu-m33", ""), ("qemu-m55", "")])
 def test_qemu_cores_match_the_reference(cases_file, tmp_path, target, extra):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     path, count = cases_file
@@ -227,6 +248,44 @@ def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
     sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4}
     emitted = sum(sizes[t] * int(n) for t, n in re.findall(r"static const (\w+) \w+\[(\d+)\]", text))
     assert emitted == result.summary["weight_bytes"]  # packing adds no byte
-    assert {p.name for p in (out / "runtime").glob("*.c")} >= {f"{f}.c" for f in FAST_FILES}
+    assert {p.name for p in (out / "runtime").glob("*.c")} >= {f"{f}.c" for f in FAST_FILES if f != "ec_depthwise_fast"}
     v = verify(out)
     assert v.ok and v.total == 32
+
+
+def test_generated_model_calls_the_fast_depthwise_kernel(tmp_path, rng):
+    """Depthwise 3x3 (stride 1 and 2, padding), a channel multiplier of 2, a dilated depthwise 3x3,
+    a 5x5 depthwise and a grouped conv (2 input channels per group): the generated C calls
+    ec_conv2d_grouped_fast_s8 for every one, with scratch for the depthwise ones only, and is bit-exact
+    with the simulator; an int16-activation model keeps ec_conv2d_any."""
+    require_tool("gcc", "make")
+    import torch
+    from torch import nn
+    from conftest import randomize_batchnorm, save_torchscript
+
+    from edgecompile.export import ExportSettings, export
+    from edgecompile.verify import verify
+
+    def block(cin, cout, k, stride=1, groups=1, dilation=1):
+        return [nn.Conv2d(cin, cout, k, stride, dilation * (k // 2), dilation=dilation, groups=groups),
+                nn.BatchNorm2d(cout), nn.ReLU()]
+
+    model = nn.Sequential(*block(3, 6, 3), *block(6, 6, 3, groups=6), *block(6, 12, 3, 2, groups=6),
+                          *block(12, 12, 3, groups=12, dilation=2), *block(12, 12, 5, groups=12),
+                          *block(12, 12, 3, groups=6), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 5))
+    torch.manual_seed(3)
+    randomize_batchnorm(model, 3)
+    path = save_torchscript(model, tmp_path / "dw.pt")
+    np.save(tmp_path / "calib.npy", rng.standard_normal((64, 3, 15, 11)).astype(np.float32))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=16))
+    text = (result.out_dir / "src" / f"{result.name}.c").read_text()
+    calls = re.findall(r"ec_conv2d_grouped_fast_s8\(([^;]*)\);", text)
+    assert len(calls) == 5 and "ec_conv2d_grouped_s8(" not in text
+    assert sum(c.rstrip(")").endswith(", 0") for c in calls) == 1  # the grouped conv needs no scratch
+    assert (result.out_dir / "runtime" / "ec_depthwise_fast.c").exists()
+    v = verify(result.out_dir)
+    assert v.ok and v.total == 16
+    wide = export(ExportSettings(path, tmp_path / "wide", tmp_path / "calib.npy", vectors=8, act_bits=16))
+    text = (wide.out_dir / "src" / f"{wide.name}.c").read_text()
+    assert "ec_conv2d_any(" in text and "ec_conv2d_grouped_fast_s8(" not in text
+    assert verify(wide.out_dir).ok
