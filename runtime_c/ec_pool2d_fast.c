@@ -14,6 +14,9 @@
  * shift: floor((2S + n) / (2n)) == floor((S + 2^(m-1)) / 2^m) for m >= 1 (and
  * S for m = 0), where S + 2^(m-1) < 2^31 because 2S + n < 2^31 (ec_pool2d.h);
  * other n use ec_div_round itself.
+ *
+ * Global average pooling (one window covering each whole plane, no padding) sums each
+ * plane as one run of in_h * in_w values; on DSP cores four per word (SXTAB16).
  */
 #include "ec_pool2d_fast.h"
 
@@ -110,6 +113,38 @@ static EC_FAST_INLINE int8_t ec_pool_average(int32_t sum, int32_t n, int m, int 
     return (int8_t)ec_clamp32(q, INT8_MIN, INT8_MAX);
 }
 
+/* Sum of n >= 0 int8 values at p (no alignment needed).  |sum| <= 128 * n, which the pooling
+ * contract keeps far below 2^31 (ec_pool2d.h). */
+static int32_t ec_pool_sum_run(const int8_t *p, long n)
+{
+    int32_t sum = 0;
+#if EC_FAST_DSP
+    const int32_t ones = 0x00010001;
+    while (n >= 4) {
+        /* SXTAB16 adds bytes 0, 2 (and, rotated, 1, 3) of a word to two int16 lanes: each lane
+         * gains at most 128 in magnitude per word, so 255 words keep it within int16 */
+        long words = n >> 2 < 255 ? n >> 2 : 255;
+        int32_t even = 0, odd = 0;
+        n -= words * 4;
+        for (; words > 0; --words, p += 4) {
+            int32_t v;
+            memcpy(&v, p, 4); /* an unaligned LDR: Armv7-M and later allow it */
+            even = __sxtab16(even, v);
+            __asm__("sxtab16 %0, %0, %1, ror #8" : "+r"(odd) : "r"(v));
+        }
+        sum = __smlad(even, ones, sum); /* + both lanes */
+        sum = __smlad(odd, ones, sum);
+    }
+#endif
+    for (; n >= 4; n -= 4, p += 4) {
+        sum += (int32_t)p[0] + p[1] + p[2] + p[3];
+    }
+    for (; n > 0; --n, ++p) {
+        sum += *p;
+    }
+    return sum;
+}
+
 /* The geometry of one call, shared by the helpers below. */
 struct ec_pool_geo {
     int in_w, k_w, stride_w, pad_left, out_w, is_max, count_include_pad, scale_shift;
@@ -149,6 +184,14 @@ static EC_FAST_INLINE void ec_pool(const int8_t *input, int channels, int in_h, 
     g.is_max = is_max;
     g.count_include_pad = count_include_pad;
     g.scale_shift = scale_shift;
+    if (!is_max && out_h == 1 && out_w == 1 && k_h == in_h && k_w == in_w && pad_top == 0 && pad_left == 0) {
+        /* global average: the window is the plane, n = in_h * in_w whether padding counts or not */
+        for (c = 0; c < channels; ++c) {
+            output[c] = ec_pool_average(ec_pool_sum_run(input + (long)c * in_h * in_w, (long)in_h * in_w), k_h * k_w,
+                                        m_full, scale_shift);
+        }
+        return;
+    }
     ox_lo = ox_lo < out_w ? ox_lo : out_w;
     ox_hi = ox_hi < out_w ? ox_hi : out_w;
     ox_hi = ox_hi > ox_lo ? ox_hi : ox_lo;

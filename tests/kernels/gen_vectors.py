@@ -198,6 +198,14 @@ def pool_case(rng, max_bytes: int, op: str) -> dict | None:
     k_h, k_w = int(rng.integers(1, 5)), int(rng.integers(1, 5))
     if rng.random() < 0.4:
         k_h = k_w = 2
+    if op == "avgpool" and rng.random() < 0.25:  # global average pooling: one window per plane
+        channels, in_h, in_w = int(rng.integers(1, 9)), int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        if channels * in_h * in_w > max_bytes:
+            return None
+        x = _values(rng, (channels, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min", "max"]))
+        return dict(op=op, in_c=channels, in_h=in_h, in_w=in_w, out_c=channels, k_h=in_h, k_w=in_w,
+                    stride_h=1, stride_w=1, out_h=1, out_w=1, input=x, include_pad=int(rng.random() < 0.5),
+                    scale_shift=int(rng.choice([0, 0, 1, 3])))
     stride_h, stride_w = (k_h, k_w) if rng.random() < 0.5 else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
     pads = [int(rng.integers(0, k)) if rng.random() < 0.4 else 0 for k in (k_h, k_w, k_h, k_w)]
     channels, in_h, in_w = int(rng.integers(1, 9)), int(rng.integers(1, 14)), int(rng.integers(1, 14))
