@@ -75,18 +75,39 @@ static EC_FAST_NOINLINE void ec_pad_plane_fill(const struct ec_grouped_layer *L,
     if (copy <= 0) {
         return;
     }
+#if defined(__ARM_FEATURE_UNALIGNED) || defined(__i386__) || defined(__x86_64__)
+    /* unaligned words where the core allows them; a row's last word may overlap the one before */
+    if (copy >= 4 && copy <= 8) { /* short rows (small feature maps): two words, no inner loop */
+        const int last = copy - 4;
+        for (y = y_end; y > 0; --y) {
+            memcpy(row, x, 4);
+            memcpy(row + last, x + last, 4);
+            x += in_w;
+            row += pad_w;
+        }
+        return;
+    }
+    if (copy > 8) {
+        for (y = y_end; y > 0; --y) {
+            int k;
+            for (k = 0; k < copy - 4; k += 4) {
+                memcpy(row + k, x + k, 4);
+            }
+            memcpy(row + copy - 4, x + copy - 4, 4);
+            x += in_w;
+            row += pad_w;
+        }
+        return;
+    }
+#endif
     for (y = y_end; y > 0; --y) {
         const int8_t *src = x;
         int8_t *d = row;
         for (n = words; n > 0; --n) {
-#if defined(__ARM_FEATURE_UNALIGNED) || defined(__i386__) || defined(__x86_64__)
-            memcpy(d, src, 4); /* one unaligned word where the core allows it */
-#else
             d[0] = src[0];
             d[1] = src[1];
             d[2] = src[2];
             d[3] = src[3];
-#endif
             d += 4;
             src += 4;
         }
