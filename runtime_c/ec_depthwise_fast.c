@@ -9,8 +9,9 @@
  * have no bounds checks and no border cases.  Outputs are computed two at a time (A, B,
  * stride_w apart in the padded row): every weight loaded serves two products, and for a 3x3
  * kernel the 9 weights stay in registers for the whole plane.  The padded rows are wide enough
- * for an even number of outputs, so an odd last output is computed as a pair too and only A
- * is stored.
+ * for an even number of outputs, so the C loops compute a row's odd last output as a pair too
+ * and store only A (the DSP assembly computes it alone).  A row is copied as unaligned words
+ * where the core allows them (a short row's last word overlapping the one before), else bytes.
  *
  * DSP path (EC_FAST_DSP), 3x3, stride_w 1: one (unaligned) word of the padded row, bytes
  * x0..x3, serves both outputs of that kernel row: SXTB16 gives (x0, x2), SXTB16 ROR #8 gives
@@ -19,7 +20,8 @@
  *     B += (x1, x3) . (w0, w2) + x2 * w1     SMLAD, SMLATB
  * Stride_w 2 (B's window starts at x2): a second word at x1 gives (x2, x4) by SXTB16 ROR #8,
  *     A += (x0, x2) . (w0, w2) + x1 * w1     B += (x2, x4) . (w0, w2) + x3 * w1
- * The words read lie inside the two windows (x0..x3, resp. x0..x4), hence in the padded row.
+ * The words read lie inside the two windows (x0..x3, resp. x0..x4), hence in the padded row;
+ * a lone last output reads x0..x3 of its window, x3 being in the row's even-count padding.
  * Portable path: the same products in C, each input byte loaded once per kernel row.
  *
  * Grouped layers with in_c / groups > 1 (rare in the nets we target) sum over the group's
@@ -36,7 +38,6 @@
 
 /* The layer, as the channel loops need it. */
 struct ec_grouped_layer {
-    const int8_t *input;
     long plane; /* in_h * in_w */
     int in_h, in_w, c_per_group;
     int k_h, k_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
@@ -451,7 +452,6 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
                       (stride_w == 1 || stride_w == 2);
     int8_t *pad = (int8_t *)scratch;
     int oc, copied = -1;
-    L.input = input;
     L.plane = (long)in_h * in_w;
     L.in_h = in_h;
     L.in_w = in_w;
