@@ -406,6 +406,85 @@ static EC_FAST_NOINLINE void ec_dw_channel(const struct ec_grouped_layer *L, con
     }
 }
 
+#if EC_FAST_DSP
+#define EC_DW_MAX_QUADS 32 /* groups of 4 taps a kernel may have for the DSP loop (7x7: 7, 11x11: 22) */
+
+/* One depthwise output channel of a kernel with k_w >= 4, no horizontal dilation and stride_w
+ * 1 or 2 (a constant here), on DSP cores: each kernel row's taps in groups of 4 as the pairs
+ * W02 = (w0, w2), W13 = (w1, w3), so that one word of the row, x0..x3, gives A's products by
+ * two SMLADs, (x0, x2) . W02 + (x1, x3) . W13; B's window starts stride_w bytes later:
+ *   stride_w 1: (x1, x3) . W02 + (x2, x4) . W13, (x2, x4) from the word at x1 (SXTB16 ROR #8);
+ *   stride_w 2: the word at x2 gives (x2, x4) and (x3, x5).
+ * Words read lie inside A's or B's window.  The k_w % 4 last taps of a row go one by one.
+ * Each |w * x| <= 2^14; every result is a partial sum of a bounded accumulator. */
+static EC_FAST_INLINE void ec_dw_channel_quads(const struct ec_grouped_layer *L, const int8_t *pad,
+                                               const int8_t *w, int32_t start, int s, int8_t *out,
+                                               const int stride_w)
+{
+    int32_t wq[2 * EC_DW_MAX_QUADS];
+    const int k_w = L->k_w, quads = k_w >> 2, k4 = k_w & ~3;
+    const long pw = L->pad_w, row_step = (long)L->stride_h * pw, tap_row = (long)L->dilation_h * pw;
+    int oy, ox, ky, j, i = 0;
+    for (ky = 0; ky < L->k_h; ++ky) {
+        for (j = 0; j < k4; j += 4, i += 2) {
+            const int8_t *t = w + ky * k_w + j;
+            wq[i] = ec_pair16(t[0], t[2]);
+            wq[i + 1] = ec_pair16(t[1], t[3]);
+        }
+    }
+    for (oy = 0; oy < L->out_h; ++oy) {
+        const int8_t *row = pad + oy * row_step;
+        for (ox = 0; ox < L->out_w; ox += 2) {
+            int32_t acc0 = start, acc1 = start;
+            const int8_t *p = row + (long)ox * stride_w;
+            const int32_t *q = wq;
+            const int8_t *wk = w;
+            for (ky = L->k_h; ky > 0; --ky) {
+                const int8_t *x = p;
+                for (j = quads; j > 0; --j) {
+                    const int32_t v = ec_load_s8x4(x);
+                    const int32_t even = __sxtb16(v), odd = ec_sxtb16_ror8(v);
+                    acc0 = __smlad(odd, q[1], __smlad(even, q[0], acc0));
+                    if (stride_w == 1) {
+                        acc1 = __smlad(ec_sxtb16_ror8(ec_load_s8x4(x + 1)), q[1], __smlad(odd, q[0], acc1));
+                    } else {
+                        const int32_t v2 = ec_load_s8x4(x + 2);
+                        acc1 = __smlad(ec_sxtb16_ror8(v2), q[1], __smlad(__sxtb16(v2), q[0], acc1));
+                    }
+                    x += 4;
+                    q += 2;
+                }
+                for (j = k4; j < k_w; ++j) {
+                    const int32_t wv = wk[j];
+                    acc0 += p[j] * wv;
+                    acc1 += p[j + stride_w] * wv;
+                }
+                p += tap_row;
+                wk += k_w;
+            }
+            if (ox + 1 < L->out_w) {
+                ec_fast_output2(acc0, s, acc1, s, L->mode, L->act_min, L->act_max, out, 1);
+                out += 2;
+            } else { /* odd last output: B lies in the padding, unused */
+                *out++ = ec_fast_output_any(acc0, s, L->mode, L->act_min, L->act_max);
+            }
+        }
+    }
+}
+
+static EC_FAST_NOINLINE void ec_dw_channel_quads_s1(const struct ec_grouped_layer *L, const int8_t *pad,
+                                                    const int8_t *w, int32_t start, int s, int8_t *out)
+{
+    ec_dw_channel_quads(L, pad, w, start, s, out, 1);
+}
+
+static EC_FAST_NOINLINE void ec_dw_channel_quads_s2(const struct ec_grouped_layer *L, const int8_t *pad,
+                                                    const int8_t *w, int32_t start, int s, int8_t *out)
+{
+    ec_dw_channel_quads(L, pad, w, start, s, out, 2);
+}
+#endif
+
 /* One output channel of a grouped layer with in_c / groups > 1: x is its group's first plane.
  * Bounds checked per tap, as the reference. */
 static EC_FAST_NOINLINE void ec_grouped_channel(const struct ec_grouped_layer *L, const int8_t *x, const int8_t *w, int32_t start,
@@ -450,6 +529,10 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
     const int depthwise = in_c == groups;
     const int dw3x3 = depthwise && k_h == 3 && k_w == 3 && dilation_h == 1 && dilation_w == 1 &&
                       (stride_w == 1 || stride_w == 2);
+#if EC_FAST_DSP
+    const int quads = depthwise && k_w >= 4 && dilation_w == 1 && (stride_w == 1 || stride_w == 2) &&
+                      k_h * (k_w >> 2) <= EC_DW_MAX_QUADS;
+#endif
     int8_t *pad = (int8_t *)scratch;
     int oc, copied = -1;
     L.plane = (long)in_h * in_w;
@@ -490,6 +573,12 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
         }
         if (dw3x3) {
             ec_dw3x3_channel(&L, pad, w, start, s, out);
+#if EC_FAST_DSP
+        } else if (quads && stride_w == 1) {
+            ec_dw_channel_quads_s1(&L, pad, w, start, s, out);
+        } else if (quads) {
+            ec_dw_channel_quads_s2(&L, pad, w, start, s, out);
+#endif
         } else {
             ec_dw_channel(&L, pad, w, start, s, out);
         }
