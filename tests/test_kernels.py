@@ -151,6 +151,8 @@ def test_cases_cover_the_depthwise_and_grouped_shapes(cases_file):
     assert any(c["in_c"] % 4 for c in dw) and any(c["out_w"] % 2 for c in dw)
     assert any(c["pad_top"] and c["pad_left"] for c in dw)
     assert any(c["k_h"] != c["k_w"] for c in dw)
+    wide = [c for c in dw if c["k_w"] >= 4 and c["dilation_w"] == 1]  # the DSP path's taps in groups of 4
+    assert any(c["stride_w"] == 1 for c in wide) and any(c["stride_w"] == 2 for c in wide)
     assert any(np.all(c["input"] == -128) for c in dw) and any(np.all(c["input"] == 127) for c in dw)
     assert any(c["per_channel"] for c in dw) and any(not c["folded"] for c in dw)
 
