@@ -256,10 +256,10 @@ def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
 
 
 def test_generated_model_calls_the_fast_depthwise_kernel(tmp_path, rng):
-    """Depthwise 3x3 (stride 1 and 2, padding), a channel multiplier of 2, a dilated depthwise 3x3,
-    a 5x5 depthwise and a grouped conv (2 input channels per group): the generated C calls
-    ec_conv2d_grouped_fast_s8 for every one, with scratch for the depthwise ones only, and is bit-exact
-    with the simulator; an int16-activation model keeps ec_conv2d_any."""
+    """Depthwise 3x3 (stride 1 and 2, padding), a channel multiplier of 2, a dilated depthwise 3x3
+    and a 5x5 depthwise call ec_conv2d_grouped_fast_s8, with scratch; a grouped conv with 2 input
+    channels per group calls ec_conv2d_fast_s8 once per group.  Bit-exact with the simulator; an
+    int16-activation model keeps ec_conv2d_any."""
     require_tool("gcc", "make")
     import torch
     from torch import nn
@@ -282,8 +282,9 @@ def test_generated_model_calls_the_fast_depthwise_kernel(tmp_path, rng):
     result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=16))
     text = (result.out_dir / "src" / f"{result.name}.c").read_text()
     calls = re.findall(r"ec_conv2d_grouped_fast_s8\(([^;]*)\);", text)
-    assert len(calls) == 5 and "ec_conv2d_grouped_s8(" not in text
-    assert sum(c.rstrip(")").endswith(", 0") for c in calls) == 1  # the grouped conv needs no scratch
+    assert len(calls) == 4 and "ec_conv2d_grouped_s8(" not in text
+    assert all("&ec_arena.bytes[" in c.rsplit(",", 1)[1] for c in calls)  # the padded plane's scratch
+    assert text.count("ec_conv2d_fast_s8(") == 1 + 6  # the first conv, then one per group
     assert (result.out_dir / "runtime" / "ec_depthwise_fast.c").exists()
     v = verify(result.out_dir)
     assert v.ok and v.total == 16

@@ -6,7 +6,8 @@ params: weight (OC, IC / groups, KH, KW), bias (OC).
 C kernels: ec_conv2d_fast_s8 (groups = 1, no dilation; runtime_c/ec_conv2d_fast.c, bit-exact with
 the reference ec_conv2d_s8 in runtime_c/ec_conv2d.c) and its pointwise path ec_conv2d_1x1_fast_s8
 (1x1, no padding), ec_conv2d_grouped_fast_s8 (any groups and dilation; runtime_c/ec_depthwise_fast.c,
-bit-exact with the reference ec_conv2d_grouped_s8 in runtime_c/ec_conv2d_grouped.c), and for int16
+bit-exact with the reference ec_conv2d_grouped_s8 in runtime_c/ec_conv2d_grouped.c; a grouped conv
+with several input channels per group calls ec_conv2d_fast_s8 once per group instead), and for int16
 activations ec_conv2d_any.
 """
 from __future__ import annotations
@@ -107,12 +108,24 @@ class Conv2d(WeightedOp):
         w = self.qparams["weight"].astype(np.int64).reshape(self.out_channels, -1)
         return (cols @ w.T).transpose(0, 3, 1, 2)
 
+    def _per_group_dense(self, graph: Graph) -> bool:
+        """A grouped conv with several input channels per group (ShuffleNet's grouped 1x1): each group is
+        an ordinary convolution, run by ec_conv2d_fast_s8 (or its pointwise path) on the group's planes."""
+        return self.groups > 1 and self.weight_shape[1] > 1 and self.dilation == (1, 1) and not self.is_wide(graph)
+
     def scratch_bytes(self, graph: Graph) -> int:
         """The fast kernel's scratch: accumulators and im2col columns, plus for ec_conv2d_fast_s8 the
         tap offsets and padded band."""
         from .fast_kernels import conv_scratch_bytes, grouped_scratch_bytes, is_pointwise, pointwise_scratch_bytes
         if self.is_wide(graph):
             return 0
+        if self._per_group_dense(graph):  # one group at a time, the scratch reused
+            (c, h, w), (oc, oh, ow) = graph.shape(self.inputs[0]), graph.shape(self.outputs[0])
+            cpg, ocpg = c // self.groups, oc // self.groups
+            if is_pointwise(self.kernel, self.attrs["pads"]):
+                return pointwise_scratch_bytes(cpg, ocpg)
+            return conv_scratch_bytes((cpg, h, w), (ocpg, oh, ow), self.kernel, self.attrs["stride"],
+                                      self.attrs["pads"])
         if self.groups > 1 or self.dilation != (1, 1):  # ec_conv2d_grouped_fast_s8's padded plane
             return grouped_scratch_bytes(graph.shape(self.inputs[0])[0], self.groups, graph.shape(self.outputs[0]),
                                          self.kernel, self.attrs["stride"], self.dilation)
@@ -137,6 +150,9 @@ class Conv2d(WeightedOp):
 
     def emit_c(self, em) -> None:
         from .fast_kernels import CONV_GROUP, is_pointwise, weighted_args
+        if self._per_group_dense(em.graph):
+            self._emit_per_group(em)
+            return
         if self.groups > 1 or self.dilation != (1, 1) or self.is_wide(em.graph):
             self._emit_grouped(em)
             return
@@ -148,6 +164,39 @@ class Conv2d(WeightedOp):
                     f"{em.scratch(self)})")
             return
         em.call(f"ec_conv2d_fast_s8({x}, {w}, {b}, {s}, {kernel}, {y}, {requant}, {em.scratch(self)})")
+
+    def _emit_per_group(self, em) -> None:
+        """A grouped conv with in_c / groups > 1: one fast conv call per group, on the group's input
+        planes, weights (packed per group, each array aligned), biases, shifts and output planes."""
+        from .fast_kernels import CONV_GROUP, is_pointwise, pack_rows, round_folded
+        (c, h, wd), (oc, oh, ow) = em.graph.shape(self.inputs[0]), em.graph.shape(self.outputs[0])
+        g = self.groups
+        cpg, ocpg = c // g, oc // g
+        q = self.qparams
+        weight = np.asarray(q["weight"]).reshape(oc, -1)
+        bias = q.get("bias")
+        shifts = self.channel_shifts()
+        _, b, s, clamp = self.emit_requant_args(em, emit_weight=False)
+        shift_array, per_channel = s.rsplit(", ", 1)
+        x, y = em.buffer(self.inputs[0]), em.buffer(self.outputs[0])
+        kh, kw = self.kernel
+        sh, sw = self.attrs["stride"]
+        pt, pl = self.attrs["pads"][:2]
+        for i in range(g):
+            rows = slice(i * ocpg, (i + 1) * ocpg)
+            w = em.const_array(f"{self.name}_weight_g{i}", "int8_t",
+                               pack_rows(weight[rows], CONV_GROUP, paired_tails=True), align=4)
+            b_i = f"{b} + {i * ocpg}" if bias is not None else b
+            s_i = f"{shift_array} + {i * ocpg}, 1" if per_channel == "1" else s
+            folded = round_folded(weight[rows], None if bias is None else bias[rows], shifts[rows])
+            x_i = f"{x} + {i * cpg * h * wd}, {cpg}, {h}, {wd}"
+            y_i = f"{y} + {i * ocpg * oh * ow}, {oh}, {ow}"
+            if is_pointwise(self.kernel, self.attrs["pads"]):
+                em.call(f"ec_conv2d_1x1_fast_s8({x_i}, {w}, {b_i}, {s_i}, {ocpg}, {sh}, {sw}, {y_i}, {clamp}, "
+                        f"{folded}, {em.scratch(self)})")
+            else:
+                em.call(f"ec_conv2d_fast_s8({x_i}, {w}, {b_i}, {s_i}, {ocpg}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
+                        f"{y_i}, {clamp}, {folded}, {em.scratch(self)})")
 
     def _emit_grouped(self, em) -> None:
         """Grouped, depthwise or dilated: ec_conv2d_grouped_fast_s8 (weights in their logical order);
