@@ -253,12 +253,14 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
     "smlab" #Y " %[a0], %[t0], %[" #W1 "], %[a0]\n\t"
 
 /*
- * All rows of one depthwise 3x3 channel in one assembly block (14 registers: 5 of weights,
- * 3 row pointers, the output, 2 accumulators, 2 temporaries, a counter), for the output modes
- * EC_RQ_S8 and EC_RQ_RELU (SAT, SAT1 are their SSAT / USAT for two and for one value).  ctx,
- * copied to the stack on entry: start, start, s, pairs per row (out_w / 2), rows, the row
- * pointers' advance after a row, out_w odd (then one more output per row, alone), 0.
- * Per pair (18 MACs): 31 instructions at stride_w 1, 37 at stride_w 2; per odd output 20.
+ * All rows of one depthwise 3x3 channel in one assembly block (13 registers, so that it
+ * also compiles where r7 is kept as the frame pointer: 5 of weights, 3 row pointers, the
+ * output, 2 accumulators, 2 temporaries), for the output modes EC_RQ_S8 and EC_RQ_RELU (SAT,
+ * SAT1 are their SSAT / USAT for two and for one value).  ctx, copied to the stack on entry:
+ * start, start, s, the output bytes of a row's pairs (out_w & ~1), rows, the row pointers'
+ * advance after a row, out_w odd (then one more output per row, alone), and a slot for the
+ * current row's end in the output, which ends the pair loop.  Per pair (18 MACs): 32
+ * instructions at stride_w 1, 38 at stride_w 2; per odd output 20.
  */
 #define EC_DW3_ASM(ROW, SAT, SAT1)                                                                                   \
     __asm__ volatile("sub     sp, sp, #32\n\t"                                                                      \
@@ -271,9 +273,11 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "ldrd    %[t0], %[t1], [%[a0], #24]\n\t"                                                       \
                      "strd    %[t0], %[t1], [sp, #24]\n\t"                                                          \
                      "1:\n\t" /* next row */                                                                         \
-                     "ldr     %[n], [sp, #12]\n\t"                                                                  \
-                     "cmp     %[n], #0\n\t"                                                                         \
+                     "ldr     %[t0], [sp, #12]\n\t"                                                                 \
+                     "cmp     %[t0], #0\n\t"                                                                        \
                      "beq     3f\n\t"                                                                               \
+                     "add     %[t0], %[out], %[t0]\n\t"                                                             \
+                     "str     %[t0], [sp, #28]\n\t" /* the row's end in the output */                               \
                      "2:\n\t" /* next pair */                                                                        \
                      "ldrd    %[a0], %[a1], [sp]\n\t" ROW(p0, w02a, w1ab, b) ROW(p1, w02b, w1ab, t)                 \
                          ROW(p2, w02c, w1c, b) "ldr     %[t0], [sp, #8]\n\t"                                        \
@@ -281,7 +285,8 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "asr     %[a1], %[a1], %[t0]\n\t" SAT                                                          \
                      "strb    %[a1], [%[out], #1]\n\t"                                                              \
                      "strb    %[a0], [%[out]], #2\n\t"                                                              \
-                     "subs    %[n], %[n], #1\n\t"                                                                   \
+                     "ldr     %[t0], [sp, #28]\n\t"                                                                 \
+                     "cmp     %[out], %[t0]\n\t"                                                                    \
                      "bne     2b\n\t"                                                                               \
                      "3:\n\t" /* the odd last output */                                                              \
                      "ldr     %[t0], [sp, #24]\n\t"                                                                 \
@@ -302,8 +307,8 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "str     %[t0], [sp, #16]\n\t"                                                                 \
                      "bne     1b\n\t"                                                                               \
                      "add     sp, sp, #32\n\t"                                                                      \
-                     : [a0] "+r"(a0), [a1] "=&r"(a1), [t0] "=&r"(t0), [t1] "=&r"(t1), [n] "=&r"(n), [p0] "+r"(p0),  \
-                       [p1] "+r"(p1), [p2] "+r"(p2), [out] "+r"(out)                                                  \
+                     : [a0] "+r"(a0), [a1] "=&r"(a1), [t0] "=&r"(t0), [t1] "=&r"(t1), [p0] "+r"(p0), [p1] "+r"(p1), \
+                       [p2] "+r"(p2), [out] "+r"(out)                                                                 \
                      : [w02a] "r"(w02a), [w02b] "r"(w02b), [w02c] "r"(w02c), [w1ab] "r"(w1ab), [w1c] "r"(w1c)        \
                      : "cc", "memory")
 #define EC_SAT_S8 "ssat    %[a0], #8, %[a0]\n\tssat    %[a1], #8, %[a1]\n\t"
@@ -316,12 +321,12 @@ static EC_FAST_NOINLINE void ec_dw3x3_rows_asm(const struct ec_grouped_layer *L,
                                                const int8_t *w, int32_t start, int s, int8_t *out)
 {
     const int pairs = L->out_w >> 1;
-    const int32_t ctx[8] = {start, start, s, pairs, L->out_h, L->stride_h * L->pad_w - 2 * L->stride_w * pairs,
+    const int32_t ctx[8] = {start, start, s, 2 * pairs, L->out_h, L->stride_h * L->pad_w - 2 * L->stride_w * pairs,
                             L->out_w & 1, 0};
     const int32_t w02a = ec_pair16(w[0], w[2]), w02b = ec_pair16(w[3], w[5]), w02c = ec_pair16(w[6], w[8]);
     const int32_t w1ab = ec_pair16(w[1], w[4]), w1c = w[7];
     const int8_t *p0 = pad, *p1 = pad + L->pad_w, *p2 = pad + 2 * L->pad_w;
-    int32_t a0 = (int32_t)(uintptr_t)ctx, a1, t0, t1, n;
+    int32_t a0 = (int32_t)(uintptr_t)ctx, a1, t0, t1;
     if (L->stride_w == 1) {
         if (L->mode == EC_RQ_RELU) {
             EC_DW3_ASM(EC_DW3_ROW_S1, EC_SAT_RELU, EC_SAT1_RELU);
