@@ -257,10 +257,11 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
  * also compiles where r7 is kept as the frame pointer: 5 of weights, 3 row pointers, the
  * output, 2 accumulators, 2 temporaries), for the output modes EC_RQ_S8 and EC_RQ_RELU (SAT,
  * SAT1 are their SSAT / USAT for two and for one value).  ctx, copied to the stack on entry:
- * start, start, s, the output bytes of a row's pairs (out_w & ~1), rows, the row pointers'
- * advance after a row, out_w odd (then one more output per row, alone), and a slot for the
- * current row's end in the output, which ends the pair loop.  Per pair (18 MACs): 32
- * instructions at stride_w 1, 38 at stride_w 2; per odd output 20.
+ * start, start, (unused), the output bytes of a row's pairs (out_w & ~1), rows, the row
+ * pointers' advance after a row, out_w odd (then one more output per row, alone), and a slot
+ * for the current row's end in the output, which ends the pair loop.  The shift s shares a
+ * register with w7.  Per pair (18 MACs): 31 instructions at stride_w 1, 37 at stride_w 2; per
+ * odd output 19.
  */
 #define EC_DW3_ASM(ROW, SAT, SAT1)                                                                                   \
     __asm__ volatile("sub     sp, sp, #32\n\t"                                                                      \
@@ -280,9 +281,9 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "str     %[t0], [sp, #28]\n\t" /* the row's end in the output */                               \
                      "2:\n\t" /* next pair */                                                                        \
                      "ldrd    %[a0], %[a1], [sp]\n\t" ROW(p0, w02a, w1ab, b) ROW(p1, w02b, w1ab, t)                 \
-                         ROW(p2, w02c, w1c, b) "ldr     %[t0], [sp, #8]\n\t"                                        \
-                     "asr     %[a0], %[a0], %[t0]\n\t"                                                              \
-                     "asr     %[a1], %[a1], %[t0]\n\t" SAT                                                          \
+                         ROW(p2, w02c, w1cs, t)                                                                       \
+                     "asr     %[a0], %[a0], %[w1cs]\n\t"                                                            \
+                     "asr     %[a1], %[a1], %[w1cs]\n\t" SAT                                                        \
                      "strb    %[a1], [%[out], #1]\n\t"                                                              \
                      "strb    %[a0], [%[out]], #2\n\t"                                                              \
                      "ldr     %[t0], [sp, #28]\n\t"                                                                 \
@@ -293,9 +294,8 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "cmp     %[t0], #0\n\t"                                                                        \
                      "beq     4f\n\t"                                                                               \
                      "ldr     %[a0], [sp]\n\t" EC_DW3_ROW_ONE(p0, w02a, w1ab, b)                                    \
-                         EC_DW3_ROW_ONE(p1, w02b, w1ab, t) EC_DW3_ROW_ONE(p2, w02c, w1c, b)                           \
-                     "ldr     %[t0], [sp, #8]\n\t"                                                                  \
-                     "asr     %[a0], %[a0], %[t0]\n\t" SAT1                                                         \
+                         EC_DW3_ROW_ONE(p1, w02b, w1ab, t) EC_DW3_ROW_ONE(p2, w02c, w1cs, t)                          \
+                     "asr     %[a0], %[a0], %[w1cs]\n\t" SAT1                                                       \
                      "strb    %[a0], [%[out]], #1\n\t"                                                              \
                      "4:\n\t" /* next row */                                                                         \
                      "ldr     %[t0], [sp, #20]\n\t"                                                                 \
@@ -309,7 +309,7 @@ static EC_FAST_INLINE void ec_dw3x3_channel_mode(const struct ec_grouped_layer *
                      "add     sp, sp, #32\n\t"                                                                      \
                      : [a0] "+r"(a0), [a1] "=&r"(a1), [t0] "=&r"(t0), [t1] "=&r"(t1), [p0] "+r"(p0), [p1] "+r"(p1), \
                        [p2] "+r"(p2), [out] "+r"(out)                                                                 \
-                     : [w02a] "r"(w02a), [w02b] "r"(w02b), [w02c] "r"(w02c), [w1ab] "r"(w1ab), [w1c] "r"(w1c)        \
+                     : [w02a] "r"(w02a), [w02b] "r"(w02b), [w02c] "r"(w02c), [w1ab] "r"(w1ab), [w1cs] "r"(w1cs)        \
                      : "cc", "memory")
 #define EC_SAT_S8 "ssat    %[a0], #8, %[a0]\n\tssat    %[a1], #8, %[a1]\n\t"
 #define EC_SAT_RELU "usat    %[a0], #7, %[a0]\n\tusat    %[a1], #7, %[a1]\n\t"
@@ -321,10 +321,11 @@ static EC_FAST_NOINLINE void ec_dw3x3_rows_asm(const struct ec_grouped_layer *L,
                                                const int8_t *w, int32_t start, int s, int8_t *out)
 {
     const int pairs = L->out_w >> 1;
-    const int32_t ctx[8] = {start, start, s, 2 * pairs, L->out_h, L->stride_h * L->pad_w - 2 * L->stride_w * pairs,
+    const int32_t ctx[8] = {start, start, 0, 2 * pairs, L->out_h, L->stride_h * L->pad_w - 2 * L->stride_w * pairs,
                             L->out_w & 1, 0};
     const int32_t w02a = ec_pair16(w[0], w[2]), w02b = ec_pair16(w[3], w[5]), w02c = ec_pair16(w[6], w[8]);
-    const int32_t w1ab = ec_pair16(w[1], w[4]), w1c = w[7];
+    /* w7 in the top half beside the shift: ASR by a register uses its bottom byte only (s <= 31) */
+    const int32_t w1ab = ec_pair16(w[1], w[4]), w1cs = ec_pair16((int8_t)s, w[7]);
     const int8_t *p0 = pad, *p1 = pad + L->pad_w, *p2 = pad + 2 * L->pad_w;
     int32_t a0 = (int32_t)(uintptr_t)ctx, a1, t0, t1;
     if (L->stride_w == 1) {
