@@ -34,7 +34,8 @@ int ec_conv2d_grouped_fast_scratch(int in_c, int groups, int out_h, int out_w, i
  * Depthwise layers (in_c / groups = 1, any channel multiplier out_c / groups) copy each input
  * plane into the zero-padded scratch plane once, then compute two outputs per step with no
  * bounds checks; a 3x3 kernel without dilation and with stride_w 1 or 2 keeps its 9 weights in
- * registers (SMLAD on DSP cores).  Other grouped layers use a general loop.
+ * registers (SMLAD on DSP cores).  Other grouped layers use a general loop (the code generator
+ * runs those without dilation as one ec_conv2d_fast_s8 per group instead).
  */
 void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                                const int8_t *weight, const int32_t *bias, const int8_t *shift,
