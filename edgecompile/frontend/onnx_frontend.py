@@ -692,6 +692,20 @@ def _batchnorm(imp: OnnxImporter, node: onnx.NodeProto) -> None:
                           attrs={"eps": float(_attr(node, "epsilon", 1e-5))}, params=params))
 
 
+@converter("Cast", "CastLike")
+def _cast(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """Every activation is float32, so a cast to float32 is the identity and CastLike(constant, x)
+    is a constant (the dynamo exporter writes one for each Conv without bias)."""
+    if node.op_type == "CastLike" and node.input[0] in imp.consts:
+        imp.consts[node.output[0]] = np.asarray(imp.consts[node.input[0]], dtype=np.float32)
+        return
+    if node.op_type == "Cast" and _attr(node, "to", onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
+        to = onnx.TensorProto.DataType.Name(_attr(node, "to", 0))
+        raise imp.error(node, f"a cast of an activation to {to}; edgecompile computes on float32 activations "
+                              "(remove the cast from the model)")
+    imp.add(ops.Identity(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
+
+
 @converter("Identity", "Dropout")
 def _identity(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
