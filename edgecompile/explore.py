@@ -5,7 +5,7 @@ calibration, quantization, sparse storage) and scored on a labelled validation
 set with the integer simulator, which the C matches bit for bit; its memory
 figure is the weight bytes the generated C would hold.  beta of a configuration
 is the share of sum(sigma^2) kept over all factorizable layers (layers left
-whole keep all of theirs), as in seed 000's scree-plot analysis.
+whole keep all of theirs), as a scree plot shows.
 """
 from __future__ import annotations
 

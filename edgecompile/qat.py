@@ -12,7 +12,7 @@ value exactly:
     layers    acc = conv/linear(q_x, q_w) + q_b, then sat(floor(acc * 2^-s + 1/2))
     others    the same rules: aligned adds, table lookups, rounded averages...
 
-Rounding uses the straight-through estimator (seed 001, Lab 3): the forward value is the
+Rounding uses the straight-through estimator: the forward value is the
 rounded integer, the gradient is that of the unrounded value; saturated values pass no
 gradient.  Weights that are exactly zero when prepared (pruned) stay zero: a mask is
 applied in every forward pass.  Activation formats are fixed when prepared, and

@@ -1,4 +1,4 @@
-"""Issue 5: rank selection (by rank, per layer, by energy), already-factorized models, sparse
+"""Rank selection (by rank, per layer, by energy), already-factorized models, sparse
 storage bit-exact with the dense arithmetic, explore's table and plots, the pruning example."""
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_per_layer_ranks(digits_lenet, tmp_path):
 
 
 class AlreadyFactorized(nn.Module):
-    """The SVD layer of seed 003: two Linear layers with nothing between them."""
+    """An SVD layer: two Linear layers with nothing between them."""
 
     def __init__(self):
         super().__init__()
@@ -283,7 +283,7 @@ def test_explore_bad_inputs(digits_lenet, tmp_path):
 
 
 def test_pruned_lenet_halves_weight_flash_at_the_same_accuracy(tmp_path):
-    """The issue's bar: 70 % global magnitude pruning -> at least half the weight flash, same accuracy."""
+    """70 % global magnitude pruning -> at least half the weight flash, same accuracy."""
     require_tool("gcc", "make")
     import compress
 
