@@ -141,7 +141,8 @@ def measure(name: str, work: Path, targets: list[str], samples: int | None, vect
         except EdgeCompileError as exc:
             text = str(exc)
             status = "does not fit" if "does not fit" in text else "failed"
-            result["targets"][target] = {"status": status, "message": text.strip().splitlines()[0]}
+            message = text.strip().splitlines()[0].replace(f"{out} ", "")
+            result["targets"][target] = {"status": status, "message": message}
             continue
         layers = [{"name": c.name, "op": c.op, "kind": kind(nodes[c.name], first_conv), "macs": c.macs,
                    "instructions": c.instructions} for c in r.layers]
@@ -195,6 +196,10 @@ def _ratio(ours, theirs) -> str:
     return f"{ours / theirs:.2f}" if ours and theirs else "-"
 
 
+def _per(x, macs: int = 1) -> str:
+    return f"{x / macs:.2f}" if x is not None and macs else "-"
+
+
 def _n(x) -> str:
     return "-" if x is None else f"{x:,}"
 
@@ -211,7 +216,7 @@ def print_tables(results: dict, goal_rows: list[dict], layers_target: str) -> No
             limit = GOALS.get((name, target))
             if t["status"] != "ok":
                 print(f"{name:10s} {target:18s} {res['macs']:>10,} {t['status']:>12s} {_n(theirs):>12s} "
-                      f"{'-':>6s} {_n(limit):>11s}  {t['message'][:60]}")
+                      f"{'-':>6s} {_n(limit):>11s}  {t['message'][:90]}")
                 continue
             ours = t["instructions"]
             met = "" if limit is None else ("met" if ours <= limit else "not met")
@@ -222,19 +227,16 @@ def print_tables(results: dict, goal_rows: list[dict], layers_target: str) -> No
         t = res["targets"].get(layers_target)
         if not t or t["status"] != "ok":
             continue
-        pairs = pair_layers(name, t["layers"])
         cmsis = layers_target == CMSIS_NN_CORE
         print(f"\n{name} on {layers_target}, per layer" + ("" if cmsis else " (CMSIS-NN per layer: M4 only)"))
         head = f"{'layer':22s} {'CMSIS-NN':9s} {'kind':12s} {'MACs':>9s} {'ours':>10s} {'/MAC':>6s} " \
                f"{'CMSIS-NN':>10s} {'/MAC':>6s} {'ratio':>6s}"
         print(head)
         print("-" * len(head))
-        for layer, label, theirs in pairs:
-            theirs = theirs if cmsis else None
-            m = layer["macs"]
-            print(f"{layer['name'][:22]:22s} {label or '-':9s} {layer['kind']:12s} {m:>9,} {layer['instructions']:>10,} "
-                  f"{layer['instructions'] / m if m else 0:>6.2f} {_n(theirs):>10s} "
-                  f"{(f'{theirs / m:.2f}' if theirs and m else '-'):>6s} {_ratio(layer['instructions'], theirs):>6s}")
+        for layer in t["layers"]:
+            ours, theirs, m = layer["instructions"], layer["cmsis_nn_instructions"], layer["macs"]
+            print(f"{layer['name'][:22]:22s} {layer['cmsis_nn_layer'] or '-':9s} {layer['kind']:12s} {m:>9,} "
+                  f"{ours:>10,} {_per(ours, m):>6s} {_n(theirs):>10s} {_per(theirs, m):>6s} {_ratio(ours, theirs):>6s}")
         total_ours = sum(layer["instructions"] for layer in t["layers"])
         total_theirs = sum(c for _, c in CMSIS_NN_LAYERS[name]) if cmsis else None
         print(f"{'total':22s} {'':9s} {'':12s} {sum(x['macs'] for x in t['layers']):>9,} "
@@ -243,12 +245,9 @@ def print_tables(results: dict, goal_rows: list[dict], layers_target: str) -> No
     print(f"{'model':10s} " + " ".join(f"{k:>17s}" for k in KINDS))
     print(f"{'':10s} " + " ".join(f"{'ours / CMSIS-NN':>17s}" for _ in KINDS))
     for name, res in results.items():
-        kinds = res.get("by_kind", {}).get(layers_target, {})
-        cells = []
-        for k in KINDS:
-            v = kinds.get(k)
-            cells.append("-" if v is None else
-                         f"{v['ours_per_mac']:.2f} / {'-' if v['cmsis_nn_per_mac'] is None else format(v['cmsis_nn_per_mac'], '.2f')}")
+        kinds = res["by_kind"].get(layers_target, {})
+        cells = ["-" if k not in kinds else f"{_per(kinds[k]['ours_per_mac'])} / {_per(kinds[k]['cmsis_nn_per_mac'])}"
+                 for k in KINDS]
         print(f"{name:10s} " + " ".join(f"{c:>17s}" for c in cells))
     print("\ngoals (instructions per inference unless stated)")
     for g in goal_rows:
@@ -279,8 +278,8 @@ def main(argv=None) -> int:
                     if target != CMSIS_NN_CORE:
                         pairs = [(layer, label, None) for layer, label, _ in pairs]
                     res["by_kind"][target] = by_kind(pairs)
-                    for layer, label, _ in pairs:
-                        layer["cmsis_nn_layer"] = label
+                    for layer, label, theirs in pairs:
+                        layer["cmsis_nn_layer"], layer["cmsis_nn_instructions"] = label, theirs
             res["cmsis_nn"] = CMSIS_NN[name]
             results[name] = res
     goal_rows = goals(results)
