@@ -33,6 +33,9 @@ from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, sp
 from .resources import resource_dir
 
 
+MAX_VECTORS = 65_536  # test vectors are written to the project and run by every verify
+
+
 @dataclass
 class ExportSettings:
     model: Path
@@ -104,8 +107,9 @@ def model_name(settings: ExportSettings) -> str:
 def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult:
     t_start = time.perf_counter()
     check_destination(settings.out_dir)
-    if settings.vectors < 1:
-        raise EdgeCompileError("--vectors must be at least 1")
+    if not 1 <= settings.vectors <= MAX_VECTORS:
+        raise EdgeCompileError(f"--vectors {settings.vectors}: choose 1 to {MAX_VECTORS:,} test vectors "
+                               "(verify runs them all; more do not test the C any better)")
     if isinstance(settings.calib, np.ndarray):
         calib = np.asarray(settings.calib, dtype=np.float32)
     else:

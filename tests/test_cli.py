@@ -191,3 +191,76 @@ def test_failed_export_keeps_the_previous_project(mlp_files, tmp_path):
 
 def test_verify_errors(tmp_path):
     assert_clean_error(run("verify", tmp_path), "not an edgecompile project")
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_refused_untouched(tmp_path, args, *fragments, subprocess_run=False):
+    """The export fails cleanly twice: into a new folder (not left behind) and over an existing project
+    (left as it was)."""
+    existing = tmp_path / "existing"
+    existing.mkdir(exist_ok=True)
+    (existing / "manifest.json").write_text("{}")
+    (existing / "keep.txt").write_text("previous export")
+    before = snapshot(existing)
+    for out in (tmp_path / "new", existing):
+        if subprocess_run:
+            proc = subprocess.run([sys.executable, "-m", "edgecompile.cli", *map(str, args), "-o", str(out)],
+                                  capture_output=True, text=True)
+            output, code = proc.stdout + proc.stderr, proc.returncode
+            assert code != 0 and "Traceback" not in output and "\nerror: " in "\n" + output, output
+            for f in fragments:
+                assert f in output, (f, output)
+        else:
+            assert_clean_error(run(*args, "-o", out), *fragments)
+    assert not (tmp_path / "new").exists()
+    assert snapshot(existing) == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_random_bytes_as_pt2_is_one_clean_line(tmp_path):
+    bad = tmp_path / "random.pt2"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    assert_refused_untouched(tmp_path, ["export", bad, "--input-shape", "8"], "random.pt2",
+                             "not a torch.export program", subprocess_run=True)
+    # a zip archive that is not a program: PyTorch logs a traceback before raising; none may show
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "zip.pt2", "w") as z:
+        z.writestr("archive/data.pkl", b"not a program")
+    assert_refused_untouched(tmp_path, ["export", tmp_path / "zip.pt2", "--input-shape", "8"], "zip.pt2",
+                             "not a readable torch.export program", subprocess_run=True)
+
+
+def test_gemm_with_no_outputs_names_the_node(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.zeros((0, 8), np.float32), "W")
+    gemm = helper.make_node("Gemm", ["x", "W"], ["y"], name="fc_empty", transB=1)
+    graph = helper.make_graph([gemm], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 0])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "empty.onnx")
+    assert_refused_untouched(tmp_path, ["export", tmp_path / "empty.onnx"], "empty.onnx", "'fc_empty'",
+                             "empty output")
+
+
+def test_absurd_vector_count_is_refused_with_the_limit(mlp_files, tmp_path):
+    _d, model = mlp_files
+    assert_refused_untouched(tmp_path, ["export", model, "--input-shape", "64", "--vectors", 1_000_000_000_000],
+                             "--vectors 1000000000000", "1 to 65,536")
+    assert_clean_error(run("export", model, "--input-shape", "64", "--vectors", 0, "-o", tmp_path / "z"),
+                       "--vectors 0")
+
+
+def test_one_huge_weight_is_refused_naming_the_layer(tmp_path):
+    torch.manual_seed(0)
+    m = WideMLP()
+    with torch.no_grad():
+        m.layers[1].weight[3, 4] = 1e30
+    path = save_torchscript(m, tmp_path / "huge.pt")
+    assert_refused_untouched(tmp_path, ["export", path, "--input-shape", "64"], "layers.1", "1e+30", "[3, 4]",
+                             "round to zero", "clip that weight")
+    assert_clean_error(run("inspect", path, "--input-shape", "64"), "layers.1", "1e+30")
