@@ -373,7 +373,8 @@ def inspect(model, rank, energy, factorize_conv1x1, as_json, input_shape, trust_
                                        "reason": d.reason} for d in decisions]})
         return
     rows = [[x["name"], x["op"], x["attrs"], shape_text(x["output"]), fmt_int(x["params"]), fmt_int(x["macs"]),
-             fmt_int(x["flash_bytes_int8"]), "view" if x["activation_bytes"] is None else fmt_int(x["activation_bytes"])]
+             fmt_int(x["flash_bytes_int8"]),
+             "view" if x["activation_bytes"] is None else fmt_int(x["activation_bytes"])]
             for x in layers]
     table = Table(["layer", "op", "attrs", "output", "params", "MACs", "flash B (int8)", "act B"], rows,
                   {4, 5, 6, 7})
