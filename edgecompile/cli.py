@@ -195,7 +195,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
 @click.option("--inputs", type=click.Path(path_type=Path),
               help="Float inputs (.npy/.npz/.pt) to run instead of the project's test vectors.")
 @click.option("--count", type=int, help="Use only the first N inputs.")
-@click.option("--target", default="host", show_default=True, help="Where to run: host or a qemu-* target.")
+@click.option("--target", default="host", show_default=True, help="Where to run: host or a qemu-* target (`edgecompile targets` lists them).")
 @click.option("--sanitize", is_flag=True, help="Host build under AddressSanitizer and UBSan.")
 @json_option
 def verify(project, inputs, count, target, sanitize, as_json):
@@ -273,7 +273,8 @@ def explore(model, calib, val_path, labels, ranks, energies, bits, out_dir, as_j
 
 @cli.command(epilog=example("edgecompile build out/ --target nucleo-f446re"))
 @click.argument("project", type=click.Path(path_type=Path))
-@click.option("--target", required=True, help="A board (e.g. nucleo-f446re), a qemu-* target or host.")
+@click.option("--target", required=True, help="A board (e.g. nucleo-f446re), a qemu-* target or host (`edgecompile targets` "
+              "lists them).")
 def build(project, target):
     """Build PROJECT for TARGET: .elf/.bin/.hex with flash and RAM use; refused if it does not fit."""
     from .bench import build as run_build
@@ -292,7 +293,8 @@ def build(project, target):
 
 @cli.command(epilog=example("edgecompile bench out/ --target qemu-m7 --samples 8"))
 @click.argument("project", type=click.Path(path_type=Path))
-@click.option("--target", default="qemu-m4", show_default=True, help="A qemu-* target.")
+@click.option("--target", default="qemu-m4", show_default=True,
+              help="A qemu-* target (`edgecompile targets` lists them).")
 @click.option("--samples", type=int, default=None, help="Inferences to count  [default: 4, or fewer if the "
                                                           "project has fewer test vectors].")
 @click.option("--save", "save_path", type=click.Path(path_type=Path),
@@ -391,7 +393,7 @@ def inspect(model, rank, energy, factorize_conv1x1, as_json, input_shape, trust_
 @cli.command(epilog=example("edgecompile targets --json"))
 @json_option
 def targets(as_json):
-    """The targets that verify, build and bench accept: where each runs, its core and memory."""
+    """Every target (host, QEMU, boards) with its core, flash and RAM."""
     from .report import Table, fmt_size
     from .targets import list_targets, load_target
 
