@@ -19,6 +19,7 @@ import numpy as np
 from . import simulate
 from .errors import EdgeCompileError
 from .manifest import read_manifest
+from .progress import ProgressFactory, no_progress, watch_records
 from .verify import explain_build_failure
 from .targets import Target, count_instructions, elf_sizes, elf_symbols, find_toolchain, load_target
 
@@ -150,8 +151,22 @@ def model_costs(out_dir: Path, target: Target, name: str, image: Path) -> tuple[
     return flash, run + max((frames.get(f, 0) for f in set(called)), default=0)
 
 
+def counted_run(t: Target, elf: Path, inputs: np.ndarray, expected: np.ndarray, timeout: float, bar):
+    """One run of the profiled program under QEMU: its instruction counts, and whether its outputs
+    match the simulator's."""
+    with tempfile.TemporaryDirectory(prefix="ec-bench-") as run_dir:
+        inputs.tofile(Path(run_dir) / "inputs.bin")
+        with watch_records(Path(run_dir) / "outputs.bin", expected[0].size, bar):
+            result = count_instructions(t, elf, Path(run_dir), timeout)
+        if result.timed_out or result.exit_code != 0:
+            raise EdgeCompileError(f"the profiled program failed on {t.name} (exit {result.exit_code}"
+                                   f"{', timed out' if result.timed_out else ''}):\n{result.output[-2000:]}")
+        got = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8).reshape(len(inputs), -1)
+    return result, bool(np.array_equal(got, expected))
+
+
 def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = None,
-          timeout: float = 300) -> BenchResult:
+          timeout: float = 300, progress: ProgressFactory = no_progress) -> BenchResult:
     """samples: inferences to count (default: 4, or all test vectors when there are fewer)."""
     out_dir = Path(out_dir).resolve()
     graph, doc = read_manifest(out_dir)
@@ -165,19 +180,14 @@ def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = No
         raise EdgeCompileError(f"--samples {samples}: {out_dir} has {len(inputs)} test vectors; ask for at most "
                                f"that many, or export with --vectors {samples}")
     inputs = inputs[:samples]
-    plain = build(out_dir, target)
-    profiled = build(out_dir, target, build_dir=f"build/{target}-profile", extra_cflags="-DEC_PROFILE")
+    with progress(2, f"building for {target}, plain and profiled") as bar:
+        plain = build(out_dir, target)
+        bar.update(1)
+        profiled = build(out_dir, target, build_dir=f"build/{target}-profile", extra_cflags="-DEC_PROFILE")
+        bar.update(1)
     expected = simulate.run_integer(graph, inputs).astype(np.int8).reshape(len(inputs), -1)
-    runs = []
-    for _ in range(2):  # twice: the counts must be identical
-        with tempfile.TemporaryDirectory(prefix="ec-bench-") as run_dir:
-            inputs.tofile(Path(run_dir) / "inputs.bin")
-            result = count_instructions(t, profiled.elf, Path(run_dir), timeout)
-            if result.timed_out or result.exit_code != 0:
-                raise EdgeCompileError(f"the profiled program failed on {target} (exit {result.exit_code}"
-                                       f"{', timed out' if result.timed_out else ''}):\n{result.output[-2000:]}")
-            got = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8).reshape(len(inputs), -1)
-        runs.append((result, bool(np.array_equal(got, expected))))
+    with progress(2 * len(inputs), f"counting the instructions of {len(inputs)} inferences, twice") as bar:
+        runs = [counted_run(t, profiled.elf, inputs, expected, timeout, bar) for _ in range(2)]  # must agree
     (first, exact), (second, exact2) = runs
     layers = [n for n in graph.nodes if not n.is_alias]
     per = 1 + len(layers)  # the runner's mark, then one after each layer

@@ -29,8 +29,12 @@ from .errors import EdgeCompileError, InputShapeError
 from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
+from .progress import ProgressFactory, no_progress
 from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
 from .resources import resource_dir
+
+
+MAX_VECTORS = 65_536  # test vectors are written to the project and run by every verify
 
 
 @dataclass
@@ -54,6 +58,7 @@ class ExportSettings:
     trust_pickle: bool = False
     imports: tuple[str, ...] = ()
     vectors: int = 256
+    val: Path | None = None  # held-out inputs to measure integer vs float on (default: the calibration samples)
     loaded: object = None  # a LoadedModel already in memory (edgecompile.qat): `model` only names it
     param_overrides: dict = field(default_factory=dict)
     fixed_formats: dict | None = None
@@ -101,11 +106,13 @@ def model_name(settings: ExportSettings) -> str:
     return name
 
 
-def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult:
+def export(settings: ExportSettings, log: Log = lambda _m: None,
+           progress: ProgressFactory = no_progress) -> ExportResult:
     t_start = time.perf_counter()
     check_destination(settings.out_dir)
-    if settings.vectors < 1:
-        raise EdgeCompileError("--vectors must be at least 1")
+    if not 1 <= settings.vectors <= MAX_VECTORS:
+        raise EdgeCompileError(f"--vectors {settings.vectors}: choose 1 to {MAX_VECTORS:,} test vectors "
+                               "(verify runs them all; more do not test the C any better)")
     if isinstance(settings.calib, np.ndarray):
         calib = np.asarray(settings.calib, dtype=np.float32)
     else:
@@ -126,6 +133,10 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     graph.name = model_name(settings)
     if calib is not None:
         calib = match_shape(calib, graph.input.shape, _calib_name(settings.calib))
+    val = None
+    if settings.val is not None:  # read before the long compile, so a bad file fails fast
+        val = match_shape(load_array(settings.val, "validation inputs"), graph.input.shape, str(settings.val),
+                          "validation inputs")
     log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
     default_bits, layer_bits = parse_bits(settings.bits)
     act_bits, act_layers, act_auto = parse_act_bits(settings.act_bits)
@@ -138,10 +149,10 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto)
     compiled = compile_model(loaded, calib, options, log)
     log("measuring accuracy against the float model")
-    summary = measure(loaded, compiled)
+    summary = measure(loaded, compiled, val, settings.val)
     layers = layer_table(compiled.graph, compiled.plan, summary.pop("_layer_sqnr"))
     vec_in = test_vectors(compiled, settings.vectors)
-    vec_out = simulate.run_integer(compiled.graph, vec_in).astype(np.int8)
+    vec_out = simulate_vectors(compiled.graph, vec_in, progress)
     summary.update(totals(compiled.graph, compiled.plan))
     if compiled.precision is not None:
         p = compiled.precision
@@ -161,9 +172,23 @@ def _calib_name(calib) -> str:
     return "in-memory array" if isinstance(calib, np.ndarray) else str(calib)
 
 
-def measure(loaded, compiled: Compiled) -> dict:
-    """Float oracle check and float-vs-integer agreement on the calibration samples."""
-    x = compiled.calib[:256]
+def simulate_vectors(graph, vec_in: np.ndarray, progress: ProgressFactory, chunk: int = 64) -> np.ndarray:
+    """The simulator's outputs for the test vectors, in chunks so that a long run shows progress."""
+    with progress(len(vec_in), f"simulating {len(vec_in)} test vectors") as bar:
+        parts = []
+        for i in range(0, len(vec_in), chunk):
+            parts.append(simulate.run_integer(graph, vec_in[i:i + chunk]).astype(np.int8))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
+
+
+MAX_EVAL_SAMPLES = 256  # the float and integer graphs both run on each: enough for SQNR and top-1
+
+
+def measure(loaded, compiled: Compiled, val: np.ndarray | None = None, val_name=None) -> dict:
+    """Float oracle check and float-vs-integer agreement on held-out samples (--val) or else on the
+    calibration samples."""
+    x = (compiled.calib if val is None else val)[:MAX_EVAL_SAMPLES]
     ir_float = compiled.imported.run_float(x).reshape(len(x), -1)
     reference = metrics.float_reference(loaded, x)
     reference = ir_float if reference is None else reference.reshape(len(x), -1)
@@ -177,6 +202,8 @@ def measure(loaded, compiled: Compiled) -> dict:
     agree = metrics.top1_agreement(reference, integer)
     return {
         "eval_samples": int(len(x)),
+        "eval_data": eval_data(compiled, len(x), val_name, None if val is None else len(val)),
+        "eval_held_out": val is not None,
         "oracle_max_abs_err": oracle_err,
         "top1_agreement": agree,
         "output_sqnr_db": metrics.sqnr_db(reference, integer),
@@ -187,6 +214,14 @@ def measure(loaded, compiled: Compiled) -> dict:
                                             if compiled.factorization else None),
         "_layer_sqnr": metrics.per_tensor_sqnr(compiled.graph, x),
     }
+
+
+def eval_data(compiled: Compiled, n: int, val_name=None, val_count: int | None = None) -> str:
+    """Which samples the integer-vs-float figures were measured on, as the report says it."""
+    if compiled.calib_is_synthetic and val_name is None:
+        return f"{n} synthetic N(0,1) inputs"
+    first = "the" if n == (len(compiled.calib) if val_name is None else val_count) else "the first"
+    return f"{first} {n} samples of {val_name} (--val)" if val_name is not None else f"{first} {n} calibration samples"
 
 
 def test_vectors(compiled: Compiled, count: int) -> np.ndarray:
@@ -314,8 +349,10 @@ def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
              "", "## Accuracy", "",
              f"- calibration: {s['calibration']}",
              f"- float oracle: IR float evaluation vs onnxruntime, max |error| {s['oracle_max_abs_err']:.2e}",
-             f"- integer vs float model on {s['eval_samples']} samples: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
-             + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")]
+             f"- integer vs float model on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
+             + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")
+             + ("" if s["eval_held_out"] else
+                " (the data the ranges were chosen from; `--val FILE` measures on held-out samples)")]
     if compiled.calib_is_synthetic:
         lines += ["", "> No calibration data was given: activation ranges come from standard-normal inputs and "
                   "BatchNorm statistics. Pass `--calib` with real inputs for better accuracy."]

@@ -278,8 +278,8 @@ def test_explore_bad_inputs(digits_lenet, tmp_path):
     assert r.exit_code == 1 and "class indices 0..9" in r.output, r.output
     r = CliRunner().invoke(cli, base + ["--bits", "8,fc1=4", "-o", str(tmp_path / "ex")])
     assert r.exit_code == 1 and "whole numbers" in r.output, r.output
-    r = CliRunner().invoke(cli, ["bench", str(tmp_path), "--json", str(tmp_path / "no" / "b.json")])
-    assert r.exit_code == 1 and "--json" in r.output and "existing folder" in r.output, r.output
+    r = CliRunner().invoke(cli, ["bench", str(tmp_path), "--save", str(tmp_path / "no" / "b.json")])
+    assert r.exit_code == 1 and "--save" in r.output and "existing folder" in r.output, r.output
 
 
 def test_pruned_lenet_halves_weight_flash_at_the_same_accuracy(tmp_path):

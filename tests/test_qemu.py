@@ -2,6 +2,7 @@
 repeatable instruction counts, board images that build (and are refused when too big)."""
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
@@ -121,10 +122,16 @@ def test_bench_counts_are_exact_repeatable_and_add_up(example_projects):
 
 def test_bench_cli_writes_json(example_projects, tmp_path):
     r = CliRunner().invoke(cli, ["bench", str(example_projects["mlp-rank16"]), "--target", "qemu-m0plus",
-                                 "--samples", "2", "--json", str(tmp_path / "b.json")])
+                                 "--samples", "2", "--save", str(tmp_path / "b.json")])
     assert r.exit_code == 0, r.output
     assert "instr/MAC" in r.output and "instructions per inference" in r.output
-    assert (tmp_path / "b.json").is_file()
+    assert json.loads((tmp_path / "b.json").read_text())["samples"] == 2
+    r = CliRunner().invoke(cli, ["bench", str(example_projects["mlp-rank16"]), "--target", "qemu-m0plus",
+                                 "--samples", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    figures = json.loads(r.stdout)  # the JSON alone on stdout: the tables and the progress stay out of it
+    assert figures["samples"] == 2 and figures["bit_exact"] and figures["unit"].startswith("instructions")
+    assert (example_projects["mlp-rank16"] / "bench-qemu-m0plus.json").is_file()
 
 
 def test_bench_refuses_non_qemu_targets(example_projects):

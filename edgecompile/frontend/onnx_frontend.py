@@ -114,6 +114,10 @@ class OnnxImporter:
             shape = node.infer_shape(self.graph)
         except ValueError as exc:
             raise EdgeCompileError(f"{self.source}: layer '{node.name}': {exc}") from None
+        if 0 in tuple(shape):
+            raise EdgeCompileError(f"{self.source}: layer '{node.name}' ({node.op_type}) has an empty output, "
+                                   f"shape {tuple(shape)}; a layer needs at least one output value. Check the "
+                                   f"model's weights (a zero-size weight gives no outputs) and export it again.")
         self.graph.add_tensor(node.outputs[0], shape)
         if batch_axis:
             self.baxis[node.outputs[0]] = batch_axis

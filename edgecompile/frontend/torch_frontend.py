@@ -48,10 +48,16 @@ def load_torch_module(path: Path, trust_pickle: bool, imports: tuple[str, ...]):
     """Return (module_or_program, kind, input_shape or None)."""
     torch = _torch()
     if path.suffix == ".pt2":
-        try:
-            program = torch.export.load(str(path))
-        except Exception as exc:
-            raise EdgeCompileError(f"{path}: not a readable torch.export program (.pt2): {exc}") from None
+        if not zipfile.is_zipfile(path):
+            raise EdgeCompileError(f"{path}: not a torch.export program (.pt2 files are zip archives written by "
+                                   "torch.export.save); re-export the model, or pass its .onnx or TorchScript file")
+        with _captured_log("torch.export") as logged:
+            try:
+                program = torch.export.load(str(path))
+            except Exception as exc:
+                reason = _reason(logged.errors[-1] if logged.errors else exc).rstrip(".")
+                raise EdgeCompileError(f"{path}: not a readable torch.export program (.pt2): {reason}; "
+                                       "re-export it with torch.export.save") from None
         return program, "export", _exported_input_shape(program)
     if not zipfile.is_zipfile(path):
         raise EdgeCompileError(f"{path}: not a PyTorch file (expected a TorchScript archive, a .pt2 program, "
@@ -163,8 +169,34 @@ def _reason(exc: Exception) -> str:
         return type(exc).__name__
     causes = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", ln)]
     line = causes[-1] if causes else lines[0]
-    line = line.split("  [Caused by", 1)[0].strip()
+    for boilerplate in ("  [Caused by", "  (Could this error message be improved?"):
+        line = line.split(boilerplate, 1)[0].strip()
     return line if len(line) <= 300 else line[:297] + "..."
+
+
+class _Captured(logging.Handler):
+    """Keeps the exceptions a logger reports instead of printing them."""
+
+    def __init__(self):
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+@contextlib.contextmanager
+def _captured_log(name: str):
+    """PyTorch loaders log a whole traceback before raising a vaguer error of their own; keep the
+    logged exception (its message is the real reason) and print nothing."""
+    log = logging.getLogger(name)
+    handler, saved = _Captured(), (log.handlers, log.propagate)
+    log.handlers, log.propagate = [handler], False  # PyTorch attaches its own stderr handler here
+    try:
+        yield handler
+    finally:
+        log.handlers, log.propagate = saved
 
 
 @contextlib.contextmanager
