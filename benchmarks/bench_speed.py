@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 from cnn_zoo import DSCNN, conv_bn, randomize_batchnorm  # noqa: E402
-from models import LeNet  # noqa: E402
+from models import LeNet, save_program  # noqa: E402
 
 from edgecompile.bench import bench  # noqa: E402
 from edgecompile.errors import EdgeCompileError  # noqa: E402
@@ -100,13 +100,13 @@ KINDS = ["stem conv", "depthwise", "pointwise", "general conv", "pooling", "line
 
 
 def save(name: str, out: Path, samples: int = 64, seed: int = 0) -> tuple[Path, Path]:
-    """TorchScript model with random weights and BatchNorm statistics, and random calibration inputs."""
+    """The model with random weights and BatchNorm statistics, saved with torch.export (.pt2), and random
+    calibration inputs."""
     make, shape, _ = MODELS[name]
     torch.manual_seed(seed)
     model = make().eval()
     randomize_batchnorm(model, seed)
-    path = out / f"{name}.pt"
-    torch.jit.save(torch.jit.trace(model, torch.zeros((1,) + shape)), str(path))
+    path = save_program(model, shape, out / f"{name}.pt2")
     calib = out / f"{name}_calib.npy"
     np.save(calib, np.random.default_rng(seed).standard_normal((samples,) + shape).astype(np.float32))
     return path, calib

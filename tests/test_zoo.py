@@ -49,7 +49,7 @@ def test_trained_mobilenet_style_classifier_keeps_agreement(tmp_path):
 
     train.main(["--model", "mobilenet", "--epochs", "30", "-o", str(tmp_path)])
     x, y = np.load(tmp_path / "test_x.npy"), np.load(tmp_path / "test_y.npy")
-    result = export(ExportSettings(tmp_path / "mobilenet_digits.pt", tmp_path / "out", tmp_path / "calib.npy"))
+    result = export(ExportSettings(tmp_path / "mobilenet_digits.pt2", tmp_path / "out", tmp_path / "calib.npy"))
     net = load_float_model(tmp_path / "mobilenet_digits.pt2")
     with torch.no_grad():
         float_pred = net(torch.from_numpy(x)).numpy().argmax(1)
