@@ -12,6 +12,9 @@ with 4 MiB of RAM, unaligned accesses trapping as on Armv6-M) instead of the
 microbit's 16 KiB: the M0+ binary executes the same instructions there (Armv6-M
 is a subset of Armv7-M), so the counts are the M0+ counts.
 
+A core name ending in "/dsp" (qemu-m55/dsp) builds with -DEC_FAST_NO_MVE: the M55 running
+the DSP path instead of its Helium (MVE) kernels, for comparison.
+
     python benchmarks/bench_kernels.py [--cores qemu-m4,...] [--opt -Os] [--json benchmarks/results/kernels.json]
 
 Prints a table and writes JSON.  Never passes or fails.
@@ -38,7 +41,8 @@ from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_
 from edgecompile.resources import resource_dir  # noqa: E402
 from edgecompile.targets import count_instructions, elf_sizes, load_target, write_target_support  # noqa: E402
 
-CORES = ["qemu-m0plus-an385", "qemu-m4", "qemu-m7", "qemu-m55"]
+CORES = ["qemu-m0plus-an385", "qemu-m4", "qemu-m7", "qemu-m55/dsp", "qemu-m55"]
+NO_MVE = "/dsp"  # core-name suffix: -DEC_FAST_NO_MVE
 # (label, op, geometry): conv (in_c, in_h, in_w, out_c, k, stride, pad), linear (in, out),
 # pools (channels, in_h, in_w, k, stride)
 LAYERS = [
@@ -59,7 +63,8 @@ LAYERS = [
     ("avgpool 2x2 16x32x32", "avgpool", (16, 32, 32, 2, 2)),
 ]
 KERNEL_FILES = {"reference": ["ec_conv2d", "ec_linear", "ec_pool2d"],
-                "fast": ["ec_conv2d_fast", "ec_linear_fast", "ec_pool2d_fast", "ec_fast"]}
+                "fast": ["ec_conv2d_fast", "ec_conv2d_mve", "ec_linear_fast", "ec_linear_mve", "ec_pool2d_fast",
+                         "ec_fast"]}
 
 
 @dataclasses.dataclass
@@ -146,7 +151,7 @@ def program(layers: list[Layer]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(target, work: Path, source: str, opt: str) -> Path:
+def build(target, work: Path, source: str, opt: str, defines: tuple[str, ...] = ()) -> Path:
     runtime = resource_dir("runtime_c")
     common = work / "targets" / "common"
     (work / "bench.c").write_text(source)
@@ -156,21 +161,21 @@ def build(target, work: Path, source: str, opt: str) -> Path:
     srcs = [work / "bench.c"] + [runtime / f"{f}.c" for fs in KERNEL_FILES.values() for f in fs]
     srcs += [common / s for s in target.platform_sources("semihost")]
     elf = work / f"{target.name}.elf"
-    cmd = [target.compiler, *target.machine_flags, opt, "-std=c99", "-Wall", "-Wextra", "-Werror",
+    cmd = [target.compiler, *target.machine_flags, opt, *defines, "-std=c99", "-Wall", "-Wextra", "-Werror",
            "-ffunction-sections", "-fdata-sections", f"-I{runtime}", f"-I{common}", *map(str, srcs),
            "-T", str(ld), "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-lm", "-o", str(elf)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return elf
 
 
-def code_bytes(target, opt: str) -> dict[str, int]:
+def code_bytes(target, opt: str, defines: tuple[str, ...] = ()) -> dict[str, int]:
     """Text + rodata bytes of each kernel file compiled alone for the core."""
     runtime = resource_dir("runtime_c")
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
         for f in (f for fs in KERNEL_FILES.values() for f in fs):
             obj = Path(tmp) / f"{f}.o"
-            subprocess.run([target.compiler, *target.machine_flags, opt, "-std=c99", f"-I{runtime}", "-c",
+            subprocess.run([target.compiler, *target.machine_flags, opt, *defines, "-std=c99", f"-I{runtime}", "-c",
                             str(runtime / f"{f}.c"), "-o", str(obj)], check=True)
             s = elf_sizes(obj)
             sizes[f] = s["text"] + s["rodata"]
@@ -190,12 +195,13 @@ def main(argv=None) -> int:
     source = program(layers)
     results = {"unit": "instructions (not cycles)", "opt": args.opt, "cores": {}}
     for core in args.cores.split(","):
-        target = load_target(core)
+        target = load_target(core.removesuffix(NO_MVE))
+        defines = ("-DEC_FAST_NO_MVE",) if core.endswith(NO_MVE) else ()
         with tempfile.TemporaryDirectory(prefix="ec-kbench-") as tmp:
             work = Path(tmp)
             write_target_support(work, [])
             shutil.rmtree(work / "targets" / "common" / "cortex_m" / "__pycache__", ignore_errors=True)
-            elf = build(target, work, source, args.opt)
+            elf = build(target, work, source, args.opt, defines)
             run = count_instructions(target, elf, work, timeout=300)
         marks = run.marks
         if run.exit_code != 0 or len(marks) != 3 * len(layers):
@@ -207,7 +213,7 @@ def main(argv=None) -> int:
             rows.append({"layer": layer.label, "op": layer.op, "macs": layer.macs, "reference": ref, "fast": fast,
                          "reference_per_mac": round(ref / layer.macs, 3), "fast_per_mac": round(fast / layer.macs, 3),
                          "speedup": round(ref / fast, 2)})
-        results["cores"][core] = {"layers": rows, "code_bytes": code_bytes(target, args.opt)}
+        results["cores"][core] = {"layers": rows, "code_bytes": code_bytes(target, args.opt, defines)}
     print_table(results)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 sys.path.insert(0, str(KERNELS_DIR))
 import gen_vectors  # noqa: E402
 
-FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_linear_fast", "ec_pool2d_fast")
+FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_conv2d_mve", "ec_linear_fast", "ec_linear_mve", "ec_pool2d_fast")
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 CASES = 500
 
@@ -155,7 +155,7 @@ def test_the_harness_catches_a_wrong_kernel(tmp_path):
 
 
 @pytest.mark.parametrize("target,extra", [("qemu-m0plus", ""), ("qemu-m4", ""), ("qemu-m4", "-DEC_FAST_NO_DSP"),
-                                          ("qemu-m55", "")])
+                                          ("qemu-m55", ""), ("qemu-m55", "-DEC_FAST_NO_MVE")])
 def test_qemu_cores_match_the_reference(cases_file, tmp_path, target, extra):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     path, count = cases_file

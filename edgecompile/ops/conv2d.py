@@ -35,7 +35,7 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
 @register
 class Conv2d(WeightedOp):
     op_type = "Conv2d"
-    runtime_files = ("ec_conv2d_fast", "ec_fast")
+    runtime_files = ("ec_conv2d_fast", "ec_conv2d_mve", "ec_fast")
 
     @property
     def kernel(self) -> tuple[int, int]:
