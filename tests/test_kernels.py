@@ -28,7 +28,8 @@ KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 sys.path.insert(0, str(KERNELS_DIR))
 import gen_vectors  # noqa: E402
 
-FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_conv2d_mve", "ec_linear_fast", "ec_linear_mve", "ec_pool2d_fast")
+FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_conv2d_mve", "ec_linear_fast", "ec_linear_mve", "ec_pool2d_fast",
+              "ec_depthwise_mve")
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 CASES = 500
 
