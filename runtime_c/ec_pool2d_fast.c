@@ -21,6 +21,8 @@
 
 #include <string.h>
 
+#include "ec_pool2d_mve.h"
+
 /* Max or sum of the 2x2 window at p (row stride in_w). */
 static EC_FAST_INLINE int32_t ec_pool_2x2(const int8_t *p, int in_w, int is_max)
 {
@@ -75,6 +77,17 @@ static EC_FAST_INLINE int32_t ec_pool_run(const int8_t *p, int n, int32_t r, int
 static EC_FAST_INLINE int32_t ec_pool_window(const int8_t *p, int rows, int cols, int in_w, int is_max)
 {
     int32_t r = is_max ? INT8_MIN : 0;
+#if EC_FAST_MVE
+    if (cols >= 16) { /* long rows (global pooling): 16 values per vector */
+        if (cols == in_w) { /* whole rows: one run */
+            return ec_pool_mve_run(p, rows * cols, r, is_max);
+        }
+        for (; rows > 0; --rows, p += in_w) {
+            r = ec_pool_mve_run(p, cols, r, is_max);
+        }
+        return r;
+    }
+#endif
     for (; rows > 0; --rows, p += in_w) {
         r = ec_pool_run(p, cols, r, is_max);
     }

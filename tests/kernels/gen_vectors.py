@@ -206,10 +206,32 @@ def pool_case(rng, max_bytes: int, op: str) -> dict | None:
                 include_pad=int(rng.random() < 0.5), scale_shift=scale_shift)
 
 
+def wide_pool_case(rng, max_bytes: int, op: str) -> dict | None:
+    """Pooling over long rows (16 values or more): global pooling (the window is the whole plane),
+    whole-row windows, and wide windows inside longer rows, with lengths that are not multiples of 16."""
+    channels, in_h, in_w = int(rng.integers(1, 5)), int(rng.integers(1, 16)), int(rng.integers(16, 48))
+    kind = rng.choice(["global", "rows", "inside"])
+    k_h = in_h if kind == "global" else int(rng.integers(1, in_h + 1))
+    k_w = in_w if kind != "inside" else int(rng.integers(16, in_w + 1))
+    stride_h, stride_w = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    out_h, out_w = out_size(in_h, k_h, stride_h, 0, 0), out_size(in_w, k_w, stride_w, 0, 0)
+    if max(channels * in_h * in_w, channels * out_h * out_w) > max_bytes:
+        return None
+    x = _values(rng, (channels, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    window = k_h * k_w
+    k_max = 0  # as pool_case
+    while (2 * 128 * window << (k_max + 1)) + window < INT32_MAX:
+        k_max += 1
+    scale_shift = int(rng.choice([0, 1, k_max])) if op == "avgpool" else 0
+    return dict(op=op, in_c=channels, in_h=in_h, in_w=in_w, out_c=channels, k_h=k_h, k_w=k_w, stride_h=stride_h,
+                stride_w=stride_w, pad_top=0, pad_left=0, out_h=out_h, out_w=out_w, input=x,
+                include_pad=int(rng.random() < 0.5), scale_shift=scale_shift)
+
+
 def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
                max_scratch: int = MAX_SCRATCH) -> list[dict]:
     """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling,
-    then 10 % more: depthwise conv.
+    then 10 % more: depthwise conv, and 5 % more: pooling over long rows (each kind).
     Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
     EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
@@ -218,7 +240,9 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
               (0.25, lambda: linear_case(rng, max_bytes)),
               (0.15, lambda: pool_case(rng, max_bytes, "maxpool")),
               (0.15, lambda: pool_case(rng, max_bytes, "avgpool")),
-              (0.10, lambda: depthwise_case(rng, max_bytes))]
+              (0.10, lambda: depthwise_case(rng, max_bytes)),
+              (0.05, lambda: wide_pool_case(rng, max_bytes, "maxpool")),
+              (0.05, lambda: wide_pool_case(rng, max_bytes, "avgpool"))]
     cases = []
     for share, make in makers:
         want = int(round(share * count))
