@@ -57,14 +57,16 @@ LAYERS = [
     ("first layer 3->16 3x3 32x32 p1", "conv", (3, 32, 32, 16, 3, 1, 1)),
     ("FC 256->128", "linear", (256, 128)),
     ("low-rank U 16->120", "linear", (16, 120)),
+    ("DS-CNN depthwise 64 3x3 25x5 p1", "depthwise", (64, 25, 5, 3, 1, 1)),
+    ("MobileNet depthwise 32 3x3 s2 48x48 p1", "depthwise", (32, 48, 48, 3, 2, 1)),
     ("LeNet maxpool 2x2 6x26x26", "maxpool", (6, 26, 26, 2, 2)),
     ("LeNet maxpool 2x2 16x11x11", "maxpool", (16, 11, 11, 2, 2)),
     ("global avgpool 64x25x5", "avgpool", (64, 25, 5, (25, 5), (25, 5))),
     ("avgpool 2x2 16x32x32", "avgpool", (16, 32, 32, 2, 2)),
 ]
-KERNEL_FILES = {"reference": ["ec_conv2d", "ec_linear", "ec_pool2d"],
-                "fast": ["ec_conv2d_fast", "ec_conv2d_mve", "ec_linear_fast", "ec_linear_mve", "ec_pool2d_fast",
-                         "ec_fast"]}
+KERNEL_FILES = {"reference": ["ec_conv2d", "ec_conv2d_grouped", "ec_linear", "ec_pool2d"],
+                "fast": ["ec_conv2d_fast", "ec_conv2d_mve", "ec_depthwise_mve", "ec_linear_fast", "ec_linear_mve",
+                         "ec_pool2d_fast", "ec_pool2d_mve", "ec_fast"]}
 
 
 @dataclasses.dataclass
@@ -117,6 +119,17 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
                  _array(f"{p}_b", "int32_t", rng.integers(-5000, 5000, size=out_c)),
                  _array(f"{p}_s", "int8_t", rng.integers(8, 12, size=out_c))]  # per-channel, as export does by default
         return Layer(label, op, macs, decls, ref, fast, out_n, scratch)
+    if op == "depthwise":  # (channels, in_h, in_w, k, stride, pad); "fast": what export calls for depthwise
+        c, h, w_, k, stride, pad = g
+        oh, ow = conv_output_size(h, k, stride, pad, pad), conv_output_size(w_, k, stride, pad, pad)
+        args = (f"{p}_x, {c}, {h}, {w_}, {p}_w, {p}_b, {p}_s, 1, {c}, {k}, {k}, {stride}, {stride}, {pad}, {pad}, 1, 1, "
+                f"{c}, OUT, {oh}, {ow}, 0, 127")
+        decls = [_array(f"{p}_x", "int8_t", rng.integers(-128, 128, size=c * h * w_), align=True),
+                 _array(f"{p}_w", "int8_t", rng.integers(-128, 128, size=c * k * k)),
+                 _array(f"{p}_b", "int32_t", rng.integers(-5000, 5000, size=c)),
+                 _array(f"{p}_s", "int8_t", rng.integers(8, 12, size=c))]
+        return Layer(label, op, c * oh * ow * k * k, decls, f"ec_conv2d_grouped_s8({args})",
+                     f"ec_conv2d_grouped_mve_s8({args})", c * oh * ow, 0)
     c, h, w_, k, stride = g
     kh, kw = (k, k) if isinstance(k, int) else k
     sh, sw = (stride, stride) if isinstance(stride, int) else stride

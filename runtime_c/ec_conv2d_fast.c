@@ -432,8 +432,8 @@ static EC_CONV_PAIR_INLINE void *ec_conv_plan_init(struct ec_conv_plan *pl, int 
         pl->cols[2 * pl->k4 + c] = 0; /* the tail chunk's unused slots stay 0 */
     }
 #if EC_FAST_MVE
-    /* The MVE step keeps its accumulators in registers: its int8 columns, 2 * (K4 + 4)
-     * bytes, fit in the 8 * out_c + 4 * K4 + 16 bytes of acc and cols (out_c >= 1). */
+    /* The MVE step's int8 columns (2 * (K4 + 4) bytes) and accumulators (8 * out_c bytes)
+     * fit in the 8 * out_c + 4 * K4 + 16 bytes of acc and cols (ec_conv2d_mve.h). */
     pl->mve.weight = pl->weight;
     pl->mve.w_tail2 = pl->w_tail2;
     pl->mve.w_tail1 = pl->w_tail1;

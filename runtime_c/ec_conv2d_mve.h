@@ -25,8 +25,8 @@ struct ec_conv_mve_plan {
     long out_stride; /* bytes between output planes */
 };
 
-/* Bytes of column scratch for two pixels: 2 * (K4 + 4). */
-#define EC_CONV_MVE_COL_BYTES(k4) (2 * ((k4) + 4))
+/* Scratch of one pixel pair, from cols: the two columns (2 * (K4 + 4) bytes), then the
+ * accumulators of both pixels for every channel (8 * out_c bytes). */
 
 /* Pixel A's and B's columns of a 1x1 convolution: in_c values one plane apart from a and
  * from a + d (d = 0: B is A). */

@@ -33,6 +33,7 @@ struct ec_dw_group {
     int8_t *out;          /* its first output plane */
     int32x4_t bias, neg_s; /* per lane: bias (0 without), -shift (VQRSHL by -s shifts right by s) */
     int32_t wt[9 * 4];    /* 3x3: tap t's four weights at wt[4t], one load per tap */
+    int32_t wt_l[9 * 4], wt_r[9 * 4]; /* wt with the left (right) column of taps 0 */
 };
 
 /* The group's channels as lanes: gathers from base (offsets offs), predicated by p unless
@@ -90,25 +91,27 @@ static EC_FAST_INLINE void ec_dw_clipped(const struct ec_dw_geo *d, const struct
     }
 }
 
-/* One tap in ec_dw_3x3_inside_full's assembly: the four channels' values at base + plane *
- * lane (gather, q7 = the plane offsets), times the tap's four weights (g->wt[4t .. 4t + 3]),
- * added to the accumulator q0. */
+/* One tap in ec_dw_3x3_full's assembly: the four channels' values at base + plane * lane
+ * (gather, q7 = the plane offsets), times the tap's four weights (wt[4t .. 4t + 3]), added to
+ * the accumulator q0. */
 #define EC_DW_TAP(base, t)                                                                                           \
     "vldrb.s32    q1, [" base ", q7]\n\t"                                                                            \
-    "vldrw.32     q2, [%[g], #%c[wt] + " #t " * 16]\n\t"                                                             \
+    "vldrw.32     q2, [%[wt], #" #t " * 16]\n\t"                                                                     \
     "vmul.i32     q1, q1, q2\n\t"                                                                                    \
     "vadd.i32     q0, q0, q1\n\t"
 #define EC_DW_ROW(row, t0, t1, t2)                                                                                   \
     EC_DW_TAP("%[" row "]", t0) "adds %[b], %[" row "], #1\n\t" EC_DW_TAP("%[b]", t1)                                 \
     "adds %[b], %[" row "], #2\n\t" EC_DW_TAP("%[b]", t2)
 
-/* n > 0 output pixels of a 3x3 kernel whose windows lie inside the input, for a full group of
- * four channels: the first window's top-left tap at r0, the next stride_w further.  Nine taps
- * without a test; per pixel 36 instructions for the 36 products and 15 around them.  In
- * assembly: written with intrinsics, the compiler summed the products in another order
- * (legal for integers) and spilled most of them to the stack. */
-static void ec_dw_3x3_inside_full(const struct ec_dw_geo *d, const struct ec_dw_group *g, const int8_t *r0, int n,
-                                  int8_t *out)
+/* n > 0 output pixels of a 3x3 kernel for a full group of four channels: the first window's
+ * top-left tap at r0, the next stride_w further, weights wt (g->wt, or g->wt_l / g->wt_r for
+ * a window whose left / right column lies outside the input: those taps then read a value
+ * of the same plane, the last of the row above / the first of the row below, and multiply
+ * it by 0).  Nine taps without a test; per pixel 36 instructions for the 36 products and 15
+ * around them.  In assembly: written with intrinsics, the compiler summed the products in
+ * another order (legal for integers) and spilled most of them to the stack. */
+static void ec_dw_3x3_full(const struct ec_dw_geo *d, const struct ec_dw_group *g, const int32_t *wt,
+                           const int8_t *r0, int n, int8_t *out)
 {
     const int8_t *r1, *r2, *b;
     int32_t in_w = d->in_w, stride = d->stride_w;
@@ -135,8 +138,8 @@ static void ec_dw_3x3_inside_full(const struct ec_dw_geo *d, const struct ec_dw_
                          "bne          1b\n\t"
                          : [r0] "+r"(r0), [out] "+r"(out), [n] "+r"(n), [r1] "=&r"(r1), [r2] "=&r"(r2),
                            [b] "=&r"(b)
-                         : [in_w] "r"(in_w), [stride] "r"(stride), [g] "r"(g), [d] "r"(d),
-                           [wt] "i"(offsetof(struct ec_dw_group, wt)), [bias] "i"(offsetof(struct ec_dw_group, bias)),
+                         : [in_w] "r"(in_w), [stride] "r"(stride), [g] "r"(g), [d] "r"(d), [wt] "r"(wt),
+                           [bias] "i"(offsetof(struct ec_dw_group, bias)),
                            [neg_s] "i"(offsetof(struct ec_dw_group, neg_s)),
                            [offs_in] "i"(offsetof(struct ec_dw_geo, offs_in)),
                            [offs_out] "i"(offsetof(struct ec_dw_geo, offs_out)),
@@ -168,25 +171,36 @@ static void ec_dw_3x3_inside_part(const struct ec_dw_geo *d, const struct ec_dw_
 static EC_FAST_INLINE void ec_dw_group_planes(const struct ec_dw_geo *d, const struct ec_dw_group *g, int ox_lo,
                                               int ox_hi, mve_pred16_t p, int full)
 {
-    int oy;
+    int oy, ox;
     for (oy = 0; oy < d->out_h; ++oy) {
         const int y0 = oy * d->stride_h - d->pad_top;
-        if (d->k_h != 3 || d->k_w != 3 || y0 < 0 || y0 + 3 > d->in_h || ox_lo >= ox_hi) {
+        const long row = (long)y0 * d->in_w - d->pad_left; /* + ox * stride_w: a window's top-left tap */
+        int8_t *out = g->out + (long)oy * d->out_w;
+        if (d->k_h != 3 || d->k_w != 3 || y0 < 0 || y0 + 3 > d->in_h) {
             ec_dw_clipped(d, g, oy, 0, d->out_w, p, full);
             continue;
         }
-        if (ox_lo > 0) {
-            ec_dw_clipped(d, g, oy, 0, ox_lo, p, full);
+        for (ox = 0; ox < ox_lo; ++ox) { /* left border: x0 = -1 reads the row above's last value */
+            if (full && ox * d->stride_w - d->pad_left == -1 && y0 >= 1 && d->in_w >= 2) {
+                ec_dw_3x3_full(d, g, g->wt_l, g->in + (row + ox * d->stride_w), 1, out + ox);
+            } else {
+                ec_dw_clipped(d, g, oy, ox, ox + 1, p, full);
+            }
         }
-        if (full) {
-            ec_dw_3x3_inside_full(d, g, g->in + (long)y0 * d->in_w + ox_lo * d->stride_w - d->pad_left,
-                                  ox_hi - ox_lo, g->out + (long)oy * d->out_w + ox_lo);
-        } else {
-            ec_dw_3x3_inside_part(d, g, g->in + (long)y0 * d->in_w + ox_lo * d->stride_w - d->pad_left,
-                                  ox_hi - ox_lo, g->out + (long)oy * d->out_w + ox_lo, p);
+        if (ox_lo < ox_hi) {
+            if (full) {
+                ec_dw_3x3_full(d, g, g->wt, g->in + (row + ox_lo * d->stride_w), ox_hi - ox_lo, out + ox_lo);
+            } else {
+                ec_dw_3x3_inside_part(d, g, g->in + (row + ox_lo * d->stride_w), ox_hi - ox_lo, out + ox_lo, p);
+            }
         }
-        if (ox_hi < d->out_w) {
-            ec_dw_clipped(d, g, oy, ox_hi, d->out_w, p, full);
+        for (ox = ox_hi > ox_lo ? ox_hi : ox_lo; ox < d->out_w; ++ox) {
+            /* right border: x0 + 2 = in_w reads the row below's first value, inside the plane */
+            if (full && ox * d->stride_w - d->pad_left == d->in_w - 2 && y0 + 3 < d->in_h) {
+                ec_dw_3x3_full(d, g, g->wt_r, g->in + (row + ox * d->stride_w), 1, out + ox);
+            } else {
+                ec_dw_clipped(d, g, oy, ox, ox + 1, p, full);
+            }
         }
     }
 }
@@ -232,7 +246,10 @@ void ec_depthwise_mve_s8(const int8_t *input, int channels, int in_h, int in_w, 
         g.neg_s = shift_per_channel ? vnegq_s32(vldrbq_z_s32(shift + c, p)) : vdupq_n_s32(-(int32_t)shift[0]);
         if (taps == 9) {
             for (t = 0; t < 9; ++t) {
-                vst1q_s32(g.wt + 4 * t, vldrbq_gather_offset_z_s32(g.w + t, d.offs_w, p));
+                const int32x4_t w = vldrbq_gather_offset_z_s32(g.w + t, d.offs_w, p);
+                vst1q_s32(g.wt + 4 * t, w);
+                vst1q_s32(g.wt_l + 4 * t, t % 3 == 0 ? vdupq_n_s32(0) : w);
+                vst1q_s32(g.wt_r + 4 * t, t % 3 == 2 ? vdupq_n_s32(0) : w);
             }
         }
         if (channels - c >= 4) {

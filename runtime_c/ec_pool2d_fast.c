@@ -78,10 +78,10 @@ static EC_FAST_INLINE int32_t ec_pool_window(const int8_t *p, int rows, int cols
 {
     int32_t r = is_max ? INT8_MIN : 0;
 #if EC_FAST_MVE
-    if (cols >= 16) { /* long rows (global pooling): 16 values per vector */
-        if (cols == in_w) { /* whole rows: one run */
-            return ec_pool_mve_run(p, rows * cols, r, is_max);
-        }
+    if (cols == in_w && rows * cols >= 16) { /* whole rows (global pooling): one run, 16 values per vector */
+        return ec_pool_mve_run(p, rows * cols, r, is_max);
+    }
+    if (cols >= 16) { /* long rows */
         for (; rows > 0; --rows, p += in_w) {
             r = ec_pool_mve_run(p, cols, r, is_max);
         }

@@ -207,10 +207,12 @@ def pool_case(rng, max_bytes: int, op: str) -> dict | None:
 
 
 def wide_pool_case(rng, max_bytes: int, op: str) -> dict | None:
-    """Pooling over long rows (16 values or more): global pooling (the window is the whole plane),
-    whole-row windows, and wide windows inside longer rows, with lengths that are not multiples of 16."""
-    channels, in_h, in_w = int(rng.integers(1, 5)), int(rng.integers(1, 16)), int(rng.integers(16, 48))
+    """Pooling over long runs (16 values or more): global pooling (the window is the whole plane, narrow
+    ones included), whole-row windows, and wide windows inside longer rows, with lengths that are not
+    multiples of 16."""
     kind = rng.choice(["global", "rows", "inside"])
+    channels, in_h = int(rng.integers(1, 5)), int(rng.integers(1, 30))
+    in_w = int(rng.integers(16, 48)) if kind == "inside" else int(rng.integers(2, 48))  # narrow planes: 25x5
     k_h = in_h if kind == "global" else int(rng.integers(1, in_h + 1))
     k_w = in_w if kind != "inside" else int(rng.integers(16, in_w + 1))
     stride_h, stride_w = int(rng.integers(1, 3)), int(rng.integers(1, 4))
