@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_ORDER,  # noqa: E402
                                           conv_scratch_bytes, pack_rows, pointwise_scratch_bytes, round_folded)
 
-OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "depthwise": 6}
+OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "depthwise": 6, "add": 7}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
           "scale_shift", "scratch", "misalign", "reserved2", "reserved3")
@@ -230,10 +230,29 @@ def wide_pool_case(rng, max_bytes: int, op: str) -> dict | None:
                 include_pad=int(rng.random() < 0.5), scale_shift=scale_shift)
 
 
+def add_case(rng, max_bytes: int) -> dict:
+    """A weighted add (ec_add_s8): sizes not multiples of 4, multipliers +-1 or with 14 frac bits,
+    alignment shifts of either sign within the compiler's bound |x * mult| * 2^shift < 2^30, output
+    shifts from -8 to 31 (ties and negative values round half up), and the clamps."""
+    size = int(rng.integers(1, max_bytes + 1)) if rng.random() < 0.5 else int(rng.integers(1, 40))
+    params = []
+    for _ in range(2):
+        mult = int(rng.choice([1, -1])) if rng.random() < 0.5 else int(rng.integers(-2**15, 2**15 + 1))
+        room = int(np.floor(np.log2(2**30 / (128 * max(abs(mult), 1))))) - 1  # largest exact left shift
+        params += [mult, int(rng.integers(-31, room + 1))]
+    lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))]
+    a = _values(rng, (size,), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    b = _values(rng, (size,), rng.choice(["uniform", "extreme", "min"]))
+    return dict(op="add", in_c=size, in_h=1, in_w=1, out_c=1, input=a, second=b, stride_h=params[0],
+                stride_w=params[1], pad_top=params[2], pad_left=params[3], scale_shift=int(rng.integers(-8, 32)),
+                act_min=lo, act_max=hi, misalign=int(rng.choice([0, 0, 1, 2, 3])))
+
+
 def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
                max_scratch: int = MAX_SCRATCH) -> list[dict]:
     """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling,
-    then 10 % more: depthwise conv, and 5 % more: pooling over long rows (each kind).
+    then 10 % more: depthwise conv, 5 % more: pooling over long rows (each kind), and 5 % more:
+    weighted adds.
     Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
     EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
@@ -244,7 +263,8 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
               (0.15, lambda: pool_case(rng, max_bytes, "avgpool")),
               (0.10, lambda: depthwise_case(rng, max_bytes)),
               (0.05, lambda: wide_pool_case(rng, max_bytes, "maxpool")),
-              (0.05, lambda: wide_pool_case(rng, max_bytes, "avgpool"))]
+              (0.05, lambda: wide_pool_case(rng, max_bytes, "avgpool")),
+              (0.05, lambda: add_case(rng, max_bytes))]
     cases = []
     for share, make in makers:
         want = int(round(share * count))
@@ -317,6 +337,8 @@ def encode(case: dict) -> bytes:
     fields["op"] = OPS[case["op"]]
     out = struct.pack(f"<{len(HEADER)}i", *(int(fields[k]) for k in HEADER))
     out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
+    if case["op"] == "add":
+        out += _pad4(np.asarray(case["second"], dtype=np.int8).tobytes())
     if case["op"] in ("conv", "linear", "pointwise", "depthwise"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())
