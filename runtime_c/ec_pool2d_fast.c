@@ -181,6 +181,12 @@ static EC_FAST_INLINE void ec_pool(const int8_t *input, int channels, int in_h, 
             }
             /* Interior: full-width windows, one pointer, no clipping. */
             if (rows == 2 && k_w == 2) { /* the common 2x2 window, unrolled */
+#if EC_FAST_MVE
+                if (is_max && stride_w == 2 && n > 0) { /* 16 windows per vector */
+                    output = ec_pool_mve_max_2x2_s2(p, in_w, n, output);
+                    n = 0;
+                }
+#endif
 #if EC_FAST_DSP
                 if (is_max && ((in_w | stride_w | (int)((uintptr_t)p & 1u)) & 1) == 0) {
                     for (; n > 0; --n, p += stride_w) {
