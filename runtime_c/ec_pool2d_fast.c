@@ -21,6 +21,8 @@
 
 #include <string.h>
 
+#include "ec_pool2d_mve.h"
+
 /* Max or sum of the 2x2 window at p (row stride in_w). */
 static EC_FAST_INLINE int32_t ec_pool_2x2(const int8_t *p, int in_w, int is_max)
 {
@@ -75,6 +77,17 @@ static EC_FAST_INLINE int32_t ec_pool_run(const int8_t *p, int n, int32_t r, int
 static EC_FAST_INLINE int32_t ec_pool_window(const int8_t *p, int rows, int cols, int in_w, int is_max)
 {
     int32_t r = is_max ? INT8_MIN : 0;
+#if EC_FAST_MVE
+    if (cols == in_w && rows * cols >= 16) { /* whole rows (global pooling): one run, 16 values per vector */
+        return ec_pool_mve_run(p, rows * cols, r, is_max);
+    }
+    if (cols >= 16) { /* long rows */
+        for (; rows > 0; --rows, p += in_w) {
+            r = ec_pool_mve_run(p, cols, r, is_max);
+        }
+        return r;
+    }
+#endif
     for (; rows > 0; --rows, p += in_w) {
         r = ec_pool_run(p, cols, r, is_max);
     }
@@ -168,6 +181,12 @@ static EC_FAST_INLINE void ec_pool(const int8_t *input, int channels, int in_h, 
             }
             /* Interior: full-width windows, one pointer, no clipping. */
             if (rows == 2 && k_w == 2) { /* the common 2x2 window, unrolled */
+#if EC_FAST_MVE
+                if (is_max && stride_w == 2 && n > 0) { /* 16 windows per vector */
+                    output = ec_pool_mve_max_2x2_s2(p, in_w, n, output);
+                    n = 0;
+                }
+#endif
 #if EC_FAST_DSP
                 if (is_max && ((in_w | stride_w | (int)((uintptr_t)p & 1u)) & 1) == 0) {
                     for (; n > 0; --n, p += stride_w) {

@@ -6,7 +6,8 @@ params: weight (OC, IC / groups, KH, KW), bias (OC).
 C kernels: ec_conv2d_fast_s8 (groups = 1, no dilation; runtime_c/ec_conv2d_fast.c, bit-exact with
 the reference ec_conv2d_s8 in runtime_c/ec_conv2d.c) and its pointwise path ec_conv2d_1x1_fast_s8
 (1x1, no padding), ec_conv2d_grouped_s8 (any groups and dilation)
-in runtime_c/ec_conv2d_grouped.c.
+in runtime_c/ec_conv2d_grouped.c; depthwise layers call it through ec_conv2d_grouped_mve_s8
+(runtime_c/ec_depthwise_mve.c), which runs ec_depthwise_mve_s8 on cores with Helium.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
 @register
 class Conv2d(WeightedOp):
     op_type = "Conv2d"
-    runtime_files = ("ec_conv2d_fast", "ec_fast")
+    runtime_files = ("ec_conv2d_fast", "ec_conv2d_mve", "ec_fast")
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -153,4 +154,9 @@ class Conv2d(WeightedOp):
         x, kernel, y = self.c_geometry(em, bytes_after_buffers=wide)
         dh, dw = self.dilation
         name = "ec_conv2d_any" if wide else "ec_conv2d_grouped_s8"
+        if not wide and self.groups == self.out_channels == self.groups * self.weight_shape[1] \
+                and self.dilation == (1, 1):
+            # depthwise: the Helium kernel on cores that have it, this same kernel elsewhere
+            em.runtime.update(("ec_depthwise_mve", "ec_fast"))
+            name = "ec_conv2d_grouped_mve_s8"
         em.call(f"{name}({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp})")

@@ -9,7 +9,11 @@
 #include "ec_platform.h"
 
 #include "ec_conv2d.h"
+#include "ec_conv2d_grouped.h"
 #include "ec_conv2d_fast.h"
+#include "ec_depthwise_mve.h"
+#include "ec_elementwise.h"
+#include "ec_elementwise_mve.h"
 #include "ec_linear.h"
 #include "ec_linear_fast.h"
 #include "ec_pool2d.h"
@@ -25,7 +29,9 @@
 #define EC_GUARD 16 /* bytes checked past each written buffer */
 #define EC_HEADER_FIELDS 24
 
-enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5 };
+enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5, OP_DEPTHWISE = 6,
+       OP_ADD = 7 /* in_c elements; b after a; mult_a, shift_a, mult_b, shift_b, shift_out in the
+                     stride_h, stride_w, pad_top, pad_left, scale_shift fields */ };
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
@@ -109,9 +115,13 @@ static int run_case(int h)
 {
     const int op = header[F_OP];
     const long in_n = (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
-    const long out_n = op == OP_LINEAR ? header[F_OUT_C] : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
-    const int weighted = op == OP_CONV || op == OP_LINEAR || op == OP_POINTWISE;
-    const long k_all = op == OP_LINEAR ? header[F_IN_C] : (long)header[F_IN_C] * header[F_K_H] * header[F_K_W];
+    const long out_n = op == OP_ADD      ? header[F_IN_C]
+                       : op == OP_LINEAR ? header[F_OUT_C]
+                                         : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
+    const int weighted = op == OP_CONV || op == OP_LINEAR || op == OP_POINTWISE || op == OP_DEPTHWISE;
+    const long k_all = op == OP_LINEAR      ? header[F_IN_C]
+                       : op == OP_DEPTHWISE ? (long)header[F_K_H] * header[F_K_W] /* one input channel per filter */
+                                            : (long)header[F_IN_C] * header[F_K_H] * header[F_K_W];
     const long w_n = (long)header[F_OUT_C] * k_all;
     const long scratch_n = header[F_SCRATCH];
     const int32_t *bias = header[F_HAS_BIAS] ? bias_buf : (const int32_t *)0;
@@ -131,6 +141,9 @@ static int run_case(int h)
             !read_exact(h, shift_buf.b, header[F_PER_CHANNEL] ? header[F_OUT_C] : 1)) {
             return 91;
         }
+    }
+    if (op == OP_ADD && !read_exact(h, weight_buf.b, in_n)) { /* the second operand */
+        return 91;
     }
     for (i = 0; i < in_n; ++i) {
         in_copy.b[i] = in[i];
@@ -166,6 +179,24 @@ static int run_case(int h)
                               header[F_PER_CHANNEL], header[F_OUT_C], header[F_STRIDE_H], header[F_STRIDE_W],
                               fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
                               header[F_FOLDED], scratch.b);
+        break;
+    case OP_DEPTHWISE: /* groups = in_c = out_c; the Helium kernel on cores with MVE (packed = logical order) */
+        ec_conv2d_grouped_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
+                             header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W], header[F_STRIDE_H],
+                             header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], 1, 1, header[F_IN_C],
+                             ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+        ec_conv2d_grouped_mve_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias,
+                                 shift_buf.b, header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W],
+                                 header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], 1, 1,
+                                 header[F_IN_C], fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN],
+                                 header[F_ACT_MAX]);
+        break;
+    case OP_ADD:
+        ec_add_s8(in, weight_buf.b, ref_out.b, header[F_IN_C], header[F_STRIDE_H], header[F_STRIDE_W],
+                  header[F_PAD_TOP], header[F_PAD_LEFT], header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX]);
+        ec_add_mve_s8(in, weight_buf.b, fast_out.b, header[F_IN_C], header[F_STRIDE_H], header[F_STRIDE_W],
+                      header[F_PAD_TOP], header[F_PAD_LEFT], header[F_SCALE_SHIFT], header[F_ACT_MIN],
+                      header[F_ACT_MAX]);
         break;
     case OP_LINEAR:
         ec_linear_s8(in, header[F_IN_C], weight_buf.b, bias, shift_buf.b, header[F_PER_CHANNEL],
