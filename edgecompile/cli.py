@@ -109,12 +109,14 @@ def with_model_options(fn):
               help="Weight formats per output channel (default) or one per tensor.")
 @click.option("--name", help="C name of the model (default: the file name).")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
+@click.option("--arena", type=click.Choice(["static", "extern"]), default="static", show_default=True,
+              help="Activation memory: a static array inside NAME.c, or a buffer the caller passes to NAME_run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
            bias_correction, act_bits, drop_softmax,
-           per_channel, name, vectors, as_json, quiet, input_shape, trust_pickle, imports):
+           per_channel, name, vectors, as_json, quiet, input_shape, trust_pickle, imports, arena="static"):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
@@ -125,7 +127,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
                               bias_correction=bias_correction, act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
-                              imports=tuple(imports), vectors=vectors)
+                              imports=tuple(imports), vectors=vectors, arena=arena)
     result = run_export(settings, Progress(quiet))
     s = result.summary
     if as_json:

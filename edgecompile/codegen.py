@@ -62,6 +62,11 @@ class Emitter:
     _idents: set[str] = field(default_factory=set)
     _shared: dict = field(default_factory=dict)
     structs: list[CStruct] = field(default_factory=list)
+    io_params: dict[str, str] = field(default_factory=dict)  # model input/output tensor -> C parameter
+
+    def __post_init__(self):
+        if not self.io_params:
+            self.io_params = io_parameters(self.graph)
 
     def const_array(self, base: str, ctype: str, values, align: int = 0) -> str:
         """A static const array in flash; `align` > 0 declares it EC_ALIGNED(align) (runtime_c/ec_fast.h),
@@ -101,15 +106,19 @@ class Emitter:
 
     def buffer(self, tensor: str) -> str:
         where, offset = self.plan.location(tensor)
-        if where == "input":
-            return "input"
-        if where == "output":
-            return "output"
-        return f"&ec_arena.bytes[{offset}]"
+        if where in ("input", "output"):
+            return self.io_params[self.plan.caller_tensor(tensor)]
+        return self.arena(offset)
+
+    @staticmethod
+    def arena(offset: int) -> str:
+        """C pointer to a byte of the arena: `ec_arena` is the run function's int8_t pointer to the static
+        arena or to the caller's (templates/model.c.j2)."""
+        return f"&ec_arena[{offset}]"
 
     def scratch(self, node) -> str:
         """C pointer to the node's scratch buffer (see Op.scratch_bytes)."""
-        return f"&ec_arena.bytes[{self.scratch_offset(node)}]"
+        return self.arena(self.scratch_offset(node))
 
     def scratch_offset(self, node) -> int:
         """Arena offset of the node's scratch buffer."""
@@ -138,6 +147,39 @@ class Emitter:
 
     def comment(self, text: str) -> None:
         self.body.append(Statement(text, "comment"))
+
+
+@dataclass
+class CallerTensor:
+    """A model input or output as the C API shows it: a parameter of NAME_run and its macros."""
+    tensor: str  # the graph's name for it
+    param: str  # input / output, or input0, input1, ... when the model has several
+    size: int
+    frac_bits: int
+    shape: tuple[int, ...]
+
+    @property
+    def macro(self) -> str:
+        """The macro infix: NAME_<macro>_SIZE, NAME_<macro>_FRAC_BITS."""
+        return self.param.upper()
+
+
+def io_parameters(graph: Graph) -> dict[str, str]:
+    """C parameter names: `input` and `output` for a model with one of each (the API of single-tensor
+    models), numbered input0, input1, ... for the kind the model has several of."""
+    names = {}
+    for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
+        for i, t in enumerate(tensors):
+            names[t] = kind if len(tensors) == 1 else f"{kind}{i}"
+    return names
+
+
+def caller_tensors(graph: Graph, kind: str) -> list[CallerTensor]:
+    """The model's inputs (kind "input") or outputs, in the order NAME_run takes them."""
+    names = io_parameters(graph)
+    tensors = graph.inputs if kind == "input" else graph.outputs
+    return [CallerTensor(t, names[t], graph.tensors[t].size, graph.tensors[t].frac_bits, graph.tensors[t].shape)
+            for t in tensors]
 
 
 def emit_model(graph: Graph, plan: MemoryPlan) -> Emitter:
@@ -169,7 +211,7 @@ class BodyEmitter(Emitter):
 
     def __init__(self, parent: Emitter, graph: Graph, plan: MemoryPlan, externals: dict[str, str], base: int):
         super().__init__(graph, plan, parent.arrays, parent.body, parent.runtime, parent._idents, parent._shared,
-                         parent.structs)
+                         parent.structs, {t: t for t in graph.inputs + graph.outputs})
         self.externals = externals
         self.base = base
 
@@ -177,7 +219,7 @@ class BodyEmitter(Emitter):
         if tensor in self.externals:
             return self.externals[tensor]
         where, offset = self.plan.location(tensor)
-        return f"&ec_arena.bytes[{self.base + offset}]"
+        return self.arena(self.base + offset)
 
     def scratch_offset(self, node) -> int:
         return self.base + self.plan.location(scratch_name(node))[1]

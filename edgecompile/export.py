@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import __version__, metrics, simulate
 from .calibration import load_array, match_shape
-from .codegen import emit_model, template_env
+from .codegen import caller_tensors, emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
 from .passes.factorize import RankSpec
@@ -29,8 +30,12 @@ from .errors import EdgeCompileError, InputShapeError
 from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
+from .passes.plan_memory import ALIGN as ARENA_ALIGN
 from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
 from .resources import resource_dir
+
+
+ARENA_MODES = ("static", "extern")
 
 
 @dataclass
@@ -54,6 +59,7 @@ class ExportSettings:
     trust_pickle: bool = False
     imports: tuple[str, ...] = ()
     vectors: int = 256
+    arena: str = "static"  # static: inside NAME.c; extern: the caller passes it to NAME_run
     loaded: object = None  # a LoadedModel already in memory (edgecompile.qat): `model` only names it
     param_overrides: dict = field(default_factory=dict)
     fixed_formats: dict | None = None
@@ -106,6 +112,8 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     check_destination(settings.out_dir)
     if settings.vectors < 1:
         raise EdgeCompileError("--vectors must be at least 1")
+    if settings.arena not in ARENA_MODES:
+        raise EdgeCompileError(f"--arena {settings.arena}: choose {' or '.join(ARENA_MODES)}")
     if isinstance(settings.calib, np.ndarray):
         calib = np.asarray(settings.calib, dtype=np.float32)
     else:
@@ -210,7 +218,8 @@ def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, l
         vec_in.astype(np.int8).tofile(tmp / "vectors" / "inputs.bin")
         vec_out.astype(np.int8).tofile(tmp / "vectors" / "expected.bin")
         render_linked_vectors(tmp, vec_in, vec_out)
-        write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()}})
+        write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()},
+                                             "c_api": {"arena": settings.arena}})
         (tmp / "report.md").write_text(markdown_report(compiled, summary, layers))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
         from .targets import write_target_support
@@ -239,46 +248,64 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
     runtime_dir = resource_dir("runtime_c")
     (root / "src").mkdir()
     (root / "runtime").mkdir()
-    runtime_files = ["ec_fixed.h", "ec_tensor.h"]
+    runtime_files = ["ec_fixed.h", "ec_tensor.h", "ec_sections.h"]
     for base in sorted(em.runtime):
         runtime_files += [f"{base}.h", f"{base}.c"]
     for f in runtime_files:
         shutil.copy2(runtime_dir / f, root / "runtime" / f)
     env = template_env()
+    inputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)),
+                   layout=input_layout(graph, t.tensor), scale_literal=_pow2_literal(t.frac_bits))
+              for t in caller_tensors(graph, "input")]
+    outputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)),
+                    step_literal=_pow2_literal(-t.frac_bits)) for t in caller_tensors(graph, "output")]
+    params = [f"const int8_t *{t['param']}" for t in inputs] + [f"int8_t *{t['param']}" for t in outputs]
+    code = "\n".join(s.code for s in em.body if s.kind != "comment")
+    extern = settings.arena == "extern"
     ctx = {
         "name": name, "NAME": name.upper(), "source": settings.model.name,
-        "input_size": graph.input.size, "output_size": graph.output.size,
-        "input_shape_text": "x".join(map(str, graph.input.shape)),
-        "output_shape_text": "x".join(map(str, graph.output.shape)),
-        "input_layout": input_layout(graph),
-        "input_frac_bits": graph.input.frac_bits, "output_frac_bits": graph.output.frac_bits,
+        "inputs": inputs, "outputs": outputs, "arena_mode": settings.arena, "arena_align": ARENA_ALIGN,
+        "run_params": ", ".join(params + (["void *arena"] if extern else [])),
+        "run_doc": ", ".join(f"{t['param']}[{name.upper()}_{t['macro']}_SIZE]" for t in inputs) + " -> "
+                   + ", ".join(f"{t['param']}[{name.upper()}_{t['macro']}_SIZE]" for t in outputs)
+                   + (f", in arena[{name.upper()}_ARENA_SIZE]" if extern else ""),
+        "runner_args": runner_args(name.upper(), inputs, outputs, extern),
+        "unused_params": [t["param"] for t in inputs + outputs if not re.search(rf"\b{t['param']}\b", code)],
         "arena_size": compiled.plan.arena_size, "arena_bound": compiled.plan.lower_bound,
         "arena_total": compiled.plan.total_activation_bytes,
         "weight_bytes": summary["weight_bytes"], "layer_count": len(graph.nodes),
         "arrays": em.arrays, "structs": em.structs, "body": em.body,
         "runtime_headers": [f"{b}.h" for b in sorted(em.runtime)],
-        "uses_input": any("input" in s.code for s in em.body if s.kind == "call"),
-        "uses_arena": any("ec_arena" in s.code for s in em.body if s.kind == "call"),
-        "input_scale_literal": _pow2_literal(graph.input.frac_bits),
-        "output_step_literal": _pow2_literal(-graph.output.frac_bits),
+        "uses_arena": "ec_arena" in code,
         "model_sources": [f"src/{name}.c", f"src/{name}_io.c"],
         "runtime_sources": [f"runtime/{f}" for f in runtime_files if f.endswith(".c")],
     }
-    outputs = {f"src/{name}.h": "model.h.j2", f"src/{name}.c": "model.c.j2", f"src/{name}_io.c": "model_io.c.j2",
-               "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
-    for rel, template in outputs.items():
+    files = {f"src/{name}.h": "model.h.j2", f"src/{name}.c": "model.c.j2", f"src/{name}_io.c": "model_io.c.j2",
+             "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
+    for rel, template in files.items():
         (root / rel).write_text(env.get_template(template).render(**ctx))
 
 
-def input_layout(graph) -> str:
-    """How the C input is ordered: PyTorch's (C,H,W), or the model's own layout when it starts
+def input_layout(graph, tensor: str) -> str:
+    """How a C input is ordered: PyTorch's (C,H,W), or the model's own layout when it starts
     by transposing its input (TensorFlow-converted models take NHWC)."""
-    users = graph.consumers(graph.inputs[0])
+    users = graph.consumers(tensor)
     from .ops import Transpose
 
-    if users and all(isinstance(u, Transpose) for u in users) and len(graph.input.shape) == 3:
+    rank = len(graph.shape(tensor))
+    if users and all(isinstance(u, Transpose) for u in users) and rank == 3:
         return "the model's own NHWC layout: H,W,C; the model transposes it to C,H,W itself"
-    return {3: "C,H,W", 1: "features"}.get(len(graph.input.shape), "row-major")
+    return {3: "C,H,W", 1: "features"}.get(rank, "row-major")
+
+
+def runner_args(upper: str, inputs: list[dict], outputs: list[dict], extern: bool) -> str:
+    """The runner's call: each tensor at its offset in the concatenated sample buffers ec_in / ec_out."""
+    def at(buf: str, tensors: list[dict]) -> list[str]:
+        offsets = [f"{buf}"] + [f"{buf} + " + " + ".join(f"{upper}_{t['macro']}_SIZE" for t in tensors[:k])
+                                for k in range(1, len(tensors))]
+        return offsets
+
+    return ", ".join(at("ec_in", inputs) + at("ec_out", outputs) + (["ec_arena_buffer.bytes"] if extern else []))
 
 
 def _pow2_literal(e: int) -> str:

@@ -1,0 +1,110 @@
+"""Firmware integration of the generated C: a caller-provided arena, weights and arena in named
+linker sections, models with several inputs and outputs, and two models linked into one program."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from edgecompile.bench import bench
+from edgecompile.export import ExportSettings, export
+from edgecompile.frontend import load_module
+from edgecompile.verify import verify
+from conftest import require_tool, save_torchscript
+from models_for_tests import ConvBNNet, WideMLP
+
+# As a user writes them on the make command line (make hands them to the shell, which drops the quotes).
+SECTION_FLAGS = ("-DEC_WEIGHTS_SECTION='__attribute__((section(\".ec_weights\")))' "
+                 "-DEC_ARENA_SECTION='__attribute__((section(\".ec_arena\")))'")
+
+
+@pytest.fixture(scope="module")
+def convnet(tmp_path_factory):
+    d = tmp_path_factory.mktemp("firmware")
+    torch.manual_seed(0)
+    return save_torchscript(ConvBNNet(), d / "convnet.pt")
+
+
+@pytest.fixture(scope="module")
+def extern_project(convnet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("extern") / "out"
+    return export(ExportSettings(convnet, out, input_shape=(3, 24, 24), arena="extern", vectors=32)).out_dir
+
+
+def test_extern_arena_api(extern_project):
+    header = (extern_project / "src" / "convnet.h").read_text()
+    source = (extern_project / "src" / "convnet.c").read_text()
+    assert "void convnet_run(const int8_t *input, int8_t *output, void *arena);" in header
+    assert re.search(r"#define CONVNET_ARENA_ALIGN 4\b", header)
+    assert int(re.search(r"#define CONVNET_ARENA_SIZE (\d+)", header).group(1)) > 0
+    assert "static union" not in source and "ec_arena_storage" not in source  # no arena of its own
+    doc = json.loads((extern_project / "manifest.json").read_text())
+    assert doc["c_api"]["arena"] == "extern"
+
+
+def test_extern_arena_bit_exact_on_host_with_sanitizers(extern_project):
+    require_tool("gcc", "make")
+    assert verify(extern_project).ok
+    assert verify(extern_project, sanitize=True, count=8).ok
+
+
+def test_extern_arena_bit_exact_and_benched_on_qemu(extern_project):
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    assert verify(extern_project, target="qemu-m4").ok
+    result = bench(extern_project, "qemu-m4", samples=2)
+    assert result.bit_exact and result.arena > 0
+
+
+def test_recurrent_cell_uses_the_callers_arena(tmp_path):
+    require_tool("gcc", "make")
+    from test_recurrent import SeqModel
+
+    torch.manual_seed(0)
+    calib = np.random.default_rng(0).standard_normal((64, 6, 8)).astype(np.float32)
+    loaded = load_module(SeqModel("FastGRNN").eval(), (6, 8), "cell")
+    out = export(ExportSettings(tmp_path / "cell.pt", tmp_path / "out", calib, loaded=loaded, arena="extern",
+                                vectors=32)).out_dir
+    assert "static union" not in (out / "src" / "cell.c").read_text()
+    assert verify(out).ok
+
+
+def symbol_sections(objdump: str, elf: Path) -> dict[str, str]:
+    """Symbol -> the section it lives in, from `objdump -t`."""
+    table = subprocess.run([objdump, "-t", str(elf)], capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in table.splitlines():
+        m = re.match(r"^[0-9a-f]+ .{7} (\S+)\s+[0-9a-f]+\s+(\S+)$", line)
+        if m:
+            found[m.group(2)] = m.group(1)
+    return found
+
+
+def build_elf(project: Path, target: str, build: str, extra: str = "") -> Path:
+    args = ["make", "--no-print-directory", "-C", str(project), f"TARGET={target}", f"BUILD=build/{build}"]
+    proc = subprocess.run(args + ([f"EXTRA_CFLAGS={extra}"] if extra else []) + ["all"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return project / "build" / build / ("model_test" if target == "host" else "model_test.elf")
+
+
+@pytest.mark.parametrize("target,objdump", [("host", "objdump"), ("qemu-m4", "arm-none-eabi-objdump")])
+@pytest.mark.parametrize("arena", ["static", "extern"])
+def test_section_macros_place_weights_and_arena(convnet, tmp_path, target, objdump, arena):
+    require_tool("make", objdump, "gcc" if target == "host" else "arm-none-eabi-gcc")
+    project = export(ExportSettings(convnet, tmp_path / "out", input_shape=(3, 24, 24), arena=arena,
+                                    vectors=4)).out_dir
+    arena_symbol = "ec_arena_storage" if arena == "static" else "ec_arena_buffer"
+    default = symbol_sections(objdump, build_elf(project, target, "plain"))
+    assert default["conv1_weight"] == ".rodata" and default["out_weight"] == ".rodata"
+    assert default[arena_symbol] == ".bss"
+    placed = symbol_sections(objdump, build_elf(project, target, "sections", SECTION_FLAGS))
+    weights = [s for s in default if default[s] == ".rodata" and s.endswith(("_weight", "_bias", "_shift"))]
+    assert len(weights) >= 10
+    assert all(placed[s] == ".ec_weights" for s in weights), {s: placed[s] for s in weights}
+    assert placed[arena_symbol] == ".ec_arena"
