@@ -6,7 +6,8 @@
  * (external flash, a tightly coupled RAM...) defines them when compiling, e.g.
  *   -DEC_WEIGHTS_SECTION='__attribute__((section(".ec_weights")))'
  *   -DEC_ARENA_SECTION='__attribute__((section(".ec_arena")))'
- * and places those sections in its linker script.
+ * and places those sections in its linker script.  Each expands at the start of
+ * a declaration, before `static`.
  */
 #ifndef EC_SECTIONS_H
 #define EC_SECTIONS_H
