@@ -108,3 +108,112 @@ def test_section_macros_place_weights_and_arena(convnet, tmp_path, target, objdu
     assert len(weights) >= 10
     assert all(placed[s] == ".ec_weights" for s in weights), {s: placed[s] for s in weights}
     assert placed[arena_symbol] == ".ec_arena"
+
+
+def c_rows(values: np.ndarray) -> str:
+    return ",\n".join("    {" + ", ".join(str(int(v)) for v in row.reshape(-1)) + "}" for row in values)
+
+
+TWO_MODELS_MAIN = """\
+/* One firmware, two models: each runs on its own test vectors and must give the simulator's outputs. */
+#include "alpha.h"
+#include "beta.h"
+#include "ec_platform.h"
+
+#define COUNT {count}
+static const int8_t alpha_in[COUNT][ALPHA_INPUT_SIZE] = {{
+{alpha_in}
+}};
+static const int8_t alpha_expected[COUNT][ALPHA_OUTPUT_SIZE] = {{
+{alpha_out}
+}};
+static const int8_t beta_in[COUNT][BETA_INPUT_SIZE] = {{
+{beta_in}
+}};
+static const int8_t beta_expected[COUNT][BETA_OUTPUT_SIZE] = {{
+{beta_out}
+}};
+static int8_t alpha_y[ALPHA_OUTPUT_SIZE];
+static int8_t beta_y[BETA_OUTPUT_SIZE];
+static union {{
+    int32_t align;
+    int8_t bytes[BETA_ARENA_SIZE];
+}} beta_arena;
+
+int main(void)
+{{
+    int k, i, bad = 0;
+    ec_platform_init();
+    for (k = 0; k < COUNT; ++k) {{
+        alpha_run(alpha_in[k], alpha_y);
+        beta_run(beta_in[k], beta_y, beta_arena.bytes);
+        for (i = 0; i < ALPHA_OUTPUT_SIZE; ++i) {{
+            bad += alpha_y[i] != alpha_expected[k][i];
+        }}
+        for (i = 0; i < BETA_OUTPUT_SIZE; ++i) {{
+            bad += beta_y[i] != beta_expected[k][i];
+        }}
+    }}
+    ec_platform_puts(bad == 0 ? "both models bit-exact" : "MISMATCH");
+    ec_platform_exit(bad == 0 ? 0 : 1);
+    return 0;
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_models(convnet, tmp_path_factory):
+    """Two different models: a convnet with its own static arena and an MLP with the caller's."""
+    root = tmp_path_factory.mktemp("two_models")
+    torch.manual_seed(1)
+    mlp = save_torchscript(WideMLP(), root / "mlp.pt")
+    alpha = export(ExportSettings(convnet, root / "alpha", input_shape=(3, 24, 24), name="alpha", vectors=4)).out_dir
+    beta = export(ExportSettings(mlp, root / "beta", input_shape=(64,), name="beta", arena="extern", vectors=4)).out_dir
+    return root, alpha, beta
+
+
+def combine(root: Path, alpha: Path, beta: Path) -> Path:
+    """One firmware project: alpha's, plus beta's model sources and the runtime files alpha lacks."""
+    import shutil
+
+    combo = root / "combo"
+    shutil.rmtree(combo, ignore_errors=True)
+    shutil.copytree(alpha, combo)
+    for f in ("beta.h", "beta.c"):
+        shutil.copy2(beta / "src" / f, combo / "src" / f)
+    for f in (beta / "runtime").iterdir():
+        if not (combo / "runtime" / f.name).exists():
+            shutil.copy2(f, combo / "runtime" / f.name)
+
+    def vectors(project: Path, name: str):
+        size = {"alpha": 3 * 24 * 24, "beta": 64}[name]
+        x = np.fromfile(project / "vectors" / "inputs.bin", dtype=np.int8).reshape(-1, size)
+        y = np.fromfile(project / "vectors" / "expected.bin", dtype=np.int8).reshape(len(x), -1)
+        return c_rows(x), c_rows(y)
+
+    (ai, ao), (bi, bo) = vectors(alpha, "alpha"), vectors(beta, "beta")
+    (combo / "src" / "runner.c").write_text(TWO_MODELS_MAIN.format(count=4, alpha_in=ai, alpha_out=ao,
+                                                                    beta_in=bi, beta_out=bo))
+    return combo
+
+
+def test_shared_runtime_files_are_identical(two_models):
+    _root, alpha, beta = two_models
+    shared = sorted({f.name for f in (alpha / "runtime").iterdir()} & {f.name for f in (beta / "runtime").iterdir()})
+    assert "ec_fixed.h" in shared and "ec_sections.h" in shared and "ec_linear_fast.c" in shared
+    for name in shared:
+        assert (alpha / "runtime" / name).read_bytes() == (beta / "runtime" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("target", ["host", "qemu-m4"])
+def test_two_models_in_one_firmware(two_models, target):
+    require_tool("make", "gcc" if target == "host" else "arm-none-eabi-gcc")
+    if target != "host":
+        require_tool("qemu-system-arm")
+    combo = combine(*two_models)
+    runtime = " ".join(f"runtime/{f.name}" for f in sorted((combo / "runtime").glob("*.c")))
+    proc = subprocess.run(["make", "--no-print-directory", "-C", str(combo), f"TARGET={target}",
+                           "MODEL_SRCS=src/alpha.c src/beta.c", f"RUNTIME_SRCS={runtime}", "run"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "both models bit-exact" in proc.stdout + proc.stderr
