@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, metrics, simulate
-from .calibration import load_array, match_shape
+from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
 from .codegen import caller_tensors, emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
@@ -114,27 +114,34 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
         raise EdgeCompileError("--vectors must be at least 1")
     if settings.arena not in ARENA_MODES:
         raise EdgeCompileError(f"--arena {settings.arena}: choose {' or '.join(ARENA_MODES)}")
+    shape = settings.input_shape
     if isinstance(settings.calib, np.ndarray):
         calib = np.asarray(settings.calib, dtype=np.float32)
+        arrays = {"": calib}
     else:
-        calib = load_array(settings.calib) if settings.calib else None
-    shape = settings.input_shape
-    if shape is None and calib is not None and settings.model.suffix.lower() != ".onnx" and calib.ndim >= 2:
-        shape = tuple(calib.shape[1:])
+        arrays = load_arrays(settings.calib) if settings.calib else None
+        calib = None
+    if shape is None and arrays and settings.model.suffix.lower() != ".onnx":
+        shape = calib_input_shapes(arrays)
     log(f"loading {settings.model}")
     try:
         loaded = (copy.deepcopy(settings.loaded) if settings.loaded is not None
                   else load_model(settings.model, shape, settings.trust_pickle, settings.imports))
     except InputShapeError as exc:
         if settings.input_shape is None and shape is not None:
-            raise EdgeCompileError(f"{settings.calib}: the calibration data has shape {calib.shape}, so the "
+            sizes = " and ".join(str(a.shape) for a in arrays.values())
+            raise EdgeCompileError(f"{settings.calib}: the calibration data has shape {sizes}, so the "
                                    f"input shape was taken as {shape}, which the model does not accept: {exc}") from None
         raise
     graph = loaded.graph
     graph.name = model_name(settings)
     if calib is not None:
-        calib = match_shape(calib, graph.input.shape, _calib_name(settings.calib))
-    log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
+        calib = (match_shape(calib, graph.input.shape, _calib_name(settings.calib)) if len(graph.inputs) == 1
+                 else match_inputs(arrays, graph, _calib_name(settings.calib)))
+    elif settings.calib:
+        calib = load_inputs(settings.calib, graph)
+    log(f"imported {len(graph.nodes)} nodes; input{'s' if len(graph.inputs) > 1 else ''} "
+        + ", ".join(str(graph.shape(t)) for t in graph.inputs))
     default_bits, layer_bits = parse_bits(settings.bits)
     act_bits, act_layers, act_auto = parse_act_bits(settings.act_bits)
     options = CompileOptions(bits=default_bits, layer_bits=layer_bits,
@@ -165,6 +172,16 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     return ExportResult(graph.name, settings.out_dir, compiled, layers, summary, files)
 
 
+def calib_input_shapes(arrays: dict[str, np.ndarray]):
+    """The input shape(s) calibration data implies for a PyTorch model, which does not record them: one
+    array's samples, or for an .npz of several arrays none of which is named like a single input's
+    (x, inputs, ...), one shape per array in the file's order (a model with several inputs)."""
+    if len(arrays) > 1 and not any(k in NPZ_KEYS for k in arrays):
+        return tuple(tuple(a.shape[1:]) for a in arrays.values())
+    arr = next((arrays[k] for k in NPZ_KEYS if k in arrays), next(iter(arrays.values())))
+    return tuple(arr.shape[1:]) if arr.ndim >= 2 else None
+
+
 def _calib_name(calib) -> str:
     return "in-memory array" if isinstance(calib, np.ndarray) else str(calib)
 
@@ -173,7 +190,7 @@ def measure(loaded, compiled: Compiled) -> dict:
     """Float oracle check and float-vs-integer agreement on the calibration samples."""
     x = compiled.calib[:256]
     ir_float = compiled.imported.run_float(x).reshape(len(x), -1)
-    reference = metrics.float_reference(loaded, x)
+    reference = metrics.float_reference(loaded, x, compiled.imported)
     reference = ir_float if reference is None else reference.reshape(len(x), -1)
     oracle_err = float(np.max(np.abs(reference - ir_float)))
     if compiled.softmax_dropped:  # the C returns logits: judge it against the float logits
@@ -254,10 +271,10 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
     for f in runtime_files:
         shutil.copy2(runtime_dir / f, root / "runtime" / f)
     env = template_env()
-    inputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)),
+    inputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)), label=comment_safe(t.tensor),
                    layout=input_layout(graph, t.tensor), scale_literal=_pow2_literal(t.frac_bits))
               for t in caller_tensors(graph, "input")]
-    outputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)),
+    outputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)), label=comment_safe(t.tensor),
                     step_literal=_pow2_literal(-t.frac_bits)) for t in caller_tensors(graph, "output")]
     params = [f"const int8_t *{t['param']}" for t in inputs] + [f"int8_t *{t['param']}" for t in outputs]
     code = "\n".join(s.code for s in em.body if s.kind != "comment")
@@ -284,6 +301,11 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
              "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
     for rel, template in files.items():
         (root / rel).write_text(env.get_template(template).render(**ctx))
+
+
+def comment_safe(text: str) -> str:
+    """A model's tensor name inside a C comment: printable ASCII, and no comment end."""
+    return re.sub(r"[^ -~]", "?", text).replace("*/", "*_/").replace("/*", "/_*")
 
 
 def input_layout(graph, tensor: str) -> str:

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from edgecompile import simulate
 from edgecompile.bench import bench
+from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
 from edgecompile.frontend import load_module
 from edgecompile.verify import verify
@@ -217,3 +220,133 @@ def test_two_models_in_one_firmware(two_models, target):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "both models bit-exact" in proc.stdout + proc.stderr
+
+
+class ImageAndExtra(nn.Module):
+    """Two inputs of different shapes: a conv on the image, concatenated with extra features, then a linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6 * 8 * 8 + 5, 4)
+
+    def forward(self, image, extra):
+        x = F.relu(self.conv(image)).flatten(1)
+        return self.fc(torch.cat([x, extra], 1))
+
+
+class TwoHeads(nn.Module):
+    """Two inputs added, a shared trunk, two heads."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 24)
+        self.cls = nn.Linear(24, 5)
+        self.reg = nn.Linear(24, 2)
+
+    def forward(self, a, b):
+        h = F.relu(self.fc(a + b))
+        return self.cls(h), self.reg(h)
+
+
+@pytest.fixture(scope="module")
+def multi_io_projects(tmp_path_factory):
+    """The two models through each frontend: ONNX files, TorchScript with an .npz of named inputs, and
+    torch.export programs (.pt2, which record their input shapes)."""
+    root = tmp_path_factory.mktemp("multi_io")
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    models = {"imgx": ImageAndExtra().eval(), "heads": TwoHeads().eval()}
+    samples = {"imgx": {"image": rng.standard_normal((64, 3, 8, 8)), "extra": rng.standard_normal((64, 5))},
+               "heads": {"a": rng.standard_normal((64, 16)), "b": rng.standard_normal((64, 16))}}
+    projects = {}
+    for key, model in models.items():
+        calib = {k: v.astype(np.float32) for k, v in samples[key].items()}
+        np.savez(root / f"{key}.npz", **calib)
+        np.savez(root / f"{key}_positional.npz", *calib.values())  # arr_0, arr_1: taken in order
+        examples = tuple(torch.zeros((1,) + v.shape[1:]) for v in calib.values())
+        torch.onnx.export(model, examples, str(root / f"{key}.onnx"), input_names=list(calib),
+                          output_names=["y0", "y1"] if key == "heads" else ["y"], dynamo=False)
+        save_torchscript(model, root / f"{key}.pt")
+        torch.export.save(torch.export.export(model, examples), str(root / f"{key}.pt2"))
+        for suffix, calib_file, arena in ((".onnx", f"{key}_positional.npz", "extern"), (".pt", f"{key}.npz", "static"),
+                                          (".pt2", f"{key}.npz", "extern")):
+            name = f"{key}{suffix.replace('.', '_')}"
+            projects[name] = export(ExportSettings(root / f"{key}{suffix}", root / name, root / calib_file, name=name,
+                                                   arena=arena, vectors=32))
+    return projects
+
+
+def test_multi_io_c_api(multi_io_projects):
+    heads = multi_io_projects["heads_onnx"].out_dir
+    header = (heads / "src" / "heads_onnx.h").read_text()
+    assert ("void heads_onnx_run(const int8_t *input0, const int8_t *input1, int8_t *output0, int8_t *output1, "
+            "void *arena);") in header
+    for macro in ("INPUT0_SIZE 16", "INPUT1_SIZE 16", "OUTPUT0_SIZE 5", "OUTPUT1_SIZE 2", "INPUT_COUNT 2",
+                  "OUTPUT_COUNT 2", "INPUT1_FRAC_BITS", "OUTPUT1_FRAC_BITS"):
+        assert f"#define HEADS_ONNX_{macro}" in header
+    assert "'a'" in header and "'y1'" in header  # each tensor's model name, in a comment
+    assert "HEADS_ONNX_INPUT_SIZE" not in header  # no single-input macros to misuse
+    for helper in ("quantize_input0", "quantize_input1", "dequantize_output0", "dequantize_output1"):
+        assert f"heads_onnx_{helper}(" in header
+    imgx = (multi_io_projects["imgx_pt"].out_dir / "src" / "imgx_pt.h").read_text()
+    assert "void imgx_pt_run(const int8_t *input0, const int8_t *input1, int8_t *output);" in imgx
+    assert "#define IMGX_PT_INPUT0_SIZE 192  /* 'image' */" in imgx and "#define IMGX_PT_OUTPUT_SIZE 4" in imgx
+    doc = json.loads((heads / "manifest.json").read_text())
+    assert doc["inputs"] == ["a", "b"] and doc["outputs"] == ["y0", "y1"]
+
+
+def test_multi_io_simulator_matches_the_float_model(multi_io_projects):
+    for name, result in multi_io_projects.items():
+        s = result.summary
+        assert s["oracle_max_abs_err"] < 1e-4, name
+        assert s["output_sqnr_db"] > 25, (name, s["output_sqnr_db"])
+
+
+def test_multi_io_bit_exact_on_host(multi_io_projects):
+    require_tool("gcc", "make")
+    for name, result in multi_io_projects.items():
+        v = verify(result.out_dir)
+        assert v.total == 32 and v.ok, (name, v.first_mismatch)
+    assert verify(multi_io_projects["heads_pt"].out_dir, sanitize=True, count=8).ok
+
+
+def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    for name, result in multi_io_projects.items():
+        v = verify(result.out_dir, target="qemu-m4")
+        assert v.total == 32 and v.ok, (name, v.first_mismatch)
+    b = bench(multi_io_projects["imgx_pt2"].out_dir, "qemu-m4", samples=2)
+    assert b.bit_exact and b.repeatable
+
+
+def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
+    """inputs.bin holds each sample's inputs one after the other, outputs.bin each sample's outputs;
+    verify --inputs takes the same .npz as --calib."""
+    result = multi_io_projects["heads_pt"]
+    out, graph = result.out_dir, result.compiled.graph
+    x = np.fromfile(out / "vectors" / "inputs.bin", dtype=np.int8).reshape(32, 32)
+    y = np.fromfile(out / "vectors" / "expected.bin", dtype=np.int8).reshape(32, 7)
+    env = simulate.evaluate_integer(graph, {"a": x[:, :16], "b": x[:, 16:]})
+    assert np.array_equal(y[:, :5], env[graph.outputs[0]]) and np.array_equal(y[:, 5:], env[graph.outputs[1]])
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "new.npz", b=rng.standard_normal((6, 16)).astype(np.float32),
+             a=rng.standard_normal((6, 16)).astype(np.float32))
+    require_tool("gcc", "make")
+    v = verify(out, inputs=tmp_path / "new.npz")
+    assert v.total == 6 and v.ok
+
+
+def test_multi_input_calibration_errors(tmp_path, multi_io_projects):
+    rng = np.random.default_rng(0)
+    model = next(iter(multi_io_projects.values())).out_dir.parent / "heads.onnx"
+    np.savez(tmp_path / "three.npz", p=rng.standard_normal((8, 16)), q=rng.standard_normal((8, 16)),
+             r=rng.standard_normal((8, 16)))
+    with pytest.raises(EdgeCompileError, match="2 inputs .a, b.: give one array per input"):
+        export(ExportSettings(model, tmp_path / "o1", tmp_path / "three.npz"))
+    np.savez(tmp_path / "counts.npz", a=rng.standard_normal((8, 16)), b=rng.standard_normal((6, 16)))
+    with pytest.raises(EdgeCompileError, match="every input needs the same number"):
+        export(ExportSettings(model, tmp_path / "o2", tmp_path / "counts.npz"))
+    np.savez(tmp_path / "shape.npz", a=rng.standard_normal((8, 16)), b=rng.standard_normal((8, 15)))
+    with pytest.raises(EdgeCompileError, match="'b'"):
+        export(ExportSettings(model, tmp_path / "o3", tmp_path / "shape.npz"))
