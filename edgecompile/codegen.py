@@ -1,8 +1,9 @@
 """C generation: render the quantized graph and its memory plan into C sources.
 
 Each op's `emit_c` asks the Emitter for constant arrays (weights in flash) and
-for the C expression of a tensor's buffer (the caller's input/output pointer
-or an offset in the static arena), and appends one kernel call.  The
+for the C expression of a tensor's buffer (one of the caller's input/output
+pointers, or an offset in the arena, static or the caller's), and appends one
+kernel call.  The
 templates in templates/ lay out the files around those pieces.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import jinja2
 import numpy as np
 
 from . import __version__
+from .c_api import io_parameters
 from .ir import Graph, c_identifier
 from .passes.plan_memory import MemoryPlan, scratch_name
 from .resources import resource_dir
@@ -147,39 +149,6 @@ class Emitter:
 
     def comment(self, text: str) -> None:
         self.body.append(Statement(text, "comment"))
-
-
-@dataclass
-class CallerTensor:
-    """A model input or output as the C API shows it: a parameter of NAME_run and its macros."""
-    tensor: str  # the graph's name for it
-    param: str  # input / output, or input0, input1, ... when the model has several
-    size: int
-    frac_bits: int
-    shape: tuple[int, ...]
-
-    @property
-    def macro(self) -> str:
-        """The macro infix: NAME_<macro>_SIZE, NAME_<macro>_FRAC_BITS."""
-        return self.param.upper()
-
-
-def io_parameters(graph: Graph) -> dict[str, str]:
-    """C parameter names: `input` and `output` for a model with one of each (the API of single-tensor
-    models), numbered input0, input1, ... for the kind the model has several of."""
-    names = {}
-    for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
-        for i, t in enumerate(tensors):
-            names[t] = kind if len(tensors) == 1 else f"{kind}{i}"
-    return names
-
-
-def caller_tensors(graph: Graph, kind: str) -> list[CallerTensor]:
-    """The model's inputs (kind "input") or outputs, in the order NAME_run takes them."""
-    names = io_parameters(graph)
-    tensors = graph.inputs if kind == "input" else graph.outputs
-    return [CallerTensor(t, names[t], graph.tensors[t].size, graph.tensors[t].frac_bits, graph.tensors[t].shape)
-            for t in tensors]
 
 
 def emit_model(graph: Graph, plan: MemoryPlan) -> Emitter:

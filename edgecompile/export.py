@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -20,7 +19,8 @@ import numpy as np
 
 from . import __version__, metrics, simulate
 from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
-from .codegen import caller_tensors, emit_model, template_env
+from .c_api import ARENA_MODES, api_context
+from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
 from .passes.factorize import RankSpec
@@ -30,12 +30,8 @@ from .errors import EdgeCompileError, InputShapeError
 from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
-from .passes.plan_memory import ALIGN as ARENA_ALIGN
 from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
 from .resources import resource_dir
-
-
-ARENA_MODES = ("static", "extern")
 
 
 @dataclass
@@ -271,29 +267,15 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
     for f in runtime_files:
         shutil.copy2(runtime_dir / f, root / "runtime" / f)
     env = template_env()
-    inputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)), label=comment_safe(t.tensor),
-                   layout=input_layout(graph, t.tensor), scale_literal=_pow2_literal(t.frac_bits))
-              for t in caller_tensors(graph, "input")]
-    outputs = [dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)), label=comment_safe(t.tensor),
-                    step_literal=_pow2_literal(-t.frac_bits)) for t in caller_tensors(graph, "output")]
-    params = [f"const int8_t *{t['param']}" for t in inputs] + [f"int8_t *{t['param']}" for t in outputs]
     code = "\n".join(s.code for s in em.body if s.kind != "comment")
-    extern = settings.arena == "extern"
     ctx = {
+        **api_context(graph, code, settings.arena),
         "name": name, "NAME": name.upper(), "source": settings.model.name,
-        "inputs": inputs, "outputs": outputs, "arena_mode": settings.arena, "arena_align": ARENA_ALIGN,
-        "run_params": ", ".join(params + (["void *arena"] if extern else [])),
-        "run_doc": ", ".join(f"{t['param']}[{name.upper()}_{t['macro']}_SIZE]" for t in inputs) + " -> "
-                   + ", ".join(f"{t['param']}[{name.upper()}_{t['macro']}_SIZE]" for t in outputs)
-                   + (f", in arena[{name.upper()}_ARENA_SIZE]" if extern else ""),
-        "runner_args": runner_args(name.upper(), inputs, outputs, extern),
-        "unused_params": [t["param"] for t in inputs + outputs if not re.search(rf"\b{t['param']}\b", code)],
         "arena_size": compiled.plan.arena_size, "arena_bound": compiled.plan.lower_bound,
         "arena_total": compiled.plan.total_activation_bytes,
         "weight_bytes": summary["weight_bytes"], "layer_count": len(graph.nodes),
         "arrays": em.arrays, "structs": em.structs, "body": em.body,
         "runtime_headers": [f"{b}.h" for b in sorted(em.runtime)],
-        "uses_arena": "ec_arena" in code,
         "model_sources": [f"src/{name}.c", f"src/{name}_io.c"],
         "runtime_sources": [f"runtime/{f}" for f in runtime_files if f.endswith(".c")],
     }
@@ -301,38 +283,6 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
              "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
     for rel, template in files.items():
         (root / rel).write_text(env.get_template(template).render(**ctx))
-
-
-def comment_safe(text: str) -> str:
-    """A model's tensor name inside a C comment: printable ASCII, and no comment end."""
-    return re.sub(r"[^ -~]", "?", text).replace("*/", "*_/").replace("/*", "/_*")
-
-
-def input_layout(graph, tensor: str) -> str:
-    """How a C input is ordered: PyTorch's (C,H,W), or the model's own layout when it starts
-    by transposing its input (TensorFlow-converted models take NHWC)."""
-    users = graph.consumers(tensor)
-    from .ops import Transpose
-
-    rank = len(graph.shape(tensor))
-    if users and all(isinstance(u, Transpose) for u in users) and rank == 3:
-        return "the model's own NHWC layout: H,W,C; the model transposes it to C,H,W itself"
-    return {3: "C,H,W", 1: "features"}.get(rank, "row-major")
-
-
-def runner_args(upper: str, inputs: list[dict], outputs: list[dict], extern: bool) -> str:
-    """The runner's call: each tensor at its offset in the concatenated sample buffers ec_in / ec_out."""
-    def at(buf: str, tensors: list[dict]) -> list[str]:
-        offsets = [f"{buf}"] + [f"{buf} + " + " + ".join(f"{upper}_{t['macro']}_SIZE" for t in tensors[:k])
-                                for k in range(1, len(tensors))]
-        return offsets
-
-    return ", ".join(at("ec_in", inputs) + at("ec_out", outputs) + (["ec_arena_buffer.bytes"] if extern else []))
-
-
-def _pow2_literal(e: int) -> str:
-    """2^e as an exact C float literal (hex float is C99)."""
-    return f"0x1p{e:+d}f"
 
 
 def render_linked_vectors(root: Path, vec_in: np.ndarray, vec_out: np.ndarray, count: int = 4) -> None:

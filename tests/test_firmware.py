@@ -350,3 +350,33 @@ def test_multi_input_calibration_errors(tmp_path, multi_io_projects):
     np.savez(tmp_path / "shape.npz", a=rng.standard_normal((8, 16)), b=rng.standard_normal((8, 15)))
     with pytest.raises(EdgeCompileError, match="'b'"):
         export(ExportSettings(model, tmp_path / "o3", tmp_path / "shape.npz"))
+
+
+class OutputFeedsALayer(nn.Module):
+    """One input, two outputs, the first of which the second is computed from (read back from the
+    caller's buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 10)
+        self.fc2 = nn.Linear(10, 3)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        return h, self.fc2(F.relu(h))
+
+
+def test_single_input_two_outputs_keeps_the_input_name(tmp_path):
+    require_tool("gcc", "make")
+    torch.manual_seed(3)
+    model = save_torchscript(OutputFeedsALayer(), tmp_path / "feed.pt")
+    calib = np.random.default_rng(3).standard_normal((64, 12)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    result = export(ExportSettings(model, tmp_path / "out", tmp_path / "calib.npy", vectors=32))
+    header = (result.out_dir / "src" / "feed.h").read_text()
+    assert "void feed_run(const int8_t *input, int8_t *output0, int8_t *output1);" in header
+    assert "#define FEED_INPUT_SIZE 12" in header and "#define FEED_OUTPUT1_SIZE 3" in header
+    assert "void feed_quantize_input(const float *x, int8_t *q);" in header
+    assert result.compiled.plan.location(result.compiled.graph.outputs[0])[0] == "output"
+    assert result.summary["output_sqnr_db"] > 25  # the ReLU after output0 did not fuse into it
+    assert verify(result.out_dir).ok
