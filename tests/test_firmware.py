@@ -320,6 +320,33 @@ def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
     assert b.bit_exact and b.repeatable
 
 
+def test_multi_io_linked_vectors_runner_on_qemu(multi_io_projects):
+    """The board runner (vectors compiled into the image) with two inputs, two outputs and the caller's arena."""
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    project = multi_io_projects["heads_pt2"].out_dir
+    proc = subprocess.run(["make", "-s", "-C", str(project), "TARGET=qemu-m4", "BUILD=build/linked",
+                           "RUNNER_FLAGS=-DEC_LINKED_VECTORS", "run"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bit-exact samples: 4" in proc.stdout + proc.stderr
+
+
+def test_cli_exports_a_multi_input_model_with_the_callers_arena(multi_io_projects, tmp_path):
+    require_tool("gcc", "make")
+    from click.testing import CliRunner
+    from edgecompile.cli import cli
+
+    root = multi_io_projects["imgx_onnx"].out_dir.parent
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["export", str(root / "imgx.onnx"), "--calib", str(root / "imgx.npz"), "-o", str(out),
+                                 "--arena", "extern", "--vectors", "16", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["c_api"]["arena"] == "extern"
+    r = CliRunner().invoke(cli, ["verify", str(out)])
+    assert r.exit_code == 0 and "bit-exact: 16/16" in r.output, r.output
+    r = CliRunner().invoke(cli, ["export", str(root / "imgx.onnx"), "-o", str(tmp_path / "o2"), "--arena", "heap"])
+    assert r.exit_code == 2 and "heap" in r.output and "Traceback" not in r.output
+
+
 def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     """inputs.bin holds each sample's inputs one after the other, outputs.bin each sample's outputs;
     verify --inputs takes the same .npz as --calib."""
