@@ -320,6 +320,17 @@ def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
     assert b.bit_exact and b.repeatable
 
 
+def test_multi_io_c_is_warning_free_under_gcc_and_clang(multi_io_projects, tmp_path):
+    require_tool("gcc", "clang")
+    for name in ("heads_onnx", "imgx_pt"):  # the caller's arena, and a static one
+        out = multi_io_projects[name].out_dir
+        for cc in ("gcc", "clang"):
+            for src in (f"{name}.c", f"{name}_io.c", "runner.c"):
+                subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-c",
+                                f"-I{out / 'runtime'}", f"-I{out / 'src'}", f"-I{out / 'targets' / 'common'}",
+                                str(out / "src" / src), "-o", str(tmp_path / f"{cc}_{src}.o")], check=True)
+
+
 def test_multi_io_linked_vectors_runner_on_qemu(multi_io_projects):
     """The board runner (vectors compiled into the image) with two inputs, two outputs and the caller's arena."""
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
