@@ -380,6 +380,10 @@ def prepare(model, calib, bits=8, input_shape: tuple[int, ...] | None = None, ra
         loaded = load_module(copy.deepcopy(model).float(), shape, type(model).__name__.lower())
     else:
         loaded = load_model(Path(model), shape, trust_pickle)
+    if len(loaded.graph.inputs) != 1 or len(loaded.graph.outputs) != 1:
+        source = type(model).__name__ if isinstance(model, torch.nn.Module) else model
+        raise EdgeCompileError(f"{source}: QAT fine-tunes models with one input and one output; this one has "
+                               f"{len(loaded.graph.inputs)} and {len(loaded.graph.outputs)} (export handles it)")
     calib = match_shape(calib, loaded.graph.input.shape, "calibration data")
     default_bits, layer_bits = parse_bits(bits)
     options = CompileOptions(bits=default_bits, layer_bits=layer_bits, ranks=RankSpec.parse(rank, energy),

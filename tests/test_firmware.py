@@ -418,3 +418,18 @@ def test_single_input_two_outputs_keeps_the_input_name(tmp_path):
     assert result.compiled.plan.location(result.compiled.graph.outputs[0])[0] == "output"
     assert result.summary["output_sqnr_db"] > 25  # the ReLU after output0 did not fuse into it
     assert verify(result.out_dir).ok
+
+
+def test_explore_and_qat_refuse_several_inputs_clearly(multi_io_projects, tmp_path):
+    from edgecompile.explore import explore
+    from edgecompile.qat import prepare
+
+    root = multi_io_projects["heads_onnx"].out_dir.parent
+    x = np.zeros((4, 16), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.zeros(4, dtype=np.int64))
+    with pytest.raises(EdgeCompileError, match="one input and one output"):
+        explore(root / "heads.onnx", tmp_path / "x.npy", tmp_path / "x.npy", tmp_path / "y.npy", tmp_path / "ex",
+                ranks=[2], energies=[], bits=[8])
+    with pytest.raises(EdgeCompileError, match="one input and one output"):
+        prepare(TwoHeads(), x, input_shape=((16,), (16,)))
