@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, metrics, simulate
 from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
-from .c_api import ARENA_MODES, api_context
+from .c_api import ARENA_MODES, api_context, io_parameters
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
@@ -230,6 +230,7 @@ def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, l
         (tmp / "vectors").mkdir()
         vec_in.astype(np.int8).tofile(tmp / "vectors" / "inputs.bin")
         vec_out.astype(np.int8).tofile(tmp / "vectors" / "expected.bin")
+        write_tensor_vectors(tmp / "vectors", compiled.graph, vec_in, vec_out)
         render_linked_vectors(tmp, vec_in, vec_out)
         write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()},
                                              "c_api": {"arena": settings.arena}})
@@ -246,6 +247,18 @@ def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, l
         raise
     return sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file()
                   and "targets" not in p.relative_to(out_dir).parts)
+
+
+def write_tensor_vectors(folder: Path, graph, vec_in: np.ndarray, vec_out: np.ndarray) -> None:
+    """For a model with several inputs or outputs, each tensor's vectors on their own as well:
+    <param>.bin (input0.bin, ...) and expected_<param>.bin (expected_output0.bin, ...)."""
+    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
+        return
+    params = io_parameters(graph)
+    for name, values in graph.split_inputs(vec_in).items():
+        values.astype(np.int8).tofile(folder / f"{params[name]}.bin")
+    for name, values in graph.split_outputs(vec_out).items():
+        values.astype(np.int8).tofile(folder / f"expected_{params[name]}.bin")
 
 
 def _json_default(value):

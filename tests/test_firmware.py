@@ -367,6 +367,10 @@ def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     y = np.fromfile(out / "vectors" / "expected.bin", dtype=np.int8).reshape(32, 7)
     env = simulate.evaluate_integer(graph, {"a": x[:, :16], "b": x[:, 16:]})
     assert np.array_equal(y[:, :5], env[graph.outputs[0]]) and np.array_equal(y[:, 5:], env[graph.outputs[1]])
+    per_tensor = {f: np.fromfile(out / "vectors" / f"{f}.bin", dtype=np.int8)
+                  for f in ("input0", "input1", "expected_output0", "expected_output1")}
+    assert np.array_equal(per_tensor["input1"], x[:, 16:].reshape(-1))
+    assert np.array_equal(per_tensor["expected_output1"], y[:, 5:].reshape(-1))
     rng = np.random.default_rng(5)
     np.savez(tmp_path / "new.npz", b=rng.standard_normal((6, 16)).astype(np.float32),
              a=rng.standard_normal((6, 16)).astype(np.float32))
