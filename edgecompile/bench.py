@@ -205,7 +205,7 @@ def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = No
     t = load_target(target)
     if t.kind != "qemu":
         raise EdgeCompileError(f"bench counts instructions under QEMU: use a qemu-* target, not {target}")
-    inputs = np.fromfile(out_dir / "vectors" / "inputs.bin", dtype=np.int8).reshape((-1,) + graph.input.shape)
+    inputs = np.fromfile(out_dir / "vectors" / "inputs.bin", dtype=np.int8).reshape((-1,) + graph.sample_shape)
     if samples is None:
         samples = min(4, len(inputs))
     if samples > len(inputs):

@@ -137,12 +137,14 @@ def with_model_options(fn):
               help="Held-out inputs (.npy/.npz/.pt) to measure integer vs float on [default: the calibration "
               "samples].")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
+@click.option("--arena", type=click.Choice(["static", "extern"]), default="static", show_default=True,
+              help="Activation memory: a static array inside NAME.c, or a buffer the caller passes to NAME_run.")
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
            bias_correction, act_bits, drop_softmax,
-           per_channel, name, val, vectors, as_json, quiet, input_shape, trust_pickle, imports):
+           per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
@@ -153,7 +155,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
                               bias_correction=bias_correction, act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
-                              imports=tuple(imports), vectors=vectors, val=val)
+                              imports=tuple(imports), vectors=vectors, val=val, arena=arena)
     stages = Progress(quiet)
     result = run_export(settings, stages, progress=stages.bar)
     s = result.summary

@@ -173,7 +173,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     apply_param_overrides(graph, options.param_overrides)
     timings["passes"] = time.perf_counter() - t0
     synthetic = calib is None
-    samples = synthetic_inputs(graph.input.shape) if synthetic else calib[: options.max_calib_samples]
+    samples = synthetic_inputs(graph.sample_shape) if synthetic else calib[: options.max_calib_samples]
     log(f"calibrating on {len(samples)} {'synthetic N(0,1)' if synthetic else ''} samples".replace("  ", " "))
     t0 = time.perf_counter()
     ranges = calibrate(graph, samples)

@@ -108,6 +108,9 @@ def explore(model: Path, calib_path: Path, val_path: Path, labels_path: Path, ou
     shape = input_shape or (tuple(calib.shape[1:]) if model.suffix.lower() != ".onnx" else None)
     loaded = load_model(model, shape, trust_pickle, imports)
     check_weights(loaded.graph, str(model))
+    if len(loaded.graph.inputs) != 1 or len(loaded.graph.outputs) != 1:
+        raise EdgeCompileError(f"{model}: explore sweeps models with one input and one output; this one has "
+                               f"{len(loaded.graph.inputs)} and {len(loaded.graph.outputs)} (export handles it)")
     calib = match_shape(calib, loaded.graph.input.shape, str(calib_path))[:512]
     val_x = match_shape(load_array(val_path, "validation inputs"), loaded.graph.input.shape, str(val_path),
                         "validation inputs")

@@ -89,8 +89,8 @@ def totals(graph: Graph, plan) -> dict[str, int]:
         "arena_bytes": plan.arena_size,
         "arena_lower_bound": plan.lower_bound,
         "activations_unshared": plan.total_activation_bytes,
-        "input_bytes": graph.input.nbytes,
-        "output_bytes": graph.output.nbytes,
+        "input_bytes": sum(graph.tensors[t].nbytes for t in graph.inputs),
+        "output_bytes": sum(graph.tensors[t].nbytes for t in graph.outputs),
     }
 
 

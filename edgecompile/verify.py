@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import simulate
-from .calibration import load_array, match_shape
+from .calibration import load_inputs
 from .errors import EdgeCompileError
 from .manifest import read_manifest
 from .progress import ProgressFactory, no_progress, watch_records
@@ -44,16 +44,15 @@ class VerifyResult:
 def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None) -> np.ndarray:
     """int8 inputs (N, *shape): a float file quantized like export does, or the project's vectors."""
     if inputs is not None:
-        x = match_shape(load_array(inputs, "inputs"), graph.input.shape, str(inputs), "inputs")
-        q = simulate.quantize_input(graph, x)
+        q = simulate.quantize_input(graph, load_inputs(inputs, graph, "inputs"))
     else:
         path = out_dir / "vectors" / "inputs.bin"
         if not path.is_file():
             raise EdgeCompileError(f"{path}: missing; re-run `edgecompile export` or pass --inputs FILE")
         raw = np.fromfile(path, dtype=np.int8)
-        if raw.size % graph.input.size:
-            raise EdgeCompileError(f"{path}: size {raw.size} is not a multiple of the input size {graph.input.size}")
-        q = raw.reshape((-1,) + graph.input.shape)
+        if raw.size % graph.sample_size:
+            raise EdgeCompileError(f"{path}: size {raw.size} is not a multiple of the input size {graph.sample_size}")
+        q = raw.reshape((-1,) + graph.sample_shape)
     if count is not None:
         if count < 1:
             raise EdgeCompileError("--count must be at least 1")
@@ -99,7 +98,7 @@ def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, out
     return out.reshape(len(q), output_size)
 
 
-def explain_build_failure(out_dir: Path, target: Target, log: str) -> str:
+def explain_build_failure(out_dir: Path, target, log: str) -> str:
     """A too-large image gets a one-paragraph answer; anything else shows the end of the log."""
     usage = dict(re.findall(r"^\s*(\w+):\s+(\d+) B\s", log, flags=re.M))
     over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
@@ -125,7 +124,7 @@ def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | N
     graph, _doc = read_manifest(out_dir)
     q = project_inputs(out_dir, graph, Path(inputs) if inputs else None, count)
     expected = simulate.run_integer(graph, q).reshape(len(q), -1)
-    got = build_and_run(out_dir, q, target, sanitize, graph.output.size, progress=progress).astype(np.int64)
+    got = build_and_run(out_dir, q, target, sanitize, graph.output_size, progress=progress).astype(np.int64)
     same = np.all(got == expected, axis=1)
     first = None
     if not np.all(same):
