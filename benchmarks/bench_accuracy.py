@@ -3,7 +3,7 @@
 Models: the classifiers trained on sklearn's digits (LeNet, MLP, the MobileNet-style net),
 judged on the held-out test set, and the efficient-CNN zoo (DS-CNN, ResNet-8, MobileNetV2,
 SqueezeNet-, ShuffleNet-style nets, MobileNetV3 block) with random weights, judged on fresh
-random inputs (64 calibration samples, as the issue's TFLite figures use).
+random inputs (64 calibration samples).
 Configurations: per-tensor min/max (the baseline), then per-channel with each calibration
 method (minmax, percentile 99.99, 3-sigma, mse = the default), mse with bias correction, and
 for the trained digits models two epochs of quantization-aware training (edgecompile.qat).
@@ -42,7 +42,7 @@ def cases(work: Path, names: list[str]):
         if name in TRAINED:
             d = work / name
             train.main(["--model", name, "--epochs", str(TRAINED[name]), "-o", str(d)])
-            yield name, next(d.glob("*.pt")), np.load(d / "calib.npy"), np.load(d / "test_x.npy"), np.load(
+            yield name, next(d.glob("*.pt2")), np.load(d / "calib.npy"), np.load(d / "test_x.npy"), np.load(
                 d / "test_y.npy")
         else:
             files = cnn_zoo.save(name, work / "zoo")
@@ -57,7 +57,9 @@ def evaluate(name, model_path, calib, x, y, work: Path) -> dict:
     from edgecompile.frontend import load_model
     from edgecompile.passes.quantize import QuantOptions, calibrate, quantize_graph
 
-    net = torch.jit.load(str(model_path)).eval()
+    from models import load_float_model
+
+    net = load_float_model(model_path)
     with torch.no_grad():
         reference = net(torch.from_numpy(x)).numpy()
     loaded = load_model(model_path, tuple(calib.shape[1:]))

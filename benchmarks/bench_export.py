@@ -52,7 +52,7 @@ def run(work: Path) -> list[dict]:
             train.main(["--model", model, "-o", str(d)])
             trained[model] = d
         d = trained[model]
-        pt = next(d.glob("*.pt"))
+        pt = next(d.glob("*.pt2"))
         out = work / f"{model}-r{rank or 0}"
         t0 = time.perf_counter()
         result = export(ExportSettings(pt, out, d / "calib.npy", rank=rank))

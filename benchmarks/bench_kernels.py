@@ -12,6 +12,9 @@ with 4 MiB of RAM, unaligned accesses trapping as on Armv6-M) instead of the
 microbit's 16 KiB: the M0+ binary executes the same instructions there (Armv6-M
 is a subset of Armv7-M), so the counts are the M0+ counts.
 
+A core name ending in "/dsp" (qemu-m55/dsp) builds with -DEC_FAST_NO_MVE: the M55 running
+the DSP path instead of its Helium (MVE) kernels, for comparison.
+
     python benchmarks/bench_kernels.py [--cores qemu-m4,...] [--opt -Os] [--json benchmarks/results/kernels.json]
 
 Prints a table and writes JSON.  Never passes or fails.
@@ -38,7 +41,8 @@ from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_
 from edgecompile.resources import resource_dir  # noqa: E402
 from edgecompile.targets import count_instructions, elf_sizes, load_target, write_target_support  # noqa: E402
 
-CORES = ["qemu-m0plus-an385", "qemu-m4", "qemu-m7", "qemu-m55"]
+CORES = ["qemu-m0plus-an385", "qemu-m4", "qemu-m7", "qemu-m55/dsp", "qemu-m55"]
+NO_MVE = "/dsp"  # core-name suffix: -DEC_FAST_NO_MVE
 # (label, op, geometry): conv (in_c, in_h, in_w, out_c, k, stride, pad), linear (in, out),
 # pools (channels, in_h, in_w, k, stride), depthwise "dw" (channels, in_h, in_w, multiplier, k, stride, pad)
 LAYERS = [
@@ -56,15 +60,18 @@ LAYERS = [
     ("DS-CNN depthwise 64 3x3 25x5 p1", "dw", (64, 25, 5, 1, 3, 1, 1)),
     ("MobileNetV2 depthwise 96 3x3 s2 12x12 p1", "dw", (96, 12, 12, 1, 3, 2, 1)),
     ("MobileNet depthwise 32 3x3 32x32 p1", "dw", (32, 32, 32, 1, 3, 1, 1)),
+    ("MobileNet depthwise 32 3x3 s2 48x48 p1", "dw", (32, 48, 48, 1, 3, 2, 1)),
     ("depthwise 16 5x5 16x16 p2", "dw", (16, 16, 16, 1, 5, 1, 2)),
     ("depthwise x2 8->16 3x3 12x12 p1", "dw", (8, 12, 12, 2, 3, 1, 1)),
+    ("residual add 16x32x32", "add", (16 * 32 * 32,)),
     ("LeNet maxpool 2x2 6x26x26", "maxpool", (6, 26, 26, 2, 2)),
     ("LeNet maxpool 2x2 16x11x11", "maxpool", (16, 11, 11, 2, 2)),
     ("global avgpool 64x25x5", "avgpool", (64, 25, 5, (25, 5), (25, 5))),
     ("avgpool 2x2 16x32x32", "avgpool", (16, 32, 32, 2, 2)),
 ]
-KERNEL_FILES = {"reference": ["ec_conv2d", "ec_conv2d_grouped", "ec_linear", "ec_pool2d"],
-                "fast": ["ec_conv2d_fast", "ec_depthwise_fast", "ec_linear_fast", "ec_pool2d_fast", "ec_fast"]}
+KERNEL_FILES = {"reference": ["ec_conv2d", "ec_conv2d_grouped", "ec_linear", "ec_pool2d", "ec_elementwise"],
+                "fast": ["ec_conv2d_fast", "ec_conv2d_mve", "ec_depthwise_fast", "ec_depthwise_mve", "ec_linear_fast",
+                         "ec_linear_mve", "ec_pool2d_fast", "ec_pool2d_mve", "ec_elementwise_mve", "ec_fast"]}
 
 
 @dataclasses.dataclass
@@ -86,7 +93,8 @@ def _array(name: str, ctype: str, values, align: bool = False) -> str:
 
 def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
     p = f"l{i}"
-    if op == "dw":  # depthwise: ec_conv2d_grouped_s8 vs ec_conv2d_grouped_fast_s8 (logical weight order)
+    if op == "dw":  # depthwise: ec_conv2d_grouped_s8 vs ec_conv2d_grouped_fast_s8 (logical weight order), what
+        # export calls (the Helium kernel inside it on cores with MVE)
         c, in_h, in_w, mult, k, stride, pad = g
         oh, ow, out_c = conv_output_size(in_h, k, stride, pad, pad), conv_output_size(in_w, k, stride, pad, pad), c * mult
         x = rng.integers(-128, 128, size=c * in_h * in_w)
@@ -130,6 +138,12 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
                  _array(f"{p}_b", "int32_t", rng.integers(-5000, 5000, size=out_c)),
                  _array(f"{p}_s", "int8_t", rng.integers(8, 12, size=out_c))]  # per-channel, as export does by default
         return Layer(label, op, macs, decls, ref, fast, out_n, scratch)
+    if op == "add":  # (elements,): two int8 operands, one multiplied by a 14-frac-bit constant, as export emits
+        (n,) = g
+        decls = [_array(f"{p}_a", "int8_t", rng.integers(-128, 128, size=n)),
+                 _array(f"{p}_b", "int8_t", rng.integers(-128, 128, size=n))]
+        args = f"{p}_a, {p}_b, OUT, {n}, 1, 3, 11585, -11, 1, 0, 127"
+        return Layer(label, op, n, decls, f"ec_add_s8({args})", f"ec_add_mve_s8({args})", n, 0)
     c, h, w_, k, stride = g
     kh, kw = (k, k) if isinstance(k, int) else k
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
@@ -164,7 +178,7 @@ def program(layers: list[Layer]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(target, work: Path, source: str, opt: str) -> Path:
+def build(target, work: Path, source: str, opt: str, defines: tuple[str, ...] = ()) -> Path:
     runtime = resource_dir("runtime_c")
     common = work / "targets" / "common"
     (work / "bench.c").write_text(source)
@@ -174,21 +188,21 @@ def build(target, work: Path, source: str, opt: str) -> Path:
     srcs = [work / "bench.c"] + [runtime / f"{f}.c" for fs in KERNEL_FILES.values() for f in fs]
     srcs += [common / s for s in target.platform_sources("semihost")]
     elf = work / f"{target.name}.elf"
-    cmd = [target.compiler, *target.machine_flags, opt, "-std=c99", "-Wall", "-Wextra", "-Werror",
+    cmd = [target.compiler, *target.machine_flags, opt, *defines, "-std=c99", "-Wall", "-Wextra", "-Werror",
            "-ffunction-sections", "-fdata-sections", f"-I{runtime}", f"-I{common}", *map(str, srcs),
            "-T", str(ld), "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-lm", "-o", str(elf)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return elf
 
 
-def code_bytes(target, opt: str) -> dict[str, int]:
+def code_bytes(target, opt: str, defines: tuple[str, ...] = ()) -> dict[str, int]:
     """Text + rodata bytes of each kernel file compiled alone for the core."""
     runtime = resource_dir("runtime_c")
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
         for f in (f for fs in KERNEL_FILES.values() for f in fs):
             obj = Path(tmp) / f"{f}.o"
-            subprocess.run([target.compiler, *target.machine_flags, opt, "-std=c99", f"-I{runtime}", "-c",
+            subprocess.run([target.compiler, *target.machine_flags, opt, *defines, "-std=c99", f"-I{runtime}", "-c",
                             str(runtime / f"{f}.c"), "-o", str(obj)], check=True)
             s = elf_sizes(obj)
             sizes[f] = s["text"] + s["rodata"]
@@ -208,12 +222,13 @@ def main(argv=None) -> int:
     source = program(layers)
     results = {"unit": "instructions (not cycles)", "opt": args.opt, "cores": {}}
     for core in args.cores.split(","):
-        target = load_target(core)
+        target = load_target(core.removesuffix(NO_MVE))
+        defines = ("-DEC_FAST_NO_MVE",) if core.endswith(NO_MVE) else ()
         with tempfile.TemporaryDirectory(prefix="ec-kbench-") as tmp:
             work = Path(tmp)
             write_target_support(work, [])
             shutil.rmtree(work / "targets" / "common" / "cortex_m" / "__pycache__", ignore_errors=True)
-            elf = build(target, work, source, args.opt)
+            elf = build(target, work, source, args.opt, defines)
             run = count_instructions(target, elf, work, timeout=300)
         marks = run.marks
         if run.exit_code != 0 or len(marks) != 3 * len(layers):
@@ -225,7 +240,7 @@ def main(argv=None) -> int:
             rows.append({"layer": layer.label, "op": layer.op, "macs": layer.macs, "reference": ref, "fast": fast,
                          "reference_per_mac": round(ref / layer.macs, 3), "fast_per_mac": round(fast / layer.macs, 3),
                          "speedup": round(ref / fast, 2)})
-        results["cores"][core] = {"layers": rows, "code_bytes": code_bytes(target, args.opt)}
+        results["cores"][core] = {"layers": rows, "code_bytes": code_bytes(target, args.opt, defines)}
     print_table(results)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +251,8 @@ def main(argv=None) -> int:
 
 def print_table(results: dict) -> None:
     cores = list(results["cores"])
-    print(f"instructions per MAC (or per window element for pooling), reference -> fast, {results['opt']}")
+    print(f"instructions per MAC (per window element for pooling, per element for add), reference -> fast, "
+          f"{results['opt']}")
     head = f"{'layer':36s} {'MACs':>9s}" + "".join(f" {c.replace('qemu-', ''):>17s}" for c in cores)
     print(head)
     print("-" * len(head))

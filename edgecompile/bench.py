@@ -19,6 +19,7 @@ import numpy as np
 from . import simulate
 from .errors import EdgeCompileError
 from .manifest import read_manifest
+from .progress import ProgressFactory, no_progress, watch_records
 from .verify import explain_build_failure
 from .targets import Target, count_instructions, elf_sizes, elf_symbols, find_toolchain, load_target
 
@@ -120,64 +121,105 @@ def model_costs(out_dir: Path, target: Target, name: str, image: Path) -> tuple[
     Compiles src/<name>.c and runtime/*.c with the target's flags and -fstack-usage.
     Flash: the sizes, in the linked ``image``, of the functions and constants these
     objects define (what the linker kept: a kernel file's unused functions do not
-    count).  The inference stack is <name>_run's frame plus the deepest kernel it
-    calls (kernels are leaves: ec_fixed.h helpers are inlined)."""
+    count).  The inference stack is the deepest path of stack frames from <name>_run down
+    its call graph (gcc's -fcallgraph-info), across the model's and the kernels' files."""
     cc = make_variable(out_dir, target.name, "EC_CC")
     cflags = make_variable(out_dir, target.name, "EC_CFLAGS").split()
     sources = [out_dir / "src" / f"{name}.c"] + sorted((out_dir / "runtime").glob("*.c"))
-    ours, frames, dynamic = set(), {}, False
+    ours, graph = set(), CallGraph()
     with tempfile.TemporaryDirectory(prefix="ec-size-") as tmp:
         for src in sources:
             obj = Path(tmp) / (src.stem + ".o")
             proc = subprocess.run([cc, *cflags, "-std=c99", f"-I{out_dir / 'runtime'}", f"-I{out_dir / 'src'}",
-                                   "-fstack-usage", "-c", str(src), "-o", str(obj)],
+                                   "-fstack-usage", "-fcallgraph-info=su", "-c", str(src), "-o", str(obj)],
                                   capture_output=True, text=True, cwd=out_dir)
             if proc.returncode != 0:
                 raise EdgeCompileError(f"compiling {src} for {target.name} failed:\n{proc.stderr.strip()}")
             ours |= {s.name for s in elf_symbols(obj) if s.in_flash and s.kind in (_STT_OBJECT, _STT_FUNC)}
-            su = obj.with_suffix(".su")
-            for line in su.read_text().splitlines() if su.is_file() else []:
-                parts = line.split("\t")
-                if len(parts) >= 3:
-                    frames[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
-                    dynamic |= "dynamic" in parts[2]
+            ci = obj.with_suffix(".ci")
+            if ci.is_file():
+                graph.read(ci.read_text())
     flash = sum(s.size for s in elf_symbols(image)
                 if s.in_flash and s.kind in (_STT_OBJECT, _STT_FUNC) and s.name in ours)
-    run = frames.get(f"{name}_run")
-    if run is None or dynamic:
-        return flash, None
-    called = re.findall(r"\b(ec_[a-z0-9_]+)\(", (out_dir / "src" / f"{name}.c").read_text())
-    return flash, run + max((frames.get(f, 0) for f in set(called)), default=0)
+    return flash, graph.deepest(f"{name}_run")
+
+
+class CallGraph:
+    """Stack frames and calls from gcc's -fcallgraph-info=su files (one per object)."""
+
+    _NODE = re.compile(r'node: \{ title: "([^"]+)" label: "[^"]*?(?:\\n(\d+) bytes \(([^)]*)\))?"')
+    _EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
+
+    def __init__(self):
+        self.frames: dict[str, int] = {}
+        self.dynamic: set[str] = set()
+        self.calls: dict[str, set[str]] = {}
+
+    def read(self, text: str) -> None:
+        for title, size, kind in self._NODE.findall(text):
+            if size:  # a function defined in this file (callees defined elsewhere have no size)
+                self.frames[title] = int(size)
+                if "dynamic" in kind:
+                    self.dynamic.add(title)
+        for source, target in self._EDGE.findall(text):
+            self.calls.setdefault(source, set()).add(target)
+
+    def deepest(self, root: str) -> int | None:
+        """The largest sum of frames along a call path from `root`; None when `root` is unknown or
+        a frame on the way has a dynamic size.  Functions outside these files (libgcc) count 0."""
+        if root not in self.frames:
+            return None
+        memo: dict[str, int | None] = {}
+
+        def depth(fn: str, path: frozenset) -> int | None:
+            if fn in memo:
+                return memo[fn]
+            if fn in path or fn in self.dynamic:  # the inference path has no recursion; be safe
+                return None
+            below = [depth(c, path | {fn}) for c in self.calls.get(fn, ())]
+            memo[fn] = None if None in below else self.frames.get(fn, 0) + max(below, default=0)
+            return memo[fn]
+
+        return depth(root, frozenset())
+
+
+def counted_run(t: Target, elf: Path, inputs: np.ndarray, expected: np.ndarray, timeout: float, bar):
+    """One run of the profiled program under QEMU: its instruction counts, and whether its outputs
+    match the simulator's."""
+    with tempfile.TemporaryDirectory(prefix="ec-bench-") as run_dir:
+        inputs.tofile(Path(run_dir) / "inputs.bin")
+        with watch_records(Path(run_dir) / "outputs.bin", expected[0].size, bar):
+            result = count_instructions(t, elf, Path(run_dir), timeout)
+        if result.timed_out or result.exit_code != 0:
+            raise EdgeCompileError(f"the profiled program failed on {t.name} (exit {result.exit_code}"
+                                   f"{', timed out' if result.timed_out else ''}):\n{result.output[-2000:]}")
+        got = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8).reshape(len(inputs), -1)
+    return result, bool(np.array_equal(got, expected))
 
 
 def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = None,
-          timeout: float = 300) -> BenchResult:
+          timeout: float = 300, progress: ProgressFactory = no_progress) -> BenchResult:
     """samples: inferences to count (default: 4, or all test vectors when there are fewer)."""
     out_dir = Path(out_dir).resolve()
     graph, doc = read_manifest(out_dir)
     t = load_target(target)
     if t.kind != "qemu":
         raise EdgeCompileError(f"bench counts instructions under QEMU: use a qemu-* target, not {target}")
-    inputs = np.fromfile(out_dir / "vectors" / "inputs.bin", dtype=np.int8).reshape((-1,) + graph.input.shape)
+    inputs = np.fromfile(out_dir / "vectors" / "inputs.bin", dtype=np.int8).reshape((-1,) + graph.sample_shape)
     if samples is None:
         samples = min(4, len(inputs))
     if samples > len(inputs):
         raise EdgeCompileError(f"--samples {samples}: {out_dir} has {len(inputs)} test vectors; ask for at most "
                                f"that many, or export with --vectors {samples}")
     inputs = inputs[:samples]
-    plain = build(out_dir, target)
-    profiled = build(out_dir, target, build_dir=f"build/{target}-profile", extra_cflags="-DEC_PROFILE")
+    with progress(2, f"building for {target}, plain and profiled") as bar:
+        plain = build(out_dir, target)
+        bar.update(1)
+        profiled = build(out_dir, target, build_dir=f"build/{target}-profile", extra_cflags="-DEC_PROFILE")
+        bar.update(1)
     expected = simulate.run_integer(graph, inputs).astype(np.int8).reshape(len(inputs), -1)
-    runs = []
-    for _ in range(2):  # twice: the counts must be identical
-        with tempfile.TemporaryDirectory(prefix="ec-bench-") as run_dir:
-            inputs.tofile(Path(run_dir) / "inputs.bin")
-            result = count_instructions(t, profiled.elf, Path(run_dir), timeout)
-            if result.timed_out or result.exit_code != 0:
-                raise EdgeCompileError(f"the profiled program failed on {target} (exit {result.exit_code}"
-                                       f"{', timed out' if result.timed_out else ''}):\n{result.output[-2000:]}")
-            got = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8).reshape(len(inputs), -1)
-        runs.append((result, bool(np.array_equal(got, expected))))
+    with progress(2 * len(inputs), f"counting the instructions of {len(inputs)} inferences, twice") as bar:
+        runs = [counted_run(t, profiled.elf, inputs, expected, timeout, bar) for _ in range(2)]  # must agree
     (first, exact), (second, exact2) = runs
     layers = [n for n in graph.nodes if not n.is_alias]
     per = 1 + len(layers)  # the runner's mark, then one after each layer

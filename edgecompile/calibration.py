@@ -41,6 +41,11 @@ def load_array(path: str | Path, what: str = "calibration data") -> np.ndarray:
         raise
     except Exception as exc:
         raise EdgeCompileError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
+    return _checked(arr, path, what)
+
+
+def _checked(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """Float, non-empty, finite: as float32."""
     if not np.issubdtype(arr.dtype, np.floating):
         raise EdgeCompileError(f"{path}: {what} must be floating point (the model's preprocessed float inputs); "
                                f"got dtype {arr.dtype}")
@@ -50,6 +55,49 @@ def load_array(path: str | Path, what: str = "calibration data") -> np.ndarray:
         bad = int(np.sum(~np.isfinite(arr)))
         raise EdgeCompileError(f"{path}: {what} contains {bad} NaN/Inf values; clean the data first")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def load_arrays(path: str | Path, what: str = "calibration data") -> dict[str, np.ndarray]:
+    """Every array of an .npz by name, in the file's order; any other file: its one array under ""."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return {"": load_array(path, what)}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise EdgeCompileError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
+    return {k: _checked(a, path, f"{what} '{k}'") for k, a in arrays.items()}
+
+
+def load_inputs(path: str | Path, graph, what: str = "calibration data") -> np.ndarray:
+    """A batch of model inputs from a file (see Graph for the layout with several inputs).
+
+    A model with several inputs takes an .npz with one array per input, named like the input, or
+    else taken in the file's order; or one array of the inputs flattened and concatenated."""
+    if len(graph.inputs) == 1:
+        return match_shape(load_array(path, what), graph.input.shape, str(path), what)
+    return match_inputs(load_arrays(path, what), graph, str(path), what)
+
+
+def match_inputs(arrays: dict[str, np.ndarray], graph, source: str, what: str = "calibration data") -> np.ndarray:
+    """One array per model input (by name, else in order) -> the (N, total) batch."""
+    if len(arrays) == 1:
+        return match_shape(next(iter(arrays.values())), (graph.sample_size,), source, what)
+    if all(name in arrays for name in graph.inputs):
+        keys = list(graph.inputs)
+    elif len(arrays) == len(graph.inputs):
+        keys = list(arrays)
+    else:
+        raise EdgeCompileError(f"{source}: {what} has arrays {', '.join(arrays)}; the model has "
+                               f"{len(graph.inputs)} inputs ({', '.join(graph.inputs)}): give one array per input, "
+                               "named like it or in the same order")
+    parts = [match_shape(arrays[k], graph.tensors[name].shape, f"{source} ['{k}']", what)
+             for k, name in zip(keys, graph.inputs)]
+    if len({len(p) for p in parts}) != 1:
+        raise EdgeCompileError(f"{source}: {what} has {', '.join(str(len(p)) for p in parts)} samples for the "
+                               f"inputs {', '.join(keys)}; every input needs the same number")
+    return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
 
 
 def match_shape(arr: np.ndarray, shape: tuple[int, ...], source: str, what: str = "calibration data") -> np.ndarray:

@@ -28,8 +28,13 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return dims
 
 
+def progress_bar(length: int, label: str):
+    """A bar for a long step (edgecompile.progress), on stderr so stdout stays the result."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
+
+
 class Progress:
-    """Stage lines with elapsed time, on stderr so stdout stays the report."""
+    """Stage lines with elapsed time, and bars for the long stages, on stderr so stdout stays the report."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
@@ -38,6 +43,26 @@ class Progress:
     def __call__(self, message: str) -> None:
         if not self.quiet:
             click.echo(f"[{time.perf_counter() - self.t0:6.1f}s] {message}", err=True)
+
+    def bar(self, length: int, label: str):
+        from .progress import no_progress
+
+        return (no_progress if self.quiet else progress_bar)(length, label)
+
+
+def print_json(value) -> None:
+    """--json, the same for every command: the machine-readable result on stdout instead of the tables."""
+    click.echo(json.dumps(value, indent=1, default=str))
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print the result as JSON on stdout instead of the tables.")(fn)
+
+
+def example(line: str) -> str:
+    """The one-line example that ends a command's --help (\b keeps click from rewrapping it)."""
+    return f"\b\nExample: {line}"
 
 
 class EdgeCompileGroup(click.Group):
@@ -79,7 +104,7 @@ def with_model_options(fn):
     return fn
 
 
-@cli.command()
+@cli.command(epilog=example("edgecompile export model.pt --calib calib.npy --bits 8 --rank 16 -o out/"))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Directory for the generated C project.")
@@ -108,13 +133,18 @@ def with_model_options(fn):
 @click.option("--per-channel/--per-tensor", "per_channel", default=None,
               help="Weight formats per output channel (default) or one per tensor.")
 @click.option("--name", help="C name of the model (default: the file name).")
+@click.option("--val", type=click.Path(path_type=Path),
+              help="Held-out inputs (.npy/.npz/.pt) to measure integer vs float on [default: the calibration "
+              "samples].")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
+@click.option("--arena", type=click.Choice(["static", "extern"]), default="static", show_default=True,
+              help="Activation memory: a static array inside NAME.c, or a buffer the caller passes to NAME_run.")
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
            bias_correction, act_bits, drop_softmax,
-           per_channel, name, vectors, as_json, quiet, input_shape, trust_pickle, imports):
+           per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
@@ -125,11 +155,12 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
                               bias_correction=bias_correction, act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
-                              imports=tuple(imports), vectors=vectors)
-    result = run_export(settings, Progress(quiet))
+                              imports=tuple(imports), vectors=vectors, val=val, arena=arena)
+    stages = Progress(quiet)
+    result = run_export(settings, stages, progress=stages.bar)
     s = result.summary
     if as_json:
-        click.echo(json.dumps(s, indent=1, default=str))
+        print_json(s)
         return
     click.echo(f"\nmodel '{result.name}' from {model} -> {out_dir}/\n")
     click.echo(result.layers.text())
@@ -144,7 +175,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                f"(liveness lower bound {fmt_int(s['arena_lower_bound'])} B, unshared "
                f"{fmt_int(s['activations_unshared'])} B)   MACs: {fmt_int(s['macs'])}")
     agree = s["top1_agreement"]
-    click.echo(f"integer vs float on {s['eval_samples']} samples: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
+    click.echo(f"integer vs float on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
                + (f", top-1 agreement {100 * agree:.2f} %" if agree is not None else "")
                + f"   (IR vs onnxruntime max |err| {s['oracle_max_abs_err']:.1e})")
     if result.compiled.calib_is_synthetic:
@@ -161,24 +192,32 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                f"Next: edgecompile verify {out_dir}")
 
 
-@cli.command()
+@cli.command(epilog=example("edgecompile verify out/ --target qemu-m4"))
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("--inputs", type=click.Path(path_type=Path),
               help="Float inputs (.npy/.npz/.pt) to run instead of the project's test vectors.")
 @click.option("--count", type=int, help="Use only the first N inputs.")
-@click.option("--target", default="host", show_default=True, help="Where to run: host or a qemu-* target.")
+@click.option("--target", default="host", show_default=True, help="Where to run: host or a qemu-* target (`edgecompile targets` lists them).")
 @click.option("--sanitize", is_flag=True, help="Host build under AddressSanitizer and UBSan.")
-def verify(project, inputs, count, target, sanitize):
+@json_option
+def verify(project, inputs, count, target, sanitize, as_json):
     """Build PROJECT, run it and compare every output byte with the simulator."""
+    from dataclasses import asdict
+
     from .verify import verify as run_verify
 
-    result = run_verify(project, inputs, count, target, sanitize)
-    click.echo(f"target {result.target}{' (ASan+UBSan)' if sanitize else ''}: "
-               f"bit-exact: {result.exact}/{result.total}")
+    result = run_verify(project, inputs, count, target, sanitize, progress=progress_bar)
+    m = result.first_mismatch
+    if as_json:
+        print_json({"target": result.target, "sanitize": sanitize, "total": result.total, "exact": result.exact,
+                    "bit_exact": result.ok, "first_mismatch": asdict(m) if m else None})
+    else:
+        click.echo(f"target {result.target}{' (ASan+UBSan)' if sanitize else ''}: "
+                   f"bit-exact: {result.exact}/{result.total}")
+        if m:
+            click.echo(f"first mismatch: sample {m.sample}, output index {m.index}: C {m.c_value}, "
+                       f"simulator {m.sim_value}", err=True)
     if not result.ok:
-        m = result.first_mismatch
-        click.echo(f"first mismatch: sample {m.sample}, output index {m.index}: C {m.c_value}, "
-                   f"simulator {m.sim_value}", err=True)
         sys.exit(1)
 
 
@@ -191,7 +230,8 @@ def parse_list(text: str, kind, option: str) -> list:
                                f"{'8,6,4' if kind is int else '0.9,0.95'}") from None
 
 
-@cli.command()
+@cli.command(epilog=example("edgecompile explore model.pt --calib calib.npy --val x.npy --labels y.npy "
+                            "--bits 8,4 -o explore/"))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--calib", type=click.Path(path_type=Path), required=True, help="Calibration inputs.")
 @click.option("--val", "val_path", type=click.Path(path_type=Path), required=True, help="Validation inputs (.npy).")
@@ -201,9 +241,13 @@ def parse_list(text: str, kind, option: str) -> list:
 @click.option("--bits", default="8", show_default=True, help="Weight bit widths to try, e.g. 8,6,4.")
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=Path("explore"),
               show_default=True, help="Folder for the table, JSON and PNG plots.")
+@json_option
 @with_model_options
-def explore(model, calib, val_path, labels, ranks, energies, bits, out_dir, input_shape, trust_pickle, imports):
+def explore(model, calib, val_path, labels, ranks, energies, bits, out_dir, as_json, input_shape, trust_pickle,
+            imports):
     """Sweep ranks (and bits) of MODEL without retraining: table, Pareto front, plots, scree plots."""
+    from dataclasses import asdict
+
     from .explore import explore as run_explore
     from .explore import table
 
@@ -219,15 +263,20 @@ def explore(model, calib, val_path, labels, ranks, energies, bits, out_dir, inpu
     result = run_explore(model, calib, val_path, labels, out_dir, parse_list(ranks, int, "--ranks"),
                          parse_list(energies, float, "--energies"), parse_list(bits, int, "--bits"),
                          parse_shape(input_shape), trust_pickle, tuple(imports), progress)
+    if as_json:
+        print_json({"baseline_weight_bytes": result.baseline_bytes, "points": [asdict(p) for p in result.points],
+                    "files": [str(out_dir / f) for f in result.files]})
+        return
     click.echo(f"baseline (dense, {parse_list(bits, int, '--bits')[0]}-bit): {result.baseline_bytes:,} weight bytes")
     click.echo(table(result.points).text())
     click.echo("* = on the Pareto front (no other configuration saves more memory at the same or better accuracy)")
     click.echo(f"wrote {out_dir}/: " + ", ".join(result.files))
 
 
-@cli.command()
+@cli.command(epilog=example("edgecompile build out/ --target nucleo-f446re"))
 @click.argument("project", type=click.Path(path_type=Path))
-@click.option("--target", required=True, help="A board (e.g. nucleo-f446re), a qemu-* target or host.")
+@click.option("--target", required=True, help="A board (e.g. nucleo-f446re), a qemu-* target or host (`edgecompile targets` "
+              "lists them).")
 def build(project, target):
     """Build PROJECT for TARGET: .elf/.bin/.hex with flash and RAM use; refused if it does not fit."""
     from .bench import build as run_build
@@ -244,50 +293,61 @@ def build(project, target):
                f"(data {fmt_int(s['data'])}, bss {fmt_int(s['bss'])}, stack reserve {fmt_int(s['stack'])})")
 
 
-@cli.command()
+@cli.command(epilog=example("edgecompile bench out/ --target qemu-m7 --samples 8"))
 @click.argument("project", type=click.Path(path_type=Path))
-@click.option("--target", default="qemu-m4", show_default=True, help="A qemu-* target.")
+@click.option("--target", default="qemu-m4", show_default=True,
+              help="A qemu-* target (`edgecompile targets` lists them).")
 @click.option("--samples", type=int, default=None, help="Inferences to count  [default: 4, or fewer if the "
                                                           "project has fewer test vectors].")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
-              help="Write the figures here (default: PROJECT/bench-TARGET.json).")
-def bench(project, target, samples, json_path):
+@click.option("--save", "save_path", type=click.Path(path_type=Path),
+              help="Write the figures (JSON) here  [default: PROJECT/bench-TARGET.json].")
+@json_option
+def bench(project, target, samples, save_path, as_json):
     """Instructions per inference and per layer (exact, under QEMU), flash and RAM of PROJECT."""
     from .bench import bench as run_bench
-    from .report import Table, fmt_int
 
     if samples is not None and samples < 1:
         raise EdgeCompileError("--samples must be at least 1")
-    if json_path is not None and (json_path.is_dir() or not json_path.parent.is_dir()):
-        raise EdgeCompileError(f"--json {json_path}: not a file in an existing folder")  # before the long run
-    r = run_bench(project, target, samples)
+    if save_path is not None and (save_path.is_dir() or not save_path.parent.is_dir()):
+        raise EdgeCompileError(f"--save {save_path}: not a file in an existing folder")  # before the long run
+    r = run_bench(project, target, samples, progress=progress_bar)
+    path = save_path or Path(project) / f"bench-{target}.json"
+    path.write_text(json.dumps(r.as_dict(), indent=1) + "\n")
+    if as_json:
+        print_json(r.as_dict())
+    else:
+        print_bench(r)
+    click.echo(f"wrote {path}", err=as_json)
+    if not (r.bit_exact and r.repeatable):
+        sys.exit(1)
+
+
+def print_bench(r) -> None:
+    from .report import Table, fmt_int
+
     rows = [[c.name, c.op, fmt_int(c.macs), fmt_int(c.instructions),
              "-" if c.per_mac is None else f"{c.per_mac:.2f}"] for c in r.layers]
     rows.append(["total", "", fmt_int(r.macs), fmt_int(r.instructions), f"{r.instructions / max(r.macs, 1):.2f}"])
     click.echo(Table(["layer", "op", "MACs", "instructions", "instr/MAC"], rows, {2, 3, 4}).text())
     lo, hi = min(r.per_inference), max(r.per_inference)
     spread = "" if lo == hi else f" (range {fmt_int(lo)}..{fmt_int(hi)} over {r.samples} inputs)"
-    click.echo(f"{target}: {fmt_int(r.instructions)} instructions per inference{spread}; counts are "
+    click.echo(f"{r.target}: {fmt_int(r.instructions)} instructions per inference{spread}; counts are "
                f"instructions, not cycles; {'identical on a second run' if r.repeatable else 'NOT REPEATABLE'}; "
                f"outputs {'bit-exact' if r.bit_exact else 'DIFFER from the simulator'}")
     stack = fmt_int(r.stack_estimate) if r.stack_estimate is not None else "unknown"
     click.echo(f"flash: model+kernels {fmt_int(r.model_flash)} B, whole test image {fmt_int(r.image['flash'])} B; "
                f"RAM: arena {fmt_int(r.arena)} B, inference stack ~{stack} B, whole image "
                f"{fmt_int(r.image['data'] + r.image['bss'])} B + {fmt_int(r.image['stack'])} B stack reserve")
-    path = json_path or Path(project) / f"bench-{target}.json"
-    path.write_text(json.dumps(r.as_dict(), indent=1) + "\n")
-    click.echo(f"wrote {path}")
-    if not (r.bit_exact and r.repeatable):
-        sys.exit(1)
 
 
-@cli.command()
+@cli.command(epilog=example("edgecompile inspect model.pt --rank 16"))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--rank", help="Show the layers as factorized: N, or LAYER=N items.")
 @click.option("--energy", type=float, help="Show the layers factorized to keep this share of variance.")
 @click.option("--factorize-conv1x1", is_flag=True, help="Also factorize 1x1 convolutions.")
+@json_option
 @with_model_options
-def inspect(model, rank, energy, factorize_conv1x1, input_shape, trust_pickle, imports):
+def inspect(model, rank, energy, factorize_conv1x1, as_json, input_shape, trust_pickle, imports):
     """Per-layer table of MODEL (after BatchNorm folding), without exporting."""
     from .compiler import CompileOptions, check_weights, optimize
     from .passes.factorize import RankSpec
@@ -299,25 +359,61 @@ def inspect(model, rank, energy, factorize_conv1x1, input_shape, trust_pickle, i
     check_weights(graph, str(model))
     n_imported = len(graph.nodes)
     decisions = optimize(graph, CompileOptions(ranks=RankSpec.parse(rank, energy, factorize_conv1x1)))
-    rows = []
+    layers = []
     for node in graph.nodes:
         out = graph.tensors[node.outputs[0]]
         weights = int(sum(v.size for k, v in node.params.items() if k == "weight"))
         biases = int(sum(v.size for k, v in node.params.items() if k == "bias"))
-        rows.append([node.name, node.op_type, node.describe(), shape_text(out.shape), fmt_int(node.param_count()),
-                     fmt_int(node.macs(graph)), fmt_int(weights + 4 * biases),
-                     "view" if node.is_alias else fmt_int(out.nbytes)])
+        layers.append({"name": node.name, "op": node.op_type, "attrs": node.describe(), "output": list(out.shape),
+                       "params": int(node.param_count()), "macs": int(node.macs(graph)),
+                       "flash_bytes_int8": weights + 4 * biases,
+                       "activation_bytes": None if node.is_alias else int(out.nbytes)})
+    params = sum(n.param_count() for n in graph.nodes)
+    macs = sum(n.macs(graph) for n in graph.nodes)
+    if as_json:
+        print_json({"model": str(model), "input": list(graph.input.shape), "imported_nodes": n_imported,
+                    "layers": layers, "params": int(params), "macs": int(macs), "notes": list(graph.notes),
+                    "factorization": [{"layer": d.layer, "rank": d.rank, "factorized": d.applied,
+                                       "reason": d.reason} for d in decisions]})
+        return
+    rows = [[x["name"], x["op"], x["attrs"], shape_text(x["output"]), fmt_int(x["params"]), fmt_int(x["macs"]),
+             fmt_int(x["flash_bytes_int8"]),
+             "view" if x["activation_bytes"] is None else fmt_int(x["activation_bytes"])]
+            for x in layers]
     table = Table(["layer", "op", "attrs", "output", "params", "MACs", "flash B (int8)", "act B"], rows,
                   {4, 5, 6, 7})
     click.echo(f"{model}: input {shape_text(graph.input.shape)}, {n_imported} imported nodes -> "
                f"{len(graph.nodes)} layers after folding/fusion")
     click.echo(table.text())
-    click.echo(f"total: {fmt_int(sum(n.param_count() for n in graph.nodes))} params, "
-               f"{fmt_int(sum(n.macs(graph) for n in graph.nodes))} MACs")
+    click.echo(f"total: {fmt_int(params)} params, {fmt_int(macs)} MACs")
     for note in graph.notes:
         click.echo(f"note: {note}")
     for d in decisions:
         click.echo(f"rank {d.rank}: {d.layer} {'factorized, ' + d.reason if d.applied else 'kept whole: ' + d.reason}")
+
+
+@cli.command(epilog=example("edgecompile targets --json"))
+@json_option
+def targets(as_json):
+    """Every target (host, QEMU, boards) with its core, flash and RAM."""
+    from .report import Table, fmt_size
+    from .targets import list_targets, load_target
+
+    rows = []
+    for name in list_targets():
+        t = load_target(name)
+        code = next((r.length for r in t.memory if r.role == "code"), None)
+        data = next((r.length for r in t.memory if r.role == "data"), None)
+        rows.append({"name": t.name, "kind": t.kind, "core": t.core, "flash_bytes": code, "ram_bytes": data,
+                     "description": t.description})
+    if as_json:
+        print_json(rows)
+        return
+    click.echo(Table(["target", "kind", "core", "flash", "RAM", "description"],
+                     [[r["name"], r["kind"], r["core"] or "-", fmt_size(r["flash_bytes"]), fmt_size(r["ram_bytes"]),
+                       r["description"]] for r in rows], {3, 4}).text())
+    click.echo("host runs here; qemu targets run under emulation (verify, bench); boards are built for "
+               "(build) and flashed by you")
 
 
 def main() -> None:

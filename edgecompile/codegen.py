@@ -1,8 +1,9 @@
 """C generation: render the quantized graph and its memory plan into C sources.
 
 Each op's `emit_c` asks the Emitter for constant arrays (weights in flash) and
-for the C expression of a tensor's buffer (the caller's input/output pointer
-or an offset in the static arena), and appends one kernel call.  The
+for the C expression of a tensor's buffer (one of the caller's input/output
+pointers, or an offset in the arena, static or the caller's), and appends one
+kernel call.  The
 templates in templates/ lay out the files around those pieces.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import jinja2
 import numpy as np
 
 from . import __version__
+from .c_api import io_parameters
 from .ir import Graph, c_identifier
 from .passes.plan_memory import MemoryPlan, scratch_name
 from .resources import resource_dir
@@ -62,6 +64,11 @@ class Emitter:
     _idents: set[str] = field(default_factory=set)
     _shared: dict = field(default_factory=dict)
     structs: list[CStruct] = field(default_factory=list)
+    io_params: dict[str, str] = field(default_factory=dict)  # model input/output tensor -> C parameter
+
+    def __post_init__(self):
+        if not self.io_params:
+            self.io_params = io_parameters(self.graph)
 
     def const_array(self, base: str, ctype: str, values, align: int = 0) -> str:
         """A static const array in flash; `align` > 0 declares it EC_ALIGNED(align) (runtime_c/ec_fast.h),
@@ -101,15 +108,19 @@ class Emitter:
 
     def buffer(self, tensor: str) -> str:
         where, offset = self.plan.location(tensor)
-        if where == "input":
-            return "input"
-        if where == "output":
-            return "output"
-        return f"&ec_arena.bytes[{offset}]"
+        if where in ("input", "output"):
+            return self.io_params[self.plan.caller_tensor(tensor)]
+        return self.arena(offset)
+
+    @staticmethod
+    def arena(offset: int) -> str:
+        """C pointer to a byte of the arena: `ec_arena` is the run function's int8_t pointer to the static
+        arena or to the caller's (templates/model.c.j2)."""
+        return f"&ec_arena[{offset}]"
 
     def scratch(self, node) -> str:
         """C pointer to the node's scratch buffer (see Op.scratch_bytes)."""
-        return f"&ec_arena.bytes[{self.scratch_offset(node)}]"
+        return self.arena(self.scratch_offset(node))
 
     def scratch_offset(self, node) -> int:
         """Arena offset of the node's scratch buffer."""
@@ -169,7 +180,7 @@ class BodyEmitter(Emitter):
 
     def __init__(self, parent: Emitter, graph: Graph, plan: MemoryPlan, externals: dict[str, str], base: int):
         super().__init__(graph, plan, parent.arrays, parent.body, parent.runtime, parent._idents, parent._shared,
-                         parent.structs)
+                         parent.structs, {t: t for t in graph.inputs + graph.outputs})
         self.externals = externals
         self.base = base
 
@@ -177,7 +188,7 @@ class BodyEmitter(Emitter):
         if tensor in self.externals:
             return self.externals[tensor]
         where, offset = self.plan.location(tensor)
-        return f"&ec_arena.bytes[{self.base + offset}]"
+        return self.arena(self.base + offset)
 
     def scratch_offset(self, node) -> int:
         return self.base + self.plan.location(scratch_name(node))[1]

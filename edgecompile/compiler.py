@@ -68,6 +68,26 @@ def check_weights(graph: Graph, source: str) -> None:
             if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
                 raise EdgeCompileError(f"{source}: layer '{node.name}' has NaN or Inf in its {key}; "
                                        "the model is broken (check training) and cannot be quantized")
+            if key.startswith("weight"):
+                check_outlier(np.asarray(value, dtype=np.float64), f"{source}: layer '{node.name}'", key)
+
+
+def check_outlier(w: np.ndarray, where: str, key: str) -> None:
+    """Refuse a weight so large that the layer's power-of-two scale at 8 bits (the finest) rounds
+    every other nonzero weight to zero: the compiled layer would keep that one weight alone."""
+    mags = np.abs(w).reshape(-1)
+    if mags.size < 2:
+        return
+    i = int(np.argmax(mags))
+    rest = np.delete(mags, i)
+    rest = rest[rest > 0]
+    step = 2.0 ** np.ceil(np.log2(mags[i] / 127)) if mags[i] > 0 else 0.0
+    if rest.size and float(rest.max()) < step / 2:
+        index = tuple(int(k) for k in np.unravel_index(i, w.shape))
+        raise EdgeCompileError(f"{where} has a {key} of {w.reshape(-1)[i]:.3g} at {list(index)} while its other "
+                               f"{key}s are at most {rest.max():.3g} in magnitude: quantized to 8 bits with one "
+                               f"scale, every other {key} would round to zero. This is most likely a training "
+                               f"bug or a damaged file: fix or clip that {key} and export again")
 
 
 def check_options(graph: Graph, options: CompileOptions) -> None:
@@ -153,7 +173,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     apply_param_overrides(graph, options.param_overrides)
     timings["passes"] = time.perf_counter() - t0
     synthetic = calib is None
-    samples = synthetic_inputs(graph.input.shape) if synthetic else calib[: options.max_calib_samples]
+    samples = synthetic_inputs(graph.sample_shape) if synthetic else calib[: options.max_calib_samples]
     log(f"calibrating on {len(samples)} {'synthetic N(0,1)' if synthetic else ''} samples".replace("  ", " "))
     t0 = time.perf_counter()
     ranges = calibrate(graph, samples)

@@ -5,7 +5,7 @@ calibration, quantization, sparse storage) and scored on a labelled validation
 set with the integer simulator, which the C matches bit for bit; its memory
 figure is the weight bytes the generated C would hold.  beta of a configuration
 is the share of sum(sigma^2) kept over all factorizable layers (layers left
-whole keep all of theirs), as in seed 000's scree-plot analysis.
+whole keep all of theirs), as a scree plot shows.
 """
 from __future__ import annotations
 
@@ -108,6 +108,9 @@ def explore(model: Path, calib_path: Path, val_path: Path, labels_path: Path, ou
     shape = input_shape or (tuple(calib.shape[1:]) if model.suffix.lower() != ".onnx" else None)
     loaded = load_model(model, shape, trust_pickle, imports)
     check_weights(loaded.graph, str(model))
+    if len(loaded.graph.inputs) != 1 or len(loaded.graph.outputs) != 1:
+        raise EdgeCompileError(f"{model}: explore sweeps models with one input and one output; this one has "
+                               f"{len(loaded.graph.inputs)} and {len(loaded.graph.outputs)} (export handles it)")
     calib = match_shape(calib, loaded.graph.input.shape, str(calib_path))[:512]
     val_x = match_shape(load_array(val_path, "validation inputs"), loaded.graph.input.shape, str(val_path),
                         "validation inputs")

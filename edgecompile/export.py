@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, metrics, simulate
-from .calibration import load_array, match_shape
+from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
+from .c_api import ARENA_MODES, api_context, io_parameters
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
@@ -29,8 +30,12 @@ from .errors import EdgeCompileError, InputShapeError
 from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
+from .progress import ProgressFactory, no_progress
 from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
 from .resources import resource_dir
+
+
+MAX_VECTORS = 65_536  # test vectors are written to the project and run by every verify
 
 
 @dataclass
@@ -54,6 +59,8 @@ class ExportSettings:
     trust_pickle: bool = False
     imports: tuple[str, ...] = ()
     vectors: int = 256
+    val: Path | None = None  # held-out inputs to measure integer vs float on (default: the calibration samples)
+    arena: str = "static"  # static: inside NAME.c; extern: the caller passes it to NAME_run
     loaded: object = None  # a LoadedModel already in memory (edgecompile.qat): `model` only names it
     param_overrides: dict = field(default_factory=dict)
     fixed_formats: dict | None = None
@@ -101,32 +108,46 @@ def model_name(settings: ExportSettings) -> str:
     return name
 
 
-def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult:
+def export(settings: ExportSettings, log: Log = lambda _m: None,
+           progress: ProgressFactory = no_progress) -> ExportResult:
     t_start = time.perf_counter()
     check_destination(settings.out_dir)
-    if settings.vectors < 1:
-        raise EdgeCompileError("--vectors must be at least 1")
+    if not 1 <= settings.vectors <= MAX_VECTORS:
+        raise EdgeCompileError(f"--vectors {settings.vectors}: choose 1 to {MAX_VECTORS:,} test vectors "
+                               "(verify runs them all; more do not test the C any better)")
+    if settings.arena not in ARENA_MODES:
+        raise EdgeCompileError(f"--arena {settings.arena}: choose {' or '.join(ARENA_MODES)}")
+    shape = settings.input_shape
     if isinstance(settings.calib, np.ndarray):
         calib = np.asarray(settings.calib, dtype=np.float32)
+        arrays = {"": calib}
     else:
-        calib = load_array(settings.calib) if settings.calib else None
-    shape = settings.input_shape
-    if shape is None and calib is not None and settings.model.suffix.lower() != ".onnx" and calib.ndim >= 2:
-        shape = tuple(calib.shape[1:])
+        arrays = load_arrays(settings.calib) if settings.calib else None
+        calib = None
+    if shape is None and arrays and settings.model.suffix.lower() != ".onnx":
+        shape = calib_input_shapes(arrays)
     log(f"loading {settings.model}")
     try:
         loaded = (copy.deepcopy(settings.loaded) if settings.loaded is not None
                   else load_model(settings.model, shape, settings.trust_pickle, settings.imports))
     except InputShapeError as exc:
         if settings.input_shape is None and shape is not None:
-            raise EdgeCompileError(f"{settings.calib}: the calibration data has shape {calib.shape}, so the "
+            sizes = " and ".join(str(a.shape) for a in arrays.values())
+            raise EdgeCompileError(f"{settings.calib}: the calibration data has shape {sizes}, so the "
                                    f"input shape was taken as {shape}, which the model does not accept: {exc}") from None
         raise
     graph = loaded.graph
     graph.name = model_name(settings)
     if calib is not None:
-        calib = match_shape(calib, graph.input.shape, _calib_name(settings.calib))
-    log(f"imported {len(graph.nodes)} nodes; input {graph.input.shape}")
+        calib = (match_shape(calib, graph.input.shape, _calib_name(settings.calib)) if len(graph.inputs) == 1
+                 else match_inputs(arrays, graph, _calib_name(settings.calib)))
+    elif settings.calib:
+        calib = load_inputs(settings.calib, graph)
+    val = None
+    if settings.val is not None:  # read before the long compile, so a bad file fails fast
+        val = load_inputs(settings.val, graph, "validation inputs")
+    log(f"imported {len(graph.nodes)} nodes; input{'s' if len(graph.inputs) > 1 else ''} "
+        + ", ".join(str(graph.shape(t)) for t in graph.inputs))
     default_bits, layer_bits = parse_bits(settings.bits)
     act_bits, act_layers, act_auto = parse_act_bits(settings.act_bits)
     options = CompileOptions(bits=default_bits, layer_bits=layer_bits,
@@ -138,10 +159,10 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto)
     compiled = compile_model(loaded, calib, options, log)
     log("measuring accuracy against the float model")
-    summary = measure(loaded, compiled)
+    summary = measure(loaded, compiled, val, settings.val)
     layers = layer_table(compiled.graph, compiled.plan, summary.pop("_layer_sqnr"))
     vec_in = test_vectors(compiled, settings.vectors)
-    vec_out = simulate.run_integer(compiled.graph, vec_in).astype(np.int8)
+    vec_out = simulate_vectors(compiled.graph, vec_in, progress)
     summary.update(totals(compiled.graph, compiled.plan))
     if compiled.precision is not None:
         p = compiled.precision
@@ -157,15 +178,39 @@ def export(settings: ExportSettings, log: Log = lambda _m: None) -> ExportResult
     return ExportResult(graph.name, settings.out_dir, compiled, layers, summary, files)
 
 
+def calib_input_shapes(arrays: dict[str, np.ndarray]):
+    """The input shape(s) calibration data implies for a PyTorch model, which does not record them: one
+    array's samples, or for an .npz of several arrays none of which is named like a single input's
+    (x, inputs, ...), one shape per array in the file's order (a model with several inputs)."""
+    if len(arrays) > 1 and not any(k in NPZ_KEYS for k in arrays):
+        return tuple(tuple(a.shape[1:]) for a in arrays.values())
+    arr = next((arrays[k] for k in NPZ_KEYS if k in arrays), next(iter(arrays.values())))
+    return tuple(arr.shape[1:]) if arr.ndim >= 2 else None
+
+
 def _calib_name(calib) -> str:
     return "in-memory array" if isinstance(calib, np.ndarray) else str(calib)
 
 
-def measure(loaded, compiled: Compiled) -> dict:
-    """Float oracle check and float-vs-integer agreement on the calibration samples."""
-    x = compiled.calib[:256]
+def simulate_vectors(graph, vec_in: np.ndarray, progress: ProgressFactory, chunk: int = 64) -> np.ndarray:
+    """The simulator's outputs for the test vectors, in chunks so that a long run shows progress."""
+    with progress(len(vec_in), f"simulating {len(vec_in)} test vectors") as bar:
+        parts = []
+        for i in range(0, len(vec_in), chunk):
+            parts.append(simulate.run_integer(graph, vec_in[i:i + chunk]).astype(np.int8))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
+
+
+MAX_EVAL_SAMPLES = 256  # the float and integer graphs both run on each: enough for SQNR and top-1
+
+
+def measure(loaded, compiled: Compiled, val: np.ndarray | None = None, val_name=None) -> dict:
+    """Float oracle check and float-vs-integer agreement on held-out samples (--val) or else on the
+    calibration samples."""
+    x = (compiled.calib if val is None else val)[:MAX_EVAL_SAMPLES]
     ir_float = compiled.imported.run_float(x).reshape(len(x), -1)
-    reference = metrics.float_reference(loaded, x)
+    reference = metrics.float_reference(loaded, x, compiled.imported)
     reference = ir_float if reference is None else reference.reshape(len(x), -1)
     oracle_err = float(np.max(np.abs(reference - ir_float)))
     if compiled.softmax_dropped:  # the C returns logits: judge it against the float logits
@@ -174,9 +219,12 @@ def measure(loaded, compiled: Compiled) -> dict:
         reference = logits.run_float(x).reshape(len(x), -1)
     transformed = compiled.graph.run_float(x).reshape(len(x), -1)
     integer = simulate.run_dequantized(compiled.graph, x).reshape(len(x), -1)
-    agree = metrics.top1_agreement(reference, integer)
+    # Several outputs side by side are no score vector: no top-1 figure for them.
+    agree = metrics.top1_agreement(reference, integer) if len(compiled.graph.outputs) == 1 else None
     return {
         "eval_samples": int(len(x)),
+        "eval_data": eval_data(compiled, len(x), val_name, None if val is None else len(val)),
+        "eval_held_out": val is not None,
         "oracle_max_abs_err": oracle_err,
         "top1_agreement": agree,
         "output_sqnr_db": metrics.sqnr_db(reference, integer),
@@ -187,6 +235,14 @@ def measure(loaded, compiled: Compiled) -> dict:
                                             if compiled.factorization else None),
         "_layer_sqnr": metrics.per_tensor_sqnr(compiled.graph, x),
     }
+
+
+def eval_data(compiled: Compiled, n: int, val_name=None, val_count: int | None = None) -> str:
+    """Which samples the integer-vs-float figures were measured on, as the report says it."""
+    if compiled.calib_is_synthetic and val_name is None:
+        return f"{n} synthetic N(0,1) inputs"
+    first = "the" if n == (len(compiled.calib) if val_name is None else val_count) else "the first"
+    return f"{first} {n} samples of {val_name} (--val)" if val_name is not None else f"{first} {n} calibration samples"
 
 
 def test_vectors(compiled: Compiled, count: int) -> np.ndarray:
@@ -209,8 +265,10 @@ def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, l
         (tmp / "vectors").mkdir()
         vec_in.astype(np.int8).tofile(tmp / "vectors" / "inputs.bin")
         vec_out.astype(np.int8).tofile(tmp / "vectors" / "expected.bin")
+        write_tensor_vectors(tmp / "vectors", compiled.graph, vec_in, vec_out)
         render_linked_vectors(tmp, vec_in, vec_out)
-        write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()}})
+        write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()},
+                                             "c_api": {"arena": settings.arena}})
         (tmp / "report.md").write_text(markdown_report(compiled, summary, layers))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
         from .targets import write_target_support
@@ -226,6 +284,18 @@ def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, l
                   and "targets" not in p.relative_to(out_dir).parts)
 
 
+def write_tensor_vectors(folder: Path, graph, vec_in: np.ndarray, vec_out: np.ndarray) -> None:
+    """For a model with several inputs or outputs, each tensor's vectors on their own as well:
+    <param>.bin (input0.bin, ...) and expected_<param>.bin (expected_output0.bin, ...)."""
+    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
+        return
+    params = io_parameters(graph)
+    for name, values in graph.split_inputs(vec_in).items():
+        values.astype(np.int8).tofile(folder / f"{params[name]}.bin")
+    for name, values in graph.split_outputs(vec_out).items():
+        values.astype(np.int8).tofile(folder / f"expected_{params[name]}.bin")
+
+
 def _json_default(value):
     if isinstance(value, (np.generic,)):
         return value.item()
@@ -239,51 +309,28 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
     runtime_dir = resource_dir("runtime_c")
     (root / "src").mkdir()
     (root / "runtime").mkdir()
-    runtime_files = ["ec_fixed.h", "ec_tensor.h"]
+    runtime_files = ["ec_fixed.h", "ec_tensor.h", "ec_sections.h"]
     for base in sorted(em.runtime):
         runtime_files += [f"{base}.h", f"{base}.c"]
     for f in runtime_files:
         shutil.copy2(runtime_dir / f, root / "runtime" / f)
     env = template_env()
+    code = "\n".join(s.code for s in em.body if s.kind != "comment")
     ctx = {
+        **api_context(graph, code, settings.arena),
         "name": name, "NAME": name.upper(), "source": settings.model.name,
-        "input_size": graph.input.size, "output_size": graph.output.size,
-        "input_shape_text": "x".join(map(str, graph.input.shape)),
-        "output_shape_text": "x".join(map(str, graph.output.shape)),
-        "input_layout": input_layout(graph),
-        "input_frac_bits": graph.input.frac_bits, "output_frac_bits": graph.output.frac_bits,
         "arena_size": compiled.plan.arena_size, "arena_bound": compiled.plan.lower_bound,
         "arena_total": compiled.plan.total_activation_bytes,
         "weight_bytes": summary["weight_bytes"], "layer_count": len(graph.nodes),
         "arrays": em.arrays, "structs": em.structs, "body": em.body,
         "runtime_headers": [f"{b}.h" for b in sorted(em.runtime)],
-        "uses_input": any("input" in s.code for s in em.body if s.kind == "call"),
-        "uses_arena": any("ec_arena" in s.code for s in em.body if s.kind == "call"),
-        "input_scale_literal": _pow2_literal(graph.input.frac_bits),
-        "output_step_literal": _pow2_literal(-graph.output.frac_bits),
         "model_sources": [f"src/{name}.c", f"src/{name}_io.c"],
         "runtime_sources": [f"runtime/{f}" for f in runtime_files if f.endswith(".c")],
     }
-    outputs = {f"src/{name}.h": "model.h.j2", f"src/{name}.c": "model.c.j2", f"src/{name}_io.c": "model_io.c.j2",
-               "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
-    for rel, template in outputs.items():
+    files = {f"src/{name}.h": "model.h.j2", f"src/{name}.c": "model.c.j2", f"src/{name}_io.c": "model_io.c.j2",
+             "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
+    for rel, template in files.items():
         (root / rel).write_text(env.get_template(template).render(**ctx))
-
-
-def input_layout(graph) -> str:
-    """How the C input is ordered: PyTorch's (C,H,W), or the model's own layout when it starts
-    by transposing its input (TensorFlow-converted models take NHWC)."""
-    users = graph.consumers(graph.inputs[0])
-    from .ops import Transpose
-
-    if users and all(isinstance(u, Transpose) for u in users) and len(graph.input.shape) == 3:
-        return "the model's own NHWC layout: H,W,C; the model transposes it to C,H,W itself"
-    return {3: "C,H,W", 1: "features"}.get(len(graph.input.shape), "row-major")
-
-
-def _pow2_literal(e: int) -> str:
-    """2^e as an exact C float literal (hex float is C99)."""
-    return f"0x1p{e:+d}f"
 
 
 def render_linked_vectors(root: Path, vec_in: np.ndarray, vec_out: np.ndarray, count: int = 4) -> None:
@@ -314,8 +361,10 @@ def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
              "", "## Accuracy", "",
              f"- calibration: {s['calibration']}",
              f"- float oracle: IR float evaluation vs onnxruntime, max |error| {s['oracle_max_abs_err']:.2e}",
-             f"- integer vs float model on {s['eval_samples']} samples: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
-             + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")]
+             f"- integer vs float model on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
+             + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")
+             + ("" if s["eval_held_out"] else
+                " (the data the ranges were chosen from; `--val FILE` measures on held-out samples)")]
     if compiled.calib_is_synthetic:
         lines += ["", "> No calibration data was given: activation ranges come from standard-normal inputs and "
                   "BatchNorm statistics. Pass `--calib` with real inputs for better accuracy."]

@@ -54,7 +54,11 @@ class Node:
 
 
 class Graph:
-    """A topologically ordered list of nodes over named tensors, one input, one output."""
+    """A topologically ordered list of nodes over named tensors, with one or several inputs and outputs.
+
+    A batch of samples for a model with several inputs is one (N, total) array: each sample's
+    inputs flattened and concatenated in the order of `inputs` (the layout of the C runner's
+    inputs.bin); outputs come back the same way.  A single input or output keeps its shape."""
 
     def __init__(self, name: str = "model"):
         self.name = name
@@ -108,6 +112,51 @@ class Graph:
     def output(self) -> TensorInfo:
         return self.tensors[self.outputs[0]]
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample of inputs: the input's own, or (total size,) for several."""
+        return self.input.shape if len(self.inputs) == 1 else (self.sample_size,)
+
+    @property
+    def sample_size(self) -> int:
+        """Values per sample over all inputs."""
+        return sum(self.tensors[t].size for t in self.inputs)
+
+    @property
+    def output_size(self) -> int:
+        """Values per sample over all outputs."""
+        return sum(self.tensors[t].size for t in self.outputs)
+
+    def split_inputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """A batch of samples (see the class) -> each input's batch, in its own shape."""
+        if len(self.inputs) == 1:
+            return {self.inputs[0]: x}
+        x = np.asarray(x).reshape(len(x), -1)
+        split, start = {}, 0
+        for name in self.inputs:
+            t = self.tensors[name]
+            split[name] = x[:, start:start + t.size].reshape((len(x),) + t.shape)
+            start += t.size
+        return split
+
+    def join_outputs(self, env: dict[str, np.ndarray]) -> np.ndarray:
+        """The outputs of a batch: the output itself, or for several, each flattened and concatenated."""
+        if len(self.outputs) == 1:
+            return env[self.outputs[0]]
+        return np.concatenate([env[t].reshape(len(env[t]), -1) for t in self.outputs], axis=1)
+
+    def split_outputs(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """The inverse of join_outputs."""
+        if len(self.outputs) == 1:
+            return {self.outputs[0]: y}
+        y = np.asarray(y).reshape(len(y), -1)
+        split, start = {}, 0
+        for name in self.outputs:
+            t = self.tensors[name]
+            split[name] = y[:, start:start + t.size].reshape((len(y),) + t.shape)
+            start += t.size
+        return split
+
     # -- editing -------------------------------------------------------------
     def remove_node(self, node: Node, keep: str) -> None:
         """Delete a single-input node, rewiring its consumers to `keep`."""
@@ -154,9 +203,9 @@ class Graph:
 
     # -- evaluation ----------------------------------------------------------
     def run_float(self, x: np.ndarray, keep_all: bool = False):
-        """Float reference: x has a leading batch axis.  Returns the output, or all tensors."""
-        env = self.evaluate({self.inputs[0]: x})
-        return env if keep_all else env[self.outputs[0]]
+        """Float reference: x has a leading batch axis.  Returns the output(s), or all tensors."""
+        env = self.evaluate(self.split_inputs(x))
+        return env if keep_all else self.join_outputs(env)
 
     def evaluate(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Float reference over named inputs (a recurrent cell's body has several): every tensor."""

@@ -8,30 +8,39 @@ from . import simulate
 from .ir import Graph
 
 
-def onnxruntime_outputs(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+def onnxruntime_outputs(model: onnx.ModelProto, x: np.ndarray, graph: Graph | None = None) -> np.ndarray:
     """The float oracle: run the ONNX model with onnxruntime, one sample at a time
-    when the model fixes its batch size."""
+    when the model fixes its batch size.  With several inputs or outputs, `graph` (the imported
+    IR, whose inputs and outputs carry the ONNX names) splits and joins them (see Graph)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    batch_dim = session.get_inputs()[0].shape[0]
     x = np.asarray(x, dtype=np.float32)
+    if graph is None or (len(graph.inputs) == 1 and len(graph.outputs) == 1):
+        feeds = {session.get_inputs()[0].name: x}
+    else:
+        feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in graph.split_inputs(x).items()}
+
+    def run(feed: dict) -> np.ndarray:
+        outs = session.run(None, feed)
+        return outs[0] if graph is None or len(graph.outputs) == 1 else graph.join_outputs(dict(zip(graph.outputs, outs)))
+
+    batch_dim = session.get_inputs()[0].shape[0]
     if isinstance(batch_dim, int) and batch_dim == 1:
-        return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
-    return session.run(None, {name: x})[0]
+        return np.concatenate([run({k: v[i:i + 1] for k, v in feeds.items()}) for i in range(len(x))])
+    return run(feeds)
 
 
-def float_reference(loaded, x: np.ndarray) -> np.ndarray | None:
+def float_reference(loaded, x: np.ndarray, graph: Graph | None = None) -> np.ndarray | None:
     """The float oracle's outputs: onnxruntime, or for models with edgecompile's own ONNX ops
     (edgecompile.nn recurrent cells, which onnxruntime cannot run) the PyTorch model itself
     when it is at hand; None when neither can run (then the IR's float evaluation is the reference)."""
     if not any(n.domain == "edgecompile" for n in loaded.onnx_model.graph.node):
-        return onnxruntime_outputs(loaded.onnx_model, x)
-    if loaded.torch_model is not None:
+        return onnxruntime_outputs(loaded.onnx_model, x, graph)
+    if loaded.torch_model is not None and (graph is None or len(graph.inputs) == len(graph.outputs) == 1):
         import torch
 
         with torch.no_grad():

@@ -1,5 +1,5 @@
 """PyTorch modules for recurrent models that edgecompile compiles: FastRNN and FastGRNN
-cells (seed 000, Microsoft EdgeML) with low-rank and sparse W and U, and an RNN wrapper
+cells (as in Microsoft EdgeML) with low-rank and sparse W and U, and an RNN wrapper
 that runs a cell over a sequence.
 
     cell = FastGRNNCell(8, 32, w_rank=4, u_rank=8)
@@ -41,7 +41,7 @@ class _LowRank(nn.Module):
 
     @torch.no_grad()
     def sparsify(self, keep: float) -> None:
-        """Hard-threshold every factor to its `keep` share of largest weights (seed 000)."""
+        """Hard-threshold every factor to its `keep` share of largest weights."""
         if keep >= 1.0:
             return
         for w in self.factors():

@@ -12,7 +12,7 @@ value exactly:
     layers    acc = conv/linear(q_x, q_w) + q_b, then sat(floor(acc * 2^-s + 1/2))
     others    the same rules: aligned adds, table lookups, rounded averages...
 
-Rounding uses the straight-through estimator (seed 001, Lab 3): the forward value is the
+Rounding uses the straight-through estimator: the forward value is the
 rounded integer, the gradient is that of the unrounded value; saturated values pass no
 gradient.  Weights that are exactly zero when prepared (pruned) stay zero: a mask is
 applied in every forward pass.  Activation formats are fixed when prepared, and
@@ -33,7 +33,6 @@ from . import ops
 from .compiler import CompileOptions, check_layer_bits, check_options, optimize, quant_options
 from .errors import EdgeCompileError
 from .frontend import LoadedModel, load_model, load_module
-from .ir import Graph
 from .ops.weighted import WeightedOp
 from .passes.factorize import RankSpec
 from .passes.quantize import calibrate, parse_bits, quantize_graph
@@ -380,6 +379,10 @@ def prepare(model, calib, bits=8, input_shape: tuple[int, ...] | None = None, ra
         loaded = load_module(copy.deepcopy(model).float(), shape, type(model).__name__.lower())
     else:
         loaded = load_model(Path(model), shape, trust_pickle)
+    if len(loaded.graph.inputs) != 1 or len(loaded.graph.outputs) != 1:
+        source = type(model).__name__ if isinstance(model, torch.nn.Module) else model
+        raise EdgeCompileError(f"{source}: QAT fine-tunes models with one input and one output; this one has "
+                               f"{len(loaded.graph.inputs)} and {len(loaded.graph.outputs)} (export handles it)")
     calib = match_shape(calib, loaded.graph.input.shape, "calibration data")
     default_bits, layer_bits = parse_bits(bits)
     options = CompileOptions(bits=default_bits, layer_bits=layer_bits, ranks=RankSpec.parse(rank, energy),

@@ -35,6 +35,16 @@ def fmt_int(n: int) -> str:
     return f"{int(n):,}"
 
 
+def fmt_size(n: int | None) -> str:
+    """A memory size as a datasheet gives it: 512 KiB, 4 MiB ("-" for none, e.g. the host)."""
+    if n is None:
+        return "-"
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{fmt_int(n)} B"
+
+
 def fmt_db(v: float | None) -> str:
     if v is None:
         return "-"
@@ -79,8 +89,8 @@ def totals(graph: Graph, plan) -> dict[str, int]:
         "arena_bytes": plan.arena_size,
         "arena_lower_bound": plan.lower_bound,
         "activations_unshared": plan.total_activation_bytes,
-        "input_bytes": graph.input.nbytes,
-        "output_bytes": graph.output.nbytes,
+        "input_bytes": sum(graph.tensors[t].nbytes for t in graph.inputs),
+        "output_bytes": sum(graph.tensors[t].nbytes for t in graph.outputs),
     }
 
 

@@ -14,24 +14,28 @@ from .ir import Graph
 
 
 def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """Float model inputs -> int8 (rule 4), exactly as the C helper does it."""
-    t = graph.input
+    """Float model inputs -> int8 (rule 4), exactly as the C helpers do it, each input in its format."""
+    shape = graph.sample_shape
     x = np.asarray(x)
-    if x.shape[1:] != t.shape:
-        if x.shape == t.shape:
+    if x.shape[1:] != shape:
+        if x.shape == shape:
             x = x[None]
         else:
-            raise EdgeCompileError(f"inputs have shape {x.shape[1:]} per sample; the model expects {t.shape}")
+            raise EdgeCompileError(f"inputs have shape {x.shape[1:]} per sample; the model expects {shape}")
     if not np.all(np.isfinite(x)):
         raise EdgeCompileError("inputs contain NaN or Inf")
-    lo, hi = numerics.qrange(t.bits)
-    return numerics.quantize_float(x, t.frac_bits, lo, hi).astype(np.int8)
+    parts = []
+    for name, xi in graph.split_inputs(x).items():
+        t = graph.tensors[name]
+        lo, hi = numerics.qrange(t.bits)
+        parts.append(numerics.quantize_float(xi, t.frac_bits, lo, hi).astype(np.int8).reshape(len(x), -1))
+    return parts[0].reshape(x.shape) if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
 def run_integer(graph: Graph, x_q: np.ndarray, keep_all: bool = False):
-    """Integer inference on a batch (N, *input_shape) of int8 inputs."""
-    env = evaluate_integer(graph, {graph.inputs[0]: x_q})
-    return env if keep_all else env[graph.outputs[0]]
+    """Integer inference on a batch (N, *sample_shape) of int8 inputs (see Graph for several)."""
+    env = evaluate_integer(graph, graph.split_inputs(x_q))
+    return env if keep_all else graph.join_outputs(env)
 
 
 def evaluate_integer(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -53,5 +57,5 @@ def dequantize(graph: Graph, tensor: str, q: np.ndarray) -> np.ndarray:
 
 def run_dequantized(graph: Graph, x: np.ndarray) -> np.ndarray:
     """Float in, float out through the integer model (for accuracy figures)."""
-    y_q = run_integer(graph, quantize_input(graph, x))
-    return dequantize(graph, graph.outputs[0], y_q)
+    y_q = graph.split_outputs(run_integer(graph, quantize_input(graph, x)))
+    return graph.join_outputs({t: dequantize(graph, t, q) for t, q in y_q.items()})

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from . import simulate
-from .calibration import load_array, match_shape
+from .calibration import load_inputs
 from .errors import EdgeCompileError
 from .manifest import read_manifest
+from .progress import ProgressFactory, no_progress, watch_records
 
 SANITIZE_FLAGS = "-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 
@@ -43,16 +44,15 @@ class VerifyResult:
 def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None) -> np.ndarray:
     """int8 inputs (N, *shape): a float file quantized like export does, or the project's vectors."""
     if inputs is not None:
-        x = match_shape(load_array(inputs, "inputs"), graph.input.shape, str(inputs), "inputs")
-        q = simulate.quantize_input(graph, x)
+        q = simulate.quantize_input(graph, load_inputs(inputs, graph, "inputs"))
     else:
         path = out_dir / "vectors" / "inputs.bin"
         if not path.is_file():
             raise EdgeCompileError(f"{path}: missing; re-run `edgecompile export` or pass --inputs FILE")
         raw = np.fromfile(path, dtype=np.int8)
-        if raw.size % graph.input.size:
-            raise EdgeCompileError(f"{path}: size {raw.size} is not a multiple of the input size {graph.input.size}")
-        q = raw.reshape((-1,) + graph.input.shape)
+        if raw.size % graph.sample_size:
+            raise EdgeCompileError(f"{path}: size {raw.size} is not a multiple of the input size {graph.sample_size}")
+        q = raw.reshape((-1,) + graph.sample_shape)
     if count is not None:
         if count < 1:
             raise EdgeCompileError("--count must be at least 1")
@@ -63,7 +63,7 @@ def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None)
 
 
 def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, output_size: int,
-                  timeout: float = 600) -> np.ndarray:
+                  timeout: float = 600, progress: ProgressFactory = no_progress) -> np.ndarray:
     if shutil.which("make") is None:
         raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
     from .targets import find_toolchain, load_target
@@ -78,12 +78,17 @@ def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, out
         if target != "host":
             raise EdgeCompileError("--sanitize works on the host target only")
         args += ["BUILD=build/host-sanitize", f"EXTRA_CFLAGS={SANITIZE_FLAGS}"]
-    build = subprocess.run(args + ["all"], capture_output=True, text=True)
+    with progress(1, f"building for {target}") as bar:
+        build = subprocess.run(args + ["all"], capture_output=True, text=True)
+        bar.update(1)
     if build.returncode != 0:
         raise EdgeCompileError(explain_build_failure(out_dir, t, build.stdout + build.stderr))
     with tempfile.TemporaryDirectory(prefix="edgecompile-verify-") as run_dir:
         q.astype(np.int8).tofile(Path(run_dir) / "inputs.bin")
-        run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True, timeout=timeout)
+        with progress(len(q), f"running {len(q)} samples on {target}") as bar, \
+                watch_records(Path(run_dir) / "outputs.bin", output_size, bar):
+            run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True,
+                                 timeout=timeout)
         if run.returncode != 0:
             raise EdgeCompileError(f"running the {target} build of {out_dir} failed (exit {run.returncode}):\n"
                                    f"{_tail(run.stdout + run.stderr)}")
@@ -93,7 +98,7 @@ def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, out
     return out.reshape(len(q), output_size)
 
 
-def explain_build_failure(out_dir: Path, target: Target, log: str) -> str:
+def explain_build_failure(out_dir: Path, target, log: str) -> str:
     """A too-large image gets a one-paragraph answer; anything else shows the end of the log."""
     usage = dict(re.findall(r"^\s*(\w+):\s+(\d+) B\s", log, flags=re.M))
     over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
@@ -114,12 +119,12 @@ def _tail(text: str, lines: int = 30) -> str:
 
 
 def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | None = None,
-           target: str = "host", sanitize: bool = False) -> VerifyResult:
+           target: str = "host", sanitize: bool = False, progress: ProgressFactory = no_progress) -> VerifyResult:
     out_dir = Path(out_dir)
     graph, _doc = read_manifest(out_dir)
     q = project_inputs(out_dir, graph, Path(inputs) if inputs else None, count)
     expected = simulate.run_integer(graph, q).reshape(len(q), -1)
-    got = build_and_run(out_dir, q, target, sanitize, graph.output.size).astype(np.int64)
+    got = build_and_run(out_dir, q, target, sanitize, graph.output_size, progress=progress).astype(np.int64)
     same = np.all(got == expected, axis=1)
     first = None
     if not np.all(same):

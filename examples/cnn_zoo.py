@@ -1,4 +1,4 @@
-"""The efficient CNNs people deploy on microcontrollers (seed 004 and MLPerf Tiny), small:
+"""The efficient CNNs people deploy on microcontrollers (MLPerf Tiny and the MobileNet family), small:
 DS-CNN (keyword spotting), ResNet-8 (CIFAR-10 shape), MobileNetV2 (inverted residuals,
 ReLU6, linear bottlenecks), a SqueezeNet-style net (fire modules), a ShuffleNet-style
 net (group convs, channel shuffle) and a MobileNetV3-style block (h-swish, squeeze-excite).
@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from models import save_program
 
 
 def conv_bn(cin, cout, k, stride=1, groups=1, act: nn.Module | None = None):
@@ -221,12 +223,10 @@ def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[int, ...]]:
 
 
 def save(name: str, out: Path, samples: int = 64, seed: int = 0) -> dict:
-    """TorchScript model + calibration inputs; returns their paths."""
+    """The model as a torch.export program (.pt2) + calibration inputs; returns their paths."""
     model, shape = build(name, seed)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.pt"
-    example = torch.zeros((1,) + shape)
-    torch.jit.save(torch.jit.trace(model, example), str(path))
+    path = save_program(model, shape, out / f"{name}.pt2")
     calib = np.random.default_rng(seed).standard_normal((samples,) + shape).astype(np.float32)
     np.save(out / f"{name}_calib.npy", calib)
     return {"model": path, "calib": out / f"{name}_calib.npy", "shape": shape}

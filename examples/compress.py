@@ -1,5 +1,5 @@
 """Compression that the generated code exploits: the digits LeNet (or MLP) dense, factorized to
-rank 16, pruned to 70 % (global magnitude pruning + a short fine-tune, seed 001), and
+rank 16, pruned to 70 % (global magnitude pruning + a short fine-tune), and
 both; for each, float and int8 accuracy on the held-out test set, weight flash and
 arena bytes of the exported C, and a bit-exact check of that C on the host.
 
@@ -18,7 +18,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import digits_28x28  # noqa: E402
-from models import MLP, LeNet  # noqa: E402
+from models import MLP, LeNet, save_program  # noqa: E402
 from train import accuracy, train  # noqa: E402
 
 
@@ -78,8 +78,7 @@ def main(argv=None) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     model = LeNet() if args.model == "lenet" else MLP()
     train(model, x_train, y_train, epochs=15)
-    dense_path = args.out / f"{args.model}_dense.pt"
-    torch.jit.save(torch.jit.script(model.eval()), str(dense_path))
+    dense_path = save_program(model, x_train.shape[1:], args.out / f"{args.model}_dense.pt2")
     print(f"dense float accuracy {100 * accuracy(model, x_test, y_test):.2f} %")
     masks = global_magnitude_masks(model, args.sparsity)
     apply_masks(model, masks)
@@ -89,8 +88,7 @@ def main(argv=None) -> list[dict]:
     zeros = sum(int((w == 0).sum()) for w in prunable(model)) / sum(w.numel() for w in prunable(model))
     print(f"after fine-tuning: float accuracy {100 * accuracy(model, x_test, y_test):.2f} %, "
           f"{100 * zeros:.1f} % zeros")
-    pruned_path = args.out / f"{args.model}_pruned.pt"
-    torch.jit.save(torch.jit.script(model.eval()), str(pruned_path))
+    pruned_path = save_program(model, x_train.shape[1:], args.out / f"{args.model}_pruned.pt2")
     calib = args.out / "calib.npy"
     np.save(calib, x_train[:512])
     rows = [export_config(name, path, calib, args.out, rank, sparse, x_test, y_test, not args.no_verify)

@@ -13,7 +13,7 @@ def digits_28x28(seed: int = 0):
 
     Returns (x_train, y_train, x_test, y_test), x of shape (N, 1, 28, 28) float32.
     Upsampling: nearest neighbour to 24x24 (3x), then 2 pixels of zero border,
-    which keeps the 28x28 LeNet of the source documents unchanged.
+    which keeps the 28x28 LeNet unchanged.
     """
     from sklearn.datasets import load_digits
 

@@ -1,7 +1,7 @@
 """Accuracy of an exported project on a labelled test set: float model vs the integer
 model (the simulator, which the C matches bit for bit).
 
-    python examples/evaluate.py build/demo/out --model build/demo/lenet_digits.pt \
+    python examples/evaluate.py build/demo/out --model build/demo/lenet_digits.pt2 \
         --test-x build/demo/test_x.npy --test-y build/demo/test_y.npy
 """
 from __future__ import annotations
@@ -20,7 +20,9 @@ def evaluate(project: Path, model: Path, test_x: Path, test_y: Path) -> dict:
     from edgecompile.manifest import read_manifest
 
     x, y = np.load(test_x), np.load(test_y)
-    net = torch.jit.load(str(model)).eval()
+    from models import load_float_model
+
+    net = load_float_model(model)
     with torch.no_grad():
         float_pred = net(torch.from_numpy(x)).argmax(1).numpy()
     graph, doc = read_manifest(project)

@@ -1,13 +1,31 @@
-"""Model definitions of the examples (the architectures of the source documents)."""
+"""Model definitions of the examples, and how the examples save and load them."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
+def save_program(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> Path:
+    """Save `model` the way PyTorch recommends: a torch.export program (.pt2) for inputs of
+    `input_shape` (no batch axis) and any batch size. It loads without unpickling any code."""
+    example = torch.zeros((2,) + tuple(input_shape))  # batch 2: a batch of 1 would be fixed at 1
+    program = torch.export.export(model.eval(), (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, str(path))
+    return Path(path)
+
+
+def load_float_model(path: Path) -> nn.Module:
+    """The float model saved in `path`: a torch.export program (.pt2) or TorchScript (.pt)."""
+    if Path(path).suffix == ".pt2":
+        return torch.export.load(str(path)).module()
+    return torch.jit.load(str(path)).eval()
+
+
 class LeNet(nn.Module):
-    """The LeNet of seed 000: 1x28x28 -> conv3x3(6) -> pool -> conv3x3(16) -> pool -> 120 -> 84 -> 10."""
+    """LeNet: 1x28x28 -> conv3x3(6) -> pool -> conv3x3(16) -> pool -> 120 -> 84 -> 10."""
 
     def __init__(self, num_classes: int = 10, batchnorm: bool = False):
         super().__init__()
@@ -29,7 +47,7 @@ class LeNet(nn.Module):
 
 
 class MLP(nn.Module):
-    """The fully connected MNIST network of seed 003 (784 -> 256 -> 128 -> 10, dropout in training)."""
+    """The fully connected MNIST network (784 -> 256 -> 128 -> 10, dropout in training)."""
 
     def __init__(self, in_features: int = 784, hidden=(256, 128), num_classes: int = 10):
         super().__init__()

@@ -1,6 +1,6 @@
 """Recurrent sequence classifiers on real data that ships with scikit-learn: the 8x8 digits
 read row by row (8 time steps of 8 features), or a Fashion-MNIST folder row by row (28 x 28).
-Trains FastRNN and FastGRNN (seed 000) at full and low rank, GRU and LSTM; exports each, checks
+Trains FastRNN and FastGRNN at full and low rank, GRU and LSTM; exports each, checks
 the C bit for bit on the host, and prints float and integer accuracy, weight and arena bytes
 (and with --bench, instructions per inference on an emulated Cortex-M4).
 
@@ -49,7 +49,7 @@ class Classifier(nn.Module):
             options = {"w_rank": 4, "u_rank": 8} if low else {}
             if kind.startswith("fastrnn"):
                 # 8-step sequences want a state that moves: sigmoid(0) = 0.5 for both weights
-                # (seed 000's -3 / 3 suits long sequences; it reaches ~89 % here)
+                # (-3 / 3 suits long sequences; it reaches ~89 % here)
                 options.update(alpha_init=0.0, beta_init=0.0)
                 self.rnn = enn.RNN(enn.FastRNNCell(features, hidden, **options))
             else:

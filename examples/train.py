@@ -5,7 +5,7 @@ and save what `edgecompile export` needs.
     python examples/train.py --model mlp --fashion-mnist ~/data/fashion -o build/mlp
 
 Writes, in the output folder:
-    <model>.pt        the trained model as TorchScript (loads without pickle)
+    <model>.pt2       the trained model as a torch.export program (loads without pickle)
     calib.npy         512 training inputs for calibration
     test_x.npy, test_y.npy   the held-out test set
     float_accuracy.txt
@@ -23,7 +23,7 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import digits_28x28, fashion_mnist  # noqa: E402
-from models import MLP, LeNet, TinyMobileNet  # noqa: E402
+from models import MLP, LeNet, TinyMobileNet, save_program  # noqa: E402
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 2e-3, seed: int | None = 0,
@@ -85,13 +85,13 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"{args.model.replace('-', '_')}_{dataset.replace('-', '_')}"
-    torch.jit.save(torch.jit.script(model.eval()), str(out / f"{name}.pt"))
+    save_program(model, x_train.shape[1:], out / f"{name}.pt2")
     rng = np.random.default_rng(0)
     np.save(out / "calib.npy", x_train[rng.permutation(len(x_train))[:512]])
     np.save(out / "test_x.npy", x_test)
     np.save(out / "test_y.npy", y_test)
     (out / "float_accuracy.txt").write_text(f"{acc:.6f}\n")
-    print(f"saved {out / (name + '.pt')}, calib.npy, test_x.npy, test_y.npy")
+    print(f"saved {out / (name + '.pt2')}, calib.npy, test_x.npy, test_y.npy")
 
 
 if __name__ == "__main__":

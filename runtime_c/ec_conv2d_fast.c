@@ -39,6 +39,8 @@
 
 #include <string.h>
 
+#include "ec_conv2d_mve.h"
+
 /* The per-pixel-pair steps are shared by the general and the 1x1 kernel.  With the DSP
  * they are inlined into each (a call per pixel pair costs ~17 instructions there); on
  * Thumb-1 and the host the step that holds them stays out of line, so that the
@@ -61,6 +63,7 @@ static EC_FAST_INLINE void ec_next_pixel(int *oy, int *ox, int out_w)
     }
 }
 
+#if !EC_FAST_MVE /* else ec_conv_mve_cols */
 /* The columns of A and B: a and b point at the value under each window's top-left tap
  * (in the input, or in the band). */
 static void ec_cols_interior(const int8_t *a, const int8_t *b, const int32_t *offs, int k4, int tail, int16_t *q)
@@ -84,6 +87,7 @@ static void ec_cols_interior(const int8_t *a, const int8_t *b, const int32_t *of
         q[4 + i] = b[offs[i]];
     }
 }
+#endif
 
 /* The band: the input rows y0 .. y0 + rows - 1 of every channel, zero-padded (rows outside
  * the input, pad_left columns on the left, and on the right up to width), as the
@@ -390,6 +394,9 @@ struct ec_conv_plan {
     int32_t act_min, act_max;
     int32_t *init, *acc;
     int16_t *cols;
+#if EC_FAST_MVE
+    struct ec_conv_mve_plan mve; /* int8 columns over acc and cols (ec_conv2d_mve.h) */
+#endif
 };
 
 /* Fills the plan and each channel's accumulator start value; returns the first scratch byte
@@ -424,12 +431,35 @@ static EC_CONV_PAIR_INLINE void *ec_conv_plan_init(struct ec_conv_plan *pl, int 
     for (c = 0; c < 8; ++c) {
         pl->cols[2 * pl->k4 + c] = 0; /* the tail chunk's unused slots stay 0 */
     }
+#if EC_FAST_MVE
+    /* The MVE step's int8 columns (2 * (K4 + 4) bytes) and accumulators (8 * out_c bytes)
+     * fit in the 8 * out_c + 4 * K4 + 16 bytes of acc and cols (ec_conv2d_mve.h). */
+    pl->mve.weight = pl->weight;
+    pl->mve.w_tail2 = pl->w_tail2;
+    pl->mve.w_tail1 = pl->w_tail1;
+    pl->mve.w_tail_odd = pl->w_tail_odd;
+    pl->mve.shift = shift;
+    pl->mve.init = pl->init;
+    pl->mve.shift_step = shift_per_channel ? 1 : 0;
+    pl->mve.k4 = pl->k4;
+    pl->mve.tail = pl->tail;
+    pl->mve.pairs = pl->pairs;
+    pl->mve.out_c = out_c;
+    pl->mve.mode = pl->mode;
+    pl->mve.act_min = act_min;
+    pl->mve.act_max = act_max;
+    pl->mve.out_stride = pixels;
+#endif
     return pl->cols + 2 * pl->k4 + 8;
 }
 
 /* Every output channel of pixels p and p + b_step (b_step 0: p alone), from the columns. */
 static EC_CONV_PAIR_INLINE void ec_conv_pixel_pair(const struct ec_conv_plan *pl, int p, int b_step, int8_t *output)
 {
+#if EC_FAST_MVE
+    ec_conv_mve_pixel_pair(&pl->mve, (const int8_t *)(void *)pl->acc, b_step, output + p);
+    return;
+#endif
     ec_conv_dot(pl->weight, pl->cols, pl->k4, pl->init, pl->pairs, pl->out_c, pl->acc);
     if (pl->tail > 0) {
         ec_conv_tail(pl->w_tail2, pl->w_tail1, pl->w_tail_odd, pl->cols + 2 * pl->k4, pl->tail, pl->pairs,
@@ -503,6 +533,9 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
             }
         }
     }
+#if EC_FAST_MVE
+    ec_conv_mve_order_offsets(offs, pl.k4);
+#endif
     for (p = 0; p < pixels; p += 2) {
         /* A is pixel p, B pixel p + 1; without a B (odd pixel count, last pair) B repeats
          * A, and its outputs are stored over A's own (the same values). */
@@ -526,7 +559,11 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
             b_step = 1;
             ec_next_pixel(&oy, &ox, out_w);
         }
+#if EC_FAST_MVE
+        ec_conv_mve_cols(a, b, offs, pl.k4, pl.tail, (int8_t *)(void *)pl.acc);
+#else
         ec_cols_interior(a, b, offs, pl.k4, pl.tail, pl.cols);
+#endif
         ec_conv_pixel_pair(&pl, p, b_step, output);
     }
 }
@@ -536,6 +573,7 @@ int ec_conv2d_1x1_fast_scratch(int in_c, int out_c)
     return 12 * out_c + 4 * (in_c & ~3) + 16;
 }
 
+#if !EC_FAST_MVE /* else ec_conv_mve_cols_pointwise */
 /* The columns of a 1x1 convolution: the in_c values of pixel A (a[0], a[plane], ...) and
  * of pixel B (d bytes further), in the chunk layout above; no offsets table. */
 static void ec_cols_pointwise(const int8_t *a, long d, long plane, int k4, int tail, int16_t *q)
@@ -562,6 +600,7 @@ static void ec_cols_pointwise(const int8_t *a, long d, long plane, int k4, int t
         a += plane;
     }
 }
+#endif
 
 void ec_conv2d_1x1_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                            const int8_t *weight, const int32_t *bias, const int8_t *shift, int shift_per_channel,
@@ -585,7 +624,11 @@ void ec_conv2d_1x1_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
             b_step = 1;
             ec_next_pixel(&oy, &ox, out_w);
         }
+#if EC_FAST_MVE
+        ec_conv_mve_cols_pointwise(a, d, plane, pl.k4, pl.tail, (int8_t *)(void *)pl.acc);
+#else
         ec_cols_pointwise(a, d, plane, pl.k4, pl.tail, pl.cols);
+#endif
         ec_conv_pixel_pair(&pl, p, b_step, output);
     }
 }

@@ -27,6 +27,10 @@
  * Grouped layers with in_c / groups > 1 (rare in the nets we target) sum over the group's
  * planes per output with bounds checks, as the reference does, without its element-width tests.
  *
+ * Cores with Helium (EC_FAST_MVE): a depthwise layer with one output channel per input channel
+ * and no dilation goes to ec_depthwise_mve_s8 (runtime_c/ec_depthwise_mve.c, no scratch); other
+ * layers take the paths above.
+ *
  * Exactness: each accumulator is bias (+ the folded rounding constant, ec_fast.h) plus the
  * same products w * x as the reference, in another order; the padding's products are 0 here
  * and skipped there.  Every partial sum is bounded by acc_bound (+ 2^(s-1)) < 2^31, so the
@@ -35,6 +39,10 @@
 #include "ec_depthwise_fast.h"
 
 #include <string.h>
+
+#if EC_FAST_MVE
+#include "ec_depthwise_mve.h"
+#endif
 
 /* The layer, as the channel loops need it. */
 struct ec_grouped_layer {
@@ -541,6 +549,14 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
 #endif
     int8_t *pad = (int8_t *)scratch;
     int oc, copied = -1;
+#if EC_FAST_MVE
+    if (depthwise && out_c == in_c && dilation_h == 1 && dilation_w == 1) {
+        (void)round_folded; /* the Helium kernel requantizes with VQRSHL, no folding needed */
+        ec_depthwise_mve_s8(input, in_c, in_h, in_w, weight, bias, shift, shift_per_channel, k_h, k_w, stride_h,
+                            stride_w, pad_top, pad_left, output, out_h, out_w, act_min, act_max);
+        return;
+    }
+#endif
     L.plane = (long)in_h * in_w;
     L.in_h = in_h;
     L.in_w = in_w;

@@ -36,6 +36,8 @@ int ec_conv2d_grouped_fast_scratch(int in_c, int groups, int out_h, int out_w, i
  * bounds checks; a 3x3 kernel without dilation and with stride_w 1 or 2 keeps its 9 weights in
  * registers (SMLAD on DSP cores).  Other grouped layers use a general loop (the code generator
  * runs those without dilation as one ec_conv2d_fast_s8 per group instead).
+ * On cores with Helium (EC_FAST_MVE, ec_fast.h) a depthwise layer with out_c = in_c and no dilation
+ * runs ec_depthwise_mve_s8 (ec_depthwise_mve.h) instead, which leaves the scratch unused.
  */
 void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                                const int8_t *weight, const int32_t *bias, const int8_t *shift,

@@ -35,6 +35,9 @@
  *                  little-endian, GCC or Clang, optimizing: SMLAD/SXTB16 inner
  *                  loops in inline assembly (13 registers: -O0 keeps r7 as the
  *                  frame pointer and could not allocate them).
+ *   EC_FAST_MVE    cores with Helium (Cortex-M55): the DSP path, with the dot products
+ *                  of convolution and linear layers in MVE vectors (ec_conv2d_mve.c,
+ *                  ec_linear_mve.c), 16 products per VMLADAVA.
  *   otherwise      portable C99 that reads the packed weights one byte at a
  *                  time (Cortex-M0+, M3, the host): no word access at all, so
  *                  alignment never matters there.
@@ -65,6 +68,16 @@
 #define EC_FAST_DSP 1
 #else
 #define EC_FAST_DSP 0
+#endif
+/* Helium (MVE, Cortex-M55): the integer vector extension, on top of the DSP path (a
+ * core with MVE has the DSP extension).  The MVE kernels (ec_*_mve.c) read the same
+ * packed weights as the DSP ones.  Define EC_FAST_NO_MVE to force the DSP path on such a
+ * core (the tests do, to check that path on the M55 too). */
+#if EC_FAST_DSP && defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && !defined(EC_FAST_NO_MVE)
+#define EC_FAST_MVE 1
+#include <arm_mve.h>
+#else
+#define EC_FAST_MVE 0
 #endif
 #if defined(__ARM_FEATURE_SAT) && defined(__GNUC__)
 #include <arm_acle.h>

@@ -19,6 +19,8 @@
 
 #include <string.h>
 
+#include "ec_linear_mve.h"
+
 #if EC_FAST_DSP
 /* One chunk of 4 values for 4 interleaved rows: the input word gives the pairs (x0, x2),
  * (x1, x3) by SXTB16 and SXTB16 ROR #8; two LDRDs of the rows' words (k0, k1, k2, k3),
@@ -177,7 +179,11 @@ void ec_linear_fast_s8(const int8_t *input, int in_features, const int8_t *weigh
                 acc[r] = ec_fast_start(bias, o + r, shift[step * (o + r)], mode);
             }
         }
-        if (n > 0 && rows == 4 && (words || !EC_FAST_DSP)) {
+        if (EC_FAST_MVE && n > 0) {
+#if EC_FAST_MVE
+            w = ec_linear_mve_dot(w, input, n, rows, acc); /* any alignment */
+#endif
+        } else if (n > 0 && rows == 4 && (words || !EC_FAST_DSP)) {
             w = ec_dot_4x1(w, input, n, acc);
         } else if (n > 0) {
             for (r = 0; r < rows; ++r) { /* row r's words at w + 4r, 4 * rows bytes apart */

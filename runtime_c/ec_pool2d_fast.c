@@ -16,13 +16,16 @@
  * other n use ec_div_round itself.
  *
  * Global average pooling (one window covering each whole plane, no padding) sums each
- * plane as one run of in_h * in_w values; on DSP cores four per word (SXTAB16).
+ * plane as one run of in_h * in_w values; on DSP cores four per word (SXTAB16), on cores with
+ * Helium 16 per vector (ec_pool2d_mve.c).
  */
 #include "ec_pool2d_fast.h"
 
 #include "ec_fast.h"
 
 #include <string.h>
+
+#include "ec_pool2d_mve.h"
 
 /* Max or sum of the 2x2 window at p (row stride in_w). */
 static EC_FAST_INLINE int32_t ec_pool_2x2(const int8_t *p, int in_w, int is_max)
@@ -78,6 +81,17 @@ static EC_FAST_INLINE int32_t ec_pool_run(const int8_t *p, int n, int32_t r, int
 static EC_FAST_INLINE int32_t ec_pool_window(const int8_t *p, int rows, int cols, int in_w, int is_max)
 {
     int32_t r = is_max ? INT8_MIN : 0;
+#if EC_FAST_MVE
+    if (cols == in_w && rows * cols >= 16) { /* whole rows (global pooling): one run, 16 values per vector */
+        return ec_pool_mve_run(p, rows * cols, r, is_max);
+    }
+    if (cols >= 16) { /* long rows */
+        for (; rows > 0; --rows, p += in_w) {
+            r = ec_pool_mve_run(p, cols, r, is_max);
+        }
+        return r;
+    }
+#endif
     for (; rows > 0; --rows, p += in_w) {
         r = ec_pool_run(p, cols, r, is_max);
     }
@@ -118,9 +132,14 @@ static EC_FAST_INLINE int8_t ec_pool_average(int32_t sum, int32_t n, int m, int 
 static int32_t ec_pool_sum_run(const int8_t *p, long n)
 {
     int32_t sum = 0;
+#if EC_FAST_MVE
+    if (n >= 16) { /* Helium: 16 values per vector (ec_pool2d_mve.c) */
+        return ec_pool_mve_run(p, (int)n, 0, 0);
+    }
+#endif
 #if EC_FAST_DSP
-    const int32_t ones = 0x00010001;
     while (n >= 4) {
+        const int32_t ones = 0x00010001;
         /* SXTAB16 adds bytes 0, 2 (and, rotated, 1, 3) of a word to two int16 lanes: each lane
          * gains at most 128 in magnitude per word, so 255 words keep it within int16 */
         long words = n >> 2 < 255 ? n >> 2 : 255;
@@ -211,6 +230,12 @@ static EC_FAST_INLINE void ec_pool(const int8_t *input, int channels, int in_h, 
             }
             /* Interior: full-width windows, one pointer, no clipping. */
             if (rows == 2 && k_w == 2) { /* the common 2x2 window, unrolled */
+#if EC_FAST_MVE
+                if (is_max && stride_w == 2 && n > 0) { /* 16 windows per vector */
+                    output = ec_pool_mve_max_2x2_s2(p, in_w, n, output);
+                    n = 0;
+                }
+#endif
 #if EC_FAST_DSP
                 if (is_max && ((in_w | stride_w | (int)((uintptr_t)p & 1u)) & 1) == 0) {
                     for (; n > 0; --n, p += stride_w) {

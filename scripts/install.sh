@@ -9,8 +9,7 @@
 #
 # Works with only the system Python: nothing is pip-installed into it (PEP 668).
 # Idempotent: what is already there is skipped.  Needs root (or sudo) for apt-get.
-# Environment: EC_VENV=DIR puts the environment elsewhere (CI uses a fresh one);
-#              EC_EDITABLE=0 installs a copy of the package instead of a link to this clone.
+# Environment: EC_VENV=DIR puts the environment elsewhere (CI uses a fresh one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -52,10 +51,13 @@ if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.
     echo "install.sh: installing torch 2.13.0 (CPU build)"
     "$PY" -m pip install -q torch==2.13.0
 fi
-if [ "${EC_EDITABLE:-1}" = 0 ]; then
-    "$PY" -m pip install -q ".[test]"
-else
+# edgecompile itself, linked to this clone, with what pyproject.toml declares (skipped when this
+# environment already holds it from the same pyproject.toml).
+stamp="$("$PY" -c 'import sys; print(sys.prefix)')/.edgecompile-installed"
+want="$root $(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$PY" -c 'import edgecompile' 2>/dev/null; then
     "$PY" -m pip install -q -e ".[test]"
+    echo "$want" > "$stamp"
 fi
 bindir=$(dirname "$PY")
 echo "install.sh: ready ($("$PY" -c 'import edgecompile; print("edgecompile", edgecompile.__version__)') in $("$PY" -c 'import sys; print(sys.prefix)'))"

@@ -53,7 +53,7 @@ def trained_example(tmp_path_factory, model: str) -> dict:
 
     out = tmp_path_factory.mktemp(model)
     train.main(["--model", model, "-o", str(out)])
-    return {"model": out / f"{model}_digits.pt", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
+    return {"model": out / f"{model}_digits.pt2", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
             "test_y": out / "test_y.npy", "float_acc": float((out / "float_accuracy.txt").read_text()),
             "dir": out}
 
@@ -81,5 +81,5 @@ def rng():
 
 @pytest.fixture(scope="session")
 def digits_mlp(tmp_path_factory):
-    """The MLP of seed 003 trained on the digits."""
+    """The MLP trained on the digits."""
     return trained_example(tmp_path_factory, "mlp")

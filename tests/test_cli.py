@@ -2,6 +2,7 @@
 message naming the file/layer, a non-zero exit, no traceback, nothing half-written."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -191,3 +192,154 @@ def test_failed_export_keeps_the_previous_project(mlp_files, tmp_path):
 
 def test_verify_errors(tmp_path):
     assert_clean_error(run("verify", tmp_path), "not an edgecompile project")
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_refused_untouched(tmp_path, args, *fragments, subprocess_run=False):
+    """The export fails cleanly twice: into a new folder (not left behind) and over an existing project
+    (left as it was)."""
+    existing = tmp_path / "existing"
+    existing.mkdir(exist_ok=True)
+    (existing / "manifest.json").write_text("{}")
+    (existing / "keep.txt").write_text("previous export")
+    before = snapshot(existing)
+    for out in (tmp_path / "new", existing):
+        if subprocess_run:
+            proc = subprocess.run([sys.executable, "-m", "edgecompile.cli", *map(str, args), "-o", str(out)],
+                                  capture_output=True, text=True)
+            output, code = proc.stdout + proc.stderr, proc.returncode
+            assert code != 0 and "Traceback" not in output and "\nerror: " in "\n" + output, output
+            for f in fragments:
+                assert f in output, (f, output)
+        else:
+            assert_clean_error(run(*args, "-o", out), *fragments)
+    assert not (tmp_path / "new").exists()
+    assert snapshot(existing) == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_random_bytes_as_pt2_is_one_clean_line(tmp_path):
+    bad = tmp_path / "random.pt2"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    assert_refused_untouched(tmp_path, ["export", bad, "--input-shape", "8"], "random.pt2",
+                             "not a torch.export program", subprocess_run=True)
+    # a zip archive that is not a program: PyTorch logs a traceback before raising; none may show
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "zip.pt2", "w") as z:
+        z.writestr("archive/data.pkl", b"not a program")
+    assert_refused_untouched(tmp_path, ["export", tmp_path / "zip.pt2", "--input-shape", "8"], "zip.pt2",
+                             "not a readable torch.export program", subprocess_run=True)
+
+
+def test_gemm_with_no_outputs_names_the_node(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.zeros((0, 8), np.float32), "W")
+    gemm = helper.make_node("Gemm", ["x", "W"], ["y"], name="fc_empty", transB=1)
+    graph = helper.make_graph([gemm], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 0])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "empty.onnx")
+    assert_refused_untouched(tmp_path, ["export", tmp_path / "empty.onnx"], "empty.onnx", "'fc_empty'",
+                             "empty output")
+
+
+def test_absurd_vector_count_is_refused_with_the_limit(mlp_files, tmp_path):
+    _d, model = mlp_files
+    assert_refused_untouched(tmp_path, ["export", model, "--input-shape", "64", "--vectors", 1_000_000_000_000],
+                             "--vectors 1000000000000", "1 to 65,536")
+    assert_clean_error(run("export", model, "--input-shape", "64", "--vectors", 0, "-o", tmp_path / "z"),
+                       "--vectors 0")
+
+
+def test_one_huge_weight_is_refused_naming_the_layer(tmp_path):
+    torch.manual_seed(0)
+    m = WideMLP()
+    with torch.no_grad():
+        m.layers[1].weight[3, 4] = 1e30
+    path = save_torchscript(m, tmp_path / "huge.pt")
+    assert_refused_untouched(tmp_path, ["export", path, "--input-shape", "64"], "layers.1", "1e+30", "[3, 4]",
+                             "round to zero", "clip that weight")
+    assert_clean_error(run("inspect", path, "--input-shape", "64"), "layers.1", "1e+30")
+
+
+def test_targets_lists_every_target():
+    from edgecompile.targets import list_targets
+
+    r = run("targets")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["target", "kind", "core", "flash", "RAM", "description"]
+    for name in list_targets():
+        assert any(line.startswith(name + " ") for line in lines), name
+    m4 = next(line for line in lines if line.startswith("qemu-m4 "))
+    assert m4.split()[:7] == ["qemu-m4", "qemu", "cortex-m4", "4", "MiB", "4", "MiB"], m4
+    f446 = next(line for line in lines if line.startswith("nucleo-f446re "))
+    assert "512 KiB  128 KiB" in f446 and " board " in f446
+    rows = {t["name"]: t for t in json.loads(run("targets", "--json").stdout)}
+    assert sorted(rows) == list_targets()
+    assert rows["host"]["kind"] == "host" and rows["host"]["flash_bytes"] is None
+    assert rows["nucleo-f446re"]["ram_bytes"] == 128 * 1024 and rows["qemu-m55"]["core"] == "cortex-m55"
+
+
+def test_every_command_help_ends_with_an_example():
+    assert len(cli.commands) >= 7
+    for name in cli.commands:
+        r = run(name, "--help")
+        assert r.exit_code == 0, r.output
+        last = r.output.strip().splitlines()[-1].strip()
+        assert last.startswith(f"Example: edgecompile {name} "), (name, last)
+
+
+def test_json_is_the_result_alone_on_stdout(mlp_files, tmp_path):
+    require_tool("gcc", "make")
+
+    d, model = mlp_files
+    out = tmp_path / "out"
+    r = run("export", model, "--calib", d / "calib.npy", "-o", out, "--vectors", 8, "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)  # stage lines and progress went to stderr
+    assert summary["vectors"] == 8 and summary["eval_data"] == "the 64 calibration samples"
+    r = run("verify", out, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"target": "host", "sanitize": False, "total": 8, "exact": 8, "bit_exact": True,
+                                    "first_mismatch": None}
+    r = run("inspect", model, "--input-shape", "64", "--rank", 8, "--json")
+    assert r.exit_code == 0, r.output
+    shown = json.loads(r.stdout)
+    assert [x["name"] for x in shown["layers"]][:2] == ["layers.0.V", "layers.0.U"]
+    assert shown["macs"] == sum(x["macs"] for x in shown["layers"]) and shown["factorization"][0]["factorized"]
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "x.npy", rng.standard_normal((32, 64)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 30, 32))
+    r = run("explore", model, "--calib", d / "calib.npy", "--val", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+            "--ranks", 4, "--energies", 0.9, "-o", tmp_path / "ex", "--json")
+    assert r.exit_code == 0, r.output
+    swept = json.loads(r.stdout)
+    assert [p["label"] for p in swept["points"]] == ["dense b8", "rank 4 b8", "beta 0.9 b8"]
+    assert swept["baseline_weight_bytes"] == swept["points"][0]["weight_bytes"]
+
+
+def test_export_says_which_samples_it_measured_on(mlp_files, tmp_path):
+    d, model = mlp_files
+    r = run("export", model, "--calib", d / "calib.npy", "-o", tmp_path / "a", "-q", "--vectors", 4)
+    assert r.exit_code == 0, r.output
+    assert "integer vs float on the 64 calibration samples:" in r.stdout
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "on the 64 calibration samples" in report and "--val FILE" in report
+    r = run("export", model, "--input-shape", 64, "-o", tmp_path / "b", "-q", "--vectors", 4)
+    assert "integer vs float on 256 synthetic N(0,1) inputs:" in r.stdout
+    val = tmp_path / "held_out.npy"
+    np.save(val, np.random.default_rng(5).standard_normal((300, 64)).astype(np.float32))
+    r = run("export", model, "--calib", d / "calib.npy", "--val", val, "-o", tmp_path / "c", "-q", "--vectors", 4)
+    assert f"integer vs float on the first 256 samples of {val} (--val):" in r.stdout
+    calib_sqnr = json.loads((tmp_path / "a" / "summary.json").read_text())["output_sqnr_db"]
+    val_summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert val_summary["eval_samples"] == 256 and val_summary["output_sqnr_db"] != calib_sqnr
+    np.save(tmp_path / "narrow.npy", np.zeros((3, 63), dtype=np.float32))
+    assert_refused_untouched(tmp_path, ["export", model, "--calib", d / "calib.npy", "--val", tmp_path / "narrow.npy"],
+                             "narrow.npy", "validation inputs")

@@ -1,4 +1,4 @@
-"""Issue 5: rank selection (by rank, per layer, by energy), already-factorized models, sparse
+"""Rank selection (by rank, per layer, by energy), already-factorized models, sparse
 storage bit-exact with the dense arithmetic, explore's table and plots, the pruning example."""
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_per_layer_ranks(digits_lenet, tmp_path):
 
 
 class AlreadyFactorized(nn.Module):
-    """The SVD layer of seed 003: two Linear layers with nothing between them."""
+    """An SVD layer: two Linear layers with nothing between them."""
 
     def __init__(self):
         super().__init__()
@@ -278,12 +278,12 @@ def test_explore_bad_inputs(digits_lenet, tmp_path):
     assert r.exit_code == 1 and "class indices 0..9" in r.output, r.output
     r = CliRunner().invoke(cli, base + ["--bits", "8,fc1=4", "-o", str(tmp_path / "ex")])
     assert r.exit_code == 1 and "whole numbers" in r.output, r.output
-    r = CliRunner().invoke(cli, ["bench", str(tmp_path), "--json", str(tmp_path / "no" / "b.json")])
-    assert r.exit_code == 1 and "--json" in r.output and "existing folder" in r.output, r.output
+    r = CliRunner().invoke(cli, ["bench", str(tmp_path), "--save", str(tmp_path / "no" / "b.json")])
+    assert r.exit_code == 1 and "--save" in r.output and "existing folder" in r.output, r.output
 
 
 def test_pruned_lenet_halves_weight_flash_at_the_same_accuracy(tmp_path):
-    """The issue's bar: 70 % global magnitude pruning -> at least half the weight flash, same accuracy."""
+    """70 % global magnitude pruning -> at least half the weight flash, same accuracy."""
     require_tool("gcc", "make")
     import compress
 

@@ -66,6 +66,32 @@ def test_torch_export_program_carries_its_input_shape(tmp_path, rng):
         assert np.max(np.abs(loaded.graph.run_float(x) - model(torch.from_numpy(x)).numpy())) <= 1e-4
 
 
+@pytest.mark.parametrize("name", ["dscnn", "mobilenetv2", "mobilenetv3_block", "shufflenet"])
+def test_torch_export_programs_of_the_zoo_load_and_match_torch(name, tmp_path, rng):
+    """Bias-free convolutions, ReLU6, h-swish and shuffles as torch.export writes them (its
+    exporter casts a zero bias like the input: a CastLike the importer turns into a constant)."""
+    import cnn_zoo
+
+    model, shape = cnn_zoo.build(name)
+    path = tmp_path / f"{name}.pt2"
+    torch.export.save(torch.export.export(model.eval(), (torch.zeros((1,) + shape),)), str(path))
+    loaded = load_model(path)
+    x = rng.standard_normal((2,) + shape).astype(np.float32)
+    with torch.no_grad():
+        assert np.max(np.abs(loaded.graph.run_float(x) - model(torch.from_numpy(x)).numpy())) <= 1e-4
+
+
+def test_cast_of_an_activation_to_an_integer_type_is_refused(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])
+    node = helper.make_node("Cast", ["x"], ["y"], name="to_int", to=TensorProto.INT32)
+    path = tmp_path / "cast.onnx"
+    onnx.save(helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                                opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(EdgeCompileError, match="to_int.*INT32"):
+        load_model(path)
+
+
 def test_onnx_file_with_its_own_shape(tmp_path, rng):
     model = make(OddConvNet)
     path = tmp_path / "m.onnx"

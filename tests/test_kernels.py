@@ -28,7 +28,8 @@ KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 sys.path.insert(0, str(KERNELS_DIR))
 import gen_vectors  # noqa: E402
 
-FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_depthwise_fast", "ec_linear_fast", "ec_pool2d_fast")
+FAST_FILES = ("ec_fast", "ec_conv2d_fast", "ec_conv2d_mve", "ec_depthwise_fast", "ec_linear_fast", "ec_linear_mve",
+              "ec_pool2d_fast", "ec_depthwise_mve", "ec_pool2d_mve", "ec_elementwise_mve")
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 CASES = 500
 
@@ -178,7 +179,8 @@ def test_the_harness_catches_a_wrong_kernel(tmp_path):
 
 
 @pytest.mark.parametrize("target,extra", [("qemu-m0plus", ""), ("qemu-m4", ""), ("qemu-m4", "-DEC_FAST_NO_DSP"),
-                                          ("qemu-m7", ""), ("qemu-m33", ""), ("qemu-m55", "")])
+                                          ("qemu-m7", ""), ("qemu-m33", ""), ("qemu-m55", ""),
+                                          ("qemu-m55", "-DEC_FAST_NO_MVE")])
 def test_qemu_cores_match_the_reference(cases_file, tmp_path, target, extra):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     path, count = cases_file
@@ -252,7 +254,9 @@ def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
     sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4}
     emitted = sum(sizes[t] * int(n) for t, n in re.findall(r"static const (\w+) \w+\[(\d+)\]", text))
     assert emitted == result.summary["weight_bytes"]  # packing adds no byte
-    assert {p.name for p in (out / "runtime").glob("*.c")} >= {f"{f}.c" for f in FAST_FILES if f != "ec_depthwise_fast"}
+    # (the depthwise and add kernels only come with such layers, which this model has not)
+    assert {p.name for p in (out / "runtime").glob("*.c")} >= {
+        f"{f}.c" for f in FAST_FILES if f not in ("ec_depthwise_fast", "ec_depthwise_mve", "ec_elementwise_mve")}
     v = verify(out)
     assert v.ok and v.total == 32
 
@@ -285,9 +289,10 @@ def test_generated_model_calls_the_fast_depthwise_kernel(tmp_path, rng):
     text = (result.out_dir / "src" / f"{result.name}.c").read_text()
     calls = re.findall(r"ec_conv2d_grouped_fast_s8\(([^;]*)\);", text)
     assert len(calls) == 4 and "ec_conv2d_grouped_s8(" not in text
-    assert all("&ec_arena.bytes[" in c.rsplit(",", 1)[1] for c in calls)  # the padded plane's scratch
+    assert all("&ec_arena[" in c.rsplit(",", 1)[1] for c in calls)  # the padded plane's scratch
     assert text.count("ec_conv2d_fast_s8(") == 1 + 6  # the first conv, then one per group
     assert (result.out_dir / "runtime" / "ec_depthwise_fast.c").exists()
+    assert (result.out_dir / "runtime" / "ec_depthwise_mve.c").exists()  # what it calls on cores with Helium
     v = verify(result.out_dir)
     assert v.ok and v.total == 16
     wide = export(ExportSettings(path, tmp_path / "wide", tmp_path / "calib.npy", vectors=8, act_bits=16))

@@ -1,4 +1,4 @@
-"""Issue 6's operator set, one small ONNX graph each (built with onnx.helper, the way other
+"""The efficient-CNN operator set, one small ONNX graph each (built with onnx.helper, the way other
 exporters write them): float vs onnxruntime, integer vs float, C vs simulator bit-exact."""
 from __future__ import annotations
 

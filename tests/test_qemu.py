@@ -2,6 +2,7 @@
 repeatable instruction counts, board images that build (and are refused when too big)."""
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
@@ -107,7 +108,7 @@ def test_bench_counts_are_exact_repeatable_and_add_up(example_projects):
     assert [c.instructions for c in first.layers] == [c.instructions for c in again.layers]
     # the layers of the first inference add up to it (each delta includes one marker call)
     assert sum(c.instructions for c in first.layers) == first.per_inference[0]
-    assert [c.name for c in first.layers] == ["conv1", "MaxPool", "conv2", "MaxPool_1", "fc1", "fc2", "fc3"]
+    assert [c.name for c in first.layers] == ["conv1", "max_pool2d", "conv2", "max_pool2d_1", "fc1", "fc2", "fc3"]
     assert first.macs == 205_624
     weights = read_manifest(project)[1]["summary"]["weight_bytes"]
     # the model's flash is its weights plus the code of what the linker kept (the pointwise
@@ -119,12 +120,37 @@ def test_bench_counts_are_exact_repeatable_and_add_up(example_projects):
     assert d["unit"].startswith("instructions") and d["instructions_per_mac"] > 0
 
 
+def test_stack_estimate_follows_calls_across_files(tmp_path):
+    """A kernel that calls a helper in another file: the estimate is the deepest path of frames."""
+    from edgecompile.bench import CallGraph
+
+    require_tool("gcc")
+    (tmp_path / "a.c").write_text("int leaf(int *x, int n);\n"
+                                  "int kernel(int *x, int n) { int b[8]; b[n & 7] = n; return leaf(b, n) + b[1]; }\n"
+                                  "int run(int n) { int b[2] = {n, n}; return kernel(b, n); }\n")
+    (tmp_path / "b.c").write_text("int leaf(int *x, int n) { volatile int big[100]; big[n] = x[0]; return big[3]; }\n")
+    graph = CallGraph()
+    for name in ("a", "b"):
+        subprocess.run(["gcc", "-O1", "-fno-inline", "-fstack-usage", "-fcallgraph-info=su", "-c", f"{name}.c"],
+                       cwd=tmp_path, check=True)
+        graph.read((tmp_path / f"{name}.ci").read_text())
+    assert graph.frames["leaf"] > graph.frames["kernel"] > 0
+    assert graph.deepest("run") == graph.frames["run"] + graph.frames["kernel"] + graph.frames["leaf"]
+    assert graph.deepest("missing") is None
+
+
 def test_bench_cli_writes_json(example_projects, tmp_path):
     r = CliRunner().invoke(cli, ["bench", str(example_projects["mlp-rank16"]), "--target", "qemu-m0plus",
-                                 "--samples", "2", "--json", str(tmp_path / "b.json")])
+                                 "--samples", "2", "--save", str(tmp_path / "b.json")])
     assert r.exit_code == 0, r.output
     assert "instr/MAC" in r.output and "instructions per inference" in r.output
-    assert (tmp_path / "b.json").is_file()
+    assert json.loads((tmp_path / "b.json").read_text())["samples"] == 2
+    r = CliRunner().invoke(cli, ["bench", str(example_projects["mlp-rank16"]), "--target", "qemu-m0plus",
+                                 "--samples", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    figures = json.loads(r.stdout)  # the JSON alone on stdout: the tables and the progress stay out of it
+    assert figures["samples"] == 2 and figures["bit_exact"] and figures["unit"].startswith("instructions")
+    assert (example_projects["mlp-rank16"] / "bench-qemu-m0plus.json").is_file()
 
 
 def test_bench_refuses_non_qemu_targets(example_projects):

@@ -1,4 +1,4 @@
-"""Issue 7: calibration methods with known answers, sub-8-bit packing, mixed precision, bias
+"""Calibration methods with known answers, sub-8-bit packing, mixed precision, bias
 correction, and quantization-aware training whose forward pass the C matches bit for bit."""
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def test_qat_keeps_pruned_weights_at_zero(digits_lenet):
 
 
 def test_qat_recovers_4_bit_lenet_within_2_points(digits_lenet):
-    """The issue's bar: at 4 bits with QAT the digits LeNet is within 2 points of float."""
+    """At 4 bits with QAT the digits LeNet is within 2 points of float."""
     import qat as qat_example
     from edgecompile import qat
 

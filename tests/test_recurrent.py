@@ -1,4 +1,4 @@
-"""Issue 8: recurrent models (FastRNN, FastGRNN with low-rank W and U, GRU, LSTM, Elman RNN)
+"""Recurrent models (FastRNN, FastGRNN with low-rank W and U, GRU, LSTM, Elman RNN)
 compile to a real loop over time that runs bit-exactly against the simulator."""
 from __future__ import annotations
 

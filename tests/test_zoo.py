@@ -1,4 +1,4 @@
-"""Issue 6's example models: each exports, runs bit-exactly on the host over 256 inputs, and
+"""The efficient-CNN example models: each exports, runs bit-exactly on the host over 256 inputs, and
 keeps its accuracy (SQNR on fresh inputs; top-1 agreement for a classifier trained on digits)."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 
 from edgecompile import metrics, simulate
 from edgecompile.export import ExportSettings, export
+from models import load_float_model
 from edgecompile.verify import verify
 from conftest import require_tool
 
@@ -48,8 +49,8 @@ def test_trained_mobilenet_style_classifier_keeps_agreement(tmp_path):
 
     train.main(["--model", "mobilenet", "--epochs", "30", "-o", str(tmp_path)])
     x, y = np.load(tmp_path / "test_x.npy"), np.load(tmp_path / "test_y.npy")
-    result = export(ExportSettings(tmp_path / "mobilenet_digits.pt", tmp_path / "out", tmp_path / "calib.npy"))
-    net = torch.jit.load(str(tmp_path / "mobilenet_digits.pt")).eval()
+    result = export(ExportSettings(tmp_path / "mobilenet_digits.pt2", tmp_path / "out", tmp_path / "calib.npy"))
+    net = load_float_model(tmp_path / "mobilenet_digits.pt2")
     with torch.no_grad():
         float_pred = net(torch.from_numpy(x)).numpy().argmax(1)
     int_pred = simulate.run_dequantized(result.compiled.graph, x).argmax(1)

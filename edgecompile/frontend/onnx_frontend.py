@@ -114,6 +114,10 @@ class OnnxImporter:
             shape = node.infer_shape(self.graph)
         except ValueError as exc:
             raise EdgeCompileError(f"{self.source}: layer '{node.name}': {exc}") from None
+        if 0 in tuple(shape):
+            raise EdgeCompileError(f"{self.source}: layer '{node.name}' ({node.op_type}) has an empty output, "
+                                   f"shape {tuple(shape)}; a layer needs at least one output value. Check the "
+                                   f"model's weights (a zero-size weight gives no outputs) and export it again.")
         self.graph.add_tensor(node.outputs[0], shape)
         if batch_axis:
             self.baxis[node.outputs[0]] = batch_axis
@@ -138,26 +142,30 @@ class OnnxImporter:
         for out in g.output:
             self.uses[out.name] = self.uses.get(out.name, 0) + 1
         inputs = [i for i in g.input if i.name not in self.consts]
-        if len(inputs) != 1:
-            raise EdgeCompileError(f"{self.source}: the model has {len(inputs)} inputs; edgecompile compiles "
-                                   "models with exactly one input tensor")
-        self._add_input(inputs[0])
+        if not inputs:
+            raise EdgeCompileError(f"{self.source}: the model has no input tensor (every graph input is a constant)")
+        shapes = input_shapes(self.requested_shape)
+        if shapes is not None and len(shapes) != len(inputs):
+            raise EdgeCompileError(f"{self.source}: {len(shapes)} input shape(s) given for a model with "
+                                   f"{len(inputs)} inputs ({', '.join(i.name for i in inputs)})")
+        for k, value in enumerate(inputs):
+            self._add_input(value, None if shapes is None else shapes[k])
         for node in g.node:
             self._visit(node)
-        if len(g.output) != 1:
-            raise EdgeCompileError(f"{self.source}: the model has {len(g.output)} outputs; edgecompile compiles "
-                                   "models with exactly one output tensor")
-        out = g.output[0].name
-        if out not in self.graph.tensors:
-            raise EdgeCompileError(f"{self.source}: the output '{out}' does not depend on the input")
-        self.graph.outputs = [out]
+        outs = [o.name for o in g.output]
+        for out in outs:
+            if out not in self.graph.tensors:
+                raise EdgeCompileError(f"{self.source}: the output '{out}' does not depend on the input")
+        if len(set(outs)) != len(outs):
+            raise EdgeCompileError(f"{self.source}: the model returns the same tensor twice; return it once")
+        self.graph.outputs = outs
         self.graph.check()
         return self.graph
 
-    def _add_input(self, value: onnx.ValueInfoProto) -> None:
+    def _add_input(self, value: onnx.ValueInfoProto, requested: tuple[int, ...] | None) -> None:
         dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
-        if self.requested_shape is not None:
-            shape = tuple(self.requested_shape)
+        if requested is not None:
+            shape = tuple(requested)
             if dims[1:] and all(d is not None for d in dims[1:]) and tuple(dims[1:]) != shape:
                 raise EdgeCompileError(f"{self.source}: --input-shape {shape} contradicts the model's input "
                                        f"shape {tuple(dims[1:])} (batch axis excluded)")
@@ -168,7 +176,7 @@ class OnnxImporter:
                                    f"({dims}); pass --input-shape C,H,W (without the batch axis)")
         if value.type.tensor_type.elem_type not in (onnx.TensorProto.FLOAT, 0):
             raise EdgeCompileError(f"{self.source}: input '{value.name}' must be float32")
-        self.graph.inputs = [value.name]
+        self.graph.inputs.append(value.name)
         self.graph.add_tensor(value.name, shape)
 
     def _visit(self, node: onnx.NodeProto) -> None:
@@ -692,6 +700,20 @@ def _batchnorm(imp: OnnxImporter, node: onnx.NodeProto) -> None:
                           attrs={"eps": float(_attr(node, "epsilon", 1e-5))}, params=params))
 
 
+@converter("Cast", "CastLike")
+def _cast(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """Every activation is float32, so a cast to float32 is the identity and CastLike(constant, x)
+    is a constant (the dynamo exporter writes one for each Conv without bias)."""
+    if node.op_type == "CastLike" and node.input[0] in imp.consts:
+        imp.consts[node.output[0]] = np.asarray(imp.consts[node.input[0]], dtype=np.float32)
+        return
+    if node.op_type == "Cast" and _attr(node, "to", onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
+        to = onnx.TensorProto.DataType.Name(_attr(node, "to", 0))
+        raise imp.error(node, f"a cast of an activation to {to}; edgecompile computes on float32 activations "
+                              "(remove the cast from the model)")
+    imp.add(ops.Identity(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
+
+
 @converter("Identity", "Dropout")
 def _identity(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
@@ -805,6 +827,15 @@ def _fast_rnn(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 
 
 CUSTOM_CONVERTERS.update({"FastRNN": _fast_rnn, "FastGRNN": _fast_rnn})
+
+
+def input_shapes(shape) -> list[tuple[int, ...]] | None:
+    """Requested input shapes as a list: one shape (C,H,W), or several for a model with several inputs."""
+    if shape is None:
+        return None
+    if len(shape) and isinstance(shape[0], (tuple, list)):
+        return [tuple(int(d) for d in s) for s in shape]
+    return [tuple(shape)]
 
 
 def import_onnx(model: onnx.ModelProto, source: str | Path = "<onnx>",

@@ -48,10 +48,16 @@ def load_torch_module(path: Path, trust_pickle: bool, imports: tuple[str, ...]):
     """Return (module_or_program, kind, input_shape or None)."""
     torch = _torch()
     if path.suffix == ".pt2":
-        try:
-            program = torch.export.load(str(path))
-        except Exception as exc:
-            raise EdgeCompileError(f"{path}: not a readable torch.export program (.pt2): {exc}") from None
+        if not zipfile.is_zipfile(path):
+            raise EdgeCompileError(f"{path}: not a torch.export program (.pt2 files are zip archives written by "
+                                   "torch.export.save); re-export the model, or pass its .onnx or TorchScript file")
+        with _captured_log("torch.export") as logged:
+            try:
+                program = torch.export.load(str(path))
+            except Exception as exc:
+                reason = _reason(logged.errors[-1] if logged.errors else exc).rstrip(".")
+                raise EdgeCompileError(f"{path}: not a readable torch.export program (.pt2): {reason}; "
+                                       "re-export it with torch.export.save") from None
         return program, "export", _exported_input_shape(program)
     if not zipfile.is_zipfile(path):
         raise EdgeCompileError(f"{path}: not a PyTorch file (expected a TorchScript archive, a .pt2 program, "
@@ -142,16 +148,21 @@ def _redirecting_pickle(modules: list[ModuleType]):
     return shim
 
 
-def _exported_input_shape(program) -> tuple[int, ...] | None:
+def _exported_input_shape(program):
+    """The recorded input shape without batch, or a tuple of them when the program takes several."""
+    shapes = []
     for node in program.graph.nodes:
         if node.op == "placeholder" and node.name in getattr(program.graph_signature, "user_inputs", []):
             val = node.meta.get("val")
-            if val is not None and len(val.shape) >= 2:
-                try:
-                    return tuple(int(d) for d in val.shape[1:])
-                except TypeError:
-                    return None
-    return None
+            if val is None or len(val.shape) < 2:
+                return None
+            try:
+                shapes.append(tuple(int(d) for d in val.shape[1:]))
+            except TypeError:
+                return None
+    if not shapes:
+        return None
+    return shapes[0] if len(shapes) == 1 else tuple(shapes)
 
 
 def _reason(exc: Exception) -> str:
@@ -163,8 +174,34 @@ def _reason(exc: Exception) -> str:
         return type(exc).__name__
     causes = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", ln)]
     line = causes[-1] if causes else lines[0]
-    line = line.split("  [Caused by", 1)[0].strip()
+    for boilerplate in ("  [Caused by", "  (Could this error message be improved?"):
+        line = line.split(boilerplate, 1)[0].strip()
     return line if len(line) <= 300 else line[:297] + "..."
+
+
+class _Captured(logging.Handler):
+    """Keeps the exceptions a logger reports instead of printing them."""
+
+    def __init__(self):
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+@contextlib.contextmanager
+def _captured_log(name: str):
+    """PyTorch loaders log a whole traceback before raising a vaguer error of their own; keep the
+    logged exception (its message is the real reason) and print nothing."""
+    log = logging.getLogger(name)
+    handler, saved = _Captured(), (log.handlers, log.propagate)
+    log.handlers, log.propagate = [handler], False  # PyTorch attaches its own stderr handler here
+    try:
+        yield handler
+    finally:
+        log.handlers, log.propagate = saved
 
 
 @contextlib.contextmanager
@@ -188,15 +225,40 @@ def _quiet_exporter():
         onnx_log.setLevel(level)
 
 
+def _argument_names(model, kind: str, count: int) -> list[str]:
+    """The names of forward()'s arguments (the C header and calibration .npz keys use them),
+    or input0, input1, ... when they cannot be read."""
+    import inspect
+
+    names = []
+    try:
+        if kind == "torchscript":
+            names = [a.name for a in model.forward.schema.arguments[1:]]
+        elif kind != "export":
+            names = list(inspect.signature(model.forward).parameters)
+    except (AttributeError, TypeError, ValueError):
+        names = []
+    if len(names) != count or len(set(names)) != count:
+        names = [f"input{i}" for i in range(count)]
+    return names
+
+
 def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path) -> onnx.ModelProto:
     """Export to ONNX with batch 1 and BatchNorm kept as its own node."""
+    from .onnx_frontend import input_shapes
+
     torch = _torch()
-    example = torch.zeros((1,) + tuple(input_shape), dtype=torch.float32)
+    shapes = input_shapes(input_shape)
+    examples = tuple(torch.zeros((1,) + s, dtype=torch.float32) for s in shapes)
+    input_names = ["input"] if len(shapes) == 1 else _argument_names(model, kind, len(shapes))
+    output_names = ["output"]
     buf = io.BytesIO()
     if kind != "export":  # a wrong input shape fails here with PyTorch's own clear message
         try:
             with torch.no_grad():
-                model(example)
+                result = model(*examples)
+            if isinstance(result, (tuple, list)):
+                output_names = [f"output{i}" for i in range(len(result))]
         except Exception as exc:
             raise InputShapeError(f"{source}: the model does not run on an input of shape {tuple(input_shape)} "
                                    f"(plus batch 1): {_reason(exc)}. Check --input-shape (C,H,W without batch) "
@@ -208,11 +270,11 @@ def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path) -> onn
                 if kind == "export":
                     # An exported program is already in inference form and cannot be
                     # re-traced; the dynamo exporter takes it as it is.
-                    program = torch.onnx.export(model, (example,), None, dynamo=True, optimize=False,
+                    program = torch.onnx.export(model, examples, None, dynamo=True, optimize=False,
                                                 verbose=False)
                     return program.model_proto
-                torch.onnx.export(model, (example,), buf, dynamo=False, do_constant_folding=False,
-                                  opset_version=OPSET, input_names=["input"], output_names=["output"],
+                torch.onnx.export(model, examples, buf, dynamo=False, do_constant_folding=False,
+                                  opset_version=OPSET, input_names=input_names, output_names=output_names,
                                   training=torch.onnx.TrainingMode.EVAL)
     except Exception as exc:
         raise EdgeCompileError(f"{source}: PyTorch could not export the model to ONNX (input shape "

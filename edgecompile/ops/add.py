@@ -87,5 +87,7 @@ class Add(Op):
         size = int(np.prod(em.graph.shape(self.outputs[0])))
         wide = self.is_wide(em.graph)
         a, b = (em.arg(t, wide) for t in self.inputs)
-        em.call(f"ec_add_{'any' if wide else 's8'}({a}, {b}, {em.arg(self.outputs[0], wide)}, {size}, {q['mult_a']}, "
+        if not wide:  # int8: the Helium kernel on cores that have it, ec_add_s8 elsewhere
+            em.runtime.update(("ec_elementwise_mve", "ec_fast"))
+        em.call(f"ec_add_{'any' if wide else 'mve_s8'}({a}, {b}, {em.arg(self.outputs[0], wide)}, {size}, {q['mult_a']}, "
                 f"{q['shift_a']}, {q['mult_b']}, {q['shift_b']}, {q['shift_out']}, {q['act_min']}, {q['act_max']})")

@@ -8,7 +8,8 @@ the reference ec_conv2d_s8 in runtime_c/ec_conv2d.c) and its pointwise path ec_c
 (1x1, no padding), ec_conv2d_grouped_fast_s8 (any groups and dilation; runtime_c/ec_depthwise_fast.c,
 bit-exact with the reference ec_conv2d_grouped_s8 in runtime_c/ec_conv2d_grouped.c; a grouped conv
 with several input channels per group calls ec_conv2d_fast_s8 once per group instead), and for int16
-activations ec_conv2d_any.
+activations ec_conv2d_any.  On cores with Helium, ec_conv2d_grouped_fast_s8 runs depthwise layers
+(groups = in_c = out_c, no dilation) through ec_depthwise_mve_s8 (runtime_c/ec_depthwise_mve.c).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
 @register
 class Conv2d(WeightedOp):
     op_type = "Conv2d"
-    runtime_files = ("ec_conv2d_fast", "ec_fast")
+    runtime_files = ("ec_conv2d_fast", "ec_conv2d_mve", "ec_fast")
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -211,6 +212,9 @@ class Conv2d(WeightedOp):
             em.call(f"ec_conv2d_any({x}, {w}, {b}, {s}, {kernel}, {dh}, {dw}, {self.groups}, {y}, {clamp})")
             return
         em.runtime.add("ec_depthwise_fast")
+        if self.groups == self.out_channels == self.groups * self.weight_shape[1] and self.dilation == (1, 1):
+            # depthwise: ec_conv2d_grouped_fast_s8 hands it to the Helium kernel on cores with MVE
+            em.runtime.add("ec_depthwise_mve")
         q = self.qparams
         folded = round_folded(q["weight"], q.get("bias"), self.channel_shifts())
         scratch = em.scratch(self) if self.scratch_bytes(em.graph) else "0"

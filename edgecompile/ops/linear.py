@@ -17,7 +17,7 @@ from .weighted import WeightedOp
 @register
 class Linear(WeightedOp):
     op_type = "Linear"
-    runtime_files = ("ec_linear_fast", "ec_fast")
+    runtime_files = ("ec_linear_fast", "ec_linear_mve", "ec_fast")
 
     channel_axis = -1
 

@@ -18,7 +18,7 @@ from .conv2d import conv_output_size, patches
 
 class Pool2d(Op):
     preserves_format = True
-    runtime_files = ("ec_pool2d_fast", "ec_fast")
+    runtime_files = ("ec_pool2d_fast", "ec_pool2d_mve", "ec_fast")
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         c, h, w = graph.shape(self.inputs[0])

@@ -170,7 +170,7 @@ class Recurrent(Op):
         t = f"t_{em.unique('t')}"
 
         def at(offset: int) -> str:
-            return f"&ec_arena.bytes[{base + offset}]"
+            return em.arena(base + offset)
 
         externals = {self.x_name: f"({seq} + {t} * {d})"}
         for (a, b, _), p, q in zip(self.state_pairs(), prev, nxt):

@@ -36,6 +36,7 @@ class Buffer:
     last: int  # last step at which it is read
     external: str | None = None  # "input" / "output": lives in the caller's buffer
     offset: int = -1
+    io_tensor: str | None = None  # the model input/output whose caller's buffer this is
 
     def overlaps_in_time(self, other: "Buffer") -> bool:
         return self.first <= other.last and other.first <= self.last
@@ -55,6 +56,13 @@ class MemoryPlan:
         for b in self.buffers:
             if tensor in b.tensors:
                 return (b.external, 0) if b.external else ("arena", b.offset)
+        raise KeyError(tensor)
+
+    def caller_tensor(self, tensor: str) -> str:
+        """The model input or output whose caller's buffer holds `tensor`."""
+        for b in self.buffers:
+            if tensor in b.tensors and b.io_tensor:
+                return b.io_tensor
         raise KeyError(tensor)
 
 
@@ -89,17 +97,22 @@ def build_buffers(graph: Graph) -> list[Buffer]:
         steps_def = [-1 if t in graph.inputs else _producer_step(graph, t) for t in members]
         steps_use = [i for i, n in enumerate(graph.nodes) if any(t in n.inputs for t in members)]
         last = max(steps_use, default=max(steps_def))
-        external = None
+        external = io_tensor = None
         if any(t in graph.inputs for t in members):
-            external = "input"
-        if any(t in graph.outputs for t in members):
+            external, io_tensor = "input", members[0]
+        outs = [t for t in members if t in graph.outputs]
+        if len(outs) > 1:
+            raise EdgeCompileError(f"the model's outputs {', '.join(outs)} are views of one another (a Reshape or "
+                                   "Flatten of another output); return only one of them")
+        if outs:
+            io_tensor = outs[0]
             if external:
                 raise EdgeCompileError("the model computes nothing: its output is its input after only removable "
                                        "or view ops (Identity, Dropout, Flatten, Reshape); export a model with at "
                                        "least one layer")
             external, last = "output", end
         size = _round_up(graph.tensors[members[0]].nbytes)
-        buffers.append(Buffer(members, size, min(steps_def), last, external))
+        buffers.append(Buffer(members, size, min(steps_def), last, external, io_tensor=io_tensor))
     # Working memory a kernel needs while it runs (e.g. an im2col buffer): live for its step only.
     for i, node in enumerate(graph.nodes):
         need = node.scratch_bytes(graph)

@@ -124,7 +124,7 @@ def calibrate(graph: Graph, samples: np.ndarray, batch: int = 256) -> dict[str, 
 
 
 def frac_bits_for(r: TensorRange, bits: int, method: str = "minmax", percentile: float = 99.99) -> int:
-    """The Q-format of a tensor by a calibration method (seed 002 compares min/max with 3 sigma):
+    """The Q-format of a tensor by a calibration method (min/max, percentile, 3 sigma, least squared error):
     minmax      the largest f that clips nothing seen;
     percentile  the largest f that clips at most (100 - percentile) % at each end;
     sigma       the largest f for mean +- 3 standard deviations (within the seen range);

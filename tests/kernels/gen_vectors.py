@@ -37,7 +37,7 @@ from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_
                                           conv_scratch_bytes, grouped_scratch_bytes, pack_rows,
                                           pointwise_scratch_bytes, round_folded)
 
-OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6}
+OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6, "add": 7}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
           "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "reserved")
@@ -180,6 +180,33 @@ def grouped_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | 
     return _requant(rng, case, weight)
 
 
+def depthwise_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | None:
+    """A depthwise convolution (groups = in_c = out_c, no dilation: the layers the Helium kernel
+    takes on cores with MVE) for ec_conv2d_grouped_fast_s8: channel counts around the vector width
+    of 4 (1-9, 13, 16), 3x3 mostly, strides 1-2, padding on each side."""
+    channels = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 13, 16]))
+    k_h, k_w = (3, 3) if rng.random() < 0.6 else (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    stride_h, stride_w = (1, 1) if rng.random() < 0.5 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    pads = [int(rng.integers(0, k)) if rng.random() < 0.7 else 0 for k in (k_h, k_w, k_h, k_w)]
+    in_h, in_w = int(rng.integers(1, 13)), int(rng.integers(1, 13))
+    if in_h + pads[0] + pads[2] < k_h or in_w + pads[1] + pads[3] < k_w:
+        return None
+    out_h = out_size(in_h, k_h, stride_h, pads[0], pads[2])
+    out_w = out_size(in_w, k_w, stride_w, pads[1], pads[3])
+    scratch = grouped_scratch_bytes(channels, channels, (channels, out_h, out_w), (k_h, k_w), (stride_h, stride_w),
+                                    (1, 1))
+    if max(channels * in_h * in_w, channels * out_h * out_w, channels * k_h * k_w) > max_bytes \
+            or scratch > max_scratch:
+        return None
+    weight = _values(rng, (channels, 1, k_h, k_w), rng.choice(["uniform", "uniform", "extreme", "min", "sparse"]))
+    x = _values(rng, (channels, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    case = dict(op="grouped", in_c=channels, in_h=in_h, in_w=in_w, out_c=channels, k_h=k_h, k_w=k_w,
+                stride_h=stride_h, stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], out_h=out_h, out_w=out_w,
+                input=x, weight=weight, packed=weight.reshape(-1), scratch=scratch, dilation_h=1, dilation_w=1,
+                groups=channels, misalign=int(rng.choice([0, 0, 1, 3])))
+    return _requant(rng, case, weight)
+
+
 def linear_case(rng, max_bytes: int) -> dict | None:
     in_f = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 64, 100, 257]))
     out_f = int(rng.integers(1, 41))
@@ -229,10 +256,54 @@ def pool_case(rng, max_bytes: int, op: str) -> dict | None:
                 include_pad=int(rng.random() < 0.5), scale_shift=scale_shift)
 
 
+def wide_pool_case(rng, max_bytes: int, op: str) -> dict | None:
+    """Pooling over long runs (16 values or more): global pooling (the window is the whole plane, narrow
+    ones included), whole-row windows, and wide windows inside longer rows, with lengths that are not
+    multiples of 16."""
+    kind = rng.choice(["global", "rows", "inside"])
+    channels, in_h = int(rng.integers(1, 5)), int(rng.integers(1, 30))
+    in_w = int(rng.integers(16, 48)) if kind == "inside" else int(rng.integers(2, 48))  # narrow planes: 25x5
+    k_h = in_h if kind == "global" else int(rng.integers(1, in_h + 1))
+    k_w = in_w if kind != "inside" else int(rng.integers(16, in_w + 1))
+    stride_h, stride_w = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    out_h, out_w = out_size(in_h, k_h, stride_h, 0, 0), out_size(in_w, k_w, stride_w, 0, 0)
+    if max(channels * in_h * in_w, channels * out_h * out_w) > max_bytes:
+        return None
+    x = _values(rng, (channels, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    window = k_h * k_w
+    k_max = 0  # as pool_case
+    while (2 * 128 * window << (k_max + 1)) + window < INT32_MAX:
+        k_max += 1
+    scale_shift = int(rng.choice([0, 1, k_max])) if op == "avgpool" else 0
+    return dict(op=op, in_c=channels, in_h=in_h, in_w=in_w, out_c=channels, k_h=k_h, k_w=k_w, stride_h=stride_h,
+                stride_w=stride_w, pad_top=0, pad_left=0, out_h=out_h, out_w=out_w, input=x,
+                include_pad=int(rng.random() < 0.5), scale_shift=scale_shift)
+
+
+def add_case(rng, max_bytes: int) -> dict:
+    """A weighted add (ec_add_s8): sizes not multiples of 4, multipliers +-1 or with 14 frac bits,
+    alignment shifts of either sign within the compiler's bound |x * mult| * 2^shift < 2^30, output
+    shifts from -8 to 31 (ties and negative values round half up), and the clamps."""
+    size = int(rng.integers(1, max_bytes + 1)) if rng.random() < 0.5 else int(rng.integers(1, 40))
+    params = []
+    for _ in range(2):
+        mult = int(rng.choice([1, -1])) if rng.random() < 0.5 else int(rng.integers(-2**15, 2**15 + 1))
+        room = int(np.floor(np.log2(2**30 / (128 * max(abs(mult), 1))))) - 1  # largest exact left shift
+        params += [mult, int(rng.integers(-31, room + 1))]
+    lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))]
+    a = _values(rng, (size,), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    b = _values(rng, (size,), rng.choice(["uniform", "extreme", "min"]))
+    return dict(op="add", in_c=size, in_h=1, in_w=1, out_c=1, input=a, second=b, stride_h=params[0],
+                stride_w=params[1], pad_top=params[2], pad_left=params[3], scale_shift=int(rng.integers(-8, 32)),
+                act_min=lo, act_max=hi, misalign=int(rng.choice([0, 0, 1, 2, 3])))
+
+
 def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
                max_scratch: int = MAX_SCRATCH) -> list[dict]:
     """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling,
-    and on top of those 25 % depthwise/grouped conv (so the other kinds keep their cases).
+    and on top of those 25 % depthwise/grouped conv, 10 % depthwise conv with channel counts around
+    the MVE vector width, 5 % pooling over long rows (each kind) and 5 % weighted adds (so the other
+    kinds keep their cases).
     Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
     EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
@@ -241,7 +312,11 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
               (0.25, lambda: linear_case(rng, max_bytes)),
               (0.15, lambda: pool_case(rng, max_bytes, "maxpool")),
               (0.15, lambda: pool_case(rng, max_bytes, "avgpool")),
-              (0.25, lambda: grouped_case(rng, max_bytes, max_scratch))]
+              (0.25, lambda: grouped_case(rng, max_bytes, max_scratch)),
+              (0.10, lambda: depthwise_case(rng, max_bytes, max_scratch)),
+              (0.05, lambda: wide_pool_case(rng, max_bytes, "maxpool")),
+              (0.05, lambda: wide_pool_case(rng, max_bytes, "avgpool")),
+              (0.05, lambda: add_case(rng, max_bytes))]
     cases = []
     for share, make in makers:
         want = int(round(share * count))
@@ -261,7 +336,8 @@ def extreme_cases() -> list[dict]:
     cases = []
     for op, sign, shift in (("conv", 1, 1), ("conv", -1, 7), ("conv", 1, 0), ("conv", -1, -3), ("linear", 1, 1),
                             ("linear", -1, 31), ("linear", 1, 12), ("pointwise", 1, 1), ("pointwise", -1, 9),
-                            ("grouped", 1, 1), ("grouped", -1, 5), ("grouped", 1, -2)):
+                            ("grouped", 1, 1), ("grouped", -1, 5), ("grouped", 1, -2),
+                            ("depthwise", 1, 1), ("depthwise", -1, 31), ("depthwise", 1, -3)):
         w_val = -128 if sign > 0 else 127
         if op == "pointwise":
             in_c, in_h, in_w, out_c = 27, 3, 5, 5
@@ -279,6 +355,16 @@ def extreme_cases() -> list[dict]:
                         packed=weight.reshape(-1),
                         scratch=grouped_scratch_bytes(in_c, in_c, (out_c, in_h - k + 1, in_w - k + 1), (k, k),
                                                       (1, 1), (1, 1)))
+        elif op == "depthwise":  # 3x3, padding 1: the MVE kernel's clipped windows too
+            channels, in_h, in_w, k = 6, 5, 7, 3
+            out_c = channels
+            weight = np.full((channels, 1, k, k), w_val, dtype=np.int8)
+            case = dict(op="grouped", in_c=channels, in_h=in_h, in_w=in_w, out_c=channels, k_h=k, k_w=k, stride_h=1,
+                        stride_w=1, pad_top=1, pad_left=1, out_h=in_h, out_w=in_w,
+                        input=np.full((channels, in_h, in_w), -128, dtype=np.int8), weight=weight,
+                        packed=weight.reshape(-1), groups=channels, dilation_h=1, dilation_w=1,
+                        scratch=grouped_scratch_bytes(channels, channels, (channels, in_h, in_w), (k, k), (1, 1),
+                                                      (1, 1)))
         elif op == "conv":
             in_c, in_h, in_w, out_c, k = 3, 5, 6, 5, 3
             weight = np.full((out_c, in_c, k, k), w_val, dtype=np.int8)
@@ -315,6 +401,8 @@ def encode(case: dict) -> bytes:
     fields["op"] = OPS[case["op"]]
     out = struct.pack(f"<{len(HEADER)}i", *(int(fields[k]) for k in HEADER))
     out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
+    if case["op"] == "add":
+        out += _pad4(np.asarray(case["second"], dtype=np.int8).tobytes())
     if case["op"] in ("conv", "linear", "pointwise", "grouped"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())

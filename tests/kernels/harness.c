@@ -9,9 +9,11 @@
 #include "ec_platform.h"
 
 #include "ec_conv2d.h"
-#include "ec_conv2d_fast.h"
 #include "ec_conv2d_grouped.h"
+#include "ec_conv2d_fast.h"
 #include "ec_depthwise_fast.h"
+#include "ec_elementwise.h"
+#include "ec_elementwise_mve.h"
 #include "ec_linear.h"
 #include "ec_linear_fast.h"
 #include "ec_pool2d.h"
@@ -27,7 +29,9 @@
 #define EC_GUARD 16 /* bytes checked past each written buffer */
 #define EC_HEADER_FIELDS 26
 
-enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5, OP_GROUPED = 6 };
+enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5, OP_GROUPED = 6,
+       OP_ADD = 7 /* in_c elements; b after a; mult_a, shift_a, mult_b, shift_b, shift_out in the
+                     stride_h, stride_w, pad_top, pad_left, scale_shift fields */ };
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
@@ -111,7 +115,9 @@ static int run_case(int h)
 {
     const int op = header[F_OP];
     const long in_n = (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
-    const long out_n = op == OP_LINEAR ? header[F_OUT_C] : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
+    const long out_n = op == OP_ADD      ? header[F_IN_C]
+                       : op == OP_LINEAR ? header[F_OUT_C]
+                                         : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
     const int weighted = op == OP_CONV || op == OP_LINEAR || op == OP_POINTWISE || op == OP_GROUPED;
     const long c_per_group = op == OP_GROUPED ? header[F_IN_C] / header[F_GROUPS] : header[F_IN_C];
     const long k_all = op == OP_LINEAR ? header[F_IN_C] : c_per_group * header[F_K_H] * header[F_K_W];
@@ -134,6 +140,9 @@ static int run_case(int h)
             !read_exact(h, shift_buf.b, header[F_PER_CHANNEL] ? header[F_OUT_C] : 1)) {
             return 91;
         }
+    }
+    if (op == OP_ADD && !read_exact(h, weight_buf.b, in_n)) { /* the second operand */
+        return 91;
     }
     for (i = 0; i < in_n; ++i) {
         in_copy.b[i] = in[i];
@@ -170,7 +179,8 @@ static int run_case(int h)
                               fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
                               header[F_FOLDED], scratch.b);
         break;
-    case OP_GROUPED: /* depthwise and grouped; the weights keep their logical order */
+    case OP_GROUPED: /* depthwise and grouped; the weights keep their logical order; depthwise
+                       without dilation runs the Helium kernel on cores with MVE */
         if (scratch_n != ec_conv2d_grouped_fast_scratch(header[F_IN_C], header[F_GROUPS], header[F_OUT_H],
                                                         header[F_OUT_W], header[F_K_H], header[F_K_W],
                                                         header[F_STRIDE_H], header[F_STRIDE_W], header[F_DILATION_H],
@@ -188,6 +198,13 @@ static int run_case(int h)
                                   header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS], fast_out.b,
                                   header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
                                   header[F_FOLDED], scratch_n > 0 ? scratch.b : (int8_t *)0);
+        break;
+    case OP_ADD:
+        ec_add_s8(in, weight_buf.b, ref_out.b, header[F_IN_C], header[F_STRIDE_H], header[F_STRIDE_W],
+                  header[F_PAD_TOP], header[F_PAD_LEFT], header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX]);
+        ec_add_mve_s8(in, weight_buf.b, fast_out.b, header[F_IN_C], header[F_STRIDE_H], header[F_STRIDE_W],
+                      header[F_PAD_TOP], header[F_PAD_LEFT], header[F_SCALE_SHIFT], header[F_ACT_MIN],
+                      header[F_ACT_MAX]);
         break;
     case OP_LINEAR:
         ec_linear_s8(in, header[F_IN_C], weight_buf.b, bias, shift_buf.b, header[F_PER_CHANNEL],

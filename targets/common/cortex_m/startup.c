@@ -1,7 +1,7 @@
 /*
  * startup.c - reset and fault handling for every Cortex-M target, without
  * newlib's crt0 (whose semihosting start-up asks the host for stack and heap
- * and gets board-dependent answers; see shared/notes/qemu-cortex-m.md).
+ * and gets board-dependent answers).
  *
  * The linker script (link.ld.in) places ec_vectors first in the code region:
  * the core (and QEMU) load the initial SP and PC from its first two words.

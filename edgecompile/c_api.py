@@ -1,0 +1,106 @@
+"""The generated C API: what NAME.h declares and how the runner calls it.
+
+A model input or output is one int8 array in the caller's memory: `input`/`output` for a model
+with one of that kind, numbered `input0`, `input1`, ... for a kind it has several of, each with
+its NAME_<PARAM>_SIZE and NAME_<PARAM>_FRAC_BITS macros and float helper.  The arena is static
+inside NAME.c, or with --arena extern the caller's, passed as NAME_run's last argument.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .ir import Graph
+from .passes.plan_memory import ALIGN as ARENA_ALIGN
+
+ARENA_MODES = ("static", "extern")
+
+
+@dataclass
+class CallerTensor:
+    """A model input or output as the C API shows it: a parameter of NAME_run and its macros."""
+    tensor: str  # the graph's name for it
+    param: str  # input / output, or input0, input1, ... when the model has several
+    size: int
+    frac_bits: int
+    shape: tuple[int, ...]
+
+    @property
+    def macro(self) -> str:
+        """The macro infix: NAME_<macro>_SIZE, NAME_<macro>_FRAC_BITS."""
+        return self.param.upper()
+
+
+def io_parameters(graph: Graph) -> dict[str, str]:
+    """C parameter names: `input` and `output` for a model with one of each (the API of single-tensor
+    models), numbered input0, input1, ... for the kind the model has several of."""
+    names = {}
+    for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
+        for i, t in enumerate(tensors):
+            names[t] = kind if len(tensors) == 1 else f"{kind}{i}"
+    return names
+
+
+def caller_tensors(graph: Graph, kind: str) -> list[CallerTensor]:
+    """The model's inputs (kind "input") or outputs, in the order NAME_run takes them."""
+    names = io_parameters(graph)
+    tensors = graph.inputs if kind == "input" else graph.outputs
+    return [CallerTensor(t, names[t], graph.tensors[t].size, graph.tensors[t].frac_bits, graph.tensors[t].shape)
+            for t in tensors]
+
+
+def comment_safe(text: str) -> str:
+    """A model's tensor name inside a C comment: printable ASCII, and no comment end."""
+    return re.sub(r"[^ -~]", "?", text).replace("*/", "*_/").replace("/*", "/_*")
+
+
+def input_layout(graph: Graph, tensor: str) -> str:
+    """How a C input is ordered: PyTorch's (C,H,W), or the model's own layout when it starts
+    by transposing its input (TensorFlow-converted models take NHWC)."""
+    from .ops import Transpose
+
+    users = graph.consumers(tensor)
+    rank = len(graph.shape(tensor))
+    if users and all(isinstance(u, Transpose) for u in users) and rank == 3:
+        return "the model's own NHWC layout: H,W,C; the model transposes it to C,H,W itself"
+    return {3: "C,H,W", 1: "features"}.get(rank, "row-major")
+
+
+def pow2_literal(e: int) -> str:
+    """2^e as an exact C float literal (hex float is C99)."""
+    return f"0x1p{e:+d}f"
+
+
+def runner_args(upper: str, inputs: list[dict], outputs: list[dict], extern: bool) -> str:
+    """The runner's call: each tensor at its offset in the concatenated sample buffers ec_in / ec_out."""
+    def at(buf: str, tensors: list[dict]) -> list[str]:
+        return [buf] + [f"{buf} + " + " + ".join(f"{upper}_{t['macro']}_SIZE" for t in tensors[:k])
+                        for k in range(1, len(tensors))]
+
+    return ", ".join(at("ec_in", inputs) + at("ec_out", outputs) + (["ec_arena_buffer.bytes"] if extern else []))
+
+
+def api_context(graph: Graph, code: str, arena: str) -> dict:
+    """The templates' view of the API; `code` is the body of NAME_run (to find unused parameters)."""
+    upper = graph.name.upper()
+
+    def describe(t: CallerTensor) -> dict:
+        return dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)), label=comment_safe(t.tensor))
+
+    inputs = [dict(describe(t), layout=input_layout(graph, t.tensor), scale_literal=pow2_literal(t.frac_bits))
+              for t in caller_tensors(graph, "input")]
+    outputs = [dict(describe(t), step_literal=pow2_literal(-t.frac_bits)) for t in caller_tensors(graph, "output")]
+    extern = arena == "extern"
+    params = [f"const int8_t *{t['param']}" for t in inputs] + [f"int8_t *{t['param']}" for t in outputs]
+
+    def arrays(tensors: list[dict]) -> str:
+        return ", ".join(f"{t['param']}[{upper}_{t['macro']}_SIZE]" for t in tensors)
+
+    return {
+        "inputs": inputs, "outputs": outputs, "arena_mode": arena, "arena_align": ARENA_ALIGN,
+        "run_params": ", ".join(params + (["void *arena"] if extern else [])),
+        "run_doc": f"{arrays(inputs)} -> {arrays(outputs)}" + (f", in arena[{upper}_ARENA_SIZE]" if extern else ""),
+        "runner_args": runner_args(upper, inputs, outputs, extern),
+        "unused_params": [t["param"] for t in inputs + outputs if not re.search(rf"\b{t['param']}\b", code)],
+        "uses_arena": "ec_arena" in code,
+    }
