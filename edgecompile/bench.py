@@ -118,19 +118,21 @@ class BenchResult:
 def model_costs(out_dir: Path, target: Target, name: str, image: Path) -> tuple[int, int | None]:
     """Flash bytes of the model and its kernels alone, and a stack estimate for <name>_run.
 
-    Compiles src/<name>.c and runtime/*.c with the target's flags and -fstack-usage.
+    Compiles src/<name>.c and runtime/*.c with the flags the Makefile uses and -fstack-usage.
     Flash: the sizes, in the linked ``image``, of the functions and constants these
     objects define (what the linker kept: a kernel file's unused functions do not
     count).  The inference stack is the deepest path of stack frames from <name>_run down
     its call graph (gcc's -fcallgraph-info), across the model's and the kernels' files."""
     cc = make_variable(out_dir, target.name, "EC_CC")
     cflags = make_variable(out_dir, target.name, "EC_CFLAGS").split()
+    kernel_opt = make_variable(out_dir, target.name, "EC_KERNEL_OPT").split()  # as the Makefile builds runtime/
     sources = [out_dir / "src" / f"{name}.c"] + sorted((out_dir / "runtime").glob("*.c"))
     ours, graph = set(), CallGraph()
     with tempfile.TemporaryDirectory(prefix="ec-size-") as tmp:
         for src in sources:
             obj = Path(tmp) / (src.stem + ".o")
-            proc = subprocess.run([cc, *cflags, "-std=c99", f"-I{out_dir / 'runtime'}", f"-I{out_dir / 'src'}",
+            opt = kernel_opt if src.parent.name == "runtime" else []
+            proc = subprocess.run([cc, *cflags, *opt, "-std=c99", f"-I{out_dir / 'runtime'}", f"-I{out_dir / 'src'}",
                                    "-fstack-usage", "-fcallgraph-info=su", "-c", str(src), "-o", str(obj)],
                                   capture_output=True, text=True, cwd=out_dir)
             if proc.returncode != 0:

@@ -129,15 +129,7 @@ class Graph:
 
     def split_inputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """A batch of samples (see the class) -> each input's batch, in its own shape."""
-        if len(self.inputs) == 1:
-            return {self.inputs[0]: x}
-        x = np.asarray(x).reshape(len(x), -1)
-        split, start = {}, 0
-        for name in self.inputs:
-            t = self.tensors[name]
-            split[name] = x[:, start:start + t.size].reshape((len(x),) + t.shape)
-            start += t.size
-        return split
+        return self._split(self.inputs, x)
 
     def join_outputs(self, env: dict[str, np.ndarray]) -> np.ndarray:
         """The outputs of a batch: the output itself, or for several, each flattened and concatenated."""
@@ -147,13 +139,17 @@ class Graph:
 
     def split_outputs(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """The inverse of join_outputs."""
-        if len(self.outputs) == 1:
-            return {self.outputs[0]: y}
-        y = np.asarray(y).reshape(len(y), -1)
+        return self._split(self.outputs, y)
+
+    def _split(self, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+        """Rows of the tensors `names` side by side, flattened -> each tensor's batch in its shape."""
+        if len(names) == 1:
+            return {names[0]: x}
+        x = np.asarray(x).reshape(len(x), -1)
         split, start = {}, 0
-        for name in self.outputs:
+        for name in names:
             t = self.tensors[name]
-            split[name] = y[:, start:start + t.size].reshape((len(y),) + t.shape)
+            split[name] = x[:, start:start + t.size].reshape((len(x),) + t.shape)
             start += t.size
         return split
 
