@@ -69,13 +69,21 @@ static EC_FAST_INLINE const int8_t *ec_dot_4x1(const int8_t *w, const int8_t *x,
 }
 
 /* One row at a time (rows left over after the groups of 4, or any row when x is not
- * 4-byte aligned): the same pairs, in C, x read a byte at a time.  w: the row's words,
- * w_step bytes apart (4 for a lone row, 16 within a group of 4). */
-static void ec_dot_1x1(const int8_t *w, int w_step, const int8_t *x, int n, int32_t *acc)
+ * 4-byte aligned): the same pairs, in C; x read a word at a time when `words` (x is
+ * 4-byte aligned), else a byte at a time.  w: the row's words, w_step bytes apart (4 for
+ * a lone row, 16 within a group of 4). */
+static void ec_dot_1x1(const int8_t *w, int w_step, const int8_t *x, int n, int words, int32_t *acc)
 {
-    int32_t a = *acc;
+    int32_t a = *acc, wv, xv;
+    if (words) { /* a classifier's last rows (out % 4, e.g. 256 -> 2): as fast as the groups */
+        for (; n > 0; --n, w += w_step, x += 4) {
+            memcpy(&wv, w, 4); /* one LDR each: both words are aligned */
+            memcpy(&xv, x, 4);
+            a = __smlad(__sxtb16(wv), __sxtb16(xv), a);
+            a = __smlad(ec_sxtb16_ror8(wv), ec_sxtb16_ror8(xv), a);
+        }
+    }
     for (; n > 0; --n, w += w_step, x += 4) {
-        int32_t wv;
         const int32_t xe = (int32_t)(((uint32_t)x[0] & 0xFFFFu) | ((uint32_t)x[2] << 16));
         const int32_t xo = (int32_t)(((uint32_t)x[1] & 0xFFFFu) | ((uint32_t)x[3] << 16));
         memcpy(&wv, w, 4); /* one LDR: the word is aligned */
@@ -112,9 +120,10 @@ static const int8_t *ec_dot_4x1(const int8_t *w, const int8_t *x, int n, int32_t
     return w;
 }
 
-static void ec_dot_1x1(const int8_t *w, int w_step, const int8_t *x, int n, int32_t *acc)
+static void ec_dot_1x1(const int8_t *w, int w_step, const int8_t *x, int n, int words, int32_t *acc)
 {
     int32_t a0 = *acc;
+    (void)words; /* bytes anyway */
     for (; n > 0; --n, w += w_step, x += 4) {
         a0 += (int32_t)w[0] * x[0] + (int32_t)w[1] * x[1] + (int32_t)w[2] * x[2] + (int32_t)w[3] * x[3];
     }
@@ -187,7 +196,7 @@ void ec_linear_fast_s8(const int8_t *input, int in_features, const int8_t *weigh
             w = ec_dot_4x1(w, input, n, acc);
         } else if (n > 0) {
             for (r = 0; r < rows; ++r) { /* row r's words at w + 4r, 4 * rows bytes apart */
-                ec_dot_1x1(w + 4 * r, 4 * rows, input, n, acc + r);
+                ec_dot_1x1(w + 4 * r, 4 * rows, input, n, words, acc + r);
             }
             w += (long)rows * k4;
         }
