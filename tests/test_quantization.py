@@ -284,7 +284,7 @@ def test_16_bit_auto_and_per_layer(digits_lenet, tmp_path):
                                       act_bits="conv2=16", vectors=8))
     g = per_layer.compiled.graph
     wide = {n.name for n in g.nodes if g.tensors[n.outputs[0]].bits == 16}
-    assert wide == {"conv2", "MaxPool_1", "Reshape"}  # the views and pools after it follow
+    assert wide == {"conv2", "max_pool2d_1", "view"}  # the pool and the view after it follow
     for bad, match in (("12", "8 or 16"), ("fc9=16", "fc9")):
         with pytest.raises(EdgeCompileError, match=match):
             export(ExportSettings(digits_lenet["model"], tmp_path / "bad", digits_lenet["calib"], act_bits=bad))
