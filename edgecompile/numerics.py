@@ -63,14 +63,18 @@ def rounding_shift(acc, s: int):
 
 
 def rounding_shift_per_channel(acc, shifts, axis: int):
-    """Rule 2 with one shift per slice along `axis` (per-channel requantization)."""
+    """Rule 2 with one shift per slice along `axis` (per-channel requantization): the same
+    arithmetic as rounding_shift, each slice with its own s, all slices at once."""
     acc = np.asarray(acc, dtype=np.int64)
-    out = np.empty_like(acc)
-    for c, s in enumerate(np.asarray(shifts).tolist()):
-        index = [slice(None)] * acc.ndim
-        index[axis] = c
-        out[tuple(index)] = rounding_shift(acc[tuple(index)], int(s))
-    return out
+    s = np.asarray(shifts, dtype=np.int64)
+    if s.size and (s.min() < -MAX_SHIFT or s.max() > MAX_SHIFT):
+        raise ValueError(f"shifts {s.min()}..{s.max()} outside [-{MAX_SHIFT}, {MAX_SHIFT}]")
+    shape = [1] * acc.ndim
+    shape[axis] = -1
+    s = np.broadcast_to(s, (acc.shape[axis],)).reshape(shape)
+    right = np.maximum(s, 0)
+    rounded = asr(acc, right) + (asr(acc, np.maximum(right - 1, 0)) & 1) * (right > 0)  # s > 0: half up
+    return rounded * (np.int64(1) << np.maximum(-s, 0))  # s <= 0: exact (the C's clamp-then-shift proof)
 
 
 def align(x, k: int):

@@ -18,7 +18,7 @@ import numpy as np
 from ..ir import Graph
 from . import activation
 from .base import register
-from .weighted import WeightedOp
+from .weighted import WeightedOp, exact_integer_products
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
@@ -86,28 +86,53 @@ class Conv2d(WeightedOp):
         return patches(np.asarray(x, dtype=dtype), kh, kw, self.attrs["stride"], self.attrs["pads"],
                        dilation=self.dilation)
 
-    def _grouped_products(self, win: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """sum over (ic, ky, kx) of window * weight, group by group: (N, OC, OH, OW)."""
+    def _products(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """sum over (ic, ky, kx) of window * weight, in the inputs' dtype: (N, OC, OH, OW).
+
+        Depthwise convs take a multiply-add per kernel tap; the others, group by group, one
+        matrix product per tap: (OC, C) weights times the input planes shifted by that tap
+        (BLAS for float64, and no im2col copy of every window)."""
+        n, c = x.shape[:2]
+        oc, cpg, kh, kw = w.shape
         g = self.groups
-        n, c, oh, ow, kh, kw = win.shape
-        cols = win.reshape(n, g, c // g, oh, ow, kh, kw)
-        wg = w.reshape(g, w.shape[0] // g, c // g, kh, kw)
-        return np.einsum("ngchwij,gocij->ngohw", cols, wg, optimize=True).reshape(n, w.shape[0], oh, ow)
+        if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
+            return self._tap_products(np.repeat(x, oc // c, axis=1) if oc != c else x, w[:, 0])
+        (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))).transpose(1, 0, 2, 3)  # (C, N, H, W)
+        oh = conv_output_size(x.shape[2], kh, sh, pt, pb, dh)
+        ow = conv_output_size(x.shape[3], kw, sw, pl, pr, dw)
+        out = np.zeros((oc, n * oh * ow), dtype=x.dtype)
+        ocg = oc // g
+        for i in range(kh):
+            for j in range(kw):
+                plane = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                plane = np.ascontiguousarray(plane).reshape(c, -1)
+                for k in range(g):
+                    out[k * ocg:(k + 1) * ocg] += w[k * ocg:(k + 1) * ocg, :, i, j] @ plane[k * cpg:(k + 1) * cpg]
+        return out.reshape(oc, n, oh, ow).transpose(1, 0, 2, 3)
+
+    def _tap_products(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Depthwise: out[:, c] = sum over taps (i, j) of w[c, i, j] * the input plane shifted by that tap."""
+        (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        oh = conv_output_size(x.shape[2], w.shape[1], sh, pt, pb, dh)
+        ow = conv_output_size(x.shape[3], w.shape[2], sw, pl, pr, dw)
+        out = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
+        for i in range(w.shape[1]):
+            for j in range(w.shape[2]):
+                plane = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                out += plane * w[None, :, i, j, None, None]
+        return out
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
-        y = self._grouped_products(self._windows(x, np.float64), np.asarray(self.params["weight"], np.float64))
+        y = self._products(np.asarray(x, np.float64), np.asarray(self.params["weight"], np.float64))
         if "bias" in self.params:
             y = y + np.asarray(self.params["bias"], dtype=np.float64)[None, :, None, None]
         return self.run_float_act(y)
 
     def accumulate(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
-        win = self._windows(x_q, np.int64)
-        if self.groups > 1:
-            return self._grouped_products(win, self.qparams["weight"].astype(np.int64))
-        n, c, oh, ow, kh, kw = win.shape
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
-        w = self.qparams["weight"].astype(np.int64).reshape(self.out_channels, -1)
-        return (cols @ w.T).transpose(0, 3, 1, 2)
+        w = self.qparams["weight"]
+        return exact_integer_products(self._products, x_q, w, w.reshape(len(w), -1))
 
     def _per_group_dense(self, graph: Graph) -> bool:
         """A grouped conv with several input channels per group (ShuffleNet's grouped 1x1): each group is

@@ -11,7 +11,7 @@ import numpy as np
 from ..ir import Graph
 from . import activation
 from .base import register
-from .weighted import WeightedOp
+from .weighted import WeightedOp, exact_integer_products
 
 
 @register
@@ -43,8 +43,8 @@ class Linear(WeightedOp):
         return self.run_float_act(y)
 
     def accumulate(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
-        w = self.qparams["weight"].astype(np.int64)
-        return np.asarray(x_q, dtype=np.int64) @ w.T
+        w = self.qparams["weight"]
+        return exact_integer_products(lambda x, w: x @ w.T, x_q, w, w)
 
     def emit_c(self, em) -> None:
         from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, weighted_args

@@ -16,6 +16,21 @@ from . import activation
 from .base import Op
 
 
+# float64 holds every integer of magnitude below 2^53 exactly, and so every partial sum of W . x
+# while sum|w_row| * max|x| stays below it (int8 weights, int16 inputs: rows of up to 2^31 weights).
+FLOAT64_EXACT = 1 << 53
+
+
+def exact_integer_products(products, x_q: np.ndarray, w_q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """W . x of integers through `products` (a float64 function of (x, w): BLAS-fast), exact: the
+    bound above is checked, and beyond it the same function runs on int64 (slow, never inexact)."""
+    x_max = int(np.abs(x_q).max()) if np.size(x_q) else 0
+    row_sum = int(np.abs(rows.astype(np.int64)).sum(axis=1).max()) if rows.size else 0
+    if x_max * row_sum < FLOAT64_EXACT:
+        return products(np.asarray(x_q, np.float64), np.asarray(w_q, np.float64)).astype(np.int64)
+    return products(np.asarray(x_q, np.int64), np.asarray(w_q, np.int64))
+
+
 class WeightedOp(Op):
     """Base of conv/linear: params 'weight' (out channel first) and optional 'bias'."""
 
