@@ -179,13 +179,30 @@ def assign_activation_bits(graph: Graph, options: QuantOptions) -> None:
 EIGHT_BIT_OPS = {"Lut", "Softmax", "Recurrent", "SparseLinear", "SparseConv2d", "PackedLinear", "PackedConv2d"}
 
 
-def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions) -> None:
+def final_tensors(graph: Graph) -> set[str]:
+    """The model's outputs and the tensors they are views or pools of (same format)."""
+    final = set(graph.outputs)
+    for node in reversed(graph.nodes):
+        if node.preserves_format and node.outputs[0] in final:
+            final.add(node.inputs[0])
+    return final
+
+
+def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions,
+                   clip_outputs: bool = False) -> None:
+    """Every tensor's format (see the module docstring) and every node's integer parameters.
+
+    The model's final outputs never clip what calibration saw (min/max, whatever --calib-method
+    says) unless clip_outputs: they are a handful of values, and the largest of them, the top
+    logits of a classifier, are the ones that matter; a format that clips them makes them tie."""
     assign_activation_bits(graph, options)
+    final = set() if clip_outputs else final_tensors(graph)
 
     def choose(name: str, bits: int) -> int:
         if options.fixed_formats and name in options.fixed_formats:
             return int(options.fixed_formats[name])
-        return frac_bits_for(ranges[name], bits, options.calib_method, options.percentile)
+        method = "minmax" if name in final else options.calib_method
+        return frac_bits_for(ranges[name], bits, method, options.percentile)
 
     options.ranges = ranges
     for name in graph.inputs:  # a recurrent cell's body has its states as inputs too
