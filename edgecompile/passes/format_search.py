@@ -1,0 +1,169 @@
+"""Format search: activation formats chosen for the model's output error, not each tensor's own.
+
+Calibration gives every tensor the format that suits its own values (least squared error by
+default).  What matters is the error of the model's outputs: a coarser format upstream can
+stop saturation that the next layers amplify, a finer one can spend bits where a layer is
+sensitive.  This pass starts from the calibrated formats and runs coordinate descent: for
+each tensor in turn it tries one frac bit less and one more (and keeps going while that
+helps), re-quantizes only the nodes that read or write the tensor, runs the integer
+simulator from the first changed node on, and keeps a change only when the output's squared
+error against the float model falls by at least MIN_GAIN on each half of the calibration
+samples alone: a change that helps one half and not the other fits those samples' noise,
+not the model (deep nets amplify every small change into a random-looking one).  The model's outputs keep their formats (they never clip, see quantize_graph);
+so do its inputs (the C API's input format stays the calibrated one).
+
+Only formats change: every node is quantized by its own quantize(), so the integer model the
+search picks is as exact and as safe (int32 proof, legal shifts) as any other.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import simulate
+from ..ir import Graph
+from .quantize import QuantOptions, final_tensors
+
+MIN_GAIN = 0.01  # a relative fall in output squared error (about 0.04 dB) on each half of the samples
+MAX_SAMPLES = 128  # calibration samples used: the first half to search, the second to validate
+VALIDATION_GAIN_DB = 0.2  # what the found formats must gain on the validation half to be kept
+
+
+@dataclass
+class SearchResult:
+    formats: dict[str, int]  # tensor -> frac bits, every quantized tensor
+    changed: dict[str, tuple[int, int]] = field(default_factory=dict)  # tensor -> (calibrated, chosen)
+    sqnr_before_db: float = 0.0
+    sqnr_after_db: float = 0.0
+    trials: int = 0
+    seconds: float = 0.0
+
+
+class FormatSearch:
+    """Coordinate descent over the formats of a quantized graph (modified in place)."""
+
+    def __init__(self, graph: Graph, options: QuantOptions, samples: np.ndarray):
+        self.graph, self.options = graph, options
+        x = samples[:MAX_SAMPLES]
+        self.reference = np.asarray(graph.run_float(x), dtype=np.float64)
+        self.signal = float(np.sum(self.reference ** 2)) or 1.0
+        self.index = {n.outputs[0]: i for i, n in enumerate(graph.nodes)}
+        self.desired = {t: graph.tensors[t].frac_bits for t in self.index}  # the formats asked of producers
+        self.env = simulate.evaluate_integer(graph, graph.split_inputs(simulate.quantize_input(graph, x)))
+        self.error = self._error(self.env)
+
+    def _error(self, env: dict[str, np.ndarray]) -> np.ndarray:
+        """The output's squared error on each half of the samples."""
+        g = self.graph
+        out = g.join_outputs({t: simulate.dequantize(g, t, env[t]) for t in g.outputs})
+        per_sample = ((np.asarray(out, np.float64) - self.reference) ** 2).reshape(len(self.reference), -1).sum(1)
+        half = (len(per_sample) + 1) // 2
+        return np.array([per_sample[:half].sum(), per_sample[half:].sum()])
+
+    def sqnr_db(self) -> float:
+        error = float(self.error.sum())
+        return float("inf") if error == 0 else float(10 * np.log10(self.signal / error))
+
+    def candidates(self) -> list[str]:
+        """Tensors whose format is free: produced by a node that chooses it, not a model output."""
+        fixed = final_tensors(self.graph) | set(self.graph.inputs)
+        return [n.outputs[0] for n in self.graph.nodes
+                if not n.preserves_format and n.outputs[0] not in fixed and n.outputs[0] in self.graph.tensors]
+
+    def _requantize(self, tensor: str, frac_bits: int) -> list[tuple]:
+        """Give `tensor` a new format and re-quantize every node it reaches (its producer, views of
+        it, its readers, and on while an output format moves); returns what is needed to undo it."""
+        g = self.graph
+        desired = {**self.desired, tensor: frac_bits}
+        moved, undo = {tensor}, []
+        for node in g.nodes[self.index[tensor]:]:
+            out = g.tensors[node.outputs[0]]
+            if out.name != tensor and not moved.intersection(node.inputs):
+                continue
+            undo.append((node, node.qparams, node.qattrs, out, out.frac_bits))
+            out.frac_bits = g.tensors[node.inputs[0]].frac_bits if node.preserves_format else desired[out.name]
+            node.quantize(g, self.options)
+            if out.frac_bits != undo[-1][4]:
+                moved.add(out.name)
+        return undo
+
+    def _simulate_from(self, start: int) -> dict[str, np.ndarray]:
+        g = self.graph
+        env = dict(self.env)
+        for node in g.nodes[start:]:
+            env[node.outputs[0]] = node.run_int(g, *[env[t] for t in node.inputs])
+        return env
+
+    def try_format(self, tensor: str, frac_bits: int) -> bool:
+        """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN, else undo."""
+        undo = self._requantize(tensor, frac_bits)
+        if self.graph.tensors[tensor].frac_bits == undo[0][4]:  # the producer kept the old format anyway
+            self._undo(undo)
+            return False
+        env = self._simulate_from(self.index[undo[0][3].name])
+        error = self._error(env)
+        if np.all(error < self.error * (1 - MIN_GAIN)):
+            self.env, self.error = env, error
+            self.desired[tensor] = frac_bits
+            return True
+        self._undo(undo)
+        return False
+
+    @staticmethod
+    def _undo(undo: list[tuple]) -> None:
+        for node, qparams, qattrs, out, frac_bits in reversed(undo):
+            node.qparams, node.qattrs, out.frac_bits = qparams, qattrs, frac_bits
+
+
+def search_formats(graph: Graph, options: QuantOptions, samples: np.ndarray, sweeps: int = 2,
+                   progress=None) -> SearchResult:
+    """Coordinate descent over the free tensors' formats of a quantized graph, on the first half of
+    the samples; the formats found replace the calibrated ones (in `graph`) only when they also
+    lower the output error on the other half by VALIDATION_GAIN, samples the search never saw."""
+    t0 = time.perf_counter()
+    samples = samples[:MAX_SAMPLES]
+    half = len(samples) // 2
+    before = {t: graph.tensors[t].frac_bits for t in graph.tensors}
+    result = SearchResult(before)
+    if half < 2:
+        return result
+    trial = copy.deepcopy(graph)
+    search = FormatSearch(trial, options, samples[:half])
+    tensors = search.candidates()
+    for _ in range(sweeps):
+        improved = False
+        for tensor in tensors:
+            for step in (1, -1):
+                moved = False
+                while True:
+                    result.trials += 1
+                    if not search.try_format(tensor, trial.tensors[tensor].frac_bits + step):
+                        break
+                    moved = improved = True
+                if moved:
+                    break
+            if progress is not None:
+                progress(1)
+        if not improved:
+            break
+    held_out = samples[half:]
+    result.sqnr_before_db = FormatSearch(graph, options, held_out).sqnr_db()
+    result.sqnr_after_db = FormatSearch(trial, options, held_out).sqnr_db()
+    if result.sqnr_after_db >= result.sqnr_before_db + VALIDATION_GAIN_DB:
+        adopt(graph, trial)
+        result.changed = {t: (before[t], graph.tensors[t].frac_bits) for t in before
+                          if graph.tensors[t].frac_bits != before[t]}
+        result.formats = {t: graph.tensors[t].frac_bits for t in graph.tensors}
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def adopt(graph: Graph, other: Graph) -> None:
+    """Take every format and integer parameter of `other`, a quantized copy of `graph`."""
+    for name, t in other.tensors.items():
+        graph.tensors[name].frac_bits = t.frac_bits
+    for node, twin in zip(graph.nodes, other.nodes):
+        node.qparams, node.qattrs = twin.qparams, twin.qattrs
