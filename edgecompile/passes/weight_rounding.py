@@ -29,21 +29,19 @@ from ..ops.conv2d import Conv2d, patches
 from ..ops.linear import Linear
 
 DAMP = 0.01  # fraction of the mean diagonal of H added to it: keeps H invertible and the updates tame
-MAX_ROWS = 8192  # input vectors (im2col patches) per layer used to estimate H; enough for d <= MAX_ROWS / 8
+CHUNK_ROWS = 4096  # im2col patches gathered at a time while summing H
 BLOCK = 128  # columns per block: updates inside a block are rank-1, the rest one matmul per block
 
 
-def round_weights(graph: Graph, calib: np.ndarray, damp: float = DAMP, max_rows: int = MAX_ROWS,
-                  seed: int = 0) -> int:
+def round_weights(graph: Graph, calib: np.ndarray, damp: float = DAMP, chunk_rows: int = CHUNK_ROWS) -> int:
     """Re-round the integer weights of every Conv2d / Linear of a quantized graph; returns how many changed."""
-    rng = np.random.default_rng(seed)
     env = {name: np.asarray(v, dtype=np.int64)
            for name, v in graph.split_inputs(simulate.quantize_input(graph, calib)).items()}
     last_use = {t: i for i, node in enumerate(graph.nodes) for t in node.inputs}
     changed = 0
     for i, node in enumerate(graph.nodes):
         if type(node) in (Conv2d, Linear) and "weight" in node.params and "weight" in node.qparams:
-            changed += round_layer(graph, node, env[node.inputs[0]], damp, max_rows, rng)
+            changed += round_layer(graph, node, env[node.inputs[0]], damp, chunk_rows)
         y = node.run_int(graph, *[env[t] for t in node.inputs])
         lo, hi = numerics.qrange(graph.tensors[node.outputs[0]].bits)
         assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside its type"
@@ -55,19 +53,18 @@ def round_weights(graph: Graph, calib: np.ndarray, damp: float = DAMP, max_rows:
     return changed
 
 
-def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, max_rows: int, rng) -> int:
+def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, chunk_rows: int) -> int:
     """Re-round one layer in place from its integer inputs x_q; 1 if its weights changed, else 0."""
     x_info = graph.tensors[node.inputs[0]]
-    cols = input_columns(node, x_q, max_rows, rng)  # (G, M, d), in the dequantized input's units
-    cols = np.ldexp(cols, -x_info.frac_bits)
-    hessian = cols.transpose(0, 2, 1) @ cols  # (G, d, d), float64 BLAS
-    n, g = node.out_channels, cols.shape[0]
+    # H over every calibration input vector; the 2^-f of the input format makes it real-valued
+    hessian = np.ldexp(input_hessian(node, x_q, chunk_rows), -2 * x_info.frac_bits)
+    n, g = node.out_channels, hessian.shape[0]
     f_w = np.broadcast_to(np.asarray(node.qattrs["weight_frac_bits"], dtype=np.int64), (n,))
     scale = np.ldexp(1.0, f_w)[:, None]  # real -> grid units, per output row
     target = np.asarray(node.params["weight"], dtype=np.float64).reshape(n, -1) * scale
     nearest = node.qparams["weight"].astype(np.int64).reshape(n, -1)
     lo, hi = numerics.qrange(int(node.qattrs["weight_bits"]))
-    grouped = lambda a: a.reshape(g, n // g, -1)  # noqa: E731  output rows of each group together
+    grouped = lambda a: a.reshape(g, n // g, -1)  # noqa: E731  the output rows of each group together
     q = error_feedback_round(grouped(target), damped_inverse_factor(hessian, damp), lo, hi).reshape(n, -1)
     q = keep_accumulator_bound(node, q, nearest, x_info.bits)
     err_new = output_error(grouped((q - target) / scale), hessian)
@@ -79,31 +76,31 @@ def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, max_rows: int,
     return 1
 
 
-def input_columns(node, x_q: np.ndarray, max_rows: int, rng) -> np.ndarray:
-    """The vectors each output row is dotted with, (groups, rows, d), at most max_rows of them.
+def input_hessian(node, x_q: np.ndarray, chunk_rows: int) -> np.ndarray:
+    """H = sum of x x^T over the vectors each output row is dotted with, per group: (G, d, d), float64.
 
-    Linear: the input vectors.  Conv: the im2col patch at each output position, split by group
-    (a depthwise conv has one group per channel with d = kh*kw).  A random subset of positions
-    estimates H when there are more; sampling the positions before gathering keeps memory small.
-    """
+    Linear: the input vectors.  Conv: the im2col patch at every output position, split by group (a
+    depthwise conv has one group per channel with d = kh*kw).  Patches are gathered chunk_rows at a
+    time so that memory stays small; the integer inputs are exact in float64 and so is each product,
+    the sums being rounded only like any float64 BLAS matmul."""
     if isinstance(node, Linear):
         x = x_q.reshape(-1, x_q.shape[-1])
-        x = x[subsample(len(x), max_rows, rng)]
-        return x.astype(np.float64)[None]
+        h = np.zeros((1, x.shape[1], x.shape[1]))
+        for start in range(0, len(x), chunk_rows):
+            cols = x[start:start + chunk_rows].astype(np.float64)
+            h[0] += cols.T @ cols
+        return h
     kh, kw = node.kernel
     win = patches(x_q, kh, kw, node.attrs["stride"], node.attrs["pads"], dilation=node.dilation)
     n, c, oh, ow = win.shape[:4]
-    pick = subsample(n * oh * ow, max_rows, rng)
-    b, r, s = np.unravel_index(pick, (n, oh, ow))
-    cols = win[b, :, r, s].astype(np.float64)  # (M, C, kh, kw): only the sampled patches are copied
-    return cols.reshape(len(pick), node.groups, -1).transpose(1, 0, 2)
-
-
-def subsample(total: int, max_rows: int, rng) -> np.ndarray:
-    """All indices when they fit, else a sorted random subset of max_rows."""
-    if total <= max_rows:
-        return np.arange(total)
-    return np.sort(rng.choice(total, size=max_rows, replace=False))
+    g = node.groups
+    d = c // g * kh * kw
+    h = np.zeros((g, d, d))
+    for start in range(0, n * oh * ow, chunk_rows):
+        b, r, s = np.unravel_index(np.arange(start, min(start + chunk_rows, n * oh * ow)), (n, oh, ow))
+        cols = win[b, :, r, s].astype(np.float64).reshape(len(b), g, d).transpose(1, 0, 2)  # (G, rows, d)
+        h += cols.transpose(0, 2, 1) @ cols
+    return h
 
 
 def damped_inverse_factor(hessian: np.ndarray, damp: float) -> np.ndarray:
