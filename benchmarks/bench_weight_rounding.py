@@ -86,7 +86,7 @@ def measure(name, model_path, shape, calib, test, labels) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'model':<18}" + "".join(f"{c:>24}" for c in CONFIGS) + f"{'pass s':>8}{'changed':>9}"
+    head = f"{'model':<18}" + "".join(f"{c:>26}" for c in CONFIGS) + f"{'pass s':>8}{'changed':>9}"
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -96,7 +96,7 @@ def print_table(rows: list[dict]) -> None:
             text = f"{e['sqnr_db']:.2f} dB / {100 * e['top1_agreement']:.1f}%"
             if "accuracy" in e:
                 text += f" ({100 * e['accuracy']:.1f})"
-            cells.append(f"{text:>24}")
+            cells.append(f"{text:>26}")
         print(f"{r['model']:<18}" + "".join(cells) + f"{r['pass_seconds']:>8.2f}{r['layers_changed']:>5}/{r['layers']}")
     print("cells: output SQNR vs float / top-1 agreement with float on held-out inputs "
           "(test accuracy in parentheses); bc = bias correction")

@@ -34,7 +34,11 @@ BLOCK = 128  # columns per block: updates inside a block are rank-1, the rest on
 
 
 def round_weights(graph: Graph, calib: np.ndarray, damp: float = DAMP, chunk_rows: int = CHUNK_ROWS) -> int:
-    """Re-round the integer weights of every Conv2d / Linear of a quantized graph; returns how many changed."""
+    """Re-round the integer weights of every Conv2d / Linear of a quantized graph; returns how many changed.
+
+    Each layer minimizes || (W - W_q) X ||^2 over its calibration inputs X (see the module docstring).
+    The graph is simulated node by node and each layer is re-rounded just before it runs, so every
+    layer's X already carries the new rounding of the layers before it."""
     env = {name: np.asarray(v, dtype=np.int64)
            for name, v in graph.split_inputs(simulate.quantize_input(graph, calib)).items()}
     last_use = {t: i for i, node in enumerate(graph.nodes) for t in node.inputs}
@@ -46,7 +50,7 @@ def round_weights(graph: Graph, calib: np.ndarray, damp: float = DAMP, chunk_row
         lo, hi = numerics.qrange(graph.tensors[node.outputs[0]].bits)
         assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside its type"
         env[node.outputs[0]] = y
-        for t in node.inputs:  # free activations no later node reads (MobileNet-sized batches)
+        for t in set(node.inputs):  # free activations no later node reads (MobileNet-sized batches)
             if last_use.get(t) == i and t not in graph.outputs:
                 del env[t]
     graph.notes.append(f"error-feedback weight rounding changed {changed} layers")
