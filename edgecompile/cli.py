@@ -126,6 +126,12 @@ def with_model_options(fn):
               show_default=True, help="How weight formats are chosen (per channel).")
 @click.option("--bias-correction", is_flag=True, help="Shift biases to cancel the mean error of the rounded "
               "weights on the calibration data.")
+@click.option("--weight-rounding", type=click.Choice(["error-feedback", "nearest"]), default="error-feedback",
+              show_default=True, help="Integer weights that minimize each layer's output error on the calibration "
+              "data (error-feedback), or each weight rounded to nearest.")
+@click.option("--format-search/--no-format-search", default=True, show_default=True,
+              help="Search activation formats for the model's output error on the calibration data (kept only "
+              "when half the samples, unseen by the search, confirm the gain).")
 @click.option("--act-bits", multiple=True, default=["8"], show_default=True,
               help="Activation bits: 8, 16, auto (16 where it measurably helps) or LAYER=16 (comma-separated, "
               "repeatable).")
@@ -143,7 +149,7 @@ def with_model_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
-           bias_correction, act_bits, drop_softmax,
+           bias_correction, weight_rounding, format_search, act_bits, drop_softmax,
            per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
@@ -153,7 +159,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
     settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
-                              bias_correction=bias_correction, act_bits=tuple(act_bits), name=name,
+                              bias_correction=bias_correction, weight_rounding=weight_rounding,
+                              format_search=format_search, act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
                               imports=tuple(imports), vectors=vectors, val=val, arena=arena)
     stages = Progress(quiet)

@@ -19,11 +19,15 @@ from .passes.cleanup import drop_final_softmax, remove_identities
 from .passes.factorize import FactorizeDecision, RankSpec, factorize
 from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fold_pad import fold_pads
+from .passes.format_search import search_formats
 from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import MemoryPlan, plan_memory
 from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, TensorRange, calibrate, quantize_graph
 from .passes.sparsify import SparsityDecision, sparsify
+from .passes.weight_rounding import round_weights
+
+WEIGHT_ROUNDING = ("error-feedback", "nearest")
 
 Log = Callable[[str], None]
 
@@ -39,6 +43,8 @@ class CompileOptions:
     calib_method: str = "mse"
     weight_method: str = "minmax"
     bias_correction: bool = False
+    weight_rounding: str = "error-feedback"  # or "nearest" (see passes/weight_rounding.py)
+    format_search: bool = True  # activation formats for the output error (see passes/format_search.py)
     act_bits: int = 8
     act_layer_bits: dict[str, int] = field(default_factory=dict)
     act_auto: bool = False
@@ -60,6 +66,8 @@ class Compiled:
     timings: dict[str, float] = field(default_factory=dict)
     precision: object = None  # passes.precision.PrecisionReport when any activation is 16-bit
     softmax_dropped: bool = False  # --drop-softmax removed the final Softmax: the outputs are logits
+    format_search: object = None  # passes.format_search.SearchResult when the search ran
+    rounded_layers: int = 0  # layers whose weights error-feedback rounding changed
 
 
 def check_weights(graph: Graph, source: str) -> None:
@@ -186,6 +194,20 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         chosen, precision = choose_precision(graph, ranges, qopts, samples, options.act_auto)
         qopts.act_layer_bits.update(chosen)
     quantize_graph(graph, ranges, qopts)
+    search = rounded = None
+    # Trained formats and weights (quantization-aware training) are kept as they are: the C must
+    # equal the trained model, so neither the format search nor the weight rounding may move them.
+    if options.format_search and not options.fixed_formats and not synthetic:
+        log("searching activation formats for the output error")
+        search = search_formats(graph, qopts, samples)
+        graph.notes.append(f"format search: {len(search.changed)} tensor format(s) moved, output SQNR on the "
+                           f"validation half {search.sqnr_before_db:.1f} -> {search.sqnr_after_db:.1f} dB"
+                           if search.changed else "format search: the calibrated formats kept (no confirmed gain)")
+    if options.weight_rounding == "error-feedback" and not options.param_overrides and not synthetic:
+        rounded = round_weights(graph, samples)
+    elif options.weight_rounding not in WEIGHT_ROUNDING:
+        raise EdgeCompileError(f"--weight-rounding {options.weight_rounding}: choose one of "
+                               f"{', '.join(WEIGHT_ROUNDING)}")
     if options.bias_correction:
         correct_biases(graph, samples)
     sparsity = sparsify(graph, options.sparse)
@@ -195,4 +217,4 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     except EdgeCompileError as exc:
         raise EdgeCompileError(f"{loaded.source}: {exc}") from None
     return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision,
-                    softmax_dropped)
+                    softmax_dropped, search, rounded or 0)

@@ -53,6 +53,8 @@ class ExportSettings:
     calib_method: str = "mse"
     weight_method: str = "minmax"
     bias_correction: bool = False
+    weight_rounding: str = "error-feedback"
+    format_search: bool = True
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
@@ -155,6 +157,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              sparse=settings.sparse, drop_softmax=settings.drop_softmax,
                              per_channel=settings.per_channel, calib_method=settings.calib_method,
                              weight_method=settings.weight_method, bias_correction=settings.bias_correction,
+                             weight_rounding=settings.weight_rounding, format_search=settings.format_search,
                              param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats,
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto)
     compiled = compile_model(loaded, calib, options, log)
@@ -164,6 +167,12 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
     vec_in = test_vectors(compiled, settings.vectors)
     vec_out = simulate_vectors(compiled.graph, vec_in, progress)
     summary.update(totals(compiled.graph, compiled.plan))
+    if compiled.format_search is not None:
+        r = compiled.format_search
+        summary["format_search"] = {"changed": {t: list(v) for t, v in r.changed.items()}, "trials": r.trials,
+                                    "validation_sqnr_db": [round(r.sqnr_before_db, 2), round(r.sqnr_after_db, 2)],
+                                    "kept": bool(r.changed), "seconds": round(r.seconds, 2)}
+    summary["weight_rounding"] = {"method": settings.weight_rounding, "layers_changed": compiled.rounded_layers}
     if compiled.precision is not None:
         p = compiled.precision
         summary["act16"] = {"layers": p.wide_layers, "sqnr_8bit_db": p.sqnr_8bit_db, "sqnr_db": p.sqnr_db,

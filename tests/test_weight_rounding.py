@@ -51,7 +51,8 @@ def compiled_model(cls, tmp_path, seed=3):
     randomize_batchnorm(model, seed)
     path = save_torchscript(model, tmp_path / "m.pt")
     calib = correlated_inputs(np.random.default_rng(seed), (64,) + SHAPES[cls])
-    return compile_model(load_model(path, SHAPES[cls]), calib, CompileOptions(sparse="off"))
+    return compile_model(load_model(path, SHAPES[cls]), calib, CompileOptions(sparse="off", weight_rounding="nearest",
+                                                                         format_search=False))
 
 
 def layer_errors(graph, reference, calib) -> dict[str, float]:
@@ -130,23 +131,18 @@ def test_layer_keeps_nearest_when_it_is_already_exact(tmp_path):
                                                                              if isinstance(n, Linear)]))
 
 
-def test_generated_c_equals_the_simulator_with_the_pass(tmp_path, monkeypatch):
+def test_generated_c_equals_the_simulator_with_the_pass(tmp_path):
+    """The export runs the pass by default; the C it writes runs the re-rounded weights bit-exactly."""
     require_tool("gcc", "make")
-    from edgecompile import export as export_module
     from edgecompile.export import ExportSettings, export
     from edgecompile.verify import verify
 
-    changed = []
-
-    def compile_and_round(loaded, calib, options, log):
-        compiled = compile_model(loaded, calib, options, log)
-        changed.append(round_weights(compiled.graph, compiled.calib))
-        return compiled
-
-    monkeypatch.setattr(export_module, "compile_model", compile_and_round)
     torch.manual_seed(5)
     path = save_torchscript(GroupedNet().eval(), tmp_path / "m.pt")
     np.save(tmp_path / "calib.npy", correlated_inputs(np.random.default_rng(5), (64, 3, 12, 12)))
     result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", sparse="off", vectors=64))
-    assert len(changed) == 1 and changed[0] >= 3  # the C below really runs re-rounded weights
+    assert result.summary["weight_rounding"]["layers_changed"] >= 3  # the C below really runs re-rounded weights
     assert verify(result.out_dir).ok
+    nearest = export(ExportSettings(path, tmp_path / "near", tmp_path / "calib.npy", sparse="off", vectors=8,
+                                    weight_rounding="nearest"))
+    assert nearest.summary["weight_rounding"]["layers_changed"] == 0
