@@ -1,0 +1,109 @@
+"""Formats chosen for the model's output error: outputs that never clip, and the format search
+(it recovers from a bad format, keeps what the held-out half confirms, and stays bit-exact)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from edgecompile import metrics, simulate
+from edgecompile.compiler import CompileOptions, compile_model, optimize, quant_options
+from edgecompile.export import ExportSettings, export
+from edgecompile.frontend import load_model
+from edgecompile.passes.format_search import search_formats
+from edgecompile.passes.quantize import calibrate, frac_bits_for, quantize_graph
+from edgecompile.verify import verify
+from conftest import randomize_batchnorm, require_tool, save_torchscript
+from models_for_tests import ConvBNNet
+
+
+class Head(nn.Module):
+    """A classifier head whose largest logits are rare: least squared error would clip them."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 6)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.eye(6, 4) * 2.0)
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_outputs_never_clip_what_calibration_saw(tmp_path):
+    path = save_torchscript(Head(), tmp_path / "head.pt")
+    rng = np.random.default_rng(0)
+    calib = rng.uniform(-1, 1, (2000, 4)).astype(np.float32)
+    calib[::500, 0] = 8.0  # four confident samples: logit 16
+    loaded = load_model(path, (4,))
+    graph = copy.deepcopy(loaded.graph)
+    optimize(graph, CompileOptions())
+    ranges = calibrate(graph, calib)
+    out = graph.outputs[0]
+    minmax, mse = frac_bits_for(ranges[out], 8, "minmax"), frac_bits_for(ranges[out], 8, "mse")
+    assert mse > minmax  # the case that matters: least squared error alone would clip the top logit
+    compiled = compile_model(loaded, calib, CompileOptions(format_search=False, weight_rounding="nearest"))
+    assert compiled.graph.tensors[out].frac_bits == minmax
+    y = simulate.run_dequantized(compiled.graph, calib[:1])
+    assert y[0, 0] == 16.0  # the top logit comes out whole, not saturated
+    clipped = copy.deepcopy(graph)
+    quantize_graph(clipped, ranges, quant_options(CompileOptions()), clip_outputs=True)
+    assert clipped.tensors[out].frac_bits == mse and simulate.run_dequantized(clipped, calib[:1])[0, 0] < 16.0
+
+
+def _quantized_convnet(tmp_path, bad: dict | None = None):
+    torch.manual_seed(0)
+    net = ConvBNNet()
+    randomize_batchnorm(net)
+    path = save_torchscript(net, tmp_path / "net.pt")
+    calib = np.random.default_rng(1).standard_normal((64, 3, 24, 24)).astype(np.float32)
+    graph = copy.deepcopy(load_model(path, (3, 24, 24)).graph)
+    optimize(graph, CompileOptions())
+    ranges = calibrate(graph, calib)
+    options = quant_options(CompileOptions())
+    options.fixed_formats = bad
+    quantize_graph(graph, ranges, options)
+    options.fixed_formats = None
+    return graph, options, calib
+
+
+def test_search_recovers_from_a_format_that_saturates(tmp_path):
+    good, options, calib = _quantized_convnet(tmp_path)
+    tensor = next(n.outputs[0] for n in good.nodes if n.name == "conv2")
+    f = good.tensors[tensor].frac_bits
+    bad, options, calib = _quantized_convnet(tmp_path, {tensor: f + 3})  # 8x finer: most values saturate
+    before = metrics.sqnr_db(bad.run_float(calib), simulate.run_dequantized(bad, calib))
+    result = search_formats(bad, options, calib)
+    assert tensor in result.changed and bad.tensors[tensor].frac_bits < f + 3
+    assert result.sqnr_after_db >= result.sqnr_before_db + 0.2  # what the held-out half confirmed
+    after = metrics.sqnr_db(bad.run_float(calib), simulate.run_dequantized(bad, calib))
+    assert after > before + 3
+
+
+def test_search_keeps_the_calibrated_formats_without_a_confirmed_gain(tmp_path, monkeypatch):
+    from edgecompile.passes import format_search
+
+    graph, options, calib = _quantized_convnet(tmp_path)
+    formats = {t: v.frac_bits for t, v in graph.tensors.items()}
+    weights = {n.name: n.qparams.get("weight") for n in graph.nodes}
+    monkeypatch.setattr(format_search, "VALIDATION_GAIN_DB", 1e9)  # nothing can be confirmed
+    result = search_formats(graph, options, calib)
+    assert result.changed == {}
+    assert {t: v.frac_bits for t, v in graph.tensors.items()} == formats
+    assert all(n.qparams.get("weight") is weights[n.name] for n in graph.nodes)
+
+
+def test_export_with_searched_formats_is_bit_exact(tmp_path):
+    """A model whose search keeps new formats (the held-out half confirms them): the C equals them."""
+    require_tool("gcc", "make")
+    import hard_models
+
+    files = hard_models.save("resnet8_bn", tmp_path / "m")
+    result = export(ExportSettings(files["model"], tmp_path / "out", files["calib"], vectors=32))
+    search = result.summary["format_search"]
+    assert search["kept"] and search["validation_sqnr_db"][1] > search["validation_sqnr_db"][0]
+    report = verify(result.out_dir)
+    assert report.ok
