@@ -3,10 +3,9 @@
 Models: the hard random-weight nets of examples/hard_models.py (their own held-out test inputs),
 the efficient-CNN zoo of examples/cnn_zoo.py (64 calibration samples; held-out N(0,1) inputs drawn
 with another seed) and LeNet trained on sklearn's digits (its test set; accuracy reported too).
-Each model is compiled with the default options and CompileOptions.equalize = off, weights,
-activations, then run by the integer simulator on the held-out inputs (never the calibration
-samples).  Prints output SQNR (dB) / top-1 agreement (%) against the float PyTorch model and
-writes JSON.
+Each model is compiled with the default options and CompileOptions.equalize = each of METHODS,
+then run by the integer simulator on the held-out inputs (never the calibration samples).
+Prints output SQNR (dB) / top-1 agreement (%) against the float PyTorch model and writes JSON.
 
     python benchmarks/bench_equalization.py [--models lenet,resnet8] [--json benchmarks/results/equalization.json]
 """
@@ -25,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
-METHODS = ("off", "weights", "activations")
+METHODS = ("off", "weights", "activations", "weights-pow2", "activations-pow2")
 TEST_SEED = 99  # held-out inputs of the zoo models (their calibration samples use seed 0)
 
 

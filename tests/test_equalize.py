@@ -207,3 +207,20 @@ def test_equalized_model_is_bit_exact_in_c(tmp_path, rng, monkeypatch):
     assert any(n.startswith("cross-layer equalization") for n in result.compiled.graph.notes)
     v = verify(result.out_dir)
     assert v.ok and v.total == 64
+
+
+def test_power_of_two_scales_keep_the_producer_integer_weights(tmp_path):
+    """A power-of-two s_c only moves P's per-channel binary point: its int8 weights stay the same."""
+    from edgecompile.compiler import compile_model
+
+    model_path = tmp_path / "m.pt"
+    torch.manual_seed(0)
+    model = ConvConv().eval()
+    spread_channels(model)
+    save_torchscript(model, model_path)
+    calib = inputs(ConvConv, 64)
+    compiled = {m: compile_model(load_model(model_path, SHAPES[ConvConv]), calib, CompileOptions(equalize=m))
+                for m in ("off", "activations-pow2")}
+    first = {m: c.graph.nodes[0] for m, c in compiled.items()}
+    assert not np.array_equal(first["off"].params["weight"], first["activations-pow2"].params["weight"])
+    assert np.array_equal(first["off"].qparams["weight"], first["activations-pow2"].qparams["weight"])

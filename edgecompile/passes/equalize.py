@@ -21,6 +21,10 @@ Scale choices (`method`):
   the same, smallest, amount on small channels.
 * "weights": s_c = sqrt(m_c / r_c), with m_c the largest |weight| of P's row c: the weight
   ranges of P's rows and C's columns are made equal, the choice that needs no data.
+* either with "-pow2" ("activations-pow2"): s_c rounded to a power of two.  P's per-channel
+  power-of-two weight formats then absorb s_c exactly (same integer weights, other frac bits),
+  so only the shared activation format and C's columns change, each channel balanced to within
+  a factor sqrt(2).
 
 The scales are clamped to [2^-MAX_LOG2, 2^MAX_LOG2] and a channel with nothing to balance
 (a dead channel, a column of zeros) keeps s_c = 1.  A layer can be the consumer of one pair and
@@ -54,20 +58,21 @@ def equalize(graph: Graph, calib: np.ndarray | None = None, method: str | None =
     method: "activations" (needs `calib`, a batch of model inputs) or "weights"; by default
     "activations" when calibration samples are given, else "weights"."""
     method = method or ("weights" if calib is None else "activations")
-    if method not in ("weights", "activations"):
+    balance, _, rounding = method.partition("-")
+    if balance not in ("weights", "activations") or rounding not in ("", "pow2"):
         raise ValueError(f"equalize: unknown method {method!r}")
-    if method == "activations" and calib is None:
+    if balance == "activations" and calib is None:
         raise ValueError("equalize: method 'activations' needs calibration samples")
     pairs = find_pairs(graph)
     if not pairs:
         return 0
-    acts = activation_ranges(graph, pairs, calib) if method == "activations" else None
+    acts = activation_ranges(graph, pairs, calib) if balance == "activations" else None
     changed = set()
     for _ in range(sweeps):
         moved = 0.0
         for i, pair in enumerate(pairs):
             first = acts[i] if acts is not None else row_absmax(pair.producer)
-            s = balancing_scales(first, consumer_channel_absmax(pair))
+            s = balancing_scales(first, consumer_channel_absmax(pair), power_of_two=bool(rounding))
             if np.all(s == 1.0):
                 continue
             rescale(pair, s)
@@ -180,13 +185,15 @@ def activation_ranges(graph: Graph, pairs: list[Pair], calib: np.ndarray) -> lis
     return ranges
 
 
-def balancing_scales(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def balancing_scales(first: np.ndarray, second: np.ndarray, power_of_two: bool = False) -> np.ndarray:
     """s_c = sqrt(first_c / second_c): afterwards first_c / s_c = second_c * s_c, clamped; 1 where
-    either side is zero."""
+    either side is zero.  With power_of_two, log2 s_c is rounded to an integer."""
     ok = (first > 0) & (second > 0)
-    s = np.ones_like(first, dtype=np.float64)
-    s[ok] = np.sqrt(first[ok] / second[ok])
-    return np.clip(s, 2.0 ** -MAX_LOG2, 2.0 ** MAX_LOG2)
+    log_s = np.zeros(first.shape, dtype=np.float64)
+    log_s[ok] = 0.5 * np.log2(first[ok] / second[ok])
+    if power_of_two:
+        log_s = np.round(log_s)
+    return 2.0 ** np.clip(log_s, -MAX_LOG2, MAX_LOG2)
 
 
 # -- rescaling ---------------------------------------------------------------------------------
