@@ -2,7 +2,6 @@
 rescale are rescaled, the ranges get more even, and the compiled model stays bit-exact in C."""
 from __future__ import annotations
 
-import copy
 import functools
 
 import numpy as np
