@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
-METHODS = ("off", "weights", "activations", "weights-pow2", "activations-pow2")
+METHODS = ("off", "weights", "activations", "noise", "weights-pow2", "activations-pow2")
 TEST_SEED = 99  # held-out inputs of the zoo models (their calibration samples use seed 0)
 
 
@@ -49,7 +49,7 @@ def cases(work: Path, names: list[str]):
             yield name, f["model"], np.load(f["calib"]), x, None
 
 
-def evaluate(name: str, model_path: Path, calib: np.ndarray, x: np.ndarray, y) -> dict:
+def evaluate(name: str, model_path: Path, calib: np.ndarray, x: np.ndarray, y, methods=METHODS) -> dict:
     from edgecompile import metrics, simulate
     from edgecompile.compiler import CompileOptions, compile_model
     from edgecompile.frontend import load_model
@@ -61,7 +61,7 @@ def evaluate(name: str, model_path: Path, calib: np.ndarray, x: np.ndarray, y) -
     row = {"model": name, "calib_samples": len(calib), "test_samples": len(x), "methods": {}}
     if y is not None:
         row["float_accuracy"] = float(np.mean(reference.argmax(1) == y))
-    for method in METHODS:
+    for method in methods:
         compiled = compile_model(copy.deepcopy(loaded), calib, CompileOptions(equalize=method))
         out = simulate.run_dequantized(compiled.graph, x)
         pairs = next((n for n in compiled.graph.notes if n.startswith("cross-layer equalization")), "")
@@ -75,11 +75,13 @@ def evaluate(name: str, model_path: Path, calib: np.ndarray, x: np.ndarray, y) -
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\noutput SQNR dB / top-1 agreement % against the float model (held-out inputs); pairs rescaled")
-    print(f"{'model':18}{'pairs':>6}" + "".join(f"{m:>18}" for m in METHODS))
+    methods = list(rows[0]["methods"])
+    print("\noutput SQNR dB / top-1 agreement % against the float model (held-out inputs); pairs: the most rescaled")
+    print(f"{'model':18}{'pairs':>6}" + "".join(f"{m:>18}" for m in methods))
     for r in rows:
         cells = [f"{c['sqnr_db']:6.2f} / {100 * (c['top1_agreement'] or 0):5.1f}" for c in r["methods"].values()]
-        print(f"{r['model']:18}{r['methods'][METHODS[-1]]['pairs']:6}" + "".join(f"{c:>18}" for c in cells))
+        pairs = max(c["pairs"] for c in r["methods"].values())
+        print(f"{r['model']:18}{pairs:6}" + "".join(f"{c:>18}" for c in cells))
     for r in rows:
         if "float_accuracy" in r:
             acc = "  ".join(f"{m} {100 * c['accuracy']:.2f}" for m, c in r["methods"].items())
@@ -92,16 +94,17 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(list(hard_models.MODELS) + sorted(cnn_zoo.ZOO) + ["lenet"]))
+    p.add_argument("--methods", default=",".join(METHODS), help="values of CompileOptions.equalize")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "equalization.json")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="cle-bench-") as tmp:
         for name, model_path, calib, x, y in cases(Path(tmp), args.models.split(",")):
-            rows.append(evaluate(name, model_path, calib, x, y))
+            rows.append(evaluate(name, model_path, calib, x, y, args.methods.split(",")))
             print_table(rows[-1:])
     print_table(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"benchmark": "equalization", "methods": list(METHODS), "rows": rows},
+    args.json.write_text(json.dumps({"benchmark": "equalization", "methods": args.methods.split(","), "rows": rows},
                                     indent=1) + "\n")
     print(f"\nwrote {args.json}")
 

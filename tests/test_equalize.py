@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from edgecompile import ops
 from edgecompile.compiler import CompileOptions, optimize
 from edgecompile.frontend import load_model
-from edgecompile.passes.equalize import activation_ranges, consumer_channel_absmax, equalize, find_pairs, \
+from edgecompile.passes.equalize import HEADROOM, activation_ranges, consumer_channel_absmax, equalize, find_pairs, \
     row_absmax
 from conftest import randomize_batchnorm, require_tool, save_torchscript
 from models_for_tests import INPUT_SHAPES, ConvBNNet
@@ -111,7 +111,7 @@ def inputs(cls, n=32, seed=0):
     return np.random.default_rng(seed).standard_normal((n,) + SHAPES[cls]).astype(np.float32)
 
 
-@pytest.mark.parametrize("method", ["weights", "activations"])
+@pytest.mark.parametrize("method", ["weights", "activations", "noise", "activations-pow2"])
 @pytest.mark.parametrize("cls, pairs", [(ConvConv, 1), (ConvPoolLinear, 1), (ConvDepthwise, 3), (LinearLinear, 1),
                                         (ConvBNNet, 4)],
                          ids=["conv-conv", "conv-pool-flatten-linear", "conv-depthwise-grouped", "linear-linear",
@@ -174,8 +174,12 @@ def test_activation_method_evens_out_the_shared_activation_format(tmp_path):
     equalize(g, calib, "activations")
     after = activation_ranges(g, [pair], calib)[0]
     assert log_spread(after) < log_spread(before) - 1
-    # each activation channel's range now equals the largest consumer weight that reads it
-    np.testing.assert_allclose(after, consumer_channel_absmax(pair), rtol=1e-4)
+    # each activation channel's range is now proportional to the largest consumer weight reading it,
+    # and the widest channel sits at HEADROOM of a power of two
+    ratio = after / consumer_channel_absmax(pair)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+    octaves = np.log2(after.max() / HEADROOM)
+    assert abs(octaves - round(octaves)) < 1e-4
 
 
 def test_batchnorm_fallback_range_still_encloses_the_channels(tmp_path):
@@ -223,3 +227,22 @@ def test_power_of_two_scales_keep_the_producer_integer_weights(tmp_path):
     first = {m: c.graph.nodes[0] for m, c in compiled.items()}
     assert not np.array_equal(first["off"].params["weight"], first["activations-pow2"].params["weight"])
     assert np.array_equal(first["off"].qparams["weight"], first["activations-pow2"].qparams["weight"])
+
+
+def test_noise_method_lowers_its_estimate_and_evens_a_depthwise_input(tmp_path):
+    """Into a depthwise consumer, per-row weight formats absorb s: the estimate then prefers
+    s_c ~ a_c, which makes the shared activation format fit every channel alike."""
+    from edgecompile.passes.equalize import activation_stats, consumer_row_stats, estimated_noise
+
+    g = float_graph(ConvDepthwise, tmp_path)
+    calib = inputs(ConvDepthwise, 64)
+    pairs = find_pairs(g)
+    before = [estimated_noise(np.ones(p.producer.out_channels), *st, consumer_row_stats(p))
+              for p, st in zip(pairs, activation_stats(g, pairs, calib))]
+    spread = log_spread(activation_ranges(g, pairs[:1], calib)[0])
+    equalize(g, calib, "noise", sweeps=1)
+    after = [estimated_noise(np.ones(p.producer.out_channels), *st, consumer_row_stats(p))
+             for p, st in zip(pairs, activation_stats(g, pairs, calib))]
+    assert after[-1] <= before[-1] * (1 + 1e-9)  # the last consumer's rows are not rescaled later
+    assert isinstance(pairs[0].consumer, ops.Conv2d) and pairs[0].consumer.groups == 8
+    assert log_spread(activation_ranges(g, pairs[:1], calib)[0]) < 0.5 * spread

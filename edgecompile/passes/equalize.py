@@ -21,6 +21,13 @@ Scale choices (`method`):
   the same, smallest, amount on small channels.
 * "weights": s_c = sqrt(m_c / r_c), with m_c the largest |weight| of P's row c: the weight
   ranges of P's rows and C's columns are made equal, the choice that needs no data.
+* "noise" (needs calibration samples): per pair, the candidate with the least estimated
+  quantization noise at C's output, among s = 1 (leave alone), (a_c / r_c)^k, (m_c / r_c)^k and
+  a_c^k for k in 1/4, 1/2, 3/4, 1.  The estimate sums, over C's output rows o, the activation
+  noise (max_c a_c / s_c)^2 * sum_c s_c^2 |W_C[o, c]|^2 (one step for all channels) and the
+  weight noise (max_c s_c r_oc)^2 * sum_c n_oc E[x_c^2] / s_c^2 (one step per row; r_oc, n_oc:
+  the largest weight and the weight count of row o on channel c).  It can decline a pair, and
+  it sees that a depthwise consumer's per-row formats absorb s (so s_c ~ a_c is best there).
 * either with "-pow2" ("activations-pow2"): s_c rounded to a power of two.  P's per-channel
   power-of-two weight formats then absorb s_c exactly (same integer weights, other frac bits),
   so only the shared activation format and C's columns change, each channel balanced to within
@@ -42,6 +49,7 @@ from ..ir import Graph
 MAX_LOG2 = 8  # |log2 s_c| at most this: a near-zero row or column must not blow up the other layer
 PASS_THROUGH = (ops.MaxPool2d, ops.AvgPool2d, ops.Reshape)  # commute with a positive scale per channel
 LAYERS = (ops.Conv2d, ops.Linear)
+HEADROOM = 0.7  # the widest balanced activation channel: this fraction of its power-of-two format
 
 
 @dataclass
@@ -59,25 +67,32 @@ def equalize(graph: Graph, calib: np.ndarray | None = None, method: str | None =
     "activations" when calibration samples are given, else "weights"."""
     method = method or ("weights" if calib is None else "activations")
     balance, _, rounding = method.partition("-")
-    if balance not in ("weights", "activations") or rounding not in ("", "pow2"):
+    if balance not in ("weights", "activations", "noise") or rounding not in ("", "pow2"):
         raise ValueError(f"equalize: unknown method {method!r}")
-    if balance == "activations" and calib is None:
-        raise ValueError("equalize: method 'activations' needs calibration samples")
+    if balance != "weights" and calib is None:
+        raise ValueError(f"equalize: method {method!r} needs calibration samples")
     pairs = find_pairs(graph)
     if not pairs:
         return 0
-    acts = activation_ranges(graph, pairs, calib) if balance == "activations" else None
+    acts = activation_stats(graph, pairs, calib) if balance != "weights" else None
     changed = set()
     for _ in range(sweeps):
         moved = 0.0
         for i, pair in enumerate(pairs):
-            first = acts[i] if acts is not None else row_absmax(pair.producer)
-            s = balancing_scales(first, consumer_channel_absmax(pair), power_of_two=bool(rounding))
+            if balance == "noise":
+                s = least_noise_scales(pair, *acts[i])
+            else:
+                first = acts[i][0] if acts is not None else row_absmax(pair.producer)
+                s = balancing_scales(first, consumer_channel_absmax(pair))
+            if acts is not None:
+                s = s * headroom_factor(acts[i][0] / s)
+            if rounding:
+                s = 2.0 ** np.round(np.log2(s))
             if np.all(s == 1.0):
                 continue
             rescale(pair, s)
             if acts is not None:
-                acts[i] = acts[i] / s
+                acts[i] = (acts[i][0] / s, acts[i][1] / s ** 2)
             changed.add(i)
             moved = max(moved, float(np.max(np.abs(np.log2(s)))))
         if moved < 1e-3:
@@ -174,25 +189,87 @@ def consumer_channel_absmax(pair: Pair) -> np.ndarray:
     return r
 
 
+def activation_stats(graph: Graph, pairs: list[Pair], calib: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pair, per channel of the producer's output over `calib`: largest |value|, mean square."""
+    env = graph.run_float(np.asarray(calib, dtype=np.float32), keep_all=True)
+    stats = []
+    for pair in pairs:
+        x = env[pair.tensors[0]].astype(np.float64)
+        axis = 1 if isinstance(pair.producer, ops.Conv2d) else x.ndim - 1
+        x = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
+        stats.append((np.abs(x).max(axis=1), np.mean(x * x, axis=1)))
+    return stats
+
+
 def activation_ranges(graph: Graph, pairs: list[Pair], calib: np.ndarray) -> list[np.ndarray]:
     """Per pair, the largest |value| of each channel of the producer's output over `calib`."""
-    env = graph.run_float(np.asarray(calib, dtype=np.float32), keep_all=True)
-    ranges = []
-    for pair in pairs:
-        x = np.abs(env[pair.tensors[0]])
-        axis = 1 if isinstance(pair.producer, ops.Conv2d) else x.ndim - 1
-        ranges.append(np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1).max(axis=1).astype(np.float64))
-    return ranges
+    return [a for a, _ in activation_stats(graph, pairs, calib)]
 
 
-def balancing_scales(first: np.ndarray, second: np.ndarray, power_of_two: bool = False) -> np.ndarray:
+def consumer_row_stats(pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OC, producer channels) arrays: sum of squared weights, largest |weight| and weight count
+    of each consumer row on each producer channel."""
+    w = np.asarray(pair.consumer.params["weight"], dtype=np.float64)
+    oc = w.shape[0]
+    if isinstance(pair.consumer, ops.Linear):
+        per_input = w[:, :, None]                                       # (OC, inputs, taps = 1)
+    else:
+        g, icg = pair.consumer.groups, w.shape[1]
+        per_input = np.zeros((oc, icg * g, w.shape[2] * w.shape[3]))    # dense over all input channels
+        for k in range(g):
+            rows = slice(k * (oc // g), (k + 1) * (oc // g))
+            per_input[rows, k * icg:(k + 1) * icg] = w[rows].reshape(oc // g, icg, -1)
+    n = pair.producer.out_channels
+    sq, top, count = np.zeros((oc, n)), np.zeros((oc, n)), np.zeros((oc, n))
+    reads = np.abs(per_input).max(axis=2) > 0
+    for c_in, c in enumerate(pair.columns):
+        sq[:, c] += (per_input[:, c_in] ** 2).sum(axis=1)
+        top[:, c] = np.maximum(top[:, c], np.abs(per_input[:, c_in]).max(axis=1))
+        count[:, c] += reads[:, c_in] * per_input.shape[2]
+    return sq, top, count
+
+
+def estimated_noise(s: np.ndarray, act_max: np.ndarray, act_sq: np.ndarray, rows) -> float:
+    """Quantization noise at the consumer's output for scales s (see the module docstring)."""
+    sq, top, count = rows
+    activation = np.max(act_max / s) ** 2 * (sq * s ** 2).sum()
+    weight = (np.max(top * s, axis=1) ** 2 * (count * act_sq / s ** 2).sum(axis=1)).sum()
+    return float(activation + weight)
+
+
+def least_noise_scales(pair: Pair, act_max: np.ndarray, act_sq: np.ndarray) -> np.ndarray:
+    rows = consumer_row_stats(pair)
+    r = consumer_channel_absmax(pair)
+    candidates = [np.ones_like(act_max)]
+    for k in (0.25, 0.5, 0.75, 1.0):
+        for first, second in ((act_max, r), (row_absmax(pair.producer), r), (act_max, np.ones_like(r))):
+            candidates.append(balancing_scales(first, second) ** (2 * k))
+    ok = act_max > 0
+    for s in candidates:
+        s[~ok] = 1.0  # a dead channel has nothing to balance
+    if not ok.any():
+        return candidates[0]
+    scores = [estimated_noise(s[ok], act_max[ok], act_sq[ok], tuple(m[:, ok] for m in rows)) for s in candidates]
+    return np.clip(candidates[int(np.argmin(scores))], 2.0 ** -MAX_LOG2, 2.0 ** MAX_LOG2)
+
+
+def headroom_factor(ranges: np.ndarray) -> float:
+    """A common factor g for all s_c (free: it changes neither the function nor the balance) that
+    puts the largest channel range at HEADROOM of a power of two.  Balancing makes every channel
+    as wide as its calibration samples allow; without room, held-out data beyond a channel's
+    calibrated maximum clips in every channel instead of in the widest one only."""
+    top = float(np.max(ranges))
+    if top <= 0:
+        return 1.0
+    return top / (HEADROOM * 2.0 ** np.round(np.log2(top / HEADROOM)))
+
+
+def balancing_scales(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """s_c = sqrt(first_c / second_c): afterwards first_c / s_c = second_c * s_c, clamped; 1 where
-    either side is zero.  With power_of_two, log2 s_c is rounded to an integer."""
+    either side is zero."""
     ok = (first > 0) & (second > 0)
     log_s = np.zeros(first.shape, dtype=np.float64)
     log_s[ok] = 0.5 * np.log2(first[ok] / second[ok])
-    if power_of_two:
-        log_s = np.round(log_s)
     return 2.0 ** np.clip(log_s, -MAX_LOG2, MAX_LOG2)
 
 
