@@ -4,7 +4,9 @@ Models: the hard random-weight nets of examples/hard_models.py (their own held-o
 the efficient-CNN zoo of examples/cnn_zoo.py (64 calibration samples; held-out N(0,1) inputs drawn
 with another seed) and LeNet trained on sklearn's digits (its test set; accuracy reported too).
 Each model is compiled with the default options and CompileOptions.equalize = each of METHODS,
-then run by the integer simulator on the held-out inputs (never the calibration samples).
+then run by the integer simulator on the held-out inputs (never the calibration samples).  "auto"
+compiles each of AUTO on 3/4 of the calibration samples, keeps the one with the best SQNR on the
+last 1/4, and is then compiled on all of them like the others.
 Prints output SQNR (dB) / top-1 agreement (%) against the float PyTorch model and writes JSON.
 
     python benchmarks/bench_equalization.py [--models lenet,resnet8] [--json benchmarks/results/equalization.json]
@@ -24,7 +26,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
-METHODS = ("off", "weights", "activations", "noise", "weights-pow2", "activations-pow2")
+METHODS = ("off", "weights", "activations", "noise", "activations-pow2")
+AUTO = ("off", "weights", "activations", "noise")  # what "auto" chooses from
+SPLIT = 0.75  # auto: compile on this share of the calibration samples, score on the rest
 TEST_SEED = 99  # held-out inputs of the zoo models (their calibration samples use seed 0)
 
 
@@ -55,14 +59,18 @@ def evaluate(name: str, model_path: Path, calib: np.ndarray, x: np.ndarray, y, m
     from edgecompile.frontend import load_model
     from models import load_float_model
 
+    net = load_float_model(model_path)
     with torch.no_grad():
-        reference = load_float_model(model_path)(torch.from_numpy(x)).numpy()
+        reference = net(torch.from_numpy(x)).numpy()
     loaded = load_model(model_path, tuple(calib.shape[1:]))
     row = {"model": name, "calib_samples": len(calib), "test_samples": len(x), "methods": {}}
     if y is not None:
         row["float_accuracy"] = float(np.mean(reference.argmax(1) == y))
+    if "auto" in methods:
+        row["auto_choice"], row["auto_scores"] = choose_by_split(loaded, calib, net)
     for method in methods:
-        compiled = compile_model(copy.deepcopy(loaded), calib, CompileOptions(equalize=method))
+        chosen = row["auto_choice"] if method == "auto" else method
+        compiled = compile_model(copy.deepcopy(loaded), calib, CompileOptions(equalize=chosen))
         out = simulate.run_dequantized(compiled.graph, x)
         pairs = next((n for n in compiled.graph.notes if n.startswith("cross-layer equalization")), "")
         result = {"sqnr_db": round(metrics.sqnr_db(reference, out), 2),
@@ -74,6 +82,22 @@ def evaluate(name: str, model_path: Path, calib: np.ndarray, x: np.ndarray, y, m
     return row
 
 
+def choose_by_split(loaded, calib: np.ndarray, net) -> tuple[str, dict]:
+    """"auto": the method of AUTO whose model, compiled on the first SPLIT of the calibration samples,
+    has the best output SQNR on the rest (never the held-out test inputs)."""
+    from edgecompile import metrics, simulate
+    from edgecompile.compiler import CompileOptions, compile_model
+
+    k = int(len(calib) * SPLIT)
+    with torch.no_grad():
+        reference = net(torch.from_numpy(calib[k:])).numpy()
+    scores = {}
+    for method in AUTO:
+        compiled = compile_model(copy.deepcopy(loaded), calib[:k], CompileOptions(equalize=method))
+        scores[method] = round(metrics.sqnr_db(reference, simulate.run_dequantized(compiled.graph, calib[k:])), 2)
+    return max(scores, key=scores.get), scores
+
+
 def print_table(rows: list[dict]) -> None:
     methods = list(rows[0]["methods"])
     print("\noutput SQNR dB / top-1 agreement % against the float model (held-out inputs); pairs: the most rescaled")
@@ -82,6 +106,10 @@ def print_table(rows: list[dict]) -> None:
         cells = [f"{c['sqnr_db']:6.2f} / {100 * (c['top1_agreement'] or 0):5.1f}" for c in r["methods"].values()]
         pairs = max(c["pairs"] for c in r["methods"].values())
         print(f"{r['model']:18}{pairs:6}" + "".join(f"{c:>18}" for c in cells))
+    for r in rows:
+        if "auto_choice" in r:
+            print(f"{r['model']}: auto chose {r['auto_choice']} (SQNR dB on the last calibration samples: "
+                  f"{r['auto_scores']})")
     for r in rows:
         if "float_accuracy" in r:
             acc = "  ".join(f"{m} {100 * c['accuracy']:.2f}" for m, c in r["methods"].items())
@@ -94,7 +122,8 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(list(hard_models.MODELS) + sorted(cnn_zoo.ZOO) + ["lenet"]))
-    p.add_argument("--methods", default=",".join(METHODS), help="values of CompileOptions.equalize")
+    p.add_argument("--methods", default=",".join(METHODS + ("auto",)),
+                   help="values of CompileOptions.equalize, and auto (chosen on a split of the calibration samples)")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "equalization.json")
     args = p.parse_args()
     rows = []
