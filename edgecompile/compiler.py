@@ -46,7 +46,7 @@ class CompileOptions:
     param_overrides: dict[str, dict] = field(default_factory=dict)  # layer -> float params (QAT's trained ones)
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
-    equalize: str = "off"  # off | weights | activations[-pow2]: cross-layer equalization (passes/equalize.py)
+    equalize: str = "off"  # off | weights | activations | noise, [-pow2]: cross-layer equalization (passes/equalize.py)
 
 
 @dataclass
