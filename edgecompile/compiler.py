@@ -16,6 +16,7 @@ from .frontend import LoadedModel
 from .ir import Graph
 from .passes.bias_correction import correct_biases
 from .passes.cleanup import drop_final_softmax, remove_identities
+from .passes.equalize import equalize
 from .passes.factorize import FactorizeDecision, RankSpec, factorize
 from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fold_pad import fold_pads
@@ -51,6 +52,7 @@ class CompileOptions:
     param_overrides: dict[str, dict] = field(default_factory=dict)  # layer -> float params (QAT's trained ones)
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
+    equalize: str = "off"  # off | weights | activations | noise, [-pow2]: cross-layer equalization (passes/equalize.py)
 
 
 @dataclass
@@ -179,9 +181,11 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     softmax_dropped = sum(isinstance(n, ops.Softmax) for n in graph.nodes) < softmaxes  # by --drop-softmax
     check_layer_bits(graph, options)
     apply_param_overrides(graph, options.param_overrides)
-    timings["passes"] = time.perf_counter() - t0
     synthetic = calib is None
     samples = synthetic_inputs(graph.sample_shape) if synthetic else calib[: options.max_calib_samples]
+    if options.equalize != "off" and options.fixed_formats is None:  # QAT's formats fit its own weights
+        equalize(graph, samples, options.equalize)
+    timings["passes"] = time.perf_counter() - t0
     log(f"calibrating on {len(samples)} {'synthetic N(0,1)' if synthetic else ''} samples".replace("  ", " "))
     t0 = time.perf_counter()
     ranges = calibrate(graph, samples)
