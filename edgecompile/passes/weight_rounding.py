@@ -69,7 +69,8 @@ def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, chunk_rows: in
     nearest = node.qparams["weight"].astype(np.int64).reshape(n, -1)
     lo, hi = numerics.qrange(int(node.qattrs["weight_bits"]))
     grouped = lambda a: a.reshape(g, n // g, -1)  # noqa: E731  the output rows of each group together
-    q = error_feedback_round(grouped(target), damped_inverse_factor(hessian, damp), lo, hi).reshape(n, -1)
+    pruned = grouped(target == 0)  # pruned weights stay exactly zero: sparse storage depends on them
+    q = error_feedback_round(grouped(target), damped_inverse_factor(hessian, damp), lo, hi, pruned).reshape(n, -1)
     q = keep_accumulator_bound(node, q, nearest, x_info.bits)
     err_new = output_error(grouped((q - target) / scale), hessian)
     err_old = output_error(grouped((nearest - target) / scale), hessian)
@@ -123,12 +124,14 @@ def damped_inverse_factor(hessian: np.ndarray, damp: float) -> np.ndarray:
     return np.linalg.cholesky(h_inv).transpose(0, 2, 1)
 
 
-def error_feedback_round(w: np.ndarray, u: np.ndarray, lo: int, hi: int, block: int = BLOCK) -> np.ndarray:
+def error_feedback_round(w: np.ndarray, u: np.ndarray, lo: int, hi: int, pruned: np.ndarray | None = None,
+                         block: int = BLOCK) -> np.ndarray:
     """Quantize w (G, R, d), grid units, column by column, spreading each column's error over the later ones.
 
     After rounding column i of every row, the remaining columns j > i move by -e * U[i, j] with
     e = (w_i - q_i) / U[i, i]: the least-squares compensation given H.  Inside a block the update is
-    applied column by column; the block's accumulated effect on later columns is one batched matmul."""
+    applied column by column; the block's accumulated effect on later columns is one batched matmul.
+    Weights marked `pruned` are set to zero, their error compensated by the others like any rounding's."""
     w = w.copy()
     q = np.empty_like(w)
     d = w.shape[-1]
@@ -138,6 +141,8 @@ def error_feedback_round(w: np.ndarray, u: np.ndarray, lo: int, hi: int, block: 
         for i in range(b0, b1):
             # round half up (rule 4) on the grid, then the weight type's clamp
             q[:, :, i] = np.clip(np.floor(w[:, :, i] + 0.5), lo, hi)
+            if pruned is not None:
+                q[:, :, i][pruned[:, :, i]] = 0
             e = (w[:, :, i] - q[:, :, i]) / u[:, i, i][:, None]
             w[:, :, i + 1:b1] -= e[:, :, None] * u[:, None, i, i + 1:b1]
             errs[:, :, i - b0] = e
