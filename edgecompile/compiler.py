@@ -46,6 +46,7 @@ class CompileOptions:
     bias_correction: bool = False
     weight_rounding: str = "error-feedback"  # or "nearest" (see passes/weight_rounding.py)
     format_search: bool = True  # activation formats for the output error (see passes/format_search.py)
+    unsigned_relu: bool = True  # ReLU outputs as unsigned codes where the readers allow (passes/quantize.py)
     act_bits: int = 8
     act_layer_bits: dict[str, int] = field(default_factory=dict)
     act_auto: bool = False
@@ -192,6 +193,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     if synthetic:
         apply_batchnorm_ranges(graph, ranges)
     qopts = quant_options(options, synthetic)
+    qopts.unsigned_relu = options.unsigned_relu and not options.fixed_formats  # QAT trains signed formats
     precision = None
     if options.act_auto or options.act_bits == 16 or 16 in options.act_layer_bits.values():
         check_layers(graph, options.act_layer_bits)

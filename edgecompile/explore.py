@@ -13,18 +13,17 @@ import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterable
 
 import numpy as np
 
 from . import simulate
 from .calibration import load_array, match_shape
-from .compiler import CompileOptions, check_weights, optimize
+from .compiler import CompileOptions, check_weights, compile_model, optimize
 from .errors import EdgeCompileError
 from .frontend import load_model
 from .passes.factorize import RankSpec, layer_spectra
-from .passes.quantize import QuantOptions, calibrate, quantize_graph
-from .passes.sparsify import sparsify
 from .report import Table, fmt_int
 
 
@@ -69,11 +68,11 @@ def configs(ranks: list[int], energies: list[float], bits: list[int]) -> list[Co
 
 
 def evaluate(imported, calib: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, cfg: Config):
-    graph = copy.deepcopy(imported)
     spec = RankSpec.parse(cfg.rank, cfg.energy)
-    decisions = optimize(graph, CompileOptions(bits=cfg.bits, ranks=spec))
-    quantize_graph(graph, calibrate(graph, calib), QuantOptions(cfg.bits))
-    sparsify(graph, "auto")
+    # the export's own pipeline, so that every figure is what `export` with these options gives
+    loaded = SimpleNamespace(graph=copy.deepcopy(imported), source="explore")
+    compiled = compile_model(loaded, calib, CompileOptions(bits=cfg.bits, ranks=spec))
+    graph, decisions = compiled.graph, compiled.factorization
     weight_bytes = sum(n.weight_bytes() for n in graph.nodes)
     float_acc = float(np.mean(graph.run_float(val_x).reshape(len(val_x), -1).argmax(1) == val_y))
     int_acc = float(np.mean(simulate.run_dequantized(graph, val_x).reshape(len(val_x), -1).argmax(1) == val_y))

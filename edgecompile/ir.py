@@ -24,8 +24,9 @@ class TensorInfo:
 
     name: str
     shape: tuple[int, ...]
-    frac_bits: int | None = None  # value = q * 2^-frac_bits (see numerics.py)
+    frac_bits: int | None = None  # value = (q - zero_point) * 2^-frac_bits (see numerics.py)
     bits: int = 8
+    zero_point: int = 0  # 0, or -128 for a ReLU output stored as an unsigned code (passes/quantize.py)
 
     @property
     def size(self) -> int:

@@ -47,7 +47,8 @@ def _graph_doc(graph: Graph, arrays: dict, prefix: str) -> dict:
             doc["body"] = _graph_doc(node.body, arrays, f"{prefix}n{i}.body.")
         nodes.append(doc)
     return {"name": graph.name, "inputs": graph.inputs, "outputs": graph.outputs,
-            "tensors": {n: {"shape": list(t.shape), "frac_bits": t.frac_bits, "bits": t.bits}
+            "tensors": {n: {"shape": list(t.shape), "frac_bits": t.frac_bits, "bits": t.bits,
+                            **({"zero_point": t.zero_point} if t.zero_point else {})}
                         for n, t in graph.tensors.items()},
             "nodes": nodes}
 
@@ -64,7 +65,7 @@ def _graph_from_doc(doc: dict, weights, path: Path) -> Graph:
     graph = Graph(doc["name"])
     graph.inputs, graph.outputs = doc["inputs"], doc["outputs"]
     for name, t in doc["tensors"].items():
-        graph.tensors[name] = TensorInfo(name, tuple(t["shape"]), t["frac_bits"], t["bits"])
+        graph.tensors[name] = TensorInfo(name, tuple(t["shape"]), t["frac_bits"], t["bits"], t.get("zero_point", 0))
     for n in doc["nodes"]:
         if n["op"] not in ops.OP_TYPES:
             raise EdgeCompileError(f"{path}: node '{n['name']}' has unknown op '{n['op']}'")

@@ -4,6 +4,11 @@ Notation (the same as runtime_c/ec_fixed.h, which implements these rules in C):
 
     A tensor t with frac bits f holds integers q; its real value is q * 2^-f.
     f may be negative (large-magnitude tensors) or larger than the bit width.
+    A ReLU output may also carry a zero point z = -128: its value is (q - z) * 2^-f,
+    an unsigned 8-bit code (one more bit for values that are never negative).  No
+    kernel sees z: the compiler folds it into the int32 biases and the clamps of the
+    layers that write and read the tensor (ops/weighted.py), so the rules below and
+    the C are unchanged.
 
 Rules (every kernel, in Python and in C, is built only from these):
 
@@ -120,9 +125,9 @@ def quantize_float(x, f: int, lo: int, hi: int):
     return np.clip(q, lo, hi).astype(np.int64)
 
 
-def dequantize(q, f: int):
-    """Real value of q with frac bits f (per tensor)."""
-    return np.ldexp(np.asarray(q, dtype=np.float64), -f)
+def dequantize(q, f: int, zero_point: int = 0):
+    """Real value of q with frac bits f (per tensor): (q - zero_point) * 2^-f."""
+    return np.ldexp(np.asarray(q, dtype=np.float64) - zero_point, -f)
 
 
 def frac_bits_for_interval(lo_value: float, hi_value: float, bits: int,

@@ -52,7 +52,8 @@ def evaluate_integer(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, n
 
 
 def dequantize(graph: Graph, tensor: str, q: np.ndarray) -> np.ndarray:
-    return numerics.dequantize(q, graph.tensors[tensor].frac_bits)
+    t = graph.tensors[tensor]
+    return numerics.dequantize(q, t.frac_bits, t.zero_point)
 
 
 def run_dequantized(graph: Graph, x: np.ndarray) -> np.ndarray:

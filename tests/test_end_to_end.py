@@ -83,8 +83,10 @@ def test_rank_16_shrinks_fc_weights_by_the_formula_and_stays_exact(digits_lenet,
 
     for name, (i, o) in {"fc1": (400, 120), "fc2": (120, 84)}.items():
         v, u = g.node(f"{name}.V"), g.node(f"{name}.U")
-        # r*in int8 weights; out*r weights + out int32 biases; plus the shift bytes
-        assert v.weight_bytes() == r * i + shifts(v)
+        # r*in int8 weights (+ r int32 biases holding an unsigned input's zero point); out*r weights + out
+        # int32 biases; plus the shift bytes
+        unsigned_input = g.tensors[v.inputs[0]].zero_point != 0
+        assert v.weight_bytes() == r * i + 4 * r * unsigned_input + shifts(v)
         assert u.weight_bytes() == o * r + 4 * o + shifts(u)
         assert shifts(v) in (1, r) and shifts(u) in (1, o)
     assert g.node("fc3").weight_bytes() == 84 * 10 + 40 + shifts(g.node("fc3"))  # 16 >= 8.9: kept whole

@@ -82,18 +82,23 @@ class WeightedOp(Op):
         # A left shift of more than 31 - out_bits would overflow before
         # saturating: give the output fewer frac bits instead (coarser but exact).
         min_shift = -(31 - y.bits)
+        if y.zero_point:  # the output's zero point enters the bias as z * 2^s: an integer for s >= -7
+            min_shift = max(min_shift, -7)
         if x.frac_bits + int(f_w.min()) - y.frac_bits < min_shift:
             y.frac_bits = x.frac_bits + int(f_w.min()) - min_shift
             graph.notes.append(f"{self.name}: output frac bits lowered to {y.frac_bits} to keep the shift legal")
         x_max = 1 << (x.bits - 1)
         lowered = False
         while True:
-            w_q, b_q = self._quantize_params(weight, bias, f_w, bits, x.frac_bits)
-            # the bias as it would be before int32 saturation: a bias that does not fit lowers
-            # f_w like an accumulator that might not, rather than being clipped silently
-            b_need = 0 if bias is None else np.abs(numerics.quantize_float(
-                np.ldexp(np.asarray(bias, dtype=np.float64), x.frac_bits + f_w), 0, -(2 ** 62), 2 ** 62))
-            bounds = np.abs(w_q.reshape(n, -1)).sum(axis=1) * x_max + np.maximum(np.abs(b_q), b_need)
+            if y.zero_point and int((x.frac_bits + f_w - y.frac_bits).min()) < min_shift:
+                y.frac_bits = x.frac_bits + int(f_w.min()) - min_shift  # lowering f_w moved a shift below -7
+            w_q, _ = self._quantize_params(weight, bias, f_w, bits, x.frac_bits)
+            # the bias as it is before int32 saturation, with the zero points folded in: a bias that
+            # does not fit lowers f_w like an accumulator that might not, rather than being clipped
+            b_q = np.zeros(n, dtype=np.int64) if bias is None else numerics.quantize_float(
+                np.ldexp(np.asarray(bias, dtype=np.float64), x.frac_bits + f_w), 0, -(2 ** 62), 2 ** 62)
+            b_q = b_q + self.zero_point_offsets(w_q, x.zero_point, y.zero_point, x.frac_bits + f_w - y.frac_bits)
+            bounds = np.abs(w_q.reshape(n, -1)).sum(axis=1) * x_max + np.abs(b_q)
             over = bounds > numerics.ACC_MAX
             if not over.any():
                 break
@@ -104,15 +109,32 @@ class WeightedOp(Op):
             graph.notes.append(f"{self.name}: weight frac bits lowered so that the int32 bias fits and the "
                                f"accumulator cannot overflow")
         shifts = x.frac_bits + f_w - y.frac_bits
-        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits)
+        # an unsigned output (zero point -128) clamps its code u in 0..255, stored as u - 128
+        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits + (y.zero_point != 0))
+        lo, hi = lo + y.zero_point, hi + y.zero_point
         # One shift per output channel, stored once when they all agree (it costs a byte each).
         uniform = bool(np.all(shifts == shifts[0]))
         self.qparams = {"weight": w_q.astype(np.int8),
                         "shift": (shifts[:1] if uniform else shifts).astype(np.int8)}
-        if bias is not None:
+        if bias is not None or b_q.any():
             self.qparams["bias"] = b_q.astype(np.int32)
         self.qattrs = {"weight_bits": bits, "weight_frac_bits": (f_w[:1] if uniform else f_w).tolist(),
                        "act_min": lo, "act_max": hi, "acc_bound": int(bounds.max())}
+
+    @staticmethod
+    def zero_point_offsets(w_q: np.ndarray, z_in: int, z_out: int, shifts: np.ndarray) -> np.ndarray:
+        """What the int32 bias absorbs of the zero points, per output channel.
+
+        An input stored as q = u + z_in (u the unsigned code) gives sum(w * u) = sum(w * q) - z_in * sum(w):
+        add -z_in * sum(w).  An output stored as u + z_out wants round(acc * 2^-s) + z_out, which is
+        round((acc + z_out * 2^s) * 2^-s) exactly, as z_out * 2^s is an integer multiple of 2^s (s >= -7)."""
+        n = len(w_q)
+        offsets = -int(z_in) * w_q.reshape(n, -1).astype(np.int64).sum(axis=1)
+        if z_out:
+            s = np.broadcast_to(np.asarray(shifts, dtype=np.int64), (n,))
+            assert s.min() >= -7, "an unsigned output needs shifts >= -7 (quantize() keeps them so)"
+            offsets = offsets + np.where(s >= 0, int(z_out) << np.maximum(s, 0), int(z_out) >> np.maximum(-s, 0))
+        return offsets
 
     @staticmethod
     def _weight_frac_bits(row: np.ndarray, bits: int, options) -> int:
@@ -160,8 +182,11 @@ class WeightedOp(Op):
         return numerics.saturate(shifted, self.qattrs["act_min"], self.qattrs["act_max"])
 
     def formats(self, graph: Graph) -> str:
-        fi = graph.tensors[self.inputs[0]].frac_bits
-        fo = graph.tensors[self.outputs[0]].frac_bits
+        def fmt(name):  # "u": an unsigned code (zero point -128)
+            t = graph.tensors[name]
+            return f"{t.frac_bits}{'u' if t.zero_point else ''}"
+
+        fi, fo = fmt(self.inputs[0]), fmt(self.outputs[0])
         fw = sorted(set(self.qattrs.get("weight_frac_bits", [])))
         fw_text = ",".join(str(v) for v in fw) if len(fw) <= 2 else f"{fw[0]}..{fw[-1]}"
         shifts = sorted(set(int(s) for s in self.qparams.get("shift", [])))

@@ -24,7 +24,7 @@ def correct_biases(graph: Graph, calib: np.ndarray) -> int:
         if not isinstance(node, WeightedOp):
             continue
         f_in = graph.tensors[node.inputs[0]].frac_bits
-        mean_x = numerics.dequantize(env[node.inputs[0]], f_in).mean(axis=0, keepdims=True)
+        mean_x = simulate.dequantize(graph, node.inputs[0], env[node.inputs[0]]).mean(axis=0, keepdims=True)
         n = node.out_channels
         f_w = np.broadcast_to(np.asarray(node.qattrs["weight_frac_bits"], dtype=np.int64), (n,))
         w_q = node.qparams["weight"].astype(np.float64)

@@ -30,6 +30,7 @@ class QuantOptions:
     weight_method: str = "minmax"
     percentile: float = 99.99
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits decided elsewhere (QAT)
+    unsigned_relu: bool = False  # ReLU outputs as unsigned codes where the readers allow (offset_tensors)
     ranges: dict | None = None  # the calibration statistics, for ops that quantize a sub-graph
 
     def weight_bits_for(self, layer: str) -> int:
@@ -188,21 +189,65 @@ def final_tensors(graph: Graph) -> set[str]:
     return final
 
 
+# Zero point of a tensor stored as an unsigned code: q = u - 128 for u in 0..255 (see numerics.py).
+UNSIGNED_ZERO_POINT = -128
+
+
+def offset_tensors(graph: Graph) -> set[str]:
+    """The tensors that can be unsigned codes (zero point -128): 8-bit outputs of a Conv2d or Linear
+    whose fused activation clamps at 0 (ReLU, ReLU6), read only through max pools and views, by
+    Conv2d and Linear layers without padding (their bias absorbs the offset; a zero pad would
+    read as 128 * 2^-f), and not a model output."""
+    from ..ops.conv2d import Conv2d
+    from ..ops.linear import Linear
+    from ..ops.pool2d import MaxPool2d
+
+    readers: dict[str, list] = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            readers.setdefault(t, []).append(node)
+    final = final_tensors(graph) | set(graph.inputs)
+
+    def absorbs(tensor: str) -> bool:
+        if tensor in final or not readers.get(tensor):
+            return False
+        for node in readers[tensor]:
+            if type(node) is Linear or (type(node) is Conv2d and not any(node.attrs["pads"])):
+                continue
+            if (node.is_alias or type(node) is MaxPool2d) and absorbs(node.outputs[0]):
+                continue
+            return False
+        return True
+
+    chosen = set()
+    for node in graph.nodes:
+        act = node.attrs.get("act") or {}
+        out = node.outputs[0]
+        if type(node) in (Conv2d, Linear) and act.get("min") == 0 and graph.tensors[out].bits == 8 and absorbs(out):
+            chosen.add(out)
+    return chosen
+
+
 def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions,
                    clip_outputs: bool = False) -> None:
     """Every tensor's format (see the module docstring) and every node's integer parameters.
 
     The model's final outputs never clip what calibration saw (min/max, whatever --calib-method
     says) unless clip_outputs: they are a handful of values, and the largest of them, the top
-    logits of a classifier, are the ones that matter; a format that clips them makes them tie."""
+    logits of a classifier, are the ones that matter; a format that clips them makes them tie.
+    With options.unsigned_relu, the ReLU outputs offset_tensors allows are unsigned codes: their
+    format is chosen for 9-bit signed values (0..255 of them used), one bit finer."""
     assign_activation_bits(graph, options)
     final = set() if clip_outputs else final_tensors(graph)
+    unsigned = offset_tensors(graph) if options.unsigned_relu else set()
+    for t in graph.tensors.values():
+        t.zero_point = UNSIGNED_ZERO_POINT if t.name in unsigned else 0
 
     def choose(name: str, bits: int) -> int:
         if options.fixed_formats and name in options.fixed_formats:
             return int(options.fixed_formats[name])
         method = "minmax" if name in final else options.calib_method
-        return frac_bits_for(ranges[name], bits, method, options.percentile)
+        return frac_bits_for(ranges[name], bits + (name in unsigned), method, options.percentile)
 
     options.ranges = ranges
     for name in graph.inputs:  # a recurrent cell's body has its states as inputs too
@@ -211,6 +256,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantO
         out = graph.tensors[node.outputs[0]]
         if node.preserves_format:
             out.frac_bits = graph.tensors[node.inputs[0]].frac_bits
+            out.zero_point = graph.tensors[node.inputs[0]].zero_point
         else:
             out.frac_bits = choose(out.name, out.bits)
         node.quantize(graph, options)

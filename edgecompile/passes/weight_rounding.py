@@ -61,7 +61,8 @@ def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, chunk_rows: in
     """Re-round one layer in place from its integer inputs x_q; 1 if its weights changed, else 0."""
     x_info = graph.tensors[node.inputs[0]]
     # H over every calibration input vector; the 2^-f of the input format makes it real-valued
-    hessian = np.ldexp(input_hessian(node, x_q, chunk_rows), -2 * x_info.frac_bits)
+    # (an unsigned input's real value is (q - z) * 2^-f: the Hessian is of those codes)
+    hessian = np.ldexp(input_hessian(node, x_q - x_info.zero_point, chunk_rows), -2 * x_info.frac_bits)
     n, g = node.out_channels, hessian.shape[0]
     f_w = np.broadcast_to(np.asarray(node.qattrs["weight_frac_bits"], dtype=np.int64), (n,))
     scale = np.ldexp(1.0, f_w)[:, None]  # real -> grid units, per output row
@@ -71,12 +72,17 @@ def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, chunk_rows: in
     grouped = lambda a: a.reshape(g, n // g, -1)  # noqa: E731  the output rows of each group together
     pruned = grouped(target == 0)  # pruned weights stay exactly zero: sparse storage depends on them
     q = error_feedback_round(grouped(target), damped_inverse_factor(hessian, damp), lo, hi, pruned).reshape(n, -1)
-    q = keep_accumulator_bound(node, q, nearest, x_info.bits)
+    offset = -x_info.zero_point  # the bias holds offset * sum(w) of each row (WeightedOp.zero_point_offsets)
+    bias = lambda w: node.qparams.get("bias", np.zeros(n)).astype(np.int64) + offset * (w - nearest).sum(axis=1) \
+        if offset else node.qparams.get("bias")  # noqa: E731
+    q = keep_accumulator_bound(node, q, nearest, x_info.bits, bias(q))
     err_new = output_error(grouped((q - target) / scale), hessian)
     err_old = output_error(grouped((nearest - target) / scale), hessian)
     if not err_new < err_old or np.array_equal(q, nearest):
         return 0
     node.qparams["weight"] = q.reshape(node.qparams["weight"].shape).astype(np.int8)
+    if offset:
+        node.qparams["bias"] = bias(q).astype(np.int32)
     node.qattrs["acc_bound"] = accumulator_bounds(node, q, x_info.bits).max().item()
     return 1
 
@@ -151,15 +157,18 @@ def error_feedback_round(w: np.ndarray, u: np.ndarray, lo: int, hi: int, pruned:
     return q.astype(np.int64)
 
 
-def accumulator_bounds(node, w_q: np.ndarray, in_bits: int) -> np.ndarray:
+def accumulator_bounds(node, w_q: np.ndarray, in_bits: int, bias: np.ndarray | None = None) -> np.ndarray:
     """Per output channel: sum|w_q| * 2^(in_bits-1) + |b_q|, as WeightedOp.quantize proves the int32 bound."""
-    b = np.abs(node.qparams["bias"].astype(np.int64)) if "bias" in node.qparams else 0
+    bias = node.qparams.get("bias") if bias is None else bias
+    b = 0 if bias is None else np.abs(np.asarray(bias, dtype=np.int64))
     return np.abs(w_q).reshape(len(w_q), -1).sum(axis=1) * (1 << (in_bits - 1)) + b
 
 
-def keep_accumulator_bound(node, q: np.ndarray, nearest: np.ndarray, in_bits: int) -> np.ndarray:
-    """The channels whose new weights could overflow the int32 accumulator take back their nearest rounding."""
-    over = accumulator_bounds(node, q, in_bits) > numerics.ACC_MAX
+def keep_accumulator_bound(node, q: np.ndarray, nearest: np.ndarray, in_bits: int,
+                           bias: np.ndarray | None = None) -> np.ndarray:
+    """The channels whose new weights (and bias) could overflow the int32 accumulator take back their
+    nearest rounding."""
+    over = accumulator_bounds(node, q, in_bits, bias) > numerics.ACC_MAX
     return np.where(over[:, None], nearest, q)
 
 
