@@ -132,6 +132,13 @@ def with_model_options(fn):
 @click.option("--format-search/--no-format-search", default=True, show_default=True,
               help="Search activation formats for the model's output error on the calibration data (kept only "
               "when half the samples, unseen by the search, confirm the gain).")
+@click.option("--unsigned-relu/--signed-relu", default=True, show_default=True,
+              help="Store ReLU outputs that only unpadded conv/linear layers read as unsigned codes (one bit "
+              "finer; the offset folds into the biases).")
+@click.option("--equalize", type=click.Choice(["off", "weights", "activations", "noise", "weights-pow2",
+                                               "activations-pow2", "noise-pow2"]), default="off", show_default=True,
+              help="Cross-layer equalization of conv/linear pairs joined by ReLU (measured: helps some models, "
+              "hurts others).")
 @click.option("--act-bits", multiple=True, default=["8"], show_default=True,
               help="Activation bits: 8, 16, auto (16 where it measurably helps) or LAYER=16 (comma-separated, "
               "repeatable).")
@@ -149,7 +156,7 @@ def with_model_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
-           bias_correction, weight_rounding, format_search, act_bits, drop_softmax,
+           bias_correction, weight_rounding, format_search, unsigned_relu, equalize, act_bits, drop_softmax,
            per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
@@ -160,7 +167,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
                               bias_correction=bias_correction, weight_rounding=weight_rounding,
-                              format_search=format_search, act_bits=tuple(act_bits), name=name,
+                              format_search=format_search, unsigned_relu=unsigned_relu, equalize=equalize,
+                              act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
                               imports=tuple(imports), vectors=vectors, val=val, arena=arena)
     stages = Progress(quiet)
