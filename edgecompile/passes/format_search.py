@@ -50,6 +50,7 @@ class FormatSearch:
         x = samples[:MAX_SAMPLES]
         self.reference = np.asarray(graph.run_float(x), dtype=np.float64)
         self.signal = float(np.sum(self.reference ** 2)) or 1.0
+        self.reference_top1 = self.reference.reshape(len(self.reference), -1).argmax(axis=1)
         self.index = {n.outputs[0]: i for i, n in enumerate(graph.nodes)}
         self.desired = {t: graph.tensors[t].frac_bits for t in self.index}  # the formats asked of producers
         self.env = simulate.evaluate_integer(graph, graph.split_inputs(simulate.quantize_input(graph, x)))
@@ -68,10 +69,17 @@ class FormatSearch:
         return float("inf") if error == 0 else float(10 * np.log10(self.signal / error))
 
     def candidates(self) -> list[str]:
-        """Tensors whose format is free: produced by a node that chooses it, not a model output."""
-        fixed = final_tensors(self.graph) | set(self.graph.inputs)
-        return [n.outputs[0] for n in self.graph.nodes
-                if not n.preserves_format and n.outputs[0] not in fixed and n.outputs[0] in self.graph.tensors]
+        """Tensors whose format is free: produced by a node that chooses it, not a model input.  A model
+        output (min/max: it clips nothing calibration saw) may only go one bit finer, see try_format."""
+        self.final = final_tensors(self.graph)
+        self.output_start = {t: self.graph.tensors[t].frac_bits for t in self.final}
+        return [n.outputs[0] for n in self.graph.nodes if not n.preserves_format
+                and n.outputs[0] not in self.graph.inputs and n.outputs[0] in self.graph.tensors]
+
+    def _top1(self, env: dict[str, np.ndarray]) -> np.ndarray:
+        g = self.graph
+        out = np.asarray(g.join_outputs({t: simulate.dequantize(g, t, env[t]) for t in g.outputs}))
+        return out.reshape(len(out), -1).argmax(axis=1)
 
     def _requantize(self, tensor: str, frac_bits: int) -> list[tuple]:
         """Give `tensor` a new format and re-quantize every node it reaches (its producer, views of
@@ -98,14 +106,22 @@ class FormatSearch:
         return env
 
     def try_format(self, tensor: str, frac_bits: int) -> bool:
-        """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN, else undo."""
+        """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN, else undo.
+
+        A model output goes at most one bit finer than min/max, and only if no sample's top class
+        moves: clipping the largest outputs, a classifier's top logits, makes them tie."""
+        start = getattr(self, "output_start", {}).get(tensor)
+        if start is not None and not start <= frac_bits <= start + 1:
+            return False
         undo = self._requantize(tensor, frac_bits)
         if self.graph.tensors[tensor].frac_bits == undo[0][4]:  # the producer kept the old format anyway
             self._undo(undo)
             return False
         env = self._simulate_from(self.index[undo[0][3].name])
         error = self._error(env)
-        if np.all(error < self.error * (1 - MIN_GAIN)):
+        top1_kept = start is None or np.array_equal(self._top1(env), self._top1(self.env)) \
+            or np.mean(self._top1(env) == self.reference_top1) > np.mean(self._top1(self.env) == self.reference_top1)
+        if np.all(error < self.error * (1 - MIN_GAIN)) and top1_kept:
             self.env, self.error = env, error
             self.desired[tensor] = frac_bits
             return True
