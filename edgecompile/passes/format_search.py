@@ -4,13 +4,20 @@ Calibration gives every tensor the format that suits its own values (least squar
 default).  What matters is the error of the model's outputs: a coarser format upstream can
 stop saturation that the next layers amplify, a finer one can spend bits where a layer is
 sensitive.  This pass starts from the calibrated formats and runs coordinate descent: for
-each tensor in turn it tries one frac bit less and one more (and keeps going while that
+each tensor in turn it tries one frac bit more and one less (and keeps going while that
 helps), re-quantizes only the nodes that read or write the tensor, runs the integer
 simulator from the first changed node on, and keeps a change only when the output's squared
-error against the float model falls by at least MIN_GAIN on each half of the calibration
-samples alone: a change that helps one half and not the other fits those samples' noise,
-not the model (deep nets amplify every small change into a random-looking one).  The model's outputs keep their formats (they never clip, see quantize_graph);
-so do its inputs (the C API's input format stays the calibrated one).
+error against the float model falls by at least MIN_GAIN on each half of the search samples
+alone: a change that helps one half and not the other fits those samples' noise, not the
+model (deep nets amplify every small change into a random-looking one).
+
+The search sees only the first half of the calibration samples; what it finds replaces the
+calibrated formats only if it also does better, by VALIDATION_GAIN_DB, on the second half,
+which it never saw.  A model whose search fits noise keeps its calibrated formats.
+
+The model's outputs start at min/max (they clip nothing calibration saw, see quantize_graph)
+and may go one bit finer only when, besides, no sample's top class moves; the model's inputs
+keep their formats (the C API's input format stays the calibrated one).
 
 Only formats change: every node is quantized by its own quantize(), so the integer model the
 search picks is as exact and as safe (int32 proof, legal shifts) as any other.
