@@ -26,7 +26,7 @@ from .passes.plan_memory import MemoryPlan, plan_memory
 from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, TensorRange, calibrate, quantize_graph
 from .passes.sparsify import SparsityDecision, sparsify
-from .passes.weight_rounding import round_weights
+from .passes.weight_rounding import round_weights_if_better
 
 WEIGHT_ROUNDING = ("error-feedback", "nearest")
 
@@ -210,7 +210,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
                            f"validation half {search.sqnr_before_db:.1f} -> {search.sqnr_after_db:.1f} dB"
                            if search.changed else "format search: the calibrated formats kept (no confirmed gain)")
     if options.weight_rounding == "error-feedback" and not options.param_overrides and not synthetic:
-        rounded = round_weights(graph, samples)
+        rounded = round_weights_if_better(graph, samples)
     elif options.weight_rounding not in WEIGHT_ROUNDING:
         raise EdgeCompileError(f"--weight-rounding {options.weight_rounding}: choose one of "
                                f"{', '.join(WEIGHT_ROUNDING)}")

@@ -175,3 +175,28 @@ def keep_accumulator_bound(node, q: np.ndarray, nearest: np.ndarray, in_bits: in
 def output_error(delta: np.ndarray, hessian: np.ndarray) -> float:
     """sum over rows of delta H delta^T = || delta X ||^2, delta (G, R, d) in real units."""
     return float(np.einsum("grd,gde,gre->", delta, hessian, delta, optimize=True))
+
+
+def round_weights_if_better(graph: Graph, calib: np.ndarray, samples: int = 128) -> int:
+    """round_weights, kept only if the model's output error on the calibration samples falls too.
+
+    Each layer's own error always falls; the model's output error nearly always does, but not on
+    every net (a layer's error can land where the next layers amplify it).  The calibration
+    samples decide, so no model's output gets worse than with round-to-nearest."""
+    import copy
+
+    x = calib[:samples]
+    reference = np.asarray(graph.run_float(x), dtype=np.float64)
+
+    def error(g: Graph) -> float:
+        return float(np.sum((np.asarray(simulate.run_dequantized(g, x), np.float64) - reference) ** 2))
+
+    nearest = copy.deepcopy(graph)
+    changed = round_weights(graph, calib)
+    if changed and not error(graph) < error(nearest):
+        for node, twin in zip(graph.nodes, nearest.nodes):
+            node.qparams, node.qattrs = twin.qparams, twin.qattrs
+        graph.notes.append("error-feedback weight rounding undone: the model's output error on the calibration "
+                           "samples did not fall")
+        return 0
+    return changed
