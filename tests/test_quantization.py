@@ -268,7 +268,8 @@ def test_16_bit_lenet_on_cortex_m(digits_lenet, tmp_path):
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "a16", digits_lenet["calib"], act_bits="16",
                                    vectors=32))
     a = result.summary["act16"]
-    assert a["sqnr_db"] > a["sqnr_8bit_db"] + 1  # measured: 36.3 -> 38.2 dB
+    # measured: 38.0 -> 38.7 dB (the 8-bit model's unsigned ReLU codes already hold one of the extra bits)
+    assert a["sqnr_db"] > a["sqnr_8bit_db"] + 0.3
     assert a["arena_8bit"] < a["arena"] <= 2 * a["arena_8bit"]  # inner activations double, the output stays int8
     for target in ("qemu-m0plus", "qemu-m4"):
         assert verify(result.out_dir, target=target).ok
