@@ -88,9 +88,13 @@ class Op(Node):
 
     def formats(self, graph: Graph) -> str:
         """Q-format summary for tables: frac bits of input -> output (and weights)."""
-        fi = graph.tensors[self.inputs[0]].frac_bits
-        fo = graph.tensors[self.outputs[0]].frac_bits
-        return f"x:{fi} y:{fo}"
+        return f"x:{self.format_of(graph, self.inputs[0])} y:{self.format_of(graph, self.outputs[0])}"
+
+    @staticmethod
+    def format_of(graph: Graph, tensor: str) -> str:
+        """A tensor's frac bits, marked "u" when it is an unsigned code (zero point -128, numerics.py)."""
+        t = graph.tensors[tensor]
+        return f"{t.frac_bits}{'u' if t.zero_point else ''}"
 
 
 def _ctype_bytes(a: np.ndarray) -> int:

@@ -182,11 +182,7 @@ class WeightedOp(Op):
         return numerics.saturate(shifted, self.qattrs["act_min"], self.qattrs["act_max"])
 
     def formats(self, graph: Graph) -> str:
-        def fmt(name):  # "u": an unsigned code (zero point -128)
-            t = graph.tensors[name]
-            return f"{t.frac_bits}{'u' if t.zero_point else ''}"
-
-        fi, fo = fmt(self.inputs[0]), fmt(self.outputs[0])
+        fi, fo = self.format_of(graph, self.inputs[0]), self.format_of(graph, self.outputs[0])
         fw = sorted(set(self.qattrs.get("weight_frac_bits", [])))
         fw_text = ",".join(str(v) for v in fw) if len(fw) <= 2 else f"{fw[0]}..{fw[-1]}"
         shifts = sorted(set(int(s) for s in self.qparams.get("shift", [])))
