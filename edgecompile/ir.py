@@ -186,6 +186,15 @@ class Graph:
             if name not in used:
                 del self.tensors[name]
 
+    def take_quantization(self, other: "Graph") -> None:
+        """Take every format and integer parameter of `other`, a quantized copy of this graph (a pass
+        that tried something on a copy keeps it this way)."""
+        for name, t in other.tensors.items():
+            mine = self.tensors[name]
+            mine.frac_bits, mine.bits, mine.zero_point = t.frac_bits, t.bits, t.zero_point
+        for node, twin in zip(self.nodes, other.nodes):
+            node.qparams, node.qattrs = twin.qparams, twin.qattrs
+
     def check(self) -> None:
         """Structural invariants every pass must keep (a failure here is a bug)."""
         defined = set(self.inputs)

@@ -92,7 +92,7 @@ class WeightedOp(Op):
         while True:
             if y.zero_point and int((x.frac_bits + f_w - y.frac_bits).min()) < min_shift:
                 y.frac_bits = x.frac_bits + int(f_w.min()) - min_shift  # lowering f_w moved a shift below -7
-            w_q, _ = self._quantize_params(weight, bias, f_w, bits, x.frac_bits)
+            w_q = self._quantize_weights(weight, f_w, bits)
             # the bias as it is before int32 saturation, with the zero points folded in: a bias that
             # does not fit lowers f_w like an accumulator that might not, rather than being clipped
             b_q = np.zeros(n, dtype=np.int64) if bias is None else numerics.quantize_float(
@@ -147,18 +147,11 @@ class WeightedOp(Op):
         return frac_bits_for(TensorRange.of(row), bits, method, options.percentile)
 
     @staticmethod
-    def _quantize_params(weight, bias, f_w, bits, f_in):
-        """Integer weights (channel c with f_w[c] frac bits) and int32 biases (f_in + f_w[c])."""
+    def _quantize_weights(weight, f_w, bits):
+        """Integer weights, channel c with f_w[c] frac bits (the bias: see quantize)."""
         lo, hi = numerics.qrange(bits)
-        n = weight.shape[0]
-        per_row = np.asarray(f_w).reshape((n,) + (1,) * (weight.ndim - 1))
-        w_q = numerics.quantize_float(np.ldexp(weight, per_row), 0, lo, hi)
-        if bias is None:
-            b_q = np.zeros(n, dtype=np.int64)
-        else:
-            b_q = numerics.quantize_float(np.ldexp(np.asarray(bias, dtype=np.float64), f_in + np.asarray(f_w)), 0,
-                                          numerics.ACC_MIN, numerics.ACC_MAX)
-        return w_q, b_q
+        per_row = np.asarray(f_w).reshape((weight.shape[0],) + (1,) * (weight.ndim - 1))
+        return numerics.quantize_float(np.ldexp(weight, per_row), 0, lo, hi)
 
     def channel_shifts(self) -> np.ndarray:
         """The requantization shift of every output channel."""

@@ -176,17 +176,10 @@ def search_formats(graph: Graph, options: QuantOptions, samples: np.ndarray, swe
     result.sqnr_before_db = FormatSearch(graph, options, held_out).sqnr_db()
     result.sqnr_after_db = FormatSearch(trial, options, held_out).sqnr_db()
     if result.sqnr_after_db >= result.sqnr_before_db + VALIDATION_GAIN_DB:
-        adopt(graph, trial)
+        graph.take_quantization(trial)
         result.changed = {t: (before[t], graph.tensors[t].frac_bits) for t in before
                           if graph.tensors[t].frac_bits != before[t]}
         result.formats = {t: graph.tensors[t].frac_bits for t in graph.tensors}
     result.seconds = time.perf_counter() - t0
     return result
 
-
-def adopt(graph: Graph, other: Graph) -> None:
-    """Take every format and integer parameter of `other`, a quantized copy of `graph`."""
-    for name, t in other.tensors.items():
-        graph.tensors[name].frac_bits = t.frac_bits
-    for node, twin in zip(graph.nodes, other.nodes):
-        node.qparams, node.qattrs = twin.qparams, twin.qattrs

@@ -72,8 +72,10 @@ def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, chunk_rows: in
     grouped = lambda a: a.reshape(g, n // g, -1)  # noqa: E731  the output rows of each group together
     pruned = grouped(target == 0)  # pruned weights stay exactly zero: sparse storage depends on them
     q = error_feedback_round(grouped(target), damped_inverse_factor(hessian, damp), lo, hi, pruned).reshape(n, -1)
-    offset = -x_info.zero_point  # the bias holds offset * sum(w) of each row (WeightedOp.zero_point_offsets)
-    bias = lambda w: node.qparams.get("bias", np.zeros(n)).astype(np.int64) + offset * (w - nearest).sum(axis=1) \
+    # an unsigned input's zero point lives in the bias as a share of each row's weights: it moves with them
+    offset = x_info.zero_point != 0
+    shares = lambda w: node.zero_point_offsets(w, x_info.zero_point, 0, 0)  # noqa: E731
+    bias = lambda w: node.qparams.get("bias", np.zeros(n)).astype(np.int64) + shares(w) - shares(nearest) \
         if offset else node.qparams.get("bias")  # noqa: E731
     q = keep_accumulator_bound(node, q, nearest, x_info.bits, bias(q))
     err_new = output_error(grouped((q - target) / scale), hessian)
@@ -194,8 +196,7 @@ def round_weights_if_better(graph: Graph, calib: np.ndarray, samples: int = 128)
     nearest = copy.deepcopy(graph)
     changed = round_weights(graph, calib)
     if changed and not error(graph) < error(nearest):
-        for node, twin in zip(graph.nodes, nearest.nodes):
-            node.qparams, node.qattrs = twin.qparams, twin.qattrs
+        graph.take_quantization(nearest)
         graph.notes.append("error-feedback weight rounding undone: the model's output error on the calibration "
                            "samples did not fall")
         return 0
