@@ -86,8 +86,9 @@ class Conv2d(WeightedOp):
         return patches(np.asarray(x, dtype=dtype), kh, kw, self.attrs["stride"], self.attrs["pads"],
                        dilation=self.dilation)
 
-    def _products(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """sum over (ic, ky, kx) of window * weight, in the inputs' dtype: (N, OC, OH, OW).
+    def _products(self, x: np.ndarray, w: np.ndarray, fill: int = 0) -> np.ndarray:
+        """sum over (ic, ky, kx) of window * weight, in the inputs' dtype: (N, OC, OH, OW), the
+        padding read as `fill` (the input's zero point: the code of real zero).
 
         Depthwise convs take a multiply-add per kernel tap; the others, group by group, one
         matrix product per tap: (OC, C) weights times the input planes shifted by that tap
@@ -96,9 +97,9 @@ class Conv2d(WeightedOp):
         oc, cpg, kh, kw = w.shape
         g = self.groups
         if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
-            return self._tap_products(np.repeat(x, oc // c, axis=1) if oc != c else x, w[:, 0])
+            return self._tap_products(np.repeat(x, oc // c, axis=1) if oc != c else x, w[:, 0], fill)
         (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))).transpose(1, 0, 2, 3)  # (C, N, H, W)
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill).transpose(1, 0, 2, 3)
         oh = conv_output_size(x.shape[2], kh, sh, pt, pb, dh)
         ow = conv_output_size(x.shape[3], kw, sw, pl, pr, dw)
         out = np.zeros((oc, n * oh * ow), dtype=x.dtype)
@@ -111,10 +112,10 @@ class Conv2d(WeightedOp):
                     out[k * ocg:(k + 1) * ocg] += w[k * ocg:(k + 1) * ocg, :, i, j] @ plane[k * cpg:(k + 1) * cpg]
         return out.reshape(oc, n, oh, ow).transpose(1, 0, 2, 3)
 
-    def _tap_products(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def _tap_products(self, x: np.ndarray, w: np.ndarray, fill: int = 0) -> np.ndarray:
         """Depthwise: out[:, c] = sum over taps (i, j) of w[c, i, j] * the input plane shifted by that tap."""
         (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
         oh = conv_output_size(x.shape[2], w.shape[1], sh, pt, pb, dh)
         ow = conv_output_size(x.shape[3], w.shape[2], sw, pl, pr, dw)
         out = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
@@ -132,7 +133,8 @@ class Conv2d(WeightedOp):
 
     def accumulate(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         w = self.qparams["weight"]
-        return exact_integer_products(self._products, x_q, w, w.reshape(len(w), -1))
+        fill = graph.tensors[self.inputs[0]].zero_point  # padding is real zero: the zero point's code
+        return exact_integer_products(lambda x, w_: self._products(x, w_, fill), x_q, w, w.reshape(len(w), -1))
 
     def _per_group_dense(self, graph: Graph) -> bool:
         """A grouped conv with several input channels per group (ShuffleNet's grouped 1x1): each group is
