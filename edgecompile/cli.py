@@ -132,6 +132,9 @@ def with_model_options(fn):
 @click.option("--format-search/--no-format-search", default=True, show_default=True,
               help="Search activation formats for the model's output error on the calibration data (kept only "
               "when half the samples, unseen by the search, confirm the gain).")
+@click.option("--snap-ranges/--no-snap-ranges", default=True, show_default=True,
+              help="Rescale tensors that only conv/linear layers read so that they fill their power-of-two formats "
+              "(the float function is unchanged; kept only when the calibration samples' output error falls).")
 @click.option("--unsigned-relu/--signed-relu", default=True, show_default=True,
               help="Store ReLU outputs that only unpadded conv/linear layers read as unsigned codes (one bit "
               "finer; the offset folds into the biases).")
@@ -156,8 +159,8 @@ def with_model_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
-           bias_correction, weight_rounding, format_search, unsigned_relu, equalize, act_bits, drop_softmax,
-           per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle, imports):
+           bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, equalize, act_bits,
+           drop_softmax, per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
@@ -167,7 +170,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
                               bias_correction=bias_correction, weight_rounding=weight_rounding,
-                              format_search=format_search, unsigned_relu=unsigned_relu, equalize=equalize,
+                              format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
+                              equalize=equalize,
                               act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
                               imports=tuple(imports), vectors=vectors, val=val, arena=arena)

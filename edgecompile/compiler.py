@@ -17,6 +17,7 @@ from .ir import Graph
 from .passes.bias_correction import correct_biases
 from .passes.cleanup import drop_final_softmax, remove_identities
 from .passes.equalize import equalize
+from .passes.snap_ranges import snap_ranges_if_better
 from .passes.factorize import FactorizeDecision, RankSpec, factorize
 from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fold_pad import fold_pads
@@ -46,6 +47,7 @@ class CompileOptions:
     bias_correction: bool = False
     weight_rounding: str = "error-feedback"  # or "nearest" (see passes/weight_rounding.py)
     format_search: bool = True  # activation formats for the output error (see passes/format_search.py)
+    snap_ranges: bool = True  # rescale tensors to fill their power-of-two formats (passes/snap_ranges.py)
     unsigned_relu: bool = True  # ReLU outputs as unsigned codes where the readers allow (passes/quantize.py)
     act_bits: int = 8
     act_layer_bits: dict[str, int] = field(default_factory=dict)
@@ -194,6 +196,8 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         apply_batchnorm_ranges(graph, ranges)
     qopts = quant_options(options, synthetic)
     qopts.unsigned_relu = options.unsigned_relu and not options.fixed_formats  # QAT trains signed formats
+    if options.snap_ranges and not options.fixed_formats and not options.param_overrides and not synthetic:
+        snap_ranges_if_better(graph, ranges, qopts, samples)
     precision = None
     if options.act_auto or options.act_bits == 16 or 16 in options.act_layer_bits.values():
         check_layers(graph, options.act_layer_bits)

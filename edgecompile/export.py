@@ -55,6 +55,7 @@ class ExportSettings:
     bias_correction: bool = False
     weight_rounding: str = "error-feedback"
     format_search: bool = True
+    snap_ranges: bool = True
     unsigned_relu: bool = True
     equalize: str = "off"
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
@@ -160,7 +161,8 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              per_channel=settings.per_channel, calib_method=settings.calib_method,
                              weight_method=settings.weight_method, bias_correction=settings.bias_correction,
                              weight_rounding=settings.weight_rounding, format_search=settings.format_search,
-                             unsigned_relu=settings.unsigned_relu, equalize=settings.equalize,
+                             snap_ranges=settings.snap_ranges, unsigned_relu=settings.unsigned_relu,
+                             equalize=settings.equalize,
                              param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats,
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto)
     compiled = compile_model(loaded, calib, options, log)

@@ -159,6 +159,38 @@ def frac_bits_for_interval(lo_value: float, hi_value: float, bits: int,
     return f
 
 
+def frac_bits_for_intervals(lo_values, hi_values, bits: int, f_min: int = -MAX_SHIFT,
+                            f_max: int = MAX_SHIFT) -> np.ndarray:
+    """frac_bits_for_interval of many intervals at once (arrays of the same shape), the same f each."""
+    qlo, qhi = qrange(bits)
+    neg = np.maximum(-np.asarray(lo_values, dtype=np.float64), 0.0)
+    pos = np.maximum(np.asarray(hi_values, dtype=np.float64), 0.0)
+    if not (np.all(np.isfinite(neg)) and np.all(np.isfinite(pos))):
+        raise ValueError("range is not finite")
+    top = np.maximum(neg, pos)
+    zero = top == 0.0
+    wide = 1 << 62
+
+    def fits(f):
+        return (quantize_float(np.ldexp(pos, f), 0, -wide, wide) <= qhi) & \
+            (quantize_float(np.ldexp(-neg, f), 0, -wide, wide) >= qlo)
+
+    with np.errstate(divide="ignore"):
+        f = np.floor(np.log2((qhi + 0.5) / np.where(zero, 1.0, top))).astype(np.int64)
+    f = np.clip(f, f_min, f_max)
+    while True:
+        up = (f < f_max) & ~zero & fits(f + 1)
+        if not up.any():
+            break
+        f = f + up
+    while True:
+        down = (f > f_min) & ~zero & ~fits(f)
+        if not down.any():
+            break
+        f = f - down
+    return np.where(zero, min(max(bits - 1, f_min), f_max), f)
+
+
 def frac_bits_for_range(max_abs: float, bits: int, f_min: int = -MAX_SHIFT, f_max: int = MAX_SHIFT) -> int:
     """Largest f that represents [-max_abs, max_abs] without clipping."""
     return frac_bits_for_interval(-max_abs, max_abs, bits, f_min, f_max)

@@ -220,7 +220,7 @@ def test_power_of_two_scales_keep_the_producer_integer_weights(tmp_path):
     save_torchscript(model, model_path)
     calib = inputs(ConvConv, 64)
     compiled = {m: compile_model(load_model(model_path, SHAPES[ConvConv]), calib, CompileOptions(
-        equalize=m, weight_rounding="nearest", format_search=False))  # formats and rounding of P's own, unmoved
+        equalize=m, weight_rounding="nearest", format_search=False, snap_ranges=False))  # P's own formats, rounding
                 for m in ("off", "activations-pow2")}
     first = {m: c.graph.nodes[0] for m, c in compiled.items()}
     assert not np.array_equal(first["off"].params["weight"], first["activations-pow2"].params["weight"])
