@@ -142,7 +142,7 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
         (n,) = g
         decls = [_array(f"{p}_a", "int8_t", rng.integers(-128, 128, size=n)),
                  _array(f"{p}_b", "int8_t", rng.integers(-128, 128, size=n))]
-        args = f"{p}_a, {p}_b, OUT, {n}, 1, 3, 11585, -11, 1, 0, 127"
+        args = f"{p}_a, {p}_b, OUT, {n}, 1, 3, 0, 11585, -11, 0, 1, 0, 0, 127"  # signed codes: zero points 0
         return Layer(label, op, n, decls, f"ec_add_s8({args})", f"ec_add_mve_s8({args})", n, 0)
     c, h, w_, k, stride = g
     kh, kw = (k, k) if isinstance(k, int) else k
@@ -150,7 +150,7 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
     oh, ow = conv_output_size(h, kh, sh, 0, 0), conv_output_size(w_, kw, sw, 0, 0)
     x = rng.integers(-128, 128, size=c * h * w_)
     args = f"{p}_x, {c}, {h}, {w_}, {kh}, {kw}, {sh}, {sw}, 0, 0, OUT, {oh}, {ow}"
-    extra = ", 1, 2" if op == "avgpool" else ""
+    extra = ", 1, 2, 0" if op == "avgpool" else ""
     name = "ec_maxpool2d" if op == "maxpool" else "ec_avgpool2d"
     return Layer(label, op, c * oh * ow * kh * kw, [_array(f"{p}_x", "int8_t", x)],
                  f"{name}_s8({args}{extra})", f"{name}_fast_s8({args}{extra})", c * oh * ow, 0)

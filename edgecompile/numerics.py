@@ -5,10 +5,11 @@ Notation (the same as runtime_c/ec_fixed.h, which implements these rules in C):
     A tensor t with frac bits f holds integers q; its real value is q * 2^-f.
     f may be negative (large-magnitude tensors) or larger than the bit width.
     A ReLU output may also carry a zero point z = -128: its value is (q - z) * 2^-f,
-    an unsigned 8-bit code (one more bit for values that are never negative).  No
-    kernel sees z: the compiler folds it into the int32 biases and the clamps of the
-    layers that write and read the tensor (ops/weighted.py), so the rules below and
-    the C are unchanged.
+    an unsigned 8-bit code (one more bit for values that are never negative).  Conv
+    and linear kernels never see z: the compiler folds it into the int32 biases and
+    the clamps of the layers that write and read the tensor (ops/weighted.py).  Adds
+    and average pools take it as a constant in exact integer identities (ops/add.py,
+    ops/pool2d.py); the rules below are unchanged.
 
 Rules (every kernel, in Python and in C, is built only from these):
 

@@ -40,28 +40,37 @@ void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *tabl
 }
 
 static inline void ec_add_impl(const void *a, int a_bytes, const void *b, int b_bytes, void *output,
-                               int out_bytes, int size, int32_t mult_a, int shift_a, int32_t mult_b, int shift_b,
-                               int shift_out, int32_t lo, int32_t hi)
+                               int out_bytes, int size, int32_t mult_a, int shift_a, int32_t zero_a, int32_t mult_b,
+                               int shift_b, int32_t zero_b, int shift_out, int32_t zero_y, int32_t lo, int32_t hi)
 {
+    /* (x - z) * mult as x * mult + offset (a multiply-accumulate); |z * mult| <= 2^22 */
+    const int32_t offset_a = -zero_a * mult_a, offset_b = -zero_b * mult_b;
+    /* sat(v + zero_y, lo, hi) == sat(v, lo - zero_y, hi - zero_y) + zero_y */
+    const int32_t lo_v = lo - zero_y, hi_v = hi - zero_y;
     int i;
     for (i = 0; i < size; ++i) {
-        /* each aligned term < 2^30 (the compiler sizes the shifts from the operands' widths): see header */
-        const int32_t acc = ec_align32(ec_get(a, i, a_bytes) * mult_a, shift_a) +
-                            ec_align32(ec_get(b, i, b_bytes) * mult_b, shift_b);
-        ec_put(output, i, out_bytes, ec_requantize(acc, shift_out, lo, hi));
+        /* each aligned term < 2^30 (the compiler sizes the shifts from the operands' widths and zero
+           points): see header */
+        const int32_t acc = ec_align32(ec_get(a, i, a_bytes) * mult_a + offset_a, shift_a) +
+                            ec_align32(ec_get(b, i, b_bytes) * mult_b + offset_b, shift_b);
+        ec_put(output, i, out_bytes, ec_requantize(acc, shift_out, lo_v, hi_v) + zero_y);
     }
 }
 
 void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32_t mult_a, int shift_a,
-               int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi)
+               int32_t zero_a, int32_t mult_b, int shift_b, int32_t zero_b, int shift_out, int32_t zero_y,
+               int32_t lo, int32_t hi)
 {
-    ec_add_impl(a, 1, b, 1, output, 1, size, mult_a, shift_a, mult_b, shift_b, shift_out, lo, hi);
+    ec_add_impl(a, 1, b, 1, output, 1, size, mult_a, shift_a, zero_a, mult_b, shift_b, zero_b, shift_out, zero_y,
+                lo, hi);
 }
 
 void ec_add_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int size,
-                int32_t mult_a, int shift_a, int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi)
+                int32_t mult_a, int shift_a, int32_t zero_a, int32_t mult_b, int shift_b, int32_t zero_b,
+                int shift_out, int32_t zero_y, int32_t lo, int32_t hi)
 {
-    ec_add_impl(a, a_bytes, b, b_bytes, output, out_bytes, size, mult_a, shift_a, mult_b, shift_b, shift_out, lo, hi);
+    ec_add_impl(a, a_bytes, b, b_bytes, output, out_bytes, size, mult_a, shift_a, zero_a, mult_b, shift_b, zero_b,
+                shift_out, zero_y, lo, hi);
 }
 
 static inline void ec_mul_impl(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes,

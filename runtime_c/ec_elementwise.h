@@ -17,14 +17,22 @@ void ec_clamp_s8(const int8_t *input, int8_t *output, int size, int32_t lo, int3
 void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *table);
 
 /*
- * Weighted add: y = sat(rounding_shift(align(a * mult_a, shift_a) + align(b * mult_b, shift_b), shift_out))
+ * Weighted add of codes with zero points (0, or -128 for unsigned codes, see numerics.py):
+ *   y = sat(rounding_shift(align((a - zero_a) * mult_a, shift_a) + align((b - zero_b) * mult_b, shift_b),
+ *                          shift_out) + zero_y, lo, hi)
  * where mult_x is +-1 or a constant with 14 frac bits (|mult_x| <= 2^15), align (ec_align32)
  * moves both products to a common format F (shift_x = F - f_x - frac(mult_x); the compiler
- * keeps |x * mult_x| * 2^shift_x < 2^30, so the sum fits int32) and shift_out = F - f_out as in
- * ec_requantize.  lo/hi include a fused ReLU.  A plain residual add has mult_a = mult_b = 1.
+ * keeps |(x - zero_x) * mult_x| * 2^shift_x < 2^30, with |x - zero_x| <= 255 for an unsigned
+ * operand, so the sum fits int32) and shift_out = F - f_out as in ec_requantize.  lo/hi are
+ * code-space bounds (zero_y included) and include a fused ReLU; the zero point enters after the
+ * rounding shift as ec_requantize(acc, shift_out, lo - zero_y, hi - zero_y) + zero_y, so the
+ * value-space bounds obey ec_requantize's contract: lo - zero_y <= 0 <= hi - zero_y (every fused
+ * activation's clamp holds real zero; an unsigned output's ReLU has lo = zero_y).  A plain
+ * residual add of signed codes has mult_a = mult_b = 1 and every zero point 0.
  */
 void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32_t mult_a, int shift_a,
-               int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi);
+               int32_t zero_a, int32_t mult_b, int shift_b, int32_t zero_b, int shift_out, int32_t zero_y,
+               int32_t lo, int32_t hi);
 
 /*
  * Product with broadcasting of b over the inner axis (squeeze-excite's channel gate):
@@ -49,7 +57,8 @@ void ec_affine_s8(const int8_t *input, int8_t *output, int size, int32_t mult, i
  */
 void ec_clamp_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t lo, int32_t hi);
 void ec_add_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int size,
-                int32_t mult_a, int shift_a, int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi);
+                int32_t mult_a, int shift_a, int32_t zero_a, int32_t mult_b, int shift_b, int32_t zero_b,
+                int shift_out, int32_t zero_y, int32_t lo, int32_t hi);
 void ec_mul_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int outer,
                 int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi);
 void ec_affine_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t mult,

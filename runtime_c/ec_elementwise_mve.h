@@ -10,6 +10,7 @@
 /* ec_add_s8 (same arguments and contract, ec_elementwise.h): four elements per vector on cores
  * with EC_FAST_MVE (ec_fast.h), else ec_add_s8 itself.  What the code generator calls. */
 void ec_add_mve_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32_t mult_a, int shift_a,
-                   int32_t mult_b, int shift_b, int shift_out, int32_t lo, int32_t hi);
+                   int32_t zero_a, int32_t mult_b, int shift_b, int32_t zero_b, int shift_out, int32_t zero_y,
+                   int32_t lo, int32_t hi);
 
 #endif /* EC_ELEMENTWISE_MVE_H */

@@ -43,7 +43,7 @@ static inline void ec_maxpool2d_impl(const void *input, int bytes, int channels,
 static inline void ec_avgpool2d_impl(const void *input, int in_bytes, int channels, int in_h, int in_w, int k_h,
                                      int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
                                      void *output, int out_bytes, int out_h, int out_w, int count_include_pad,
-                                     int scale_shift)
+                                     int scale_shift, int32_t offset)
 {
     int c, oy, ox, y, x;
     long o = 0;
@@ -67,7 +67,7 @@ static inline void ec_avgpool2d_impl(const void *input, int in_bytes, int channe
                     n *= (int32_t)1 << -scale_shift; /* into a narrower output: |scale_shift| <= 8 */
                 }
                 ec_put(output, o++, out_bytes,
-                       ec_clamp32(ec_div_round(sum, n), ec_type_min(out_bytes), ec_type_max(out_bytes)));
+                       ec_clamp32(ec_div_round(sum, n) + offset, ec_type_min(out_bytes), ec_type_max(out_bytes)));
             }
         }
     }
@@ -83,10 +83,11 @@ void ec_maxpool2d_s8(const int8_t *input, int channels, int in_h, int in_w, int 
 
 void ec_avgpool2d_s8(const int8_t *input, int channels, int in_h, int in_w, int k_h, int k_w,
                      int stride_h, int stride_w, int pad_top, int pad_left,
-                     int8_t *output, int out_h, int out_w, int count_include_pad, int scale_shift)
+                     int8_t *output, int out_h, int out_w, int count_include_pad, int scale_shift,
+                     int32_t offset)
 {
     ec_avgpool2d_impl(input, 1, channels, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left, output, 1,
-                      out_h, out_w, count_include_pad, scale_shift);
+                      out_h, out_w, count_include_pad, scale_shift, offset);
 }
 
 void ec_maxpool2d_any(const void *input, int bytes, int channels, int in_h, int in_w, int k_h, int k_w,
@@ -98,8 +99,8 @@ void ec_maxpool2d_any(const void *input, int bytes, int channels, int in_h, int 
 
 void ec_avgpool2d_any(const void *input, int in_bytes, int channels, int in_h, int in_w, int k_h, int k_w,
                       int stride_h, int stride_w, int pad_top, int pad_left, void *output, int out_bytes,
-                      int out_h, int out_w, int count_include_pad, int scale_shift)
+                      int out_h, int out_w, int count_include_pad, int scale_shift, int32_t offset)
 {
     ec_avgpool2d_impl(input, in_bytes, channels, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left,
-                      output, out_bytes, out_h, out_w, count_include_pad, scale_shift);
+                      output, out_bytes, out_h, out_w, count_include_pad, scale_shift, offset);
 }

@@ -112,8 +112,8 @@ static int ec_pool_log2(int32_t n)
     return m;
 }
 
-/* Rule 5 and saturation for the sum of a window of n values; m = ec_pool_log2(n). */
-static EC_FAST_INLINE int8_t ec_pool_average(int32_t sum, int32_t n, int m, int scale_shift)
+/* Rule 5, the offset and saturation for the sum of a window of n values; m = ec_pool_log2(n). */
+static EC_FAST_INLINE int8_t ec_pool_average(int32_t sum, int32_t n, int m, int scale_shift, int32_t offset)
 {
     int32_t q;
     sum *= (int32_t)1 << scale_shift; /* bounded: see ec_pool2d.h */
@@ -124,7 +124,7 @@ static EC_FAST_INLINE int8_t ec_pool_average(int32_t sum, int32_t n, int m, int 
     } else {
         q = ec_div_round(sum, n);
     }
-    return (int8_t)ec_clamp32(q, INT8_MIN, INT8_MAX);
+    return (int8_t)ec_clamp32(q + offset, INT8_MIN, INT8_MAX); /* |q + offset| < 2^31: ec_pool2d.h */
 }
 
 /* Sum of n >= 0 int8 values at p (no alignment needed).  |sum| <= 128 * n, which the pooling
@@ -167,6 +167,7 @@ static int32_t ec_pool_sum_run(const int8_t *p, long n)
 /* The geometry of one call, shared by the helpers below. */
 struct ec_pool_geo {
     int in_w, k_w, stride_w, pad_left, out_w, is_max, count_include_pad, scale_shift;
+    int32_t offset;
 };
 
 /* Output columns [ox, ox_end) of one output row whose windows may cross the left or right
@@ -179,14 +180,14 @@ static int8_t *ec_pool_border(const struct ec_pool_geo *g, const int8_t *row, in
         const int x_lo = x0 > 0 ? x0 : 0, x_hi = x0 + g->k_w < g->in_w ? x0 + g->k_w : g->in_w;
         const int32_t n = g->count_include_pad ? k_h * g->k_w : rows * (x_hi - x_lo);
         const int32_t r = ec_pool_window(row + x_lo, rows, x_hi - x_lo, g->in_w, g->is_max);
-        *out++ = g->is_max ? (int8_t)r : ec_pool_average(r, n, ec_pool_log2(n), g->scale_shift);
+        *out++ = g->is_max ? (int8_t)r : ec_pool_average(r, n, ec_pool_log2(n), g->scale_shift, g->offset);
     }
     return out;
 }
 
 static EC_FAST_INLINE void ec_pool(const int8_t *input, int channels, int in_h, int in_w, int k_h, int k_w,
                                    int stride_h, int stride_w, int pad_top, int pad_left, int8_t *output, int out_h,
-                                   int out_w, int is_max, int count_include_pad, int scale_shift)
+                                   int out_w, int is_max, int count_include_pad, int scale_shift, int32_t offset)
 {
     /* Output columns [ox_lo, ox_hi) have their window inside the input horizontally:
      * ox * stride_w - pad_left >= 0 and ox * stride_w - pad_left + k_w <= in_w. */
@@ -203,11 +204,12 @@ static EC_FAST_INLINE void ec_pool(const int8_t *input, int channels, int in_h, 
     g.is_max = is_max;
     g.count_include_pad = count_include_pad;
     g.scale_shift = scale_shift;
+    g.offset = offset;
     if (!is_max && out_h == 1 && out_w == 1 && k_h == in_h && k_w == in_w && pad_top == 0 && pad_left == 0) {
         /* global average: the window is the plane, n = in_h * in_w whether padding counts or not */
         for (c = 0; c < channels; ++c) {
             output[c] = ec_pool_average(ec_pool_sum_run(input + (long)c * in_h * in_w, (long)in_h * in_w), k_h * k_w,
-                                        m_full, scale_shift);
+                                        m_full, scale_shift, offset);
         }
         return;
     }
@@ -245,12 +247,12 @@ static EC_FAST_INLINE void ec_pool(const int8_t *input, int channels, int in_h, 
 #endif
                 for (; n > 0; --n, p += stride_w) {
                     const int32_t r = ec_pool_2x2(p, in_w, is_max);
-                    *output++ = is_max ? (int8_t)r : ec_pool_average(r, n_inner, m_inner, scale_shift);
+                    *output++ = is_max ? (int8_t)r : ec_pool_average(r, n_inner, m_inner, scale_shift, offset);
                 }
             } else {
                 for (; n > 0; --n, p += stride_w) {
                     const int32_t r = ec_pool_window(p, rows, k_w, in_w, is_max);
-                    *output++ = is_max ? (int8_t)r : ec_pool_average(r, n_inner, m_inner, scale_shift);
+                    *output++ = is_max ? (int8_t)r : ec_pool_average(r, n_inner, m_inner, scale_shift, offset);
                 }
             }
             if (ox_hi < out_w) {
@@ -265,13 +267,14 @@ void ec_maxpool2d_fast_s8(const int8_t *input, int channels, int in_h, int in_w,
                           int8_t *output, int out_h, int out_w)
 {
     ec_pool(input, channels, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left, output, out_h, out_w, 1, 0,
-            0);
+            0, 0);
 }
 
 void ec_avgpool2d_fast_s8(const int8_t *input, int channels, int in_h, int in_w, int k_h, int k_w,
                           int stride_h, int stride_w, int pad_top, int pad_left,
-                          int8_t *output, int out_h, int out_w, int count_include_pad, int scale_shift)
+                          int8_t *output, int out_h, int out_w, int count_include_pad, int scale_shift,
+                          int32_t offset)
 {
     ec_pool(input, channels, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_top, pad_left, output, out_h, out_w, 0,
-            count_include_pad, scale_shift);
+            count_include_pad, scale_shift, offset);
 }

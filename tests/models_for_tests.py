@@ -87,5 +87,26 @@ class WithUnsupported(nn.Module):
         return torch.floor(self.fc(x))
 
 
+class ResidualNet(nn.Module):
+    """A residual block whose ReLU outputs can all be unsigned codes: the stem's ReLU output feeds an
+    unpadded conv and the skip Add; the Add's fused ReLU output feeds a 1x1 conv and a global average
+    pool (then Linear); the conv's ReLU output is pooled too; the model output is an Add of two Linears."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = nn.Conv2d(8, 8, 1)
+        self.head = nn.Conv2d(8, 6, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc_skip = nn.Linear(8, 5)
+        self.fc_head = nn.Linear(6, 5)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        s = F.relu(x + self.conv(x))
+        h = F.relu(self.head(s))
+        return self.fc_skip(torch.flatten(self.pool(s), 1)) + self.fc_head(torch.flatten(self.pool(h), 1))
+
+
 INPUT_SHAPES = {ConvBNNet: (3, 24, 24), OddConvNet: (2, 15, 6), WideMLP: (64,), BNFirst: (1, 8, 8),
-                WithUnsupported: (8,)}
+                WithUnsupported: (8,), ResidualNet: (3, 10, 9)}

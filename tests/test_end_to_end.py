@@ -15,7 +15,7 @@ from edgecompile.export import ExportSettings, export
 from edgecompile.manifest import read_manifest
 from edgecompile.verify import verify
 from conftest import randomize_batchnorm, require_tool, save_torchscript
-from models_for_tests import INPUT_SHAPES, ConvBNNet, OddConvNet, WideMLP
+from models_for_tests import INPUT_SHAPES, ConvBNNet, OddConvNet, ResidualNet, WideMLP
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +117,36 @@ def test_random_models_bit_exact(cls, rank, tmp_path, rng):
     assert v.ok and v.total == 128
     # random inputs beyond the calibration range saturate the same way in C and simulator
     wild = (rng.standard_normal((32,) + shape) * 6).astype(np.float32)
+    np.save(tmp_path / "wild.npy", wild)
+    assert verify(result.out_dir, inputs=tmp_path / "wild.npy").ok
+
+
+def test_residual_relu_codes_are_unsigned_through_adds_and_pools(tmp_path, rng):
+    """ReLU outputs read by the skip Add, Add+ReLU outputs read by a conv and a global average pool, and
+    the pools' outputs (read by Linears) are unsigned codes (zero point -128); the C is bit-exact."""
+    from edgecompile import ops
+
+    shape = INPUT_SHAPES[ResidualNet]
+    path = save_torchscript(random_model(ResidualNet, 4), tmp_path / "m.pt")
+    np.save(tmp_path / "calib.npy", rng.standard_normal((96,) + shape).astype(np.float32))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=128))
+    g = result.compiled.graph
+    adds = [n for n in g.nodes if isinstance(n, ops.Add)]
+    skip = next(n for n in adds if (n.attrs.get("act") or {}).get("min") == 0)
+    pools = [n for n in g.nodes if isinstance(n, ops.AvgPool2d)]
+    convs = [n for n in g.nodes if isinstance(n, ops.Conv2d)]
+    stem, head = convs[0], convs[-1]
+    unsigned = [stem.outputs[0], skip.outputs[0], head.outputs[0]] + [p.outputs[0] for p in pools]
+    assert len(pools) == 2 and all(g.tensors[t].zero_point == -128 for t in unsigned), \
+        {t: g.tensors[t].zero_point for t in unsigned}
+    assert skip.qattrs["zero_a"] == -128 and skip.qattrs["zero_y"] == -128 and skip.qattrs["act_min"] == -128
+    assert all(p.qattrs["offset"] == -128 + (128 << p.qattrs["scale_shift"]) for p in pools)
+    assert g.tensors[g.outputs[0]].zero_point == 0  # never a model output
+    assert "u" in skip.formats(g)
+    assert result.summary["quantization_sqnr_db"] > 25
+    v = verify(result.out_dir)
+    assert v.ok and v.total == 128
+    wild = (rng.standard_normal((32,) + shape) * 6).astype(np.float32)  # saturating inputs too
     np.save(tmp_path / "wild.npy", wild)
     assert verify(result.out_dir, inputs=tmp_path / "wild.npy").ok
 

@@ -273,3 +273,24 @@ def test_softmax_rule_matches_its_definition():
     want = np.minimum(np.floor(e * 128 / e.sum(1, keepdims=True) + 0.5), 127)
     assert np.array_equal(node.run_int(g, x), want)
     assert node.run_int(g, x)[1].tolist() == [26, 26, 26, 26, 26]  # 128/5 = 25.6
+
+
+def test_add_zero_points_are_the_signed_add_of_the_values(rng):
+    """An add over unsigned codes (zero point -128) computes what the signed add computes on the
+    values q - z (wider than int8 here, as ec_add_any would hold them), and an unsigned output is
+    the signed result's code minus 128, its ReLU clamp at code -128."""
+    def add(za, zb, zy, lo, hi, mult_b=1, shift_a=2, shift_b=0, shift_out=1):
+        node = ops.Add("add", ["a", "b"], ["y"], attrs={"act": None})
+        node.qattrs = {"mult_a": 1, "shift_a": shift_a, "mult_b": mult_b, "shift_b": shift_b,
+                       "shift_out": shift_out, "zero_a": za, "zero_b": zb, "zero_y": zy, "act_min": lo, "act_max": hi}
+        return node
+
+    a = np.concatenate([[-128, 127, -128, 127], rng.integers(-128, 128, 200)])
+    b = np.concatenate([[-128, -128, 127, 127], rng.integers(-128, 128, 200)])
+    for mult_b, shift_b, shift_out in ((1, 0, 1), (-11585, -11, 3), (1, 3, 0), (1, -2, -3)):
+        want = add(0, 0, 0, 0, 255, mult_b, 2, shift_b, shift_out).run_int(None, a + 128, b)  # ReLU, 9-bit
+        got = add(-128, 0, -128, -128, 127, mult_b, 2, shift_b, shift_out).run_int(None, a, b)
+        assert np.array_equal(got, np.minimum(want, 255) - 128)
+        both = add(-128, -128, 0, -128, 127, mult_b, 2, shift_b, shift_out).run_int(None, a, b)
+        assert np.array_equal(both, add(0, 0, 0, -128, 127, mult_b, 2, shift_b, shift_out).run_int(None, a + 128,
+                                                                                                      b + 128))

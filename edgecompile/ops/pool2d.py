@@ -75,8 +75,17 @@ class MaxPool2d(Pool2d):
 
 @register
 class AvgPool2d(Pool2d):
-    """Average pooling that also rescales: y = sat(round_half_up(sum * 2^k / n)), k = f_out - f_in
+    """Average pooling that also rescales: y = sat(round_half_up(sum * 2^k / n) + offset), k = f_out - f_in
     (for k < 0, into a narrower output: round_half_up(sum / (n * 2^-k))).
+
+    offset = z_out - z_in * 2^k carries the zero points (numerics.py): an unpadded pool over
+    unsigned codes q = u + z_in (z_in = -128) sums q = sum(u) + n * z_in, and
+    round_half_up((sum(u) + n * z_in) * 2^k / n) = round_half_up(sum(u) * 2^k / n) + z_in * 2^k
+    exactly, z_in * 2^k being an integer (k >= 0: an unsigned input is 8-bit, so the output is
+    never narrower); subtracting it and adding the output's zero point (0, or -128 when the
+    output is unsigned too) gives the output's code.  Signed codes have offset 0.  A padded
+    window would read the fill 0 as the code of 128 * 2^-f, so offset_tensors never gives a
+    padded pool an unsigned input.
 
     Averaging shrinks values (a global pool of N(0,1) data has spread 1/sqrt(n)),
     so the output gets its own calibrated frac bits instead of the input's;
@@ -119,14 +128,18 @@ class AvgPool2d(Pool2d):
         # (k >= 0); a narrower output needs (x.bits - y.bits) fewer frac bits at most (k < 0).
         y.frac_bits = max(y.frac_bits, x.frac_bits - (x.bits - y.bits))
         lo, hi = numerics.qrange(y.bits)
-        self.qattrs = {"scale_shift": y.frac_bits - x.frac_bits, "act_min": lo, "act_max": hi}
+        k = y.frac_bits - x.frac_bits
+        assert not x.zero_point or (k >= 0 and not any(self.attrs["pads"])), "unsigned input: unpadded, k >= 0"
+        offset = int(y.zero_point) - (int(x.zero_point) << max(k, 0))
+        self.qattrs = {"scale_shift": k, "offset": offset, "act_min": lo, "act_max": hi}
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         k = int(self.qattrs["scale_shift"])  # k < 0 only into a narrower output, see quantize()
         total = self._window_sums(x_q, np.int64) << max(k, 0)
         n = self._divisors(*np.shape(x_q)[2:]) << max(-k, 0)
         # Rule 5 per position: round half up of (sum * 2^k) / n, then rule 3.
-        return numerics.saturate(numerics.round_half_up_div(total, n), self.qattrs["act_min"], self.qattrs["act_max"])
+        mean = numerics.round_half_up_div(total, n) + self.qattrs.get("offset", 0)
+        return numerics.saturate(mean, self.qattrs["act_min"], self.qattrs["act_max"])
 
     def formats(self, graph: Graph) -> str:
         return super().formats(graph) + f" *2^{self.qattrs.get('scale_shift', 0)}"
@@ -137,6 +150,8 @@ class AvgPool2d(Pool2d):
         if self.is_wide(em.graph):
             em.runtime.add("ec_pool2d")
             em.call(f"ec_avgpool2d_any({x}, {em.element_bytes(self.inputs[0])}, {geometry}, {y}, "
-                    f"{em.element_bytes(self.outputs[0])}, {out_size}, {include}, {self.qattrs['scale_shift']})")
+                    f"{em.element_bytes(self.outputs[0])}, {out_size}, {include}, {self.qattrs['scale_shift']}, "
+                    f"{self.qattrs.get('offset', 0)})")
             return
-        em.call(f"ec_avgpool2d_fast_s8({x}, {geometry}, {y}, {out_size}, {include}, {self.qattrs['scale_shift']})")
+        em.call(f"ec_avgpool2d_fast_s8({x}, {geometry}, {y}, {out_size}, {include}, {self.qattrs['scale_shift']}, "
+                f"{self.qattrs.get('offset', 0)})")

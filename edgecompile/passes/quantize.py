@@ -194,13 +194,20 @@ UNSIGNED_ZERO_POINT = -128
 
 
 def offset_tensors(graph: Graph) -> set[str]:
-    """The tensors that can be unsigned codes (zero point -128): 8-bit outputs of a Conv2d or Linear
-    whose fused activation clamps at 0 (ReLU, ReLU6), read only through max pools and views, by
-    Conv2d and Linear layers without padding (their bias absorbs the offset; a zero pad would
-    read as 128 * 2^-f), and not a model output."""
+    """The tensors that can be unsigned codes (zero point -128), never a model output (final_tensors)
+    nor a graph input, always 8-bit:
+      - outputs of a Conv2d, Linear or Add whose fused activation clamps at 0 (ReLU, ReLU6), and
+        outputs of an AvgPool2d without padding whose input is one of these unsigned tensors
+        (the mean of codes u in 0..255 is one again);
+      - read only by Conv2d layers without padding and Linear layers (their bias absorbs the
+        offset; a zero pad would read as 128 * 2^-f), Adds (ops/add.py: each operand's zero point
+        is subtracted before its multiplier) and AvgPool2d without padding (ops/pool2d.py: the
+        offset after the rounded division), directly or through max pools and views (which keep
+        their input's code, so their readers obey the same rule)."""
+    from ..ops.add import Add
     from ..ops.conv2d import Conv2d
     from ..ops.linear import Linear
-    from ..ops.pool2d import MaxPool2d
+    from ..ops.pool2d import AvgPool2d, MaxPool2d
 
     readers: dict[str, list] = {}
     for node in graph.nodes:
@@ -212,18 +219,27 @@ def offset_tensors(graph: Graph) -> set[str]:
         if tensor in final or not readers.get(tensor):
             return False
         for node in readers[tensor]:
-            if type(node) is Linear or (type(node) is Conv2d and not any(node.attrs["pads"])):
+            if type(node) in (Linear, Add) or (type(node) in (Conv2d, AvgPool2d) and not any(node.attrs["pads"])):
                 continue
             if (node.is_alias or type(node) is MaxPool2d) and absorbs(node.outputs[0]):
                 continue
             return False
         return True
 
+    def source(tensor: str) -> str:
+        """The tensor whose code `tensor` shares (through views and max pools)."""
+        producer = graph.producer(tensor)
+        return source(producer.inputs[0]) if producer is not None and producer.preserves_format else tensor
+
     chosen = set()
-    for node in graph.nodes:
+    for node in graph.nodes:  # in order: a pool's input is decided before its output
         act = node.attrs.get("act") or {}
         out = node.outputs[0]
-        if type(node) in (Conv2d, Linear) and act.get("min") == 0 and graph.tensors[out].bits == 8 and absorbs(out):
+        if graph.tensors[out].bits != 8 or not absorbs(out):
+            continue
+        if type(node) in (Conv2d, Linear, Add) and act.get("min") == 0:
+            chosen.add(out)
+        elif type(node) is AvgPool2d and not any(node.attrs["pads"]) and source(node.inputs[0]) in chosen:
             chosen.add(out)
     return chosen
 

@@ -17,11 +17,14 @@ case and compares every output byte.
 
     python tests/kernels/gen_vectors.py cases.bin [--seed N] [--count N] [--max-bytes N]
 
-Binary format (little-endian): per case 26 int32 header fields (HEADER below),
+Binary format (little-endian): per case 30 int32 header fields (HEADER below),
 then the arrays input (int8, placed `misalign` bytes past a word boundary by the
 harness), weight (int8, logical order), packed weight (int8),
-bias (int32, out_c values when has_bias), shift (int8, out_c or 1 values), each
-padded with zeros to a multiple of 4 bytes.
+bias (int32, out_c values when has_bias), shift (int8, out_c or 1 values) for the
+weighted layers, the second operand (int8) of an add, and, when `expected` is set,
+the simulator's output (int8: adds, and average pools with zero-point offsets), each
+padded with zeros to a multiple of 4 bytes.  The harness compares the reference kernel
+with that expected output too, so those cases check simulator == reference == fast.
 """
 from __future__ import annotations
 
@@ -40,7 +43,8 @@ from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_
 OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6, "add": 7}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
-          "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "reserved")
+          "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "offset", "zero_a", "zero_b",
+          "zero_y", "expected")
 INT32_MAX = 2**31 - 1
 # Buffer sizes of harness.c (EC_MAX_*): every case fits them (the M0+ machine has 16 KiB of RAM).
 DEFAULT_MAX_BYTES = 1536
@@ -280,22 +284,102 @@ def wide_pool_case(rng, max_bytes: int, op: str) -> dict | None:
                 include_pad=int(rng.random() < 0.5), scale_shift=scale_shift)
 
 
+def simulate_add(case: dict) -> np.ndarray:
+    """What the compiler's simulator (ops/add.py Add.run_int) computes for an add case."""
+    from edgecompile.ops.add import Add
+
+    add = Add("add", ["a", "b"], ["y"], attrs={"act": None})
+    add.qattrs = {"mult_a": case["stride_h"], "shift_a": case["stride_w"], "mult_b": case["pad_top"],
+                  "shift_b": case["pad_left"], "shift_out": case["scale_shift"], "zero_a": case.get("zero_a", 0),
+                  "zero_b": case.get("zero_b", 0), "zero_y": case.get("zero_y", 0), "act_min": case["act_min"],
+                  "act_max": case["act_max"]}
+    return add.run_int(None, np.asarray(case["input"], np.int64), np.asarray(case["second"], np.int64))
+
+
+def simulate_avgpool(case: dict) -> np.ndarray:
+    """What the simulator (ops/pool2d.py AvgPool2d.run_int) computes for an unpadded average pool case."""
+    from edgecompile.ops.pool2d import AvgPool2d
+
+    pool = AvgPool2d("pool", ["x"], ["y"], attrs={"kernel": [case["k_h"], case["k_w"]],
+                                                  "stride": [case["stride_h"], case["stride_w"]],
+                                                  "pads": [0, 0, 0, 0], "count_include_pad": bool(case["include_pad"])})
+    pool.qattrs = {"scale_shift": case["scale_shift"], "offset": case.get("offset", 0), "act_min": -128,
+                   "act_max": 127}
+    return pool.run_int(None, np.asarray(case["input"], np.int64)[None])[0]
+
+
+ZERO_POINTS = (0, -128)  # signed codes, unsigned codes (numerics.py)
+
+
 def add_case(rng, max_bytes: int) -> dict:
     """A weighted add (ec_add_s8): sizes not multiples of 4, multipliers +-1 or with 14 frac bits,
-    alignment shifts of either sign within the compiler's bound |x * mult| * 2^shift < 2^30, output
-    shifts from -8 to 31 (ties and negative values round half up), and the clamps."""
+    zero points 0 or -128 on each operand and the output, alignment shifts of either sign within
+    the compiler's bound |(x - z) * mult| * 2^shift < 2^30, output shifts from -8 to 31 (ties and
+    negative values round half up), and the clamps (code space).  The simulator's result rides
+    along as the expected output."""
     size = int(rng.integers(1, max_bytes + 1)) if rng.random() < 0.5 else int(rng.integers(1, 40))
-    params = []
-    for _ in range(2):
+    params, zeros = [], [int(rng.choice(ZERO_POINTS)) for _ in range(3)]
+    for z in zeros[:2]:
         mult = int(rng.choice([1, -1])) if rng.random() < 0.5 else int(rng.integers(-2**15, 2**15 + 1))
-        room = int(np.floor(np.log2(2**30 / (128 * max(abs(mult), 1))))) - 1  # largest exact left shift
+        span = 256 if z else 128  # |x - z| <= 255 for unsigned codes
+        room = int(np.floor(np.log2(2**30 / (span * max(abs(mult), 1))))) - 1  # largest exact left shift
         params += [mult, int(rng.integers(-31, room + 1))]
     lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))]
+    if zeros[2]:  # the value-space clamp holds 0 (ec_elementwise.h): an unsigned code's lo is -128
+        lo, hi = -128, max(hi, -128 + 6)
     a = _values(rng, (size,), rng.choice(["uniform", "uniform", "extreme", "min"]))
     b = _values(rng, (size,), rng.choice(["uniform", "extreme", "min"]))
-    return dict(op="add", in_c=size, in_h=1, in_w=1, out_c=1, input=a, second=b, stride_h=params[0],
+    case = dict(op="add", in_c=size, in_h=1, in_w=1, out_c=1, input=a, second=b, stride_h=params[0],
                 stride_w=params[1], pad_top=params[2], pad_left=params[3], scale_shift=int(rng.integers(-8, 32)),
-                act_min=lo, act_max=hi, misalign=int(rng.choice([0, 0, 1, 2, 3])))
+                act_min=lo, act_max=hi, misalign=int(rng.choice([0, 0, 1, 2, 3])), zero_a=zeros[0],
+                zero_b=zeros[1], zero_y=zeros[2])
+    return dict(case, expected=1, output=simulate_add(case))
+
+
+def offset_pool_case(rng, max_bytes: int) -> dict | None:
+    """An unpadded average pool over unsigned codes (zero point -128) into a signed or unsigned
+    output: offset = z_out + 128 * 2^scale_shift (AvgPool2d.quantize), global pools included.
+    The simulator's result rides along as the expected output."""
+    case = pool_case(rng, max_bytes, "avgpool") if rng.random() < 0.5 else wide_pool_case(rng, max_bytes, "avgpool")
+    if case is None or case.get("pad_top") or case.get("pad_left"):
+        return None
+    if case["out_h"] != out_size(case["in_h"], case["k_h"], case["stride_h"], 0, 0) or \
+            case["out_w"] != out_size(case["in_w"], case["k_w"], case["stride_w"], 0, 0):
+        return None  # padded at the bottom or on the right
+    z_out = int(rng.choice(ZERO_POINTS))
+    case["offset"] = z_out + (128 << case["scale_shift"])
+    return dict(case, expected=1, output=simulate_avgpool(case))
+
+
+def add_edge_cases() -> list[dict]:
+    """Adds at their edges: every zero point combination, operands all -128 or all 127 (and
+    alternating), multipliers +-1 and +-2^15, alignment shifts at the largest exact left shift,
+    zero and negative (rounding), output shifts negative, zero and positive, clamps at both ends."""
+    cases = []
+    values = {"min": np.full(11, -128, np.int8), "max": np.full(11, 127, np.int8),
+              "alt": np.array([-128, 127] * 5 + [-128], np.int8)}
+    for za in ZERO_POINTS:
+        for zb in ZERO_POINTS:
+            for zy in ZERO_POINTS:
+                for mult in (1, -1, 2**15, -2**15):
+                    span_a, span_b = (256 if za else 128), (256 if zb else 128)
+                    room_a = int(np.floor(np.log2((2**30 - 1) / (span_a * abs(mult)))))
+                    room_b = int(np.floor(np.log2((2**30 - 1) / (span_b * 1))))
+                    for shift_a, shift_b, shift_out, (lo, hi), (va, vb) in (
+                            (room_a, room_b, 31, (-128, 127), ("min", "max")),
+                            (room_a, 0, 0, (-128, 127), ("max", "max")),
+                            (0, -3, -8, (0, 127), ("alt", "min")),
+                            (-5, room_b, 1, (-128, 0), ("min", "alt")),
+                            (-1, -1, 2, (-37, 60), ("alt", "alt"))):
+                        if shift_a > room_a or shift_b > room_b:
+                            continue
+                        if zy:  # code-space bounds whose value-space clamp holds 0 (ec_elementwise.h)
+                            lo, hi = -128, max(hi, -127)
+                        case = dict(op="add", in_c=11, in_h=1, in_w=1, out_c=1, input=values[va], second=values[vb],
+                                    stride_h=mult, stride_w=shift_a, pad_top=1, pad_left=shift_b,
+                                    scale_shift=shift_out, act_min=lo, act_max=hi, zero_a=za, zero_b=zb, zero_y=zy)
+                        cases.append(dict(case, expected=1, output=simulate_add(case)))
+    return cases
 
 
 def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -316,7 +400,8 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
               (0.10, lambda: depthwise_case(rng, max_bytes, max_scratch)),
               (0.05, lambda: wide_pool_case(rng, max_bytes, "maxpool")),
               (0.05, lambda: wide_pool_case(rng, max_bytes, "avgpool")),
-              (0.05, lambda: add_case(rng, max_bytes))]
+              (0.05, lambda: add_case(rng, max_bytes)),
+              (0.03, lambda: offset_pool_case(rng, max_bytes))]
     cases = []
     for share, make in makers:
         want = int(round(share * count))
@@ -332,7 +417,8 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
 def extreme_cases() -> list[dict]:
     """Accumulators driven to the very edge of the proven bound: every weight and input -128 (or
     weights 127, inputs -128), a bias that makes |bias| + sum |w| * 128 = 2^31 - 1 exactly, and the
-    rounding constant either refused (it would overflow) or allowed with no room to spare."""
+    rounding constant either refused (it would overflow) or allowed with no room to spare; and the
+    adds' edges (add_edge_cases)."""
     cases = []
     for op, sign, shift in (("conv", 1, 1), ("conv", -1, 7), ("conv", 1, 0), ("conv", -1, -3), ("linear", 1, 1),
                             ("linear", -1, 31), ("linear", 1, 12), ("pointwise", 1, 1), ("pointwise", -1, 9),
@@ -388,7 +474,7 @@ def extreme_cases() -> list[dict]:
             c = dict(case, act_min=-128, act_max=127, per_channel=0, has_bias=1, bias=b.astype(np.int32),
                      shift=shifts, folded=round_folded(weight, b, shifts))
             cases.append(c)
-    return cases
+    return cases + add_edge_cases()
 
 
 def _pad4(data: bytes) -> bytes:
@@ -403,6 +489,8 @@ def encode(case: dict) -> bytes:
     out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
     if case["op"] == "add":
         out += _pad4(np.asarray(case["second"], dtype=np.int8).tobytes())
+    if case.get("expected"):  # the simulator's output, which the reference kernel must match
+        out += _pad4(np.asarray(case["output"], dtype=np.int8).tobytes())
     if case["op"] in ("conv", "linear", "pointwise", "grouped"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())

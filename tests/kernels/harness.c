@@ -27,15 +27,17 @@
 #endif
 #define EC_MAX_CHANNELS 128
 #define EC_GUARD 16 /* bytes checked past each written buffer */
-#define EC_HEADER_FIELDS 26
+#define EC_HEADER_FIELDS 30
 
 enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5, OP_GROUPED = 6,
        OP_ADD = 7 /* in_c elements; b after a; mult_a, shift_a, mult_b, shift_b, shift_out in the
-                     stride_h, stride_w, pad_top, pad_left, scale_shift fields */ };
+                     stride_h, stride_w, pad_top, pad_left, scale_shift fields; zero points in
+                     zero_a, zero_b, zero_y */ };
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
-    F_MISALIGN, F_DILATION_H, F_DILATION_W, F_GROUPS
+    F_MISALIGN, F_DILATION_H, F_DILATION_W, F_GROUPS, F_OFFSET, F_ZERO_A, F_ZERO_B, F_ZERO_Y,
+    F_EXPECTED /* the simulator's output follows (into packed_buf, unused by adds and pools) */
 };
 
 /* Word-aligned buffers (the generated code aligns weights and the arena the same way). */
@@ -144,6 +146,9 @@ static int run_case(int h)
     if (op == OP_ADD && !read_exact(h, weight_buf.b, in_n)) { /* the second operand */
         return 91;
     }
+    if (header[F_EXPECTED] && (weighted || !read_exact(h, packed_buf.b, out_n))) {
+        return 91;
+    }
     for (i = 0; i < in_n; ++i) {
         in_copy.b[i] = in[i];
     }
@@ -201,10 +206,11 @@ static int run_case(int h)
         break;
     case OP_ADD:
         ec_add_s8(in, weight_buf.b, ref_out.b, header[F_IN_C], header[F_STRIDE_H], header[F_STRIDE_W],
-                  header[F_PAD_TOP], header[F_PAD_LEFT], header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX]);
+                  header[F_ZERO_A], header[F_PAD_TOP], header[F_PAD_LEFT], header[F_ZERO_B], header[F_SCALE_SHIFT],
+                  header[F_ZERO_Y], header[F_ACT_MIN], header[F_ACT_MAX]);
         ec_add_mve_s8(in, weight_buf.b, fast_out.b, header[F_IN_C], header[F_STRIDE_H], header[F_STRIDE_W],
-                      header[F_PAD_TOP], header[F_PAD_LEFT], header[F_SCALE_SHIFT], header[F_ACT_MIN],
-                      header[F_ACT_MAX]);
+                      header[F_ZERO_A], header[F_PAD_TOP], header[F_PAD_LEFT], header[F_ZERO_B],
+                      header[F_SCALE_SHIFT], header[F_ZERO_Y], header[F_ACT_MIN], header[F_ACT_MAX]);
         break;
     case OP_LINEAR:
         ec_linear_s8(in, header[F_IN_C], weight_buf.b, bias, shift_buf.b, header[F_PER_CHANNEL],
@@ -223,14 +229,23 @@ static int run_case(int h)
     case OP_AVGPOOL:
         ec_avgpool2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], header[F_K_H], header[F_K_W],
                         header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], ref_out.b,
-                        header[F_OUT_H], header[F_OUT_W], header[F_INCLUDE_PAD], header[F_SCALE_SHIFT]);
+                        header[F_OUT_H], header[F_OUT_W], header[F_INCLUDE_PAD], header[F_SCALE_SHIFT],
+                        header[F_OFFSET]);
         ec_avgpool2d_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], header[F_K_H], header[F_K_W],
                              header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT],
                              fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_INCLUDE_PAD],
-                             header[F_SCALE_SHIFT]);
+                             header[F_SCALE_SHIFT], header[F_OFFSET]);
         break;
     default:
         return 92;
+    }
+    if (header[F_EXPECTED]) {
+        i = first_difference(ref_out.b, packed_buf.b, out_n);
+        if (i >= 0) {
+            put_line("  first output byte off the simulator's: ", i, " of ", out_n, "");
+            put_line("  simulator: ", packed_buf.b[i], " reference: ", ref_out.b[i], "");
+            return 6; /* the reference kernel and the simulator disagree */
+        }
     }
     i = first_difference(ref_out.b, fast_out.b, out_n + EC_GUARD);
     if (i >= 0) {
