@@ -1,8 +1,9 @@
 /*
  * harness.c - runs the fast kernels against the reference ones on every case of
  * cases.bin (written by gen_vectors.py, format there) and compares every output
- * byte.  Also checks that the fast kernels write nothing past their output and
- * scratch buffers and leave their input alone.  Builds for the host and for the
+ * byte (the convolutions with the case's pad_value, the code their padding reads).
+ * Also checks that the fast kernels write nothing past their output and scratch
+ * buffers and leave their input alone.  Builds for the host and for the
  * Cortex-M targets (files through targets/common/ec_platform.h: stdio or
  * semihosting).  Prints "kernels: N passed, M failed"; exits 0 only if M = 0.
  */
@@ -35,7 +36,7 @@ enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE 
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
-    F_MISALIGN, F_DILATION_H, F_DILATION_W, F_GROUPS
+    F_MISALIGN, F_DILATION_H, F_DILATION_W, F_GROUPS, F_PAD_VALUE
 };
 
 /* Word-aligned buffers (the generated code aligns weights and the arena the same way). */
@@ -160,12 +161,13 @@ static int run_case(int h)
         }
         ec_conv2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
                      header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W], header[F_STRIDE_H],
-                     header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], ref_out.b, header[F_OUT_H],
-                     header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+                     header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], header[F_PAD_VALUE], ref_out.b,
+                     header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
         ec_conv2d_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias, shift_buf.b,
                           header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W], header[F_STRIDE_H],
-                          header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], fast_out.b, header[F_OUT_H],
-                          header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX], header[F_FOLDED], scratch.b);
+                          header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], header[F_PAD_VALUE], fast_out.b,
+                          header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX], header[F_FOLDED],
+                          scratch.b);
         break;
     case OP_POINTWISE:
         if (scratch_n != ec_conv2d_1x1_fast_scratch(header[F_IN_C], header[F_OUT_C])) {
@@ -173,7 +175,8 @@ static int run_case(int h)
         }
         ec_conv2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
                      header[F_PER_CHANNEL], header[F_OUT_C], 1, 1, header[F_STRIDE_H], header[F_STRIDE_W], 0, 0,
-                     ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+                     header[F_PAD_VALUE], ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN],
+                     header[F_ACT_MAX]); /* 1x1 windows without padding: pad_value is never read */
         ec_conv2d_1x1_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias, shift_buf.b,
                               header[F_PER_CHANNEL], header[F_OUT_C], header[F_STRIDE_H], header[F_STRIDE_W],
                               fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
@@ -190,13 +193,13 @@ static int run_case(int h)
         ec_conv2d_grouped_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
                              header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W],
                              header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT],
-                             header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS], ref_out.b,
-                             header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+                             header[F_PAD_VALUE], header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS],
+                             ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
         ec_conv2d_grouped_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias,
                                   shift_buf.b, header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W],
                                   header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT],
-                                  header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS], fast_out.b,
-                                  header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
+                                  header[F_PAD_VALUE], header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS],
+                                  fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
                                   header[F_FOLDED], scratch_n > 0 ? scratch.b : (int8_t *)0);
         break;
     case OP_ADD:
