@@ -9,15 +9,16 @@
  * group's weights transposed once into a small array (one load per tap); so does one whose
  * only outside column is its left (right) one, with that column's weights 0 and pad_value
  * times them in its start value.  Other windows that leave the input are clipped tap by tap
- * in a separate routine, which adds pad_value times the weights of the taps outside (with a
- * copy of its own for pad_value != 0, so that pad_value 0 pays nothing for it).  The last group of channels is predicated (inactive
- * lanes load nothing and store nothing).
+ * in a separate routine; with pad_value != 0 (its own copies, so that pad_value 0 pays
+ * nothing for it) such a window starts from bias + pad_value * sum(w) and its taps inside add
+ * (x - pad_value) * w.  The last group of channels is predicated (inactive lanes load nothing
+ * and store nothing).
  *
  * Exactness: each lane's accumulator is the reference's bias plus the same products w * x
- * (|w * x| <= 2^14, exact in int32), added in the same order, but for the padding's products
- * (first or last: exact integer sums, the order does not matter); every partial sum is a
- * bias plus some of those products, so |acc| <= acc_bound <= 2^31 - 1 holds for each.  Requantization is VQRSHL by
- * -s: for s > 0 it computes (acc + 2^(s-1)) >> s without overflow (rounding right shift),
+ * (|w * x| <= 2^14, exact in int32) and pad_value * w for the taps outside, in another order
+ * (exact integer sums: the order does not matter); every partial sum is the bias plus some of
+ * those products, so |acc| <= acc_bound <= 2^31 - 1 holds for each.  Requantization is VQRSHL
+ * by -s: for s > 0 it computes (acc + 2^(s-1)) >> s without overflow (rounding right shift),
  * which is rule 2's floor(acc / 2^s + 1/2), round half up, negative values and ties included;
  * s = 0 leaves acc; for s < 0 it is acc * 2^-s saturated to int32, and clamping that to
  * [act_min, act_max] (within int32) gives the same as rule 2's clamp-then-shift followed by
@@ -44,6 +45,7 @@ struct ec_dw_group {
      * column of taps 0, and the start value bias plus pad_value times that column's weights (the
      * padding those windows read there; bias when pad_value is 0) */
     struct ec_dw_taps t, t_l, t_r;
+    int32x4_t pad_sum; /* pad_value times the sum of each channel's weights (pad_value != 0 only) */
 };
 
 /* The group's channels as lanes: gathers from base (offsets offs), predicated by p unless
@@ -76,9 +78,12 @@ struct ec_dw_geo {
 
 /* Output pixels [ox, ox_end) of row oy, window clipped to the input tap by tap; the weights
  * from g->t.wt for a 3x3 kernel, else gathered.  full: the group has four channels; padded:
- * pad_value != 0, and the taps outside add pad_value times their weights (both constants
- * after inlining). */
-static EC_FAST_INLINE void ec_dw_clipped_impl(const struct ec_dw_geo *d, const struct ec_dw_group *g, int oy,
+ * pad_value != 0 (both constants after inlining): then a window that leaves the input starts
+ * from bias + pad_value * sum(w) and adds (x - pad_value) * w for its taps inside, which sums
+ * to bias + the products of the taps inside + pad_value times the weights outside, the
+ * reference's sum (every partial sum is bias plus some products x * w or pad_value * w:
+ * bounded as the reference's). */
+static EC_FAST_INLINE void ec_dw_clipped(const struct ec_dw_geo *d, const struct ec_dw_group *g, int oy,
                                               int ox, int ox_end, mve_pred16_t p, int full, int padded)
 {
     const int y0 = oy * d->stride_h - d->pad_top, k_w = d->k_w;
@@ -89,44 +94,20 @@ static EC_FAST_INLINE void ec_dw_clipped_impl(const struct ec_dw_geo *d, const s
         const int x0 = ox * d->stride_w - d->pad_left;
         const int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + k_w > in_w ? in_w - x0 : k_w;
         const int8_t *row = g->in + (long)(y0 + ky0) * in_w + x0;
-        int32x4_t acc = g->t.start;
+        const int outside = padded && (ky0 > 0 || ky1 < d->k_h || kx0 > 0 || kx1 < k_w);
+        const int32x4_t pad = vdupq_n_s32(outside ? d->pad_value : 0);
+        int32x4_t acc = outside ? vaddq_s32(g->t.start, g->pad_sum) : g->t.start;
         int ky, kx;
         for (ky = ky0; ky < ky1; ++ky, row += in_w) {
             for (kx = kx0; kx < kx1; ++kx) {
                 const int t = ky * k_w + kx;
                 const int32x4_t w = wide ? EC_DW_GATHER(g->w + t, d->offs_w) : vld1q_s32(g->t.wt + 4 * t);
-                acc = EC_DW_MAC(acc, EC_DW_GATHER(row + kx, d->offs_in), w);
-            }
-        }
-        if (padded && (ky0 > 0 || ky1 < d->k_h || kx0 > 0 || kx1 < k_w)) {
-            const int32x4_t pad = vdupq_n_s32(d->pad_value);
-            for (ky = 0; ky < d->k_h; ++ky) {
-                for (kx = 0; kx < k_w; ++kx) {
-                    if (ky < ky0 || ky >= ky1 || kx < kx0 || kx >= kx1) { /* outside: reads pad_value */
-                        const int t = ky * k_w + kx;
-                        const int32x4_t w = wide ? EC_DW_GATHER(g->w + t, d->offs_w) : vld1q_s32(g->t.wt + 4 * t);
-                        acc = EC_DW_MAC(acc, pad, w);
-                    }
-                }
+                const int32x4_t x = EC_DW_GATHER(row + kx, d->offs_in);
+                acc = EC_DW_MAC(acc, padded ? vsubq_s32(x, pad) : x, w); /* |x - pad| <= 255: exact */
             }
         }
         ec_dw_store(acc, g, d->offs_out, d->act_min, d->act_max, out, p, full);
     }
-}
-
-/* ec_dw_clipped_impl for pad_value 0: the padding adds nothing. */
-static EC_FAST_INLINE void ec_dw_clipped(const struct ec_dw_geo *d, const struct ec_dw_group *g, int oy, int ox,
-                                         int ox_end, mve_pred16_t p, int full)
-{
-    ec_dw_clipped_impl(d, g, oy, ox, ox_end, p, full, 0);
-}
-
-/* ec_dw_clipped_impl for pad_value != 0: out of line, one copy, predicated for any group (p has
- * all four lanes for a full one). */
-static EC_FAST_NOINLINE void ec_dw_clipped_padded(const struct ec_dw_geo *d, const struct ec_dw_group *g, int oy,
-                                                  int ox, int ox_end, mve_pred16_t p)
-{
-    ec_dw_clipped_impl(d, g, oy, ox, ox_end, p, 0, 1);
 }
 
 /* One tap in ec_dw_3x3_full's assembly: the four channels' values at base + plane * lane
@@ -204,35 +185,26 @@ static void ec_dw_3x3_inside_part(const struct ec_dw_geo *d, const struct ec_dw_
     }
 }
 
-/* All output rows of one group: windows that leave the input go through ec_dw_clipped (or
- * ec_dw_clipped_padded when padded: pad_value != 0, a constant after inlining), the others (3x3)
- * through ec_dw_3x3_inside; output columns [ox_lo, ox_hi) have their windows inside
- * horizontally. */
+/* All output rows of one group: windows that leave the input go through ec_dw_clipped, the
+ * others (3x3) through ec_dw_3x3_inside; output columns [ox_lo, ox_hi) have their windows
+ * inside horizontally.  full, padded (pad_value != 0): constants after inlining. */
 static EC_FAST_INLINE void ec_dw_group_planes(const struct ec_dw_geo *d, const struct ec_dw_group *g, int ox_lo,
                                               int ox_hi, mve_pred16_t p, int full, int padded)
 {
-#define EC_DW_CLIPPED(oy, ox, ox_end)                                                                                \
-    do {                                                                                                             \
-        if (padded) {                                                                                                \
-            ec_dw_clipped_padded(d, g, (oy), (ox), (ox_end), p);                                                     \
-        } else {                                                                                                     \
-            ec_dw_clipped(d, g, (oy), (ox), (ox_end), p, full);                                                      \
-        }                                                                                                            \
-    } while (0)
     int oy, ox;
     for (oy = 0; oy < d->out_h; ++oy) {
         const int y0 = oy * d->stride_h - d->pad_top;
         const long row = (long)y0 * d->in_w - d->pad_left; /* + ox * stride_w: a window's top-left tap */
         int8_t *out = g->out + (long)oy * d->out_w;
         if (d->k_h != 3 || d->k_w != 3 || y0 < 0 || y0 + 3 > d->in_h) {
-            EC_DW_CLIPPED(oy, 0, d->out_w);
+            ec_dw_clipped(d, g, oy, 0, d->out_w, p, full, padded);
             continue;
         }
         for (ox = 0; ox < ox_lo; ++ox) { /* left border: x0 = -1 reads the row above's last value */
             if (full && ox * d->stride_w - d->pad_left == -1 && y0 >= 1 && d->in_w >= 2) {
                 ec_dw_3x3_full(d, &g->t_l, g->in + (row + ox * d->stride_w), 1, out + ox);
             } else {
-                EC_DW_CLIPPED(oy, ox, ox + 1);
+                ec_dw_clipped(d, g, oy, ox, ox + 1, p, full, padded);
             }
         }
         if (ox_lo < ox_hi) {
@@ -247,11 +219,10 @@ static EC_FAST_INLINE void ec_dw_group_planes(const struct ec_dw_geo *d, const s
             if (full && ox * d->stride_w - d->pad_left == d->in_w - 2 && y0 + 3 < d->in_h) {
                 ec_dw_3x3_full(d, &g->t_r, g->in + (row + ox * d->stride_w), 1, out + ox);
             } else {
-                EC_DW_CLIPPED(oy, ox, ox + 1);
+                ec_dw_clipped(d, g, oy, ox, ox + 1, p, full, padded);
             }
         }
     }
-#undef EC_DW_CLIPPED
 }
 
 void ec_depthwise_mve_s8(const int8_t *input, int channels, int in_h, int in_w, const int8_t *weight,
@@ -303,13 +274,20 @@ void ec_depthwise_mve_s8(const int8_t *input, int channels, int in_h, int in_w, 
             }
             g.t_l.start = g.t_r.start = g.t.start;
             g.t_l.neg_s = g.t_r.neg_s = g.t.neg_s;
-            if (pad_value != 0) { /* |bias| + 128 * sum |w| <= acc_bound: no overflow */
+            if (pad_value != 0) { /* |bias| + 128 * sum |w| <= acc_bound: no overflow (also below) */
                 const int32_t *w = g.t.wt;
                 const int32x4_t left = vaddq_s32(vaddq_s32(vld1q_s32(w), vld1q_s32(w + 12)), vld1q_s32(w + 24));
                 const int32x4_t right = vaddq_s32(vaddq_s32(vld1q_s32(w + 8), vld1q_s32(w + 20)), vld1q_s32(w + 32));
                 g.t_l.start = vaddq_s32(g.t.start, vmulq_n_s32(left, pad_value));
                 g.t_r.start = vaddq_s32(g.t.start, vmulq_n_s32(right, pad_value));
             }
+        }
+        if (pad_value != 0) {
+            int32x4_t sum = vdupq_n_s32(0);
+            for (t = 0; t < taps; ++t) {
+                sum = vaddq_s32(sum, vldrbq_gather_offset_z_s32(g.w + t, d.offs_w, p));
+            }
+            g.pad_sum = vmulq_n_s32(sum, pad_value);
         }
         /* pad_value 0 adds no padding products (nothing tested per window); pad_value != 0 runs
          * its own copies, whose clipped windows add them */
