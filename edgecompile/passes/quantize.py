@@ -196,8 +196,9 @@ UNSIGNED_ZERO_POINT = -128
 def offset_tensors(graph: Graph) -> set[str]:
     """The tensors that can be unsigned codes (zero point -128): 8-bit outputs of a Conv2d or Linear
     whose fused activation clamps at 0 (ReLU, ReLU6), read only through max pools and views, by
-    Conv2d and Linear layers without padding (their bias absorbs the offset; a zero pad would
-    read as 128 * 2^-f), and not a model output."""
+    Conv2d and Linear layers (their bias absorbs the offset, -z * sum(w); a padded Conv2d reads its
+    padding as the zero point, the code of real zero, in the simulator and in every C kernel path,
+    so each window's taps all carry the offset), and not a model output."""
     from ..ops.conv2d import Conv2d
     from ..ops.linear import Linear
     from ..ops.pool2d import MaxPool2d
@@ -212,7 +213,7 @@ def offset_tensors(graph: Graph) -> set[str]:
         if tensor in final or not readers.get(tensor):
             return False
         for node in readers[tensor]:
-            if type(node) is Linear or (type(node) is Conv2d and not any(node.attrs["pads"])):
+            if type(node) in (Linear, Conv2d):
                 continue
             if (node.is_alias or type(node) is MaxPool2d) and absorbs(node.outputs[0]):
                 continue
