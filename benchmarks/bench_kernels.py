@@ -101,7 +101,7 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
         w = rng.integers(-128, 128, size=(out_c, k * k))
         scratch = grouped_scratch_bytes(c, c, (out_c, oh, ow), (k, k), (stride, stride), (1, 1))
         args = (f"{p}_x, {c}, {in_h}, {in_w}, {p}_w, {p}_b, {p}_s, 1, {out_c}, {k}, {k}, {stride}, {stride}, {pad}, "
-                f"{pad}, 1, 1, {c}, OUT, {oh}, {ow}, 0, 127")
+                f"{pad}, 0, 1, 1, {c}, OUT, {oh}, {ow}, 0, 127")
         decls = [_array(f"{p}_x", "int8_t", x, align=True), _array(f"{p}_w", "int8_t", w),
                  _array(f"{p}_b", "int32_t", rng.integers(-5000, 5000, size=out_c)),
                  _array(f"{p}_s", "int8_t", rng.integers(8, 12, size=out_c))]
@@ -118,7 +118,7 @@ def make_layer(i: int, label: str, op: str, g, rng) -> Layer:
             out_n = out_c * oh * ow
             macs = out_n * in_c * k * k
             geo = f"{in_c}, {in_h}, {in_w}"
-            tail = f"{out_c}, {k}, {k}, {stride}, {stride}, {pad}, {pad}, OUT, {oh}, {ow}, 0, 127"
+            tail = f"{out_c}, {k}, {k}, {stride}, {stride}, {pad}, {pad}, 0, OUT, {oh}, {ow}, 0, 127"  # pads read 0
             ref = f"ec_conv2d_s8({p}_x, {geo}, {p}_w, {p}_b, {p}_s, 1, {tail})"
             fast = f"ec_conv2d_fast_s8({p}_x, {geo}, {p}_wp, {p}_b, {p}_s, 1, {tail}, 1, ec_scratch.b)"
             if is_pointwise((k, k), (pad, pad)):  # what export emits for a 1x1 conv without padding

@@ -23,7 +23,8 @@
  * per value, with no bounds checks.  When some window leaves the input (padding,
  * or a last window that overhangs), the windows read a band instead: the input
  * rows under the current output row (and the next one, when a pair of pixels
- * straddles two rows), copied with zeros around them, rebuilt once per output row.
+ * straddles two rows), copied with the padding around them (bytes of pad_value, the
+ * input's zero point), rebuilt once per output row.
  *
  * A 1x1 convolution without padding (ec_conv2d_1x1_fast_s8) has no windows to
  * tabulate: a pixel's column is its in_c values, one plane apart, read straight
@@ -31,9 +32,9 @@
  *
  * Exactness: each accumulator is bias (+ the folded rounding constant,
  * ec_fast.h) plus the same products w * x as the reference, added in another
- * order; the products of the padding are 0 here and skipped there.  Every partial
- * sum is bounded by acc_bound (+ 2^(s-1)) < 2^31, so the int32 result is the
- * same, and the same output rule is applied to it.
+ * order; the padding reads pad_value here as there.  Every partial sum is
+ * bounded by acc_bound (+ 2^(s-1)) < 2^31, so the int32 result is the same,
+ * and the same output rule is applied to it.
  */
 #include "ec_conv2d_fast.h"
 
@@ -89,11 +90,11 @@ static void ec_cols_interior(const int8_t *a, const int8_t *b, const int32_t *of
 }
 #endif
 
-/* The band: the input rows y0 .. y0 + rows - 1 of every channel, zero-padded (rows outside
- * the input, pad_left columns on the left, and on the right up to width), as the
+/* The band: the input rows y0 .. y0 + rows - 1 of every channel, padded with bytes pad (rows
+ * outside the input, pad_left columns on the left, and on the right up to width), as the
  * windows of one or two output rows see them. */
 static void ec_band_fill(const int8_t *input, int in_c, int in_h, int in_w, int y0, int rows, int pad_left, int width,
-                         int8_t *band)
+                         int8_t pad, int8_t *band)
 {
     const int left = pad_left < width ? pad_left : width;
     const int copy = in_w < width - left ? in_w : width - left; /* input columns inside the band */
@@ -105,7 +106,7 @@ static void ec_band_fill(const int8_t *input, int in_c, int in_h, int in_w, int 
             if (y >= 0 && y < in_h) {
                 const int8_t *src = input + ((long)ic * in_h + y) * in_w;
                 for (n = left; n > 0; --n) {
-                    *d++ = 0;
+                    *d++ = pad;
                 }
                 for (n = copy >> 2; n > 0; --n) { /* unrolled: one loop test per 4 bytes */
                     d[0] = src[0];
@@ -120,7 +121,7 @@ static void ec_band_fill(const int8_t *input, int in_c, int in_h, int in_w, int 
                 }
             }
             while (d < end) {
-                *d++ = 0;
+                *d++ = pad;
             }
         }
     }
@@ -507,7 +508,7 @@ int ec_conv2d_fast_scratch(int in_c, int in_h, int in_w, int out_c, int k_h, int
 void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                        const int8_t *weight, const int32_t *bias, const int8_t *shift, int shift_per_channel,
                        int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
-                       int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
+                       int32_t pad_value, int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
                        int round_folded, void *scratch)
 {
     const int k_all = in_c * k_h * k_w;
@@ -515,7 +516,7 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
     struct ec_conv_plan pl;
     int32_t *offs = (int32_t *)ec_conv_plan_init(&pl, k_all, weight, bias, shift, shift_per_channel, out_c, pixels,
                                                  act_min, act_max, round_folded, scratch);
-    /* Windows that leave the input read a zero-padded band of rows instead (see
+    /* Windows that leave the input read a padded band of rows instead (see
      * ec_conv2d_fast_scratch): then a window's top-left tap is at band row 0 (A) or
      * stride_h (B in the next output row), column ox * stride_w. */
     const int width = (out_w - 1) * stride_w + k_w;
@@ -545,7 +546,8 @@ void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
         ec_next_pixel(&oy, &ox, out_w);
         if (use_band) {
             if (band_oy != oy_a) {
-                ec_band_fill(input, in_c, in_h, in_w, oy_a * stride_h - pad_top, band_rows, pad_left, width, band);
+                ec_band_fill(input, in_c, in_h, in_w, oy_a * stride_h - pad_top, band_rows, pad_left, width,
+                             (int8_t)pad_value, band);
                 band_oy = oy_a;
             }
             a = band + ox_a * stride_w;

@@ -16,7 +16,7 @@
  * accumulators (12 * out_c), the offset of every kernel tap (4 * K), the int16 columns
  * of two output pixels (4 * (K - K % 4) + 16), and when some window leaves the input
  * (pad_top or pad_left > 0, or (out_h - 1) * stride_h + k_h > in_h, or W > in_w) a
- * zero-padded band of in_c * R * W bytes (rounded up to 4), W = (out_w - 1) * stride_w
+ * padded band of in_c * R * W bytes (rounded up to 4), W = (out_w - 1) * stride_w
  * + k_w, R = k_h, plus stride_h when out_w is odd and out_h > 1.
  * edgecompile/ops/fast_kernels.py (conv_scratch_bytes) computes the same.
  */
@@ -24,7 +24,8 @@ int ec_conv2d_fast_scratch(int in_c, int in_h, int in_w, int out_c, int k_h, int
                            int pad_top, int pad_left, int out_h, int out_w);
 
 /*
- * ec_conv2d_fast_s8 - the arguments of ec_conv2d_s8, with
+ * ec_conv2d_fast_s8 - the arguments of ec_conv2d_s8 (the padding reads pad_value, the input's
+ * zero point: the code of real zero), with
  *   weight        packed by pack_rows(w.reshape(out_c, K), group=2, paired_tails=True), EC_ALIGNED(4)
  *   round_folded  1 if acc_bound + 2^(s-1) <= 2^31 - 1 for every shift s > 0 (ec_fast.h),
  *                 else 0 (then every output goes through ec_requantize)
@@ -34,7 +35,7 @@ int ec_conv2d_fast_scratch(int in_c, int in_h, int in_w, int out_c, int k_h, int
 void ec_conv2d_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                        const int8_t *weight, const int32_t *bias, const int8_t *shift, int shift_per_channel,
                        int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
-                       int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
+                       int32_t pad_value, int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
                        int round_folded, void *scratch);
 
 /*
@@ -49,9 +50,9 @@ int ec_conv2d_1x1_fast_scratch(int in_c, int out_c);
  * ec_conv2d_1x1_fast_s8 - pointwise convolution (1x1 kernel, no padding, any stride): the
  * arguments of ec_conv2d_fast_s8 without the kernel size and padding, the same packed weights
  * (K = in_c), round_folded and ranges; scratch of ec_conv2d_1x1_fast_scratch bytes.  The same
- * sums as ec_conv2d_s8 with k_h = k_w = 1 and zero padding, hence the same bytes.  Each pixel's
- * column is read straight from the input planes (one load per value, no tap table), which saves
- * the 4 * in_c bytes of tap offsets and their loads.
+ * sums as ec_conv2d_s8 with k_h = k_w = 1 and no padding (its pad_value unused), hence the same
+ * bytes.  Each pixel's column is read straight from the input planes (one load per value, no tap
+ * table), which saves the 4 * in_c bytes of tap offsets and their loads.
  */
 void ec_conv2d_1x1_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                            const int8_t *weight, const int32_t *bias, const int8_t *shift, int shift_per_channel,

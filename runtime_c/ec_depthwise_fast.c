@@ -3,15 +3,16 @@
  *
  * Depthwise (one input plane per output channel).  Activations are channel planes, so each
  * output channel is a 2-D convolution of one plane.  The plane is copied once into scratch
- * with its zero padding around it (the borders are zeroed once per call; only the inside is
- * rewritten per input channel, and only when the channel changes, so a channel multiplier
- * > 1 copies each plane once).  Every window then lies inside the padded plane: the loops
- * have no bounds checks and no border cases.  Outputs are computed two at a time (A, B,
- * stride_w apart in the padded row): every weight loaded serves two products, and for a 3x3
- * kernel the 9 weights stay in registers for the whole plane.  The padded rows are wide enough
- * for an even number of outputs, so the C loops compute a row's odd last output as a pair too
- * and store only A (the DSP assembly computes it alone).  A row is copied as unaligned words
- * where the core allows them (a short row's last word overlapping the one before), else bytes.
+ * with its padding around it (the borders are filled with pad_value, the input's zero point,
+ * once per call; only the inside is rewritten per input channel, and only when the channel
+ * changes, so a channel multiplier > 1 copies each plane once).  Every window then lies inside
+ * the padded plane: the loops have no bounds checks and no border cases.  Outputs are computed
+ * two at a time (A, B, stride_w apart in the padded row): every weight loaded serves two
+ * products, and for a 3x3 kernel the 9 weights stay in registers for the whole plane.  The
+ * padded rows are wide enough for an even number of outputs, so the C loops compute a row's
+ * odd last output as a pair too and store only A (the DSP assembly computes it alone).  A row
+ * is copied as unaligned words where the core allows them (a short row's last word overlapping
+ * the one before), else bytes.
  *
  * DSP path (EC_FAST_DSP), 3x3, stride_w 1: one (unaligned) word of the padded row, bytes
  * x0..x3, serves both outputs of that kernel row: SXTB16 gives (x0, x2), SXTB16 ROR #8 gives
@@ -25,16 +26,17 @@
  * Portable path: the same products in C, each input byte loaded once per kernel row.
  *
  * Grouped layers with in_c / groups > 1 (rare in the nets we target) sum over the group's
- * planes per output with bounds checks, as the reference does, without its element-width tests.
+ * planes per output with bounds checks, as the reference does, without its element-width tests:
+ * a padding row adds pad_value times its weights' sum, a padding tap pad_value times its weight.
  *
  * Cores with Helium (EC_FAST_MVE): a depthwise layer with one output channel per input channel
  * and no dilation goes to ec_depthwise_mve_s8 (runtime_c/ec_depthwise_mve.c, no scratch); other
  * layers take the paths above.
  *
  * Exactness: each accumulator is bias (+ the folded rounding constant, ec_fast.h) plus the
- * same products w * x as the reference, in another order; the padding's products are 0 here
- * and skipped there.  Every partial sum is bounded by acc_bound (+ 2^(s-1)) < 2^31, so the
- * int32 result is the same, and the same output rule is applied to it.
+ * same products w * x as the reference, in another order (the padding reads pad_value in
+ * both).  Every partial sum is bounded by acc_bound (+ 2^(s-1)) < 2^31, so the int32 result
+ * is the same, and the same output rule is applied to it.
  */
 #include "ec_depthwise_fast.h"
 
@@ -49,6 +51,7 @@ struct ec_grouped_layer {
     long plane; /* in_h * in_w */
     int in_h, in_w, c_per_group;
     int k_h, k_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+    int32_t pad_value; /* the code every tap outside the input reads */
     int out_h, out_w;
     int pad_h, pad_w; /* the padded plane (depthwise only) */
     int mode;
@@ -71,7 +74,7 @@ int ec_conv2d_grouped_fast_scratch(int in_c, int groups, int out_h, int out_w, i
 }
 
 /* Copies plane x (in_h x in_w) into the padded plane at (pad_top, pad_left), keeping only the
- * rows and columns that lie inside it (the ones some window reads).  The zeros around were
+ * rows and columns that lie inside it (the ones some window reads).  The padding around was
  * written by the caller once. */
 static EC_FAST_NOINLINE void ec_pad_plane_fill(const struct ec_grouped_layer *L, const int8_t *x, int8_t *pad)
 {
@@ -514,14 +517,16 @@ static EC_FAST_NOINLINE void ec_grouped_channel(const struct ec_grouped_layer *L
                 const int8_t *wp = w + (long)ic * L->k_h * L->k_w;
                 for (ky = 0; ky < L->k_h; ++ky) {
                     const int iy = iy0 + ky * L->dilation_h;
-                    if (iy < 0 || iy >= L->in_h) {
-                        continue; /* zero padding contributes nothing */
+                    if (iy < 0 || iy >= L->in_h) { /* a padding row: every tap reads pad_value */
+                        for (kx = 0; L->pad_value != 0 && kx < L->k_w; ++kx) {
+                            acc += L->pad_value * (int32_t)wp[ky * L->k_w + kx]; /* bounded */
+                        }
+                        continue;
                     }
                     for (kx = 0; kx < L->k_w; ++kx) {
                         const int ix = ix0 + kx * L->dilation_w;
-                        if (ix >= 0 && ix < L->in_w) {
-                            acc += xp[(long)iy * L->in_w + ix] * (int32_t)wp[ky * L->k_w + kx]; /* bounded */
-                        }
+                        const int32_t x = ix >= 0 && ix < L->in_w ? xp[(long)iy * L->in_w + ix] : L->pad_value;
+                        acc += x * (int32_t)wp[ky * L->k_w + kx]; /* bounded */
                     }
                 }
             }
@@ -533,8 +538,8 @@ static EC_FAST_NOINLINE void ec_grouped_channel(const struct ec_grouped_layer *L
 void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w,
                                const int8_t *weight, const int32_t *bias, const int8_t *shift,
                                int shift_per_channel, int out_c, int k_h, int k_w, int stride_h, int stride_w,
-                               int pad_top, int pad_left, int dilation_h, int dilation_w, int groups,
-                               int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
+                               int pad_top, int pad_left, int32_t pad_value, int dilation_h, int dilation_w,
+                               int groups, int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
                                int round_folded, void *scratch)
 {
     struct ec_grouped_layer L;
@@ -553,7 +558,7 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
     if (depthwise && out_c == in_c && dilation_h == 1 && dilation_w == 1) {
         (void)round_folded; /* the Helium kernel requantizes with VQRSHL, no folding needed */
         ec_depthwise_mve_s8(input, in_c, in_h, in_w, weight, bias, shift, shift_per_channel, k_h, k_w, stride_h,
-                            stride_w, pad_top, pad_left, output, out_h, out_w, act_min, act_max);
+                            stride_w, pad_top, pad_left, pad_value, output, out_h, out_w, act_min, act_max);
         return;
     }
 #endif
@@ -567,6 +572,7 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
     L.stride_w = stride_w;
     L.pad_top = pad_top;
     L.pad_left = pad_left;
+    L.pad_value = pad_value;
     L.dilation_h = dilation_h;
     L.dilation_w = dilation_w;
     L.out_h = out_h;
@@ -577,7 +583,8 @@ void ec_conv2d_grouped_fast_s8(const int8_t *input, int in_c, int in_h, int in_w
     L.act_min = act_min;
     L.act_max = act_max;
     if (depthwise) {
-        memset(pad, 0, (size_t)L.pad_h * (size_t)L.pad_w); /* the padding, once per call */
+        /* the padding (pad_value: the code of real zero), once per call */
+        memset(pad, (int)(uint8_t)(int8_t)pad_value, (size_t)L.pad_h * (size_t)L.pad_w);
     }
     for (oc = 0; oc < out_c; ++oc) {
         const int s = shift[shift_per_channel ? oc : 0];

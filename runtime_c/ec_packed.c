@@ -32,7 +32,7 @@ void ec_linear_packed_s8(const int8_t *input, int in_features, const uint8_t *we
 void ec_conv2d_packed_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint8_t *weight, int field_bits,
                          const int32_t *bias, const int8_t *shift, int shift_per_channel,
                          int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
-                         int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max)
+                         int32_t pad_value, int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max)
 {
     const int per_byte = 8 / field_bits;
     const int row_bytes = (in_c * k_h * k_w + per_byte - 1) / per_byte;
@@ -45,15 +45,13 @@ void ec_conv2d_packed_s8(const int8_t *input, int in_c, int in_h, int in_w, cons
                 for (ic = 0; ic < in_c; ++ic) {
                     for (ky = 0; ky < k_h; ++ky) {
                         const int iy = oy * stride_h - pad_top + ky;
-                        if (iy < 0 || iy >= in_h) {
-                            continue; /* zero padding */
-                        }
+                        const int row_inside = iy >= 0 && iy < in_h;
                         for (kx = 0; kx < k_w; ++kx) {
                             const int ix = ox * stride_w - pad_left + kx;
-                            if (ix >= 0 && ix < in_w) {
-                                acc += (int32_t)input[((long)ic * in_h + iy) * in_w + ix] *
-                                       ec_packed_weight(row, (ic * k_h + ky) * k_w + kx, field_bits);
-                            }
+                            /* a tap outside the input reads the padding: pad_value */
+                            const int32_t x = row_inside && ix >= 0 && ix < in_w
+                                                  ? (int32_t)input[((long)ic * in_h + iy) * in_w + ix] : pad_value;
+                            acc += x * ec_packed_weight(row, (ic * k_h + ky) * k_w + kx, field_bits);
                         }
                     }
                 }

@@ -53,9 +53,10 @@ static void ec_sparse_valid(int k, int pad, int stride, int size, int out_size, 
     *hi = h < out_size ? h : out_size;
 }
 
-/* Add w * input[ic][oy*s + ky - p][ox*s + kx - p] to acc[oy][ox] wherever that is in bounds. */
+/* Add w * input[ic][oy*s + ky - p][ox*s + kx - p] to acc[oy][ox] wherever that is in bounds,
+ * and w * pad_value wherever it is not (the padding reads pad_value, the input's zero point). */
 static void ec_sparse_scatter(const int8_t *input, int in_h, int in_w, int32_t w, int ic, int ky, int kx,
-                              int stride_h, int stride_w, int pad_top, int pad_left,
+                              int stride_h, int stride_w, int pad_top, int pad_left, int32_t pad_value,
                               int out_h, int out_w, int32_t *acc)
 {
     int oy_lo, oy_hi, ox_lo, ox_hi, oy, ox;
@@ -66,6 +67,23 @@ static void ec_sparse_scatter(const int8_t *input, int in_h, int in_w, int32_t w
         int32_t *a = acc + (long)oy * out_w;
         for (ox = ox_lo; ox < ox_hi; ++ox) {
             a[ox] += w * (int32_t)row[(long)ox * stride_w];
+        }
+    }
+    if (pad_value != 0) { /* the outputs whose tap lies in the padding: outside [lo, hi) */
+        const int32_t p = w * pad_value;
+        oy_lo = oy_lo < out_h ? oy_lo : out_h;
+        oy_hi = oy_hi > oy_lo ? oy_hi : oy_lo;
+        ox_lo = ox_lo < out_w ? ox_lo : out_w;
+        ox_hi = ox_hi > ox_lo ? ox_hi : ox_lo;
+        for (oy = 0; oy < out_h; ++oy) {
+            int32_t *a = acc + (long)oy * out_w;
+            const int inside = oy >= oy_lo && oy < oy_hi;
+            for (ox = 0; ox < (inside ? ox_lo : out_w); ++ox) {
+                a[ox] += p;
+            }
+            for (ox = inside ? ox_hi : out_w; ox < out_w; ++ox) {
+                a[ox] += p;
+            }
         }
     }
 }
@@ -89,7 +107,8 @@ static void ec_sparse_clear(int32_t *acc, int n)
 void ec_conv2d_bitmap_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint8_t *mask,
                          const int8_t *values, const int32_t *bias, const int8_t *shift, int shift_per_channel,
                          int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
-                         int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max, int32_t *acc)
+                         int32_t pad_value, int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
+                         int32_t *acc)
 {
     const int k = in_c * k_h * k_w;
     const int mask_bytes = (k + 7) / 8;
@@ -102,7 +121,7 @@ void ec_conv2d_bitmap_s8(const int8_t *input, int in_c, int in_h, int in_w, cons
         for (col = 0; col < k; ++col) {
             if (m[col >> 3] & (1u << (col & 7))) {
                 ec_sparse_scatter(input, in_h, in_w, *values++, ic, ky, kx, stride_h, stride_w,
-                                  pad_top, pad_left, out_h, out_w, acc);
+                                  pad_top, pad_left, pad_value, out_h, out_w, acc);
             }
             if (++kx == k_w) { /* columns run (ic, ky, kx), kx fastest */
                 kx = 0;
@@ -120,7 +139,7 @@ void ec_conv2d_bitmap_s8(const int8_t *input, int in_c, int in_h, int in_w, cons
 void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint16_t *counts,
                         const uint8_t *gaps, const int8_t *values, const int32_t *bias, const int8_t *shift,
                         int shift_per_channel, int out_c, int k_h, int k_w, int stride_h, int stride_w,
-                        int pad_top, int pad_left, int8_t *output, int out_h, int out_w,
+                        int pad_top, int pad_left, int32_t pad_value, int8_t *output, int out_h, int out_w,
                         int32_t act_min, int32_t act_max, int32_t *acc)
 {
     const int plane = out_h * out_w;
@@ -136,7 +155,7 @@ void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const
             col += *gaps++ + 1;
             rest = (int)(col % taps); /* 32-bit division: decoded once per weight, not per MAC */
             ec_sparse_scatter(input, in_h, in_w, *values++, (int)(col / taps), rest / k_w, rest % k_w,
-                              stride_h, stride_w, pad_top, pad_left, out_h, out_w, acc);
+                              stride_h, stride_w, pad_top, pad_left, pad_value, out_h, out_w, acc);
         }
         ec_sparse_finish(acc, plane, bias != 0 ? bias[oc] : 0, shift[shift_per_channel ? oc : 0],
                          act_min, act_max, output + (long)oc * plane);

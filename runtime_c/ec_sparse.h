@@ -32,17 +32,20 @@ void ec_linear_delta_s8(const int8_t *input, int in_features, const uint16_t *co
  * Sparse convolutions compute "weight-stationary": each nonzero weight is decoded once
  * per output channel and added to every output position it touches, so `acc` is
  * scratch memory of out_h * out_w int32 values (from the arena).  Geometry arguments
- * as in ec_conv2d.h; the delta/bitmap layout covers the k_h * k_w * in_c columns of a row.
+ * as in ec_conv2d.h (the padding reads pad_value, the input's zero point: a weight adds
+ * w * pad_value to the outputs whose tap lies outside the input); the delta/bitmap layout
+ * covers the k_h * k_w * in_c columns of a row.
  */
 void ec_conv2d_bitmap_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint8_t *mask,
                          const int8_t *values, const int32_t *bias, const int8_t *shift, int shift_per_channel,
                          int out_c, int k_h, int k_w, int stride_h, int stride_w, int pad_top, int pad_left,
-                         int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max, int32_t *acc);
+                         int32_t pad_value, int8_t *output, int out_h, int out_w, int32_t act_min, int32_t act_max,
+                         int32_t *acc);
 
 void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const uint16_t *counts,
                         const uint8_t *gaps, const int8_t *values, const int32_t *bias, const int8_t *shift,
                         int shift_per_channel, int out_c, int k_h, int k_w, int stride_h, int stride_w,
-                        int pad_top, int pad_left, int8_t *output, int out_h, int out_w,
+                        int pad_top, int pad_left, int32_t pad_value, int8_t *output, int out_h, int out_w,
                         int32_t act_min, int32_t act_max, int32_t *acc);
 
 /*

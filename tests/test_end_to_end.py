@@ -2,6 +2,7 @@
 and the integer model keeps the float model's accuracy."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from edgecompile import simulate
+from edgecompile import ops, simulate
 from edgecompile.export import ExportSettings, export
 from edgecompile.manifest import read_manifest
 from edgecompile.verify import verify
@@ -149,6 +150,52 @@ def test_residual_relu_codes_are_unsigned_through_adds_and_pools(tmp_path, rng):
     wild = (rng.standard_normal((32,) + shape) * 6).astype(np.float32)  # saturating inputs too
     np.save(tmp_path / "wild.npy", wild)
     assert verify(result.out_dir, inputs=tmp_path / "wild.npy").ok
+
+
+def _padded_readers_net():
+    """ReLU convs feeding padded convs of every C path: a dense 3x3 (ec_conv2d_fast_s8's padded
+    band), depthwise 3x3 (stride 1 and 2), a dilated grouped 3x3 (the general grouped loop), a
+    grouped 3x3 with 2 channels per group (one ec_conv2d_fast_s8 per group) and a depthwise 5x5."""
+    from torch import nn
+
+    def block(cin, cout, k, stride=1, groups=1, dilation=1):
+        return [nn.Conv2d(cin, cout, k, stride, dilation * (k // 2), dilation=dilation, groups=groups),
+                nn.BatchNorm2d(cout), nn.ReLU()]
+
+    model = nn.Sequential(*block(3, 8, 3), *block(8, 8, 3), *block(8, 8, 3, groups=8), *block(8, 8, 3, 2, groups=8),
+                          *block(8, 8, 3, groups=4, dilation=2), *block(8, 8, 3, groups=4), *block(8, 8, 5, groups=8),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    torch.manual_seed(11)
+    randomize_batchnorm(model, 11)
+    return model.eval()
+
+
+@pytest.mark.parametrize("storage", [{}, dict(bits="4"), dict(sparse="on"), dict(act_bits="3=16")],
+                         ids=["dense", "packed", "sparse", "int16-output"])
+def test_padded_convs_read_unsigned_relu_codes_bit_exactly(storage, tmp_path, rng):
+    """A ReLU conv's output read by padded convs (dense, depthwise, grouped, dilated; with packed
+    or sparse weights; or writing int16, through ec_conv2d_any) is stored as unsigned codes (zero
+    point -128), and the padding reads -128, the code of real zero, in the simulator and in every
+    C kernel: bit-exact on the host."""
+    path = save_torchscript(_padded_readers_net(), tmp_path / "padded.pt")
+    np.save(tmp_path / "calib.npy", rng.standard_normal((64, 3, 13, 11)).astype(np.float32))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, **storage))
+    g = result.compiled.graph
+    convs = [n for n in g.nodes if isinstance(n, ops.Conv2d)]
+    readers = convs[1:]  # every conv after the first reads a ReLU conv's output
+    assert len(readers) == 6 and all(any(n.attrs["pads"]) for n in readers)
+    narrow = [n for n in readers if g.tensors[n.inputs[0]].bits == 8]  # an int16 ReLU output stays signed
+    assert len(narrow) == 6 - ("act_bits" in storage)
+    assert all(g.tensors[n.inputs[0]].zero_point == -128 for n in narrow)
+    assert g.tensors[convs[-1].outputs[0]].zero_point == 0  # read by the average pool: stays signed
+    text = (result.out_dir / "src" / f"{result.name}.c").read_text()
+    if "act_bits" in storage:  # conv 3 reads unsigned int8 codes and writes int16
+        assert g.node("3").is_wide(g) and g.node("3") in narrow and "ec_conv2d_any(" in text
+    elif storage:  # some padded readers take the packed or sparse kernel
+        assert any(isinstance(n, (ops.PackedConv2d, ops.SparseConv2d)) for n in readers)
+    assert re.search(r"ec_conv2d_\w+\([^;]*, 1, 1, -128, ", text)  # pads 1, 1 read -128
+    v = verify(result.out_dir, sanitize=bool(storage))
+    assert v.ok and v.total == 64, v.first_mismatch
 
 
 def test_export_without_calibration_uses_batchnorm_statistics(tmp_path):

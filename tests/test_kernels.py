@@ -1,7 +1,8 @@
 """The fast kernels (runtime_c/ec_*_fast.c) against the reference kernels, byte for byte.
 
 tests/kernels/gen_vectors.py makes random layers (odd channel counts, K % 4 != 0, in_c = 1,
-1x1 and non-square kernels, padding on each side, strides 1-3, extreme weights and inputs,
+1x1 and non-square kernels, padding on each side read as 0, -128 (the zero point of unsigned
+ReLU codes) or another pad value, strides 1-3, extreme weights and inputs,
 every shift case, bias or none, clamps) with the weights packed by the code generator's own
 function; tests/kernels/harness.c runs both kernels on each and compares every output byte,
 on the host (gcc -O2, clang -O2, ASan/UBSan) and under QEMU on Cortex-M0+, M4 (DSP path and
@@ -156,6 +157,20 @@ def test_cases_cover_the_depthwise_and_grouped_shapes(cases_file):
     assert any(c["stride_w"] == 1 for c in wide) and any(c["stride_w"] == 2 for c in wide)
     assert any(np.all(c["input"] == -128) for c in dw) and any(np.all(c["input"] == 127) for c in dw)
     assert any(c["per_channel"] for c in dw) and any(not c["folded"] for c in dw)
+
+
+def test_cases_pad_with_the_zero_points():
+    """Padded convolutions (dense and depthwise) read pad values 0 (signed codes), -128 (unsigned
+    ReLU codes) and others, in random cases and at the accumulator bound; grouped ones some
+    nonzero pad values too."""
+    cases = gen_vectors.make_cases(seed=7, count=CASES) + gen_vectors.extreme_cases()
+    padded = [c for c in cases if c["op"] in ("conv", "grouped") and (c.get("pad_top") or c.get("pad_left"))]
+    for kind in ("conv", "depthwise", "grouped"):
+        values = {c.get("pad_value", 0) for c in padded
+                  if kind == ("conv" if c["op"] == "conv" else "depthwise" if c["in_c"] == c["groups"] else "grouped")}
+        assert 0 in values and values - {0}, kind
+        assert kind == "grouped" or (-128 in values and values - {0, -128}), kind
+    assert any(c["pad_value"] == -128 and np.all(c["input"] == -128) for c in cases if c.get("pad_value"))
 
 
 def test_the_harness_catches_a_wrong_kernel(tmp_path):

@@ -1,4 +1,8 @@
-"""Conv2d: 2-D convolution over (C, H, W) with zero padding, groups and dilation.
+"""Conv2d: 2-D convolution over (C, H, W) with padding, groups and dilation.
+
+The padding is real zero: its integer code is the input's zero point (0, or -128 for an
+unsigned ReLU output, passes/quantize.py), which the simulator and every C kernel read for a
+tap outside the input (the kernels' pad_value argument).
 
 attrs: stride [sh, sw], pads [top, left, bottom, right], groups (1; in_c for
 depthwise), dilation [dh, dw] (default 1), act (fused clamp).
@@ -162,9 +166,13 @@ class Conv2d(WeightedOp):
         return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
                                   self.attrs["stride"], self.attrs["pads"])
 
+    def pad_value(self, graph: Graph) -> int:
+        """The code the C kernels read for a tap in the padding: the input's zero point."""
+        return int(graph.tensors[self.inputs[0]].zero_point)
+
     def c_geometry(self, em, bytes_after_buffers: bool = False) -> tuple[str, str, str]:
         """The C arguments every conv kernel takes: "input, in_c, in_h, in_w",
-        "out_c, k_h, k_w, stride_h, stride_w, pad_top, pad_left" and "output, out_h, out_w"
+        "out_c, k_h, k_w, stride_h, stride_w, pad_top, pad_left, pad_value" and "output, out_h, out_w"
         (with bytes_after_buffers, each buffer is followed by its element size, for _any kernels)."""
         c, h, wd = em.graph.shape(self.inputs[0])
         oc, oh, ow = em.graph.shape(self.outputs[0])
@@ -174,7 +182,8 @@ class Conv2d(WeightedOp):
         x, y = em.buffer(self.inputs[0]), em.buffer(self.outputs[0])
         if bytes_after_buffers:
             x, y = f"{x}, {em.element_bytes(self.inputs[0])}", f"{y}, {em.element_bytes(self.outputs[0])}"
-        return f"{x}, {c}, {h}, {wd}", f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}", f"{y}, {oh}, {ow}"
+        return (f"{x}, {c}, {h}, {wd}", f"{oc}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {self.pad_value(em.graph)}",
+                f"{y}, {oh}, {ow}")
 
     def emit_c(self, em) -> None:
         from .fast_kernels import CONV_GROUP, is_pointwise, weighted_args
@@ -224,7 +233,7 @@ class Conv2d(WeightedOp):
                         f"{folded}, {em.scratch(self)})")
             else:
                 em.call(f"ec_conv2d_fast_s8({x_i}, {w}, {b_i}, {s_i}, {ocpg}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                        f"{y_i}, {clamp}, {folded}, {em.scratch(self)})")
+                        f"{self.pad_value(em.graph)}, {y_i}, {clamp}, {folded}, {em.scratch(self)})")
 
     def _emit_grouped(self, em) -> None:
         """Grouped, depthwise or dilated: ec_conv2d_grouped_fast_s8 (weights in their logical order);

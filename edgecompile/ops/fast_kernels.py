@@ -86,7 +86,8 @@ def conv_scratch_bytes(in_shape, out_shape, kernel, stride, pads) -> int:
 
 def grouped_scratch_bytes(in_c: int, groups: int, out_shape, kernel, stride, dilation) -> int:
     """ec_conv2d_grouped_fast_scratch in runtime_c/ec_depthwise_fast.c: for a depthwise layer (in_c = groups)
-    the zero-padded input plane its windows read, with an even number of outputs per row; else 0."""
+    the padded input plane its windows read (its border holds the pad value), with an even number of
+    outputs per row; else 0."""
     (_, out_h, out_w), (k_h, k_w), (s_h, s_w), (d_h, d_w) = out_shape, kernel, stride, dilation
     if in_c != groups:
         return 0

@@ -199,11 +199,12 @@ def offset_tensors(graph: Graph) -> set[str]:
       - outputs of a Conv2d, Linear or Add whose fused activation clamps at 0 (ReLU, ReLU6), and
         outputs of an AvgPool2d without padding whose input is one of these unsigned tensors
         (the mean of codes u in 0..255 is one again);
-      - read only by Conv2d layers without padding and Linear layers (their bias absorbs the
-        offset; a zero pad would read as 128 * 2^-f), Adds (ops/add.py: each operand's zero point
-        is subtracted before its multiplier) and AvgPool2d without padding (ops/pool2d.py: the
-        offset after the rounded division), directly or through max pools and views (which keep
-        their input's code, so their readers obey the same rule)."""
+      - read only by Conv2d and Linear layers (their bias absorbs the offset, -z * sum(w); a padded
+        Conv2d reads its padding as the zero point, the code of real zero, in the simulator and in
+        every C kernel path, so each window's taps all carry the offset), Adds (ops/add.py: each
+        operand's zero point is subtracted before its multiplier) and AvgPool2d without padding
+        (ops/pool2d.py: the offset after the rounded division), directly or through max pools and
+        views (which keep their input's code, so their readers obey the same rule)."""
     from ..ops.add import Add
     from ..ops.conv2d import Conv2d
     from ..ops.linear import Linear
@@ -219,7 +220,7 @@ def offset_tensors(graph: Graph) -> set[str]:
         if tensor in final or not readers.get(tensor):
             return False
         for node in readers[tensor]:
-            if type(node) in (Linear, Add) or (type(node) in (Conv2d, AvgPool2d) and not any(node.attrs["pads"])):
+            if type(node) in (Linear, Conv2d, Add) or (type(node) is AvgPool2d and not any(node.attrs["pads"])):
                 continue
             if (node.is_alias or type(node) is MaxPool2d) and absorbs(node.outputs[0]):
                 continue

@@ -2,7 +2,8 @@
 
 Each case is a random layer: shapes (odd channel counts, K not a multiple of 4,
 in_c = 1, 1x1 and non-square kernels, padding on each side, strides 1-3; pointwise
-convolutions for the 1x1 kernel), int8
+convolutions for the 1x1 kernel), the code the padding reads (pad_value: 0 for signed
+codes, -128 for unsigned ReLU codes, or any other int8), int8
 weights and inputs (uniform, or at the extremes -128/127, or mostly zero), an
 optional bias, one shift or one per channel (positive, zero, negative, up to 31),
 a clamp (none, ReLU, ReLU6-like, an arbitrary range) and the round_folded flag
@@ -17,7 +18,7 @@ case and compares every output byte.
 
     python tests/kernels/gen_vectors.py cases.bin [--seed N] [--count N] [--max-bytes N]
 
-Binary format (little-endian): per case 30 int32 header fields (HEADER below),
+Binary format (little-endian): per case 31 int32 header fields (HEADER below),
 then the arrays input (int8, placed `misalign` bytes past a word boundary by the
 harness), weight (int8, logical order), packed weight (int8),
 bias (int32, out_c values when has_bias), shift (int8, out_c or 1 values) for the
@@ -44,7 +45,7 @@ OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grou
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
           "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "offset", "zero_a", "zero_b",
-          "zero_y", "expected")
+          "zero_y", "pad_value", "expected")
 INT32_MAX = 2**31 - 1
 # Buffer sizes of harness.c (EC_MAX_*): every case fits them (the M0+ machine has 16 KiB of RAM).
 DEFAULT_MAX_BYTES = 1536
@@ -69,6 +70,15 @@ def _values(rng, shape, style: str) -> np.ndarray:
         v[rng.random(shape) < 0.8] = 0
         return v
     return rng.integers(-128, 128, size=shape).astype(np.int8)
+
+
+def _pad_value(rng) -> int:
+    """The code a convolution's padding reads (its input's zero point): 0 (signed codes), -128
+    (unsigned ReLU codes), or any int8 (the kernels take any).  make_cases draws it from a
+    generator of its own, so that the layers themselves stay those of the same seed before
+    pad values existed."""
+    r = rng.random()
+    return 0 if r < 0.4 else -128 if r < 0.7 else int(rng.integers(-128, 128))
 
 
 def _requant(rng, case: dict, weight: np.ndarray) -> dict:
@@ -101,7 +111,7 @@ def _requant(rng, case: dict, weight: np.ndarray) -> dict:
     return case
 
 
-def conv_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | None:
+def conv_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH, pad_rng=None) -> dict | None:
     in_c = int(rng.choice([1, 1, 2, 3, 4, 5, 6, 7, 8, 16]))
     k_h, k_w = int(rng.integers(1, 6)), int(rng.integers(1, 6))
     if rng.random() < 0.3:
@@ -123,9 +133,9 @@ def conv_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | Non
     weight = _values(rng, (out_c, in_c, k_h, k_w), style)
     x = _values(rng, (in_c, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
     case = dict(op="conv", in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k_h, k_w=k_w, stride_h=stride_h,
-                stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], out_h=out_h, out_w=out_w, input=x,
-                weight=weight, packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True),
-                scratch=scratch)
+                stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], pad_value=_pad_value(pad_rng or rng),
+                out_h=out_h, out_w=out_w, input=x, weight=weight,
+                packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True), scratch=scratch)
     return _requant(rng, case, weight)
 
 
@@ -150,7 +160,7 @@ def pointwise_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict 
     return _requant(rng, case, weight)
 
 
-def grouped_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | None:
+def grouped_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH, pad_rng=None) -> dict | None:
     """A depthwise (mostly) or grouped convolution, for ec_conv2d_grouped_fast_s8: channel counts
     that are no multiple of 4, channel multipliers > 1, 3x3 (the specialized path) and other kernels,
     strides 1-3, padding on each side, dilation; weights in their logical order (nothing packed)."""
@@ -178,13 +188,13 @@ def grouped_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | 
                                                                       "sparse"]))
     x = _values(rng, (in_c, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min", "max"]))
     case = dict(op="grouped", in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k_h, k_w=k_w, stride_h=stride_h,
-                stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], out_h=out_h, out_w=out_w, input=x,
-                weight=weight, packed=weight.reshape(-1), scratch=scratch, dilation_h=dil_h, dilation_w=dil_w,
-                groups=groups, misalign=int(rng.choice([0, 0, 1, 2, 3])))
+                stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], pad_value=_pad_value(pad_rng or rng),
+                out_h=out_h, out_w=out_w, input=x, weight=weight, packed=weight.reshape(-1), scratch=scratch,
+                dilation_h=dil_h, dilation_w=dil_w, groups=groups, misalign=int(rng.choice([0, 0, 1, 2, 3])))
     return _requant(rng, case, weight)
 
 
-def depthwise_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict | None:
+def depthwise_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH, pad_rng=None) -> dict | None:
     """A depthwise convolution (groups = in_c = out_c, no dilation: the layers the Helium kernel
     takes on cores with MVE) for ec_conv2d_grouped_fast_s8: channel counts around the vector width
     of 4 (1-9, 13, 16), 3x3 mostly, strides 1-2, padding on each side."""
@@ -205,9 +215,10 @@ def depthwise_case(rng, max_bytes: int, max_scratch: int = MAX_SCRATCH) -> dict 
     weight = _values(rng, (channels, 1, k_h, k_w), rng.choice(["uniform", "uniform", "extreme", "min", "sparse"]))
     x = _values(rng, (channels, in_h, in_w), rng.choice(["uniform", "uniform", "extreme", "min"]))
     case = dict(op="grouped", in_c=channels, in_h=in_h, in_w=in_w, out_c=channels, k_h=k_h, k_w=k_w,
-                stride_h=stride_h, stride_w=stride_w, pad_top=pads[0], pad_left=pads[1], out_h=out_h, out_w=out_w,
-                input=x, weight=weight, packed=weight.reshape(-1), scratch=scratch, dilation_h=1, dilation_w=1,
-                groups=channels, misalign=int(rng.choice([0, 0, 1, 3])))
+                stride_h=stride_h, stride_w=stride_w, pad_top=pads[0], pad_left=pads[1],
+                pad_value=_pad_value(pad_rng or rng), out_h=out_h, out_w=out_w, input=x, weight=weight,
+                packed=weight.reshape(-1), scratch=scratch, dilation_h=1, dilation_w=1, groups=channels,
+                misalign=int(rng.choice([0, 0, 1, 3])))
     return _requant(rng, case, weight)
 
 
@@ -391,13 +402,14 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
     Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
     EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
-    makers = [(0.35, lambda: conv_case(rng, max_bytes, max_scratch)),
+    pad_rng = np.random.default_rng([seed, 1])
+    makers = [(0.35, lambda: conv_case(rng, max_bytes, max_scratch, pad_rng)),
               (0.10, lambda: pointwise_case(rng, max_bytes, max_scratch)),
               (0.25, lambda: linear_case(rng, max_bytes)),
               (0.15, lambda: pool_case(rng, max_bytes, "maxpool")),
               (0.15, lambda: pool_case(rng, max_bytes, "avgpool")),
-              (0.25, lambda: grouped_case(rng, max_bytes, max_scratch)),
-              (0.10, lambda: depthwise_case(rng, max_bytes, max_scratch)),
+              (0.25, lambda: grouped_case(rng, max_bytes, max_scratch, pad_rng)),
+              (0.10, lambda: depthwise_case(rng, max_bytes, max_scratch, pad_rng)),
               (0.05, lambda: wide_pool_case(rng, max_bytes, "maxpool")),
               (0.05, lambda: wide_pool_case(rng, max_bytes, "avgpool")),
               (0.05, lambda: add_case(rng, max_bytes)),
@@ -417,10 +429,13 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
 def extreme_cases() -> list[dict]:
     """Accumulators driven to the very edge of the proven bound: every weight and input -128 (or
     weights 127, inputs -128), a bias that makes |bias| + sum |w| * 128 = 2^31 - 1 exactly, and the
-    rounding constant either refused (it would overflow) or allowed with no room to spare; and the
-    adds' edges (add_edge_cases)."""
+    rounding constant either refused (it would overflow) or allowed with no room to spare; the
+    adds' edges (add_edge_cases).  The padded ones run once more with pad_value -128 (unsigned
+    codes' zero point): then the padding's taps too read -128, and every window, not only the
+    inner ones, sits at the bound."""
     cases = []
-    for op, sign, shift in (("conv", 1, 1), ("conv", -1, 7), ("conv", 1, 0), ("conv", -1, -3), ("linear", 1, 1),
+    for op, sign, shift in (("conv", 1, 1), ("conv", -1, 7), ("conv", 1, 0), ("conv", -1, -3), ("conv_pad", 1, 1),
+                            ("conv_pad", -1, 9), ("linear", 1, 1),
                             ("linear", -1, 31), ("linear", 1, 12), ("pointwise", 1, 1), ("pointwise", -1, 9),
                             ("grouped", 1, 1), ("grouped", -1, 5), ("grouped", 1, -2),
                             ("depthwise", 1, 1), ("depthwise", -1, 31), ("depthwise", 1, -3)):
@@ -451,6 +466,15 @@ def extreme_cases() -> list[dict]:
                         packed=weight.reshape(-1), groups=channels, dilation_h=1, dilation_w=1,
                         scratch=grouped_scratch_bytes(channels, channels, (channels, in_h, in_w), (k, k), (1, 1),
                                                       (1, 1)))
+        elif op == "conv_pad":  # 3x3, padding 1: the fast kernel's padded band
+            in_c, in_h, in_w, out_c, k = 3, 5, 6, 5, 3
+            weight = np.full((out_c, in_c, k, k), w_val, dtype=np.int8)
+            case = dict(op="conv", in_c=in_c, in_h=in_h, in_w=in_w, out_c=out_c, k_h=k, k_w=k, stride_h=1,
+                        stride_w=1, pad_top=1, pad_left=1, out_h=in_h, out_w=in_w,
+                        input=np.full((in_c, in_h, in_w), -128, dtype=np.int8), weight=weight,
+                        packed=pack_rows(weight.reshape(out_c, -1), CONV_GROUP, paired_tails=True),
+                        scratch=conv_scratch_bytes((in_c, in_h, in_w), (out_c, in_h, in_w), (k, k), (1, 1),
+                                                   (1, 1, 1, 1)))
         elif op == "conv":
             in_c, in_h, in_w, out_c, k = 3, 5, 6, 5, 3
             weight = np.full((out_c, in_c, k, k), w_val, dtype=np.int8)
@@ -474,6 +498,8 @@ def extreme_cases() -> list[dict]:
             c = dict(case, act_min=-128, act_max=127, per_channel=0, has_bias=1, bias=b.astype(np.int32),
                      shift=shifts, folded=round_folded(weight, b, shifts))
             cases.append(c)
+            if c.get("pad_top"):
+                cases.append(dict(c, pad_value=-128))
     return cases + add_edge_cases()
 
 

@@ -1,8 +1,9 @@
 /*
  * harness.c - runs the fast kernels against the reference ones on every case of
  * cases.bin (written by gen_vectors.py, format there) and compares every output
- * byte.  Also checks that the fast kernels write nothing past their output and
- * scratch buffers and leave their input alone.  Builds for the host and for the
+ * byte (the convolutions with the case's pad_value, the code their padding reads).
+ * Also checks that the fast kernels write nothing past their output and scratch
+ * buffers and leave their input alone.  Builds for the host and for the
  * Cortex-M targets (files through targets/common/ec_platform.h: stdio or
  * semihosting).  Prints "kernels: N passed, M failed"; exits 0 only if M = 0.
  */
@@ -27,7 +28,7 @@
 #endif
 #define EC_MAX_CHANNELS 128
 #define EC_GUARD 16 /* bytes checked past each written buffer */
-#define EC_HEADER_FIELDS 30
+#define EC_HEADER_FIELDS 31
 
 enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5, OP_GROUPED = 6,
        OP_ADD = 7 /* in_c elements; b after a; mult_a, shift_a, mult_b, shift_b, shift_out in the
@@ -36,7 +37,7 @@ enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE 
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
-    F_MISALIGN, F_DILATION_H, F_DILATION_W, F_GROUPS, F_OFFSET, F_ZERO_A, F_ZERO_B, F_ZERO_Y,
+    F_MISALIGN, F_DILATION_H, F_DILATION_W, F_GROUPS, F_OFFSET, F_ZERO_A, F_ZERO_B, F_ZERO_Y, F_PAD_VALUE,
     F_EXPECTED /* the simulator's output follows (into packed_buf, unused by adds and pools) */
 };
 
@@ -165,12 +166,13 @@ static int run_case(int h)
         }
         ec_conv2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
                      header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W], header[F_STRIDE_H],
-                     header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], ref_out.b, header[F_OUT_H],
-                     header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+                     header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], header[F_PAD_VALUE], ref_out.b,
+                     header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
         ec_conv2d_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias, shift_buf.b,
                           header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W], header[F_STRIDE_H],
-                          header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], fast_out.b, header[F_OUT_H],
-                          header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX], header[F_FOLDED], scratch.b);
+                          header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], header[F_PAD_VALUE], fast_out.b,
+                          header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX], header[F_FOLDED],
+                          scratch.b);
         break;
     case OP_POINTWISE:
         if (scratch_n != ec_conv2d_1x1_fast_scratch(header[F_IN_C], header[F_OUT_C])) {
@@ -178,7 +180,8 @@ static int run_case(int h)
         }
         ec_conv2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
                      header[F_PER_CHANNEL], header[F_OUT_C], 1, 1, header[F_STRIDE_H], header[F_STRIDE_W], 0, 0,
-                     ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+                     header[F_PAD_VALUE], ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN],
+                     header[F_ACT_MAX]); /* 1x1 windows without padding: pad_value is never read */
         ec_conv2d_1x1_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias, shift_buf.b,
                               header[F_PER_CHANNEL], header[F_OUT_C], header[F_STRIDE_H], header[F_STRIDE_W],
                               fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
@@ -195,13 +198,13 @@ static int run_case(int h)
         ec_conv2d_grouped_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], weight_buf.b, bias, shift_buf.b,
                              header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W],
                              header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT],
-                             header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS], ref_out.b,
-                             header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
+                             header[F_PAD_VALUE], header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS],
+                             ref_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX]);
         ec_conv2d_grouped_fast_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], packed_buf.b, bias,
                                   shift_buf.b, header[F_PER_CHANNEL], header[F_OUT_C], header[F_K_H], header[F_K_W],
                                   header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT],
-                                  header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS], fast_out.b,
-                                  header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
+                                  header[F_PAD_VALUE], header[F_DILATION_H], header[F_DILATION_W], header[F_GROUPS],
+                                  fast_out.b, header[F_OUT_H], header[F_OUT_W], header[F_ACT_MIN], header[F_ACT_MAX],
                                   header[F_FOLDED], scratch_n > 0 ? scratch.b : (int8_t *)0);
         break;
     case OP_ADD:
