@@ -187,7 +187,7 @@ def test_padded_convs_read_unsigned_relu_codes_bit_exactly(storage, tmp_path, rn
     narrow = [n for n in readers if g.tensors[n.inputs[0]].bits == 8]  # an int16 ReLU output stays signed
     assert len(narrow) == 6 - ("act_bits" in storage)
     assert all(g.tensors[n.inputs[0]].zero_point == -128 for n in narrow)
-    assert g.tensors[convs[-1].outputs[0]].zero_point == 0  # read by the average pool: stays signed
+    assert g.tensors[convs[-1].outputs[0]].zero_point == -128  # read by the (unpadded) average pool: unsigned too
     text = (result.out_dir / "src" / f"{result.name}.c").read_text()
     if "act_bits" in storage:  # conv 3 reads unsigned int8 codes and writes int16
         assert g.node("3").is_wide(g) and g.node("3") in narrow and "ec_conv2d_any(" in text
