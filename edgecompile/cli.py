@@ -136,8 +136,11 @@ def with_model_options(fn):
               help="Rescale tensors that only conv/linear layers read so that they fill their power-of-two formats "
               "(the float function is unchanged; kept only when the calibration samples' output error falls).")
 @click.option("--unsigned-relu/--signed-relu", default=True, show_default=True,
-              help="Store ReLU outputs that only unpadded conv/linear layers read as unsigned codes (one bit "
-              "finer; the offset folds into the biases).")
+              help="Store never-negative tensors (ReLU outputs, their pools and concatenations) as unsigned codes "
+              "where their readers allow (one bit finer; the offset folds into biases and offsets).")
+@click.option("--asymmetric/--symmetric", default=True, show_default=True,
+              help="Give signed tensors a zero point too where their writer and readers allow one (up to one bit "
+              "finer for skewed ranges such as h-swish outputs).")
 @click.option("--equalize", type=click.Choice(["off", "weights", "activations", "noise", "weights-pow2",
                                                "activations-pow2", "noise-pow2"]), default="off", show_default=True,
               help="Cross-layer equalization of conv/linear pairs joined by ReLU (measured: helps some models, "
@@ -159,8 +162,9 @@ def with_model_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
-           bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, equalize, act_bits,
-           drop_softmax, per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle, imports):
+           bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
+           act_bits, drop_softmax, per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle,
+           imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
@@ -171,6 +175,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
                               bias_correction=bias_correction, weight_rounding=weight_rounding,
                               format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
+                              asymmetric=asymmetric,
                               equalize=equalize,
                               act_bits=tuple(act_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,

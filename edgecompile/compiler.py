@@ -49,6 +49,7 @@ class CompileOptions:
     format_search: bool = True  # activation formats for the output error (see passes/format_search.py)
     snap_ranges: bool = True  # rescale tensors to fill their power-of-two formats (passes/snap_ranges.py)
     unsigned_relu: bool = True  # ReLU outputs as unsigned codes where the readers allow (passes/quantize.py)
+    asymmetric: bool = True  # a zero point for every tensor whose writer and readers allow one (same place)
     act_bits: int = 8
     act_layer_bits: dict[str, int] = field(default_factory=dict)
     act_auto: bool = False
@@ -196,6 +197,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         apply_batchnorm_ranges(graph, ranges)
     qopts = quant_options(options, synthetic)
     qopts.unsigned_relu = options.unsigned_relu and not options.fixed_formats  # QAT trains signed formats
+    qopts.asymmetric = options.asymmetric and not options.fixed_formats
     if options.snap_ranges and not options.fixed_formats and not options.param_overrides and not synthetic:
         snap_ranges_if_better(graph, ranges, qopts, samples)
     precision = None

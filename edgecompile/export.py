@@ -57,6 +57,7 @@ class ExportSettings:
     format_search: bool = True
     snap_ranges: bool = True
     unsigned_relu: bool = True
+    asymmetric: bool = True
     equalize: str = "off"
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
     name: str | None = None
@@ -162,6 +163,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              weight_method=settings.weight_method, bias_correction=settings.bias_correction,
                              weight_rounding=settings.weight_rounding, format_search=settings.format_search,
                              snap_ranges=settings.snap_ranges, unsigned_relu=settings.unsigned_relu,
+                             asymmetric=settings.asymmetric,
                              equalize=settings.equalize,
                              param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats,
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto)

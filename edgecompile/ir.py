@@ -26,7 +26,7 @@ class TensorInfo:
     shape: tuple[int, ...]
     frac_bits: int | None = None  # value = (q - zero_point) * 2^-frac_bits (see numerics.py)
     bits: int = 8
-    zero_point: int = 0  # 0, or -128 for a ReLU output stored as an unsigned code (passes/quantize.py)
+    zero_point: int = 0  # an int8 code: 0 signed, -128 unsigned, or placed by the range (passes/quantize.py)
 
     @property
     def size(self) -> int:

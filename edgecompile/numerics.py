@@ -4,12 +4,15 @@ Notation (the same as runtime_c/ec_fixed.h, which implements these rules in C):
 
     A tensor t with frac bits f holds integers q; its real value is q * 2^-f.
     f may be negative (large-magnitude tensors) or larger than the bit width.
-    A ReLU output may also carry a zero point z = -128: its value is (q - z) * 2^-f,
-    an unsigned 8-bit code (one more bit for values that are never negative).  Conv
-    and linear kernels never see z: the compiler folds it into the int32 biases and
-    the clamps of the layers that write and read the tensor (ops/weighted.py).  Adds
-    and average pools take it as a constant in exact integer identities (ops/add.py,
-    ops/pool2d.py); the rules below are unchanged.
+    An 8-bit tensor may also carry a zero point z, an int8 code: its value is
+    (q - z) * 2^-f.  z = -128 makes an unsigned code (one more bit for values that are
+    never negative, ReLU outputs); another z places a skewed range in the codes
+    (passes/quantize.py: zero_point_tensors, format_for).  Conv and linear kernels never
+    see z: the compiler folds it into the int32 biases and the clamps of the layers
+    that write and read the tensor (ops/weighted.py), and a padded conv pads with it.
+    Adds, average pools, tables and concatenations take it as a constant in exact
+    integer identities (ops/add.py, ops/pool2d.py, ops/lut.py, ops/concat.py); the
+    rules below are unchanged.
 
 Rules (every kernel, in Python and in C, is built only from these):
 
@@ -190,6 +193,66 @@ def frac_bits_for_intervals(lo_values, hi_values, bits: int, f_min: int = -MAX_S
             break
         f = f - down
     return np.where(zero, min(max(bits - 1, f_min), f_max), f)
+
+
+def _interval_codes(lo_value: float, hi_value: float, f: int) -> tuple[int, int]:
+    """The rule-4 codes of an interval's ends at frac bits f, widened to hold 0 (real zero must
+    have a code: it is the padding of a conv and the floor of a ReLU)."""
+    wide = 1 << 62
+    return (min(int(quantize_float(lo_value, f, -wide, wide)), 0),
+            max(int(quantize_float(hi_value, f, -wide, wide)), 0))
+
+
+def frac_bits_for_span(lo_value: float, hi_value: float, bits: int,
+                       f_min: int = -MAX_SHIFT, f_max: int = MAX_SHIFT) -> int:
+    """The largest f for which [lo_value, hi_value] (0 included) spans at most 2^bits codes: with a
+    zero point (zero_point_for_interval) it then quantizes without clipping.  One bit finer than
+    frac_bits_for_interval for an interval on one side of 0, as much as that for a symmetric one."""
+    if not (np.isfinite(lo_value) and np.isfinite(hi_value)):
+        raise ValueError("range is not finite")
+    top = (1 << bits) - 1
+
+    def fits(f: int) -> bool:
+        lo_code, hi_code = _interval_codes(lo_value, hi_value, f)
+        return hi_code - lo_code <= top
+
+    span = max(float(hi_value), 0.0) - min(float(lo_value), 0.0)
+    if span == 0.0:
+        return min(max(bits - 1, f_min), f_max)
+    f = min(max(int(np.floor(np.log2(top / span))), f_min), f_max)
+    while f < f_max and fits(f + 1):
+        f += 1
+    while f > f_min and not fits(f):
+        f -= 1
+    return f
+
+
+def zero_point_for_interval(lo_value: float, hi_value: float, f: int, bits: int) -> int:
+    """The zero point z (the code of real 0, in the signed code range) that places [lo_value, hi_value]
+    in the codes at frac bits f: at the bottom (z = -2^(b-1)) for an interval that starts at 0, a
+    ReLU's; at the top for one that ends at 0; otherwise centred, so that the spare codes, or the
+    clipping when the span does not fit, are shared equally by both ends."""
+    qlo, qhi = qrange(bits)
+    lo_code, hi_code = _interval_codes(lo_value, hi_value, f)
+    if lo_code == 0:
+        return qlo
+    if hi_code == 0:
+        return qhi
+    z_keep_lo, z_keep_hi = qlo - lo_code, qhi - hi_code  # z >= the first keeps lo, z <= the second keeps hi
+    return int(min(max((z_keep_lo + z_keep_hi) // 2, qlo), qhi))
+
+
+def nearest_multiple_code(z: int, k: int, bits: int) -> int:
+    """The multiple of 2^k nearest to z (ties up) within the signed `bits`-bit codes; -2^(b-1) is a
+    multiple of every 2^k with k < b and 0 of all, so there is always one."""
+    step = 1 << k
+    qlo, qhi = qrange(bits)
+    m = ((2 * z + step) // (2 * step)) * step
+    while m > qhi:
+        m -= step
+    while m < qlo:
+        m += step
+    return int(m)
 
 
 def frac_bits_for_range(max_abs: float, bits: int, f_min: int = -MAX_SHIFT, f_max: int = MAX_SHIFT) -> int:

@@ -16,9 +16,23 @@ static inline void ec_concat_part_impl(const void *input, int in_bytes, void *ou
     }
 }
 
-void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift)
+void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift,
+                       int32_t zero_in, int32_t zero_out)
 {
-    ec_concat_part_impl(input, 1, output, 1, outer, inner, out_inner, shift);
+    int o, i;
+    if (zero_in == zero_out) {  /* signed codes, or both unsigned: the zero points cancel */
+        if (shift == 0 || zero_in == 0) {
+            ec_concat_part_impl(input, 1, output, 1, outer, inner, out_inner, shift);
+            return;
+        }
+    }
+    /* |q - z| <= 255, shifted right: no overflow; the sum with zero_out is clamped to int8 */
+    for (o = 0; o < outer; ++o) {
+        for (i = 0; i < inner; ++i) {
+            const int32_t v = ec_align32((int32_t)input[(long)o * inner + i] - zero_in, -shift);
+            output[(long)o * out_inner + i] = (int8_t)ec_clamp32(v + zero_out, -128, 127);
+        }
+    }
 }
 
 void ec_concat_part_any(const void *input, int in_bytes, void *output, int out_bytes, int outer, int inner,

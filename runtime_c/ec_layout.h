@@ -8,9 +8,11 @@
  * One input of a concatenation: `outer` blocks of `inner` values go to output blocks of
  * `out_inner` values (starting at `output`, already offset to this input's slice), each
  * value rounding-shifted right by shift >= 0 (the input's frac bits minus the output's;
- * 0 is a plain copy).
+ * 0 is a plain copy).  With zero points (codes q = v + z): out = sat8(align(q - zero_in, -shift)
+ * + zero_out); equal zero points and shift 0 are a plain copy.
  */
-void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift);
+void ec_concat_part_s8(const int8_t *input, int8_t *output, int outer, int inner, int out_inner, int shift,
+                       int32_t zero_in, int32_t zero_out);
 
 /*
  * Strided copy of an ndim-dimensional block (1 <= ndim <= 6): the output element with index

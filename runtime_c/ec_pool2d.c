@@ -64,7 +64,7 @@ static inline void ec_avgpool2d_impl(const void *input, int in_bytes, int channe
                 if (scale_shift >= 0) {
                     sum *= (int32_t)1 << scale_shift; /* bounded: see header */
                 } else {
-                    n *= (int32_t)1 << -scale_shift; /* into a narrower output: |scale_shift| <= 8 */
+                    n *= (int32_t)1 << -scale_shift; /* a coarser output: |scale_shift| <= 9 */
                 }
                 ec_put(output, o++, out_bytes,
                        ec_clamp32(ec_div_round(sum, n) + offset, ec_type_min(out_bytes), ec_type_max(out_bytes)));

@@ -112,11 +112,18 @@ static int ec_pool_log2(int32_t n)
     return m;
 }
 
-/* Rule 5, the offset and saturation for the sum of a window of n values; m = ec_pool_log2(n). */
+/* Rule 5, the offset and saturation for the sum of a window of n values; m = ec_pool_log2(n).
+ * scale_shift k >= 0 multiplies the sum by 2^k; k < 0 (a coarser output: the signed mean of unsigned
+ * codes) divides by n * 2^-k instead, as the simulator does. */
 static EC_FAST_INLINE int8_t ec_pool_average(int32_t sum, int32_t n, int m, int scale_shift, int32_t offset)
 {
     int32_t q;
-    sum *= (int32_t)1 << scale_shift; /* bounded: see ec_pool2d.h */
+    if (scale_shift >= 0) {
+        sum *= (int32_t)1 << scale_shift; /* bounded: see ec_pool2d.h */
+    } else {
+        n *= (int32_t)1 << -scale_shift; /* -k <= 7 and n <= 2^16: no overflow (ec_pool2d.h) */
+        m = m >= 0 ? m - scale_shift : m;
+    }
     if (m > 0) {
         q = ec_asr32(sum + ((int32_t)1 << (m - 1)), m);
     } else if (m == 0) {

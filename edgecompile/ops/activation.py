@@ -60,6 +60,15 @@ def apply_float(act: dict | None, y: np.ndarray) -> np.ndarray:
     return np.clip(y, lo, hi)
 
 
+def code_bounds(act: dict | None, frac_bits: int, bits: int, zero_point: int) -> tuple[int, int]:
+    """The saturation bounds of an output's codes q = v + z: the activation's bounds on the value
+    v (clamp_bounds, over a range one bit wider when z != 0: v may reach 2^bits - 1 for z = -128)
+    moved by z, within the signed `bits`-bit code range."""
+    lo, hi = clamp_bounds(act, frac_bits, bits + (zero_point != 0))
+    qlo, qhi = numerics.qrange(bits)
+    return max(lo + zero_point, qlo), min(hi + zero_point, qhi)
+
+
 def clamp_bounds(act: dict | None, frac_bits: int, bits: int) -> tuple[int, int]:
     """Integer saturation bounds of an output with frac bits `frac_bits` and this activation.
 

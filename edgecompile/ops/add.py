@@ -7,11 +7,12 @@ f_a + 14 frac bits.  Both products are aligned to a common format F, the finer o
 two, capped where a left shift would leave int32's headroom (numerics.align: exact left
 shifts, rule-2 rounding otherwise), added in int32, and requantized like any layer:
     y = sat(rounding_shift(align((a - z_a) * m_a, F - f_a') + align((b - z_b) * m_b, F - f_b'), F - f_out) + z_y)
-z_a, z_b, z_y are the tensors' zero points (0, or -128 for unsigned codes, numerics.py): an
-operand's code minus its zero point is its integer value (|a - z_a| <= 255 for an unsigned one,
-which the headroom accounts for), and the output zero point is added after the rounding shift,
-the clamp bounds [lo, hi] being code-space (a fused ReLU/ReLU6 on an unsigned output clamps the
-code u in 0..255 at its 9-bit signed value, then adds z_y).  The C computes (a - z_a) * m_a as
+z_a, z_b, z_y are the tensors' zero points (int8 codes: 0 for signed codes, -128 for unsigned
+ones, anything between for a tensor placed by its range, numerics.py): an operand's code minus its
+zero point is its integer value (|a - z_a| <= 255 for any zero point, which the headroom accounts
+for), and the output zero point is added after the rounding shift, the clamp bounds [lo, hi]
+being code-space (activation.code_bounds: a fused ReLU/ReLU6 clamps the value at 0 and the
+code at z_y).  The C computes (a - z_a) * m_a as
 a * m_a + o_a with o_a = -z_a * m_a (one multiply-accumulate, as cheap as the multiply alone),
 and sat(v + z_y) as ec_requantize(acc, F - f_out, lo - z_y, hi - z_y) + z_y (clamp(v + z, lo, hi)
 == clamp(v, lo - z, hi - z) + z for integers); zero points of 0 make it the plain signed add.
@@ -30,8 +31,8 @@ from . import activation
 from .base import Op, register
 
 # Each aligned operand stays below 2^30 in magnitude, so their sum fits int32: |(x - z) * m| * 2^shift
-# <= 2^30 - 1, where |x - z| <= 2^(bits-1) for a signed operand and <= 255 < 2^bits for an unsigned
-# one (z = -128); the offset -z * m rides inside that product, so no partial sum in C exceeds it.
+# <= 2^30 - 1, where |x - z| <= 2^(bits-1) for a signed operand and <= 255 < 2^bits for one with a
+# zero point (both int8 codes); the offset -z * m rides inside that product, so no partial sum in C exceeds it.
 HEADROOM = (1 << 30) - 1
 SCALE_FRAC_BITS = 14
 
@@ -80,14 +81,13 @@ class Add(Op):
         common = min(max(f for _, f, _ in terms), *(f + room for _, f, room in terms))
         # the output shift obeys the same limits as a layer's (see ops/weighted.py)
         y.frac_bits = min(max(y.frac_bits, common - numerics.MAX_SHIFT), common + 31 - y.bits)
-        # code-space clamp: an unsigned output (zero point -128) clamps its 9-bit value u in 0..255,
-        # stored as u - 128 (as WeightedOp.quantize does)
-        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits + (y.zero_point != 0))
+        # code-space clamp: the activation's on the value q - z, within the codes (as WeightedOp.quantize)
+        lo, hi = activation.code_bounds(self.attrs.get("act"), y.frac_bits, y.bits, int(y.zero_point))
         (ma, fa, _), (mb, fb, _) = terms
         za, zb = (int(graph.tensors[t].zero_point) for t in self.inputs)
         self.qattrs = {"mult_a": ma, "mult_b": mb, "shift_a": common - fa, "shift_b": common - fb,
                        "shift_out": common - y.frac_bits, "zero_a": za, "zero_b": zb, "zero_y": int(y.zero_point),
-                       "act_min": lo + y.zero_point, "act_max": hi + y.zero_point}
+                       "act_min": lo, "act_max": hi}
 
     def run_int(self, graph: Graph, a_q: np.ndarray, b_q: np.ndarray) -> np.ndarray:
         q = self.qattrs

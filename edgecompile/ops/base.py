@@ -37,6 +37,7 @@ class Op(Node):
     preserves_format: ClassVar[bool] = False
     #: Output is the input's buffer reinterpreted (reshape): no code, no memory.
     is_alias: ClassVar[bool] = False
+    keeps_codes: ClassVar[bool] = False  # output codes are input codes, moved or selected: any zero point passes
     #: The C kernel may write its output over its first input (elementwise ops).
     in_place: ClassVar[bool] = False
     #: Runtime C files (without extension) the generated code needs for this op.
@@ -92,9 +93,11 @@ class Op(Node):
 
     @staticmethod
     def format_of(graph: Graph, tensor: str) -> str:
-        """A tensor's frac bits, marked "u" when it is an unsigned code (zero point -128, numerics.py)."""
+        """A tensor's frac bits, marked "u" when it is an unsigned code (zero point -128, numerics.py)
+        and "z<z>" for another zero point."""
         t = graph.tensors[tensor]
-        return f"{t.frac_bits}{'u' if t.zero_point else ''}"
+        mark = "" if not t.zero_point else "u" if t.zero_point == -128 else f"z{t.zero_point}"
+        return f"{t.frac_bits}{mark}"
 
 
 def _ctype_bytes(a: np.ndarray) -> int:

@@ -5,6 +5,12 @@ branch with more frac bits than the output rounded down to it (rule 2), so no
 branch is forced onto a coarse format before it is computed (the accuracy
 collapse of tools that do that).  The output format is the coarsest branch
 format, which represents every branch without clipping.
+
+With zero points (numerics.py) each branch's value q - z_in is shifted and the output's z added:
+    y = sat(align(q - z_in, -(f_in - f_out)) + z_out)
+A signed output of a branch with a zero point takes one frac bit fewer (its codes span 2^bits
+values); an output with a zero point covers its calibrated range, the union of the branches', at
+the coarsest branch format or coarser, and saturates what a branch holds beyond it.
 attrs: axis (without the batch axis).  C kernel: ec_concat_part_s8, one call per branch.
 """
 from __future__ import annotations
@@ -40,17 +46,27 @@ class Concat(Op):
     def quantize(self, graph: Graph, options) -> None:
         y = graph.tensors[self.outputs[0]]
         y.bits = max(y.bits, *(graph.tensors[t].bits for t in self.inputs))
+        xs = [graph.tensors[t] for t in self.inputs]
+        own = (options.zero_point_ranges or {}).get(y.name)
+        chosen = y.frac_bits  # its own calibrated format (quantize_graph), for the union of the branches
         # the finest format that holds every branch (a narrower branch has spare bits in a wider output)
-        y.frac_bits = min(graph.tensors[t].frac_bits + y.bits - graph.tensors[t].bits for t in self.inputs)
-        self.qattrs = {"shifts": [graph.tensors[t].frac_bits - y.frac_bits for t in self.inputs]}
+        y.frac_bits = min(x.frac_bits + y.bits - x.bits - (x.zero_point != 0 and own is None) for x in xs)
+        if own is not None:  # branches with different zero points may together span more codes
+            y.frac_bits = min(y.frac_bits, chosen)
+            options.refit_zero_point(y)
+        self.qattrs = {"shifts": [x.frac_bits - y.frac_bits for x in xs],
+                       "zeros": [int(x.zero_point) for x in xs], "zero_y": int(y.zero_point)}
 
     def run_int(self, graph: Graph, *qs: np.ndarray) -> np.ndarray:
-        parts = [numerics.align(q, -s) for q, s in zip(qs, self.qattrs["shifts"])]
+        zeros, zy = self.qattrs.get("zeros", [0] * len(qs)), self.qattrs.get("zero_y", 0)
+        lo, hi = numerics.qrange(graph.tensors[self.outputs[0]].bits)
+        parts = [numerics.saturate(numerics.align(np.asarray(q, np.int64) - z, -s) + zy, lo, hi)
+                 for q, s, z in zip(qs, self.qattrs["shifts"], zeros)]
         return np.concatenate(parts, axis=self.attrs["axis"] + 1)
 
     def formats(self, graph: Graph) -> str:
-        fs = ",".join(str(graph.tensors[t].frac_bits) for t in self.inputs)
-        return f"x:{fs} y:{graph.tensors[self.outputs[0]].frac_bits}"
+        fs = ",".join(self.format_of(graph, t) for t in self.inputs)
+        return f"x:{fs} y:{self.format_of(graph, self.outputs[0])}"
 
     def emit_c(self, em) -> None:
         axis = self.attrs["axis"]
@@ -61,12 +77,14 @@ class Concat(Op):
         offset = 0
         wide = self.is_wide(em.graph)
         out_bytes = em.element_bytes(self.outputs[0])
-        for t, shift in zip(self.inputs, self.qattrs["shifts"]):
+        zeros = self.qattrs.get("zeros", [0] * len(self.inputs))
+        for t, shift, zero in zip(self.inputs, self.qattrs["shifts"], zeros):
             inner = em.graph.shape(t)[axis] * tail
             out = f"{em.buffer(self.outputs[0])} + {offset * out_bytes}"
             if wide:
                 em.call(f"ec_concat_part_any({em.buffer(t)}, {em.element_bytes(t)}, {out}, {out_bytes}, {outer}, "
                         f"{inner}, {out_inner}, {shift})")
             else:
-                em.call(f"ec_concat_part_s8({em.buffer(t)}, {out}, {outer}, {inner}, {out_inner}, {shift})")
+                em.call(f"ec_concat_part_s8({em.buffer(t)}, {out}, {outer}, {inner}, {out_inner}, {shift}, "
+                        f"{zero}, {self.qattrs.get('zero_y', 0)})")
             offset += inner

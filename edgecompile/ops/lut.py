@@ -3,10 +3,11 @@ sigmoid, tanh, SiLU.
 
 An int8 input has only 256 values, so the integer activation is defined as a
 table computed at compile time:
-    table[q + 128] = sat(round_half_up(fn(q * 2^-f_in) * 2^f_out))   (rule 4)
+    table[q + 128] = sat(round_half_up(fn((q - z_in) * 2^-f_in) * 2^f_out) + z_out)   (rule 4)
 The simulator and the C index the same table, so they agree by construction,
-and the only error is the output rounding.  The output gets its own calibrated
-format; the op may run in place.  C kernel: ec_lut_s8 in runtime_c/ec_elementwise.c.
+and the only error is the output rounding.  The zero points (numerics.py) live in the
+table: an h-swish output, never below -0.375, may give most of its codes to the positive side.
+The output gets its own calibrated format; the op may run in place.  C kernel: ec_lut_s8 in runtime_c/ec_elementwise.c.
 attrs: fn (one of FUNCTIONS), and for hardsigmoid alpha, beta (ONNX's HardSigmoid).
 """
 from __future__ import annotations
@@ -58,9 +59,10 @@ class Lut(Op):
         y = graph.tensors[self.outputs[0]]
         lo, hi = numerics.qrange(x.bits)
         q = np.arange(lo, hi + 1)
-        real = self.function(numerics.dequantize(q, x.frac_bits))
+        real = self.function(numerics.dequantize(q, x.frac_bits, x.zero_point))
         ylo, yhi = numerics.qrange(y.bits)
-        self.qparams = {"table": numerics.quantize_float(real, y.frac_bits, ylo, yhi).astype(np.int8)}
+        z = int(y.zero_point)
+        self.qparams = {"table": (numerics.quantize_float(real, y.frac_bits, ylo - z, yhi - z) + z).astype(np.int8)}
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         lo, _ = numerics.qrange(graph.tensors[self.inputs[0]].bits)

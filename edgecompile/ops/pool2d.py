@@ -52,6 +52,7 @@ class Pool2d(Op):
 @register
 class MaxPool2d(Pool2d):
     op_type = "MaxPool2d"
+    keeps_codes = True  # the max of codes is the code of the max, for any zero point
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
         win = patches(np.asarray(x, dtype=np.float64), *self.attrs["kernel"], self.attrs["stride"],
@@ -79,13 +80,12 @@ class AvgPool2d(Pool2d):
     (for k < 0, into a narrower output: round_half_up(sum / (n * 2^-k))).
 
     offset = z_out - z_in * 2^k carries the zero points (numerics.py): an unpadded pool over
-    unsigned codes q = u + z_in (z_in = -128) sums q = sum(u) + n * z_in, and
+    codes q = u + z_in sums q = sum(u) + n * z_in, and
     round_half_up((sum(u) + n * z_in) * 2^k / n) = round_half_up(sum(u) * 2^k / n) + z_in * 2^k
-    exactly, z_in * 2^k being an integer (k >= 0: an unsigned input is 8-bit, so the output is
-    never narrower); subtracting it and adding the output's zero point (0, or -128 when the
-    output is unsigned too) gives the output's code.  Signed codes have offset 0.  A padded
-    window would read the fill 0 as the code of 128 * 2^-f, so offset_tensors never gives a
-    padded pool an unsigned input.
+    exactly when z_in * 2^k is an integer (k >= 0, or z_in = -128 and k >= -7: a signed output of
+    unsigned codes is one bit coarser); subtracting it and adding the output's zero point gives
+    the output's code.  Signed codes have offset 0.  A padded window would read the fill 0 as a
+    code that is not real zero, so zero_point_tensors never gives a padded pool such an input.
 
     Averaging shrinks values (a global pool of N(0,1) data has spread 1/sqrt(n)),
     so the output gets its own calibrated frac bits instead of the input's;
@@ -125,12 +125,19 @@ class AvgPool2d(Pool2d):
             y.frac_bits = x.frac_bits + k_max
             graph.notes.append(f"{self.name}: output frac bits limited to {y.frac_bits} (int32 headroom)")
         # An average never exceeds its inputs, so the input's format always fits a same-width output
-        # (k >= 0); a narrower output needs (x.bits - y.bits) fewer frac bits at most (k < 0).
-        y.frac_bits = max(y.frac_bits, x.frac_bits - (x.bits - y.bits))
+        # (k >= 0); a narrower output needs (x.bits - y.bits) fewer frac bits at most (k < 0), and a
+        # signed output of an input with a zero point one fewer (its codes span 2^bits values).
+        coarsest = x.frac_bits - (x.bits - y.bits) - (x.zero_point != 0 and y.zero_point == 0)
+        if y.frac_bits < coarsest:
+            y.frac_bits = coarsest
+            options.refit_zero_point(y)
         lo, hi = numerics.qrange(y.bits)
         k = y.frac_bits - x.frac_bits
-        assert not x.zero_point or (k >= 0 and not any(self.attrs["pads"])), "unsigned input: unpadded, k >= 0"
-        offset = int(y.zero_point) - (int(x.zero_point) << max(k, 0))
+        # z_in * 2^k must be an integer (see the class docstring): zero_point_tensors gives a pool an
+        # input with a zero point only when it is -128 (k >= -7 here) or the output has one (k >= 0)
+        assert not x.zero_point or (not any(self.attrs["pads"]) and int(x.zero_point) % (1 << max(-k, 0)) == 0), \
+            "a zero-pointed input: unpadded, z_in * 2^k an integer"
+        offset = int(y.zero_point) - (int(x.zero_point) << k if k >= 0 else int(x.zero_point) >> -k)
         self.qattrs = {"scale_shift": k, "offset": offset, "act_min": lo, "act_max": hi}
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from .base import Op, register
 class Reshape(Op):
     op_type = "Reshape"
     preserves_format = True
+    keeps_codes = True
     is_alias = True
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

@@ -16,6 +16,7 @@ from .base import Op, register
 class Slice(Op):
     op_type = "Slice"
     preserves_format = True
+    keeps_codes = True
     runtime_files = ("ec_layout",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

@@ -82,16 +82,21 @@ class WeightedOp(Op):
         # A left shift of more than 31 - out_bits would overflow before
         # saturating: give the output fewer frac bits instead (coarser but exact).
         min_shift = -(31 - y.bits)
-        if y.zero_point:  # the output's zero point enters the bias as z * 2^s: an integer for s >= -7
-            min_shift = max(min_shift, -7)
+        if y.zero_point:  # the output's zero point enters the bias as z * 2^s: an integer needs s >= -7
+            min_shift = max(min_shift, -7)  # and z a multiple of 2^-s (below)
         if x.frac_bits + int(f_w.min()) - y.frac_bits < min_shift:
             y.frac_bits = x.frac_bits + int(f_w.min()) - min_shift
+            options.refit_zero_point(y)
             graph.notes.append(f"{self.name}: output frac bits lowered to {y.frac_bits} to keep the shift legal")
         x_max = 1 << (x.bits - 1)
         lowered = False
         while True:
-            if y.zero_point and int((x.frac_bits + f_w - y.frac_bits).min()) < min_shift:
-                y.frac_bits = x.frac_bits + int(f_w.min()) - min_shift  # lowering f_w moved a shift below -7
+            if y.zero_point and int((x.frac_bits + f_w - y.frac_bits).min()) < -7:
+                y.frac_bits = x.frac_bits + int(f_w.min()) + 7  # lowering f_w moved a shift below -7
+                options.refit_zero_point(y)
+            left = -int((x.frac_bits + f_w - y.frac_bits).min())
+            if y.zero_point and left > 0:  # a left shift by k: z must be a multiple of 2^k (-128 is, k <= 7)
+                y.zero_point = numerics.nearest_multiple_code(y.zero_point, left, y.bits)
             w_q = self._quantize_weights(weight, f_w, bits)
             # the bias as it is before int32 saturation, with the zero points folded in: a bias that
             # does not fit lowers f_w like an accumulator that might not, rather than being clipped
@@ -109,9 +114,9 @@ class WeightedOp(Op):
             graph.notes.append(f"{self.name}: weight frac bits lowered so that the int32 bias fits and the "
                                f"accumulator cannot overflow")
         shifts = x.frac_bits + f_w - y.frac_bits
-        # an unsigned output (zero point -128) clamps its code u in 0..255, stored as u - 128
-        lo, hi = activation.clamp_bounds(self.attrs.get("act"), y.frac_bits, y.bits + (y.zero_point != 0))
-        lo, hi = lo + y.zero_point, hi + y.zero_point
+        # the clamp on codes: the activation's on the value q - z, within int8 (an unsigned output,
+        # z = -128, clamps its code u in 0..255, stored as u - 128)
+        lo, hi = activation.code_bounds(self.attrs.get("act"), y.frac_bits, y.bits, int(y.zero_point))
         # One shift per output channel, stored once when they all agree (it costs a byte each).
         uniform = bool(np.all(shifts == shifts[0]))
         self.qparams = {"weight": w_q.astype(np.int8),
@@ -127,12 +132,14 @@ class WeightedOp(Op):
 
         An input stored as q = u + z_in (u the unsigned code) gives sum(w * u) = sum(w * q) - z_in * sum(w):
         add -z_in * sum(w).  An output stored as u + z_out wants round(acc * 2^-s) + z_out, which is
-        round((acc + z_out * 2^s) * 2^-s) exactly, as z_out * 2^s is an integer multiple of 2^s (s >= -7)."""
+        round((acc + z_out * 2^s) * 2^-s) exactly, as z_out * 2^s is an integer multiple of 2^s (s >= -7
+        and, for s < 0, z_out a multiple of 2^-s: quantize() keeps them so)."""
         n = len(w_q)
         offsets = -int(z_in) * w_q.reshape(n, -1).astype(np.int64).sum(axis=1)
         if z_out:
             s = np.broadcast_to(np.asarray(shifts, dtype=np.int64), (n,))
-            assert s.min() >= -7, "an unsigned output needs shifts >= -7 (quantize() keeps them so)"
+            assert s.min() >= -7 and int(z_out) % (1 << max(-int(s.min()), 0)) == 0, \
+                "a zero-pointed output needs shifts >= -7 and z a multiple of 2^-s (quantize() keeps them so)"
             offsets = offsets + np.where(s >= 0, int(z_out) << np.maximum(s, 0), int(z_out) >> np.maximum(-s, 0))
         return offsets
 

@@ -15,9 +15,8 @@ The search sees only the first half of the calibration samples; what it finds re
 calibrated formats only if it also does better, by VALIDATION_GAIN_DB, on the second half,
 which it never saw.  A model whose search fits noise keeps its calibrated formats.
 
-The model's outputs start at min/max (they clip nothing calibration saw, see quantize_graph)
-and may go one bit finer only when, besides, no sample's top class moves; the model's inputs
-keep their formats (the C API's input format stays the calibrated one).
+The model's outputs keep min/max (they clip nothing calibration saw, see quantize_graph) and its
+inputs their calibrated formats (the C API's input format).
 
 Only formats change: every node is quantized by its own quantize(), so the integer model the
 search picks is as exact and as safe (int32 proof, legal shifts) as any other.
@@ -57,7 +56,6 @@ class FormatSearch:
         x = samples[:MAX_SAMPLES]
         self.reference = np.asarray(graph.run_float(x), dtype=np.float64)
         self.signal = float(np.sum(self.reference ** 2)) or 1.0
-        self.reference_top1 = self.reference.reshape(len(self.reference), -1).argmax(axis=1)
         self.index = {n.outputs[0]: i for i, n in enumerate(graph.nodes)}
         self.desired = {t: graph.tensors[t].frac_bits for t in self.index}  # the formats asked of producers
         self.env = simulate.evaluate_integer(graph, graph.split_inputs(simulate.quantize_input(graph, x)))
@@ -76,17 +74,13 @@ class FormatSearch:
         return float("inf") if error == 0 else float(10 * np.log10(self.signal / error))
 
     def candidates(self) -> list[str]:
-        """Tensors whose format is free: produced by a node that chooses it, not a model input.  A model
-        output (min/max: it clips nothing calibration saw) may only go one bit finer, see try_format."""
-        self.final = final_tensors(self.graph)
-        self.output_start = {t: self.graph.tensors[t].frac_bits for t in self.final}
-        return [n.outputs[0] for n in self.graph.nodes if not n.preserves_format
+        """Tensors whose format is free: produced by a node that chooses it, neither a model input nor
+        a model output (min/max: it clips nothing calibration saw, and a finer one would clip the
+        largest outputs, a classifier's top logits, on the inputs that reach beyond calibration's:
+        measured, one bit finer cost a confident classifier 3.5 dB on held-out inputs)."""
+        final = final_tensors(self.graph)
+        return [n.outputs[0] for n in self.graph.nodes if not n.preserves_format and n.outputs[0] not in final
                 and n.outputs[0] not in self.graph.inputs and n.outputs[0] in self.graph.tensors]
-
-    def _top1(self, env: dict[str, np.ndarray]) -> np.ndarray:
-        g = self.graph
-        out = np.asarray(g.join_outputs({t: simulate.dequantize(g, t, env[t]) for t in g.outputs}))
-        return out.reshape(len(out), -1).argmax(axis=1)
 
     def _requantize(self, tensor: str, frac_bits: int) -> list[tuple]:
         """Give `tensor` a new format and re-quantize every node it reaches (its producer, views of
@@ -98,10 +92,15 @@ class FormatSearch:
             out = g.tensors[node.outputs[0]]
             if out.name != tensor and not moved.intersection(node.inputs):
                 continue
-            undo.append((node, node.qparams, node.qattrs, out, out.frac_bits))
-            out.frac_bits = g.tensors[node.inputs[0]].frac_bits if node.preserves_format else desired[out.name]
+            undo.append((node, node.qparams, node.qattrs, out, out.frac_bits, out.zero_point))
+            if node.preserves_format:
+                source = g.tensors[node.inputs[0]]
+                out.frac_bits, out.zero_point = source.frac_bits, source.zero_point
+            else:
+                out.frac_bits = desired[out.name]
+                self.options.refit_zero_point(out)  # a zero point follows its tensor's format
             node.quantize(g, self.options)
-            if out.frac_bits != undo[-1][4]:
+            if (out.frac_bits, out.zero_point) != undo[-1][4:]:  # its readers see another code
                 moved.add(out.name)
         return undo
 
@@ -113,22 +112,14 @@ class FormatSearch:
         return env
 
     def try_format(self, tensor: str, frac_bits: int) -> bool:
-        """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN, else undo.
-
-        A model output goes at most one bit finer than min/max, and only if no sample's top class
-        moves: clipping the largest outputs, a classifier's top logits, makes them tie."""
-        start = getattr(self, "output_start", {}).get(tensor)
-        if start is not None and not start <= frac_bits <= start + 1:
-            return False
+        """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN, else undo."""
         undo = self._requantize(tensor, frac_bits)
         if self.graph.tensors[tensor].frac_bits == undo[0][4]:  # the producer kept the old format anyway
             self._undo(undo)
             return False
         env = self._simulate_from(self.index[undo[0][3].name])
         error = self._error(env)
-        top1_kept = start is None or np.array_equal(self._top1(env), self._top1(self.env)) \
-            or np.mean(self._top1(env) == self.reference_top1) > np.mean(self._top1(self.env) == self.reference_top1)
-        if np.all(error < self.error * (1 - MIN_GAIN)) and top1_kept:
+        if np.all(error < self.error * (1 - MIN_GAIN)):
             self.env, self.error = env, error
             self.desired[tensor] = frac_bits
             return True
@@ -137,8 +128,8 @@ class FormatSearch:
 
     @staticmethod
     def _undo(undo: list[tuple]) -> None:
-        for node, qparams, qattrs, out, frac_bits in reversed(undo):
-            node.qparams, node.qattrs, out.frac_bits = qparams, qattrs, frac_bits
+        for node, qparams, qattrs, out, frac_bits, zero_point in reversed(undo):
+            node.qparams, node.qattrs, out.frac_bits, out.zero_point = qparams, qattrs, frac_bits, zero_point
 
 
 def search_formats(graph: Graph, options: QuantOptions, samples: np.ndarray, sweeps: int = 2,

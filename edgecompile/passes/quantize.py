@@ -30,8 +30,17 @@ class QuantOptions:
     weight_method: str = "minmax"
     percentile: float = 99.99
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits decided elsewhere (QAT)
-    unsigned_relu: bool = False  # ReLU outputs as unsigned codes where the readers allow (offset_tensors)
+    unsigned_relu: bool = False  # ReLU outputs as unsigned codes where the readers allow (zero_point_tensors)
+    asymmetric: bool = False  # and a zero point for any tensor whose writer and readers allow one
     ranges: dict | None = None  # the calibration statistics, for ops that quantize a sub-graph
+    zero_point_ranges: dict | None = None  # tensor -> its TensorRange, for the tensors given a zero point
+
+    def refit_zero_point(self, t) -> None:
+        """Place a zero-pointed tensor's codes again after its frac bits moved (a writer lowered
+        them, the format search tried another); other tensors keep zero point 0."""
+        r = (self.zero_point_ranges or {}).get(t.name)
+        if r is not None:
+            t.zero_point = zero_point_for(r, t.frac_bits, t.bits, self.calib_method)
 
     def weight_bits_for(self, layer: str) -> int:
         """A layer's weight bits: its own entry, its factorized parent's ("fc1" for "fc1.V"), or the default."""
@@ -134,13 +143,8 @@ def frac_bits_for(r: TensorRange, bits: int, method: str = "minmax", percentile:
     base = numerics.frac_bits_for_interval(r.lo, r.hi, bits)
     if method == "minmax" or r.sample is None or r.sample.size == 0:
         return base
-    if method == "sigma":
-        lo, hi = max(r.lo, r.mean - 3 * r.std), min(r.hi, r.mean + 3 * r.std)
-        return numerics.frac_bits_for_interval(min(lo, 0.0), max(hi, 0.0), bits)
-    if method == "percentile":
-        tail = (100.0 - percentile) / 100.0
-        lo, hi = np.quantile(r.sample, [tail, 1.0 - tail])
-        return numerics.frac_bits_for_interval(min(float(lo), 0.0), max(float(hi), 0.0), bits)
+    if method in ("sigma", "percentile"):
+        return numerics.frac_bits_for_interval(*clip_interval(r, method, percentile), bits)
     if method == "mse":
         qlo, qhi = numerics.qrange(bits)
         errors = []
@@ -149,6 +153,65 @@ def frac_bits_for(r: TensorRange, bits: int, method: str = "minmax", percentile:
             errors.append((float(np.mean((numerics.dequantize(q, f) - r.sample) ** 2)), f))
         return min(errors)[1]
     raise EdgeCompileError(f"--calib-method {method}: choose one of {', '.join(CALIB_METHODS)}")
+
+
+def zero_point_for(r: TensorRange, f: int, bits: int, method: str = "minmax") -> int:
+    """A tensor's zero point at frac bits f: numerics.zero_point_for_interval of its calibrated range.
+    When the span does not fit (a finer f chosen by least squared error), both ends clip by the
+    same number of codes.  Placing the clipping where a tensor's own squared error is least was
+    measured to be worse: it clips one tail, and that error has a mean, which average pools and
+    residual sums downstream do not average away (ShuffleNet lost 2.7 dB with it)."""
+    del method  # every method places the codes the same way
+    return numerics.zero_point_for_interval(r.lo, r.hi, f, bits)
+
+
+def format_for(r: TensorRange, bits: int, method: str = "minmax", percentile: float = 99.99,
+               zero_point: bool = False) -> tuple[int, int]:
+    """A tensor's (frac bits, zero point).  Without a zero point: (frac_bits_for, 0).  With one, the
+    same methods over the span of the values instead of their largest magnitude
+    (numerics.frac_bits_for_span), each f with its zero_point_for: a ReLU output [0, r] gets z = -128
+    and one bit more than a signed code (unsigned codes), a skewed signed tensor up to one bit more,
+    a symmetric one the same f."""
+    if not zero_point:
+        return frac_bits_for(r, bits, method, percentile), 0
+    return _shifted_format(r, bits, method, percentile)
+
+
+def sample_error(r: TensorRange, f: int, z: int, bits: int) -> float:
+    """Mean squared quantization error (rounding and clipping) of the calibration sample at (f, z)."""
+    qlo, qhi = numerics.qrange(bits)
+    q = numerics.quantize_float(r.sample, f, qlo - z, qhi - z)
+    return float(np.mean((numerics.dequantize(q, f) - r.sample) ** 2))
+
+
+def _shifted_format(r: TensorRange, bits: int, method: str, percentile: float) -> tuple[int, int]:
+    """format_for's (f, z) with a zero point."""
+    base = numerics.frac_bits_for_span(r.lo, r.hi, bits)
+    if method == "minmax" or r.sample is None or r.sample.size == 0:
+        return base, zero_point_for(r, base, bits)
+    if method in ("sigma", "percentile"):
+        lo, hi = clip_interval(r, method, percentile)
+        f = numerics.frac_bits_for_span(lo, hi, bits)
+        return f, numerics.zero_point_for_interval(lo, hi, f, bits)
+    if method == "mse":
+        best = None
+        for f in range(base, min(base + 5, numerics.MAX_SHIFT) + 1):
+            z = zero_point_for(r, f, bits, method)
+            err = sample_error(r, f, z, bits)
+            if best is None or err < best[0]:
+                best = (err, f, z)
+        return best[1], best[2]
+    raise EdgeCompileError(f"--calib-method {method}: choose one of {', '.join(CALIB_METHODS)}")
+
+
+def clip_interval(r: TensorRange, method: str, percentile: float) -> tuple[float, float]:
+    """The interval (0 included) the sigma and percentile methods keep unclipped."""
+    if method == "sigma":
+        lo, hi = max(r.lo, r.mean - 3 * r.std), min(r.hi, r.mean + 3 * r.std)
+    else:
+        tail = (100.0 - percentile) / 100.0
+        lo, hi = (float(v) for v in np.quantile(r.sample, [tail, 1.0 - tail]))
+    return min(lo, 0.0), max(hi, 0.0)
 
 
 def assign_activation_bits(graph: Graph, options: QuantOptions) -> None:
@@ -189,40 +252,52 @@ def final_tensors(graph: Graph) -> set[str]:
     return final
 
 
-# Zero point of a tensor stored as an unsigned code: q = u - 128 for u in 0..255 (see numerics.py).
-UNSIGNED_ZERO_POINT = -128
+def zero_point_tensors(graph: Graph, asymmetric: bool = False) -> set[str]:
+    """The tensors that may carry a zero point z (value = (q - z) * 2^-f, numerics.py), never a model
+    output (final_tensors) nor a graph input, always 8-bit.
 
+    Writers: a Conv2d, Linear or Add folds z into its bias or its output offset (ops/weighted.py,
+    ops/add.py), an AvgPool2d without padding into its offset (ops/pool2d.py), a table (Lut) into
+    its entries, a Concat into its per-branch copy (ops/concat.py).  Without `asymmetric` only
+    tensors that are never negative: the outputs of Conv2d/Linear/Add layers whose fused
+    activation clamps at 0 (ReLU, ReLU6), and average pools and concatenations of them; they get
+    z = -128, unsigned codes.  With it, any output of those writers (z placed by zero_point_for).
 
-def offset_tensors(graph: Graph) -> set[str]:
-    """The tensors that can be unsigned codes (zero point -128), never a model output (final_tensors)
-    nor a graph input, always 8-bit:
-      - outputs of a Conv2d, Linear or Add whose fused activation clamps at 0 (ReLU, ReLU6), and
-        outputs of an AvgPool2d without padding whose input is one of these unsigned tensors
-        (the mean of codes u in 0..255 is one again);
-      - read only by Conv2d and Linear layers (their bias absorbs the offset, -z * sum(w); a padded
-        Conv2d reads its padding as the zero point, the code of real zero, in the simulator and in
-        every C kernel path, so each window's taps all carry the offset), Adds (ops/add.py: each
-        operand's zero point is subtracted before its multiplier) and AvgPool2d without padding
-        (ops/pool2d.py: the offset after the rounded division), directly or through max pools and
-        views (which keep their input's code, so their readers obey the same rule)."""
+    Readers, all of which must allow it, directly or through ops that keep codes (views, transposes,
+    slices, max pools: Op.keeps_codes): Conv2d and Linear (their bias absorbs -z * sum(w); a padded Conv2d reads
+    its padding as z, the code of real zero, in the simulator and in every C kernel path), Add
+    (each operand's z is subtracted before its multiplier), Lut (its table is indexed by codes),
+    Concat into an 8-bit output, and AvgPool2d without padding (ops/pool2d.py) where the offset
+    z_in * 2^k is an integer: the input is never negative (z = -128) or the pool's output has a
+    zero point too (then k >= 0)."""
     from ..ops.add import Add
+    from ..ops.concat import Concat
     from ..ops.conv2d import Conv2d
     from ..ops.linear import Linear
-    from ..ops.pool2d import AvgPool2d, MaxPool2d
+    from ..ops.lut import Lut
+    from ..ops.pool2d import AvgPool2d
 
     readers: dict[str, list] = {}
     for node in graph.nodes:
         for t in node.inputs:
             readers.setdefault(t, []).append(node)
     final = final_tensors(graph) | set(graph.inputs)
+    nonnegative: set[str] = set()  # tensors whose calibrated values are never negative, in graph order
+
+    def unpadded_pool(node) -> bool:
+        return type(node) is AvgPool2d and not any(node.attrs["pads"])
 
     def absorbs(tensor: str) -> bool:
-        if tensor in final or not readers.get(tensor):
+        if tensor in final or not readers.get(tensor) or graph.tensors[tensor].bits != 8:
             return False
         for node in readers[tensor]:
-            if type(node) in (Linear, Conv2d, Add) or (type(node) is AvgPool2d and not any(node.attrs["pads"])):
+            if type(node) in (Linear, Conv2d, Add, Lut):
                 continue
-            if (node.is_alias or type(node) is MaxPool2d) and absorbs(node.outputs[0]):
+            if type(node) is Concat and graph.tensors[node.outputs[0]].bits == 8:
+                continue
+            if unpadded_pool(node) and (tensor in nonnegative or (asymmetric and absorbs(node.outputs[0]))):
+                continue
+            if node.keeps_codes and absorbs(node.outputs[0]):
                 continue
             return False
         return True
@@ -233,14 +308,15 @@ def offset_tensors(graph: Graph) -> set[str]:
         return source(producer.inputs[0]) if producer is not None and producer.preserves_format else tensor
 
     chosen = set()
-    for node in graph.nodes:  # in order: a pool's input is decided before its output
+    for node in graph.nodes:  # in order: a pool's or concat's inputs are decided before its output
         act = node.attrs.get("act") or {}
         out = node.outputs[0]
-        if graph.tensors[out].bits != 8 or not absorbs(out):
-            continue
         if type(node) in (Conv2d, Linear, Add) and act.get("min") == 0:
-            chosen.add(out)
-        elif type(node) is AvgPool2d and not any(node.attrs["pads"]) and source(node.inputs[0]) in chosen:
+            nonnegative.add(out)
+        elif (unpadded_pool(node) or type(node) is Concat) and all(source(t) in nonnegative for t in node.inputs):
+            nonnegative.add(out)
+        writer = type(node) in (Conv2d, Linear, Add, Lut, Concat) or unpadded_pool(node)
+        if writer and (out in nonnegative or asymmetric) and absorbs(out):
             chosen.add(out)
     return chosen
 
@@ -252,28 +328,33 @@ def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantO
     The model's final outputs never clip what calibration saw (min/max, whatever --calib-method
     says) unless clip_outputs: they are a handful of values, and the largest of them, the top
     logits of a classifier, are the ones that matter; a format that clips them makes them tie.
-    With options.unsigned_relu, the ReLU outputs offset_tensors allows are unsigned codes: their
-    format is chosen for 9-bit signed values (0..255 of them used), one bit finer."""
+    With options.unsigned_relu the never-negative tensors zero_point_tensors allows are unsigned codes
+    (z = -128, one bit finer), with options.asymmetric every tensor it allows has a zero point; each
+    (f, z) comes from format_for."""
     assign_activation_bits(graph, options)
     final = set() if clip_outputs else final_tensors(graph)
-    unsigned = offset_tensors(graph) if options.unsigned_relu else set()
+    shifted = zero_point_tensors(graph, options.asymmetric) \
+        if options.unsigned_relu or options.asymmetric else set()
+    options.zero_point_ranges = {name: ranges[name] for name in shifted}
     for t in graph.tensors.values():
-        t.zero_point = UNSIGNED_ZERO_POINT if t.name in unsigned else 0
+        t.zero_point = 0
 
-    def choose(name: str, bits: int) -> int:
-        if options.fixed_formats and name in options.fixed_formats:
-            return int(options.fixed_formats[name])
-        method = "minmax" if name in final else options.calib_method
-        return frac_bits_for(ranges[name], bits + (name in unsigned), method, options.percentile)
+    def choose(t) -> None:
+        if options.fixed_formats and t.name in options.fixed_formats:
+            t.frac_bits = int(options.fixed_formats[t.name])
+            options.refit_zero_point(t)
+            return
+        method = "minmax" if t.name in final else options.calib_method
+        t.frac_bits, t.zero_point = format_for(ranges[t.name], t.bits, method, options.percentile, t.name in shifted)
 
     options.ranges = ranges
     for name in graph.inputs:  # a recurrent cell's body has its states as inputs too
-        graph.tensors[name].frac_bits = choose(name, graph.tensors[name].bits)
+        choose(graph.tensors[name])
     for node in graph.nodes:
         out = graph.tensors[node.outputs[0]]
         if node.preserves_format:
             out.frac_bits = graph.tensors[node.inputs[0]].frac_bits
             out.zero_point = graph.tensors[node.inputs[0]].zero_point
         else:
-            out.frac_bits = choose(out.name, out.bits)
+            choose(out)
         node.quantize(graph, options)

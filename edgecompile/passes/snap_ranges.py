@@ -31,7 +31,7 @@ import numpy as np
 from .. import numerics, ops, simulate
 from ..ir import Graph
 from .equalize import PASS_THROUGH, scale_inputs, scale_outputs
-from .quantize import QuantOptions, TensorRange, frac_bits_for, offset_tensors, quantize_graph
+from .quantize import QuantOptions, TensorRange, format_for, quantize_graph, zero_point_tensors
 
 LAYERS = (ops.Conv2d, ops.Linear)
 CANDIDATES = 2.0 ** (np.arange(16) / 16.0)
@@ -85,9 +85,9 @@ def scaled_range(r: TensorRange, a: float) -> TensorRange:
     return s
 
 
-def relative_noise(r: TensorRange, a: float, bits: int, options: QuantOptions) -> float:
+def relative_noise(r: TensorRange, a: float, bits: int, options: QuantOptions, zero_point: bool = False) -> float:
     """Quantization noise of a * values over their power, with the format chosen as quantize_graph
-    would (calibration method, bits) for extremes MARGIN wider than seen."""
+    would (calibration method, bits, zero point) for extremes MARGIN wider than seen."""
     if r.sample is None or not r.sample.size:
         return 0.0
     power = float(np.mean(r.sample ** 2))
@@ -95,10 +95,10 @@ def relative_noise(r: TensorRange, a: float, bits: int, options: QuantOptions) -
         return 0.0
     wide = scaled_range(r, a)
     wide.lo, wide.hi = wide.lo * MARGIN, wide.hi * MARGIN
-    f = frac_bits_for(wide, bits, options.calib_method, options.percentile)
+    f, z = format_for(wide, bits, options.calib_method, options.percentile, zero_point)
     lo, hi = numerics.qrange(bits)
     x = r.sample * a
-    err = numerics.dequantize(numerics.quantize_float(x, f, lo, hi), f) - x
+    err = numerics.dequantize(numerics.quantize_float(x, f, lo - z, hi - z), f) - x
     return float(np.mean(err ** 2)) / (a * a * power)
 
 
@@ -122,9 +122,10 @@ def weight_noise(layer, c: float, options: QuantOptions) -> float:
     return float(np.mean(np.mean(err ** 2, axis=1)[live] / power[live]))
 
 
-def best_factor(group: Group, ranges: dict[str, TensorRange], bits: dict[str, int], options: QuantOptions) -> float:
+def best_factor(group: Group, ranges: dict[str, TensorRange], graph: Graph, shifted: set[str],
+                options: QuantOptions) -> float:
     def noise(a: float) -> float:
-        total = sum(relative_noise(ranges[t], a, bits[t], options) for t in group.tensors)
+        total = sum(relative_noise(ranges[t], a, graph.tensors[t].bits, options, t in shifted) for t in group.tensors)
         total += weight_noise(group.producer, a, options)
         return total + sum(weight_noise(r, 1.0 / a, options) for r in group.readers)
 
@@ -151,13 +152,12 @@ def apply_factor(group: Group, a: float, ranges: dict[str, TensorRange]) -> None
 def snap_ranges(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions) -> dict[str, float]:
     """Rescale every group of the float graph whose formats gain; returns the factors applied, by
     producer layer.  `ranges` (calibrate's, on this graph) is updated to the rescaled values."""
-    unsigned = offset_tensors(graph) if options.unsigned_relu else set()
-    bits = {name: t.bits + (name in unsigned) for name, t in graph.tensors.items()}
+    shifted = zero_point_tensors(graph, options.asymmetric) if options.unsigned_relu or options.asymmetric else set()
     applied = {}
     for group in find_groups(graph):
         if any(t not in ranges for t in group.tensors):
             continue
-        a = best_factor(group, ranges, bits, options)
+        a = best_factor(group, ranges, graph, shifted, options)
         if a != 1.0:
             apply_factor(group, a, ranges)
             applied[group.producer.name] = a

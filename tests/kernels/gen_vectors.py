@@ -319,7 +319,12 @@ def simulate_avgpool(case: dict) -> np.ndarray:
     return pool.run_int(None, np.asarray(case["input"], np.int64)[None])[0]
 
 
-ZERO_POINTS = (0, -128)  # signed codes, unsigned codes (numerics.py)
+ZERO_POINTS = (0, -128, 37)  # signed codes, unsigned codes, a zero point placed by a tensor's range (numerics.py)
+
+
+def _holding_zero(lo: int, hi: int, zy: int) -> tuple[int, int]:
+    """Code-space clamp bounds whose value-space clamp holds 0 (ec_elementwise.h): lo <= z_y <= hi."""
+    return (lo, hi) if not zy else (min(lo, zy), max(hi, min(zy + 1, 127)))
 
 
 def add_case(rng, max_bytes: int) -> dict:
@@ -332,12 +337,11 @@ def add_case(rng, max_bytes: int) -> dict:
     params, zeros = [], [int(rng.choice(ZERO_POINTS)) for _ in range(3)]
     for z in zeros[:2]:
         mult = int(rng.choice([1, -1])) if rng.random() < 0.5 else int(rng.integers(-2**15, 2**15 + 1))
-        span = 256 if z else 128  # |x - z| <= 255 for unsigned codes
+        span = 256 if z else 128  # |x - z| <= 255 for any zero point
         room = int(np.floor(np.log2(2**30 / (span * max(abs(mult), 1))))) - 1  # largest exact left shift
         params += [mult, int(rng.integers(-31, room + 1))]
     lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))]
-    if zeros[2]:  # the value-space clamp holds 0 (ec_elementwise.h): an unsigned code's lo is -128
-        lo, hi = -128, max(hi, -128 + 6)
+    lo, hi = _holding_zero(lo, hi, zeros[2])
     a = _values(rng, (size,), rng.choice(["uniform", "uniform", "extreme", "min"]))
     b = _values(rng, (size,), rng.choice(["uniform", "extreme", "min"]))
     case = dict(op="add", in_c=size, in_h=1, in_w=1, out_c=1, input=a, second=b, stride_h=params[0],
@@ -348,8 +352,9 @@ def add_case(rng, max_bytes: int) -> dict:
 
 
 def offset_pool_case(rng, max_bytes: int) -> dict | None:
-    """An unpadded average pool over unsigned codes (zero point -128) into a signed or unsigned
-    output: offset = z_out + 128 * 2^scale_shift (AvgPool2d.quantize), global pools included.
+    """An unpadded average pool over codes with a zero point into a signed or zero-pointed output:
+    offset = z_out - z_in * 2^scale_shift (AvgPool2d.quantize), global pools included, and the signed
+    mean of unsigned codes (scale_shift -1, offset 64).
     The simulator's result rides along as the expected output."""
     case = pool_case(rng, max_bytes, "avgpool") if rng.random() < 0.5 else wide_pool_case(rng, max_bytes, "avgpool")
     if case is None or case.get("pad_top") or case.get("pad_left"):
@@ -357,8 +362,10 @@ def offset_pool_case(rng, max_bytes: int) -> dict | None:
     if case["out_h"] != out_size(case["in_h"], case["k_h"], case["stride_h"], 0, 0) or \
             case["out_w"] != out_size(case["in_w"], case["k_w"], case["stride_w"], 0, 0):
         return None  # padded at the bottom or on the right
-    z_out = int(rng.choice(ZERO_POINTS))
-    case["offset"] = z_out + (128 << case["scale_shift"])
+    z_out, z_in = int(rng.choice(ZERO_POINTS)), int(rng.choice(ZERO_POINTS[1:]))
+    if rng.random() < 0.3:  # the signed mean of unsigned codes: one frac bit coarser (k = -1)
+        z_out, z_in, case["scale_shift"] = 0, -128, -1
+    case["offset"] = z_out - (z_in << case["scale_shift"] if case["scale_shift"] >= 0 else z_in >> 1)
     return dict(case, expected=1, output=simulate_avgpool(case))
 
 
@@ -384,8 +391,7 @@ def add_edge_cases() -> list[dict]:
                             (-1, -1, 2, (-37, 60), ("alt", "alt"))):
                         if shift_a > room_a or shift_b > room_b:
                             continue
-                        if zy:  # code-space bounds whose value-space clamp holds 0 (ec_elementwise.h)
-                            lo, hi = -128, max(hi, -127)
+                        lo, hi = _holding_zero(lo, hi, zy)
                         case = dict(op="add", in_c=11, in_h=1, in_w=1, out_c=1, input=values[va], second=values[vb],
                                     stride_h=mult, stride_w=shift_a, pad_top=1, pad_left=shift_b,
                                     scale_shift=shift_out, act_min=lo, act_max=hi, zero_a=za, zero_b=zb, zero_y=zy)
