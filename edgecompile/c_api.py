@@ -2,7 +2,8 @@
 
 A model input or output is one int8 array in the caller's memory: `input`/`output` for a model
 with one of that kind, numbered `input0`, `input1`, ... for a kind it has several of, each with
-its NAME_<PARAM>_SIZE and NAME_<PARAM>_FRAC_BITS macros and float helper.  The arena is static
+its NAME_<PARAM>_SIZE and NAME_<PARAM>_FRAC_BITS macros (an output also NAME_<PARAM>_ZERO_POINT: its
+real value is (q - zero point) * 2^-frac bits) and float helper.  The arena is static
 inside NAME.c, or with --arena extern the caller's, passed as NAME_run's last argument.
 """
 from __future__ import annotations
@@ -24,10 +25,11 @@ class CallerTensor:
     size: int
     frac_bits: int
     shape: tuple[int, ...]
+    zero_point: int = 0  # an output's code of real zero (numerics.py); 0 for inputs and most outputs
 
     @property
     def macro(self) -> str:
-        """The macro infix: NAME_<macro>_SIZE, NAME_<macro>_FRAC_BITS."""
+        """The macro infix: NAME_<macro>_SIZE, NAME_<macro>_FRAC_BITS, NAME_<macro>_ZERO_POINT."""
         return self.param.upper()
 
 
@@ -45,8 +47,8 @@ def caller_tensors(graph: Graph, kind: str) -> list[CallerTensor]:
     """The model's inputs (kind "input") or outputs, in the order NAME_run takes them."""
     names = io_parameters(graph)
     tensors = graph.inputs if kind == "input" else graph.outputs
-    return [CallerTensor(t, names[t], graph.tensors[t].size, graph.tensors[t].frac_bits, graph.tensors[t].shape)
-            for t in tensors]
+    return [CallerTensor(t, names[t], graph.tensors[t].size, graph.tensors[t].frac_bits, graph.tensors[t].shape,
+                         int(graph.tensors[t].zero_point)) for t in tensors]
 
 
 def comment_safe(text: str) -> str:

@@ -129,9 +129,12 @@ def test_hardswish_table_writes_and_reads_zero_points(tmp_path, rng):
     assert g.tensors[luts[1].inputs[0]].zero_point != 0  # the depthwise conv's output, read by a table
 
 
-def test_average_pool_of_unsigned_codes_into_a_signed_output_does_not_clip(tmp_path, rng):
-    """A ReLU conv read by the final average pool: its codes span 0..255, so the signed output takes
-    one frac bit fewer (it used to clip at half the input's range); the C is bit-exact."""
+@pytest.mark.parametrize("output_zero_point", [True, False], ids=["unsigned-output", "signed-output"])
+def test_average_pool_of_unsigned_codes_as_the_model_output_does_not_clip(output_zero_point, tmp_path, rng,
+                                                                          monkeypatch):
+    """A ReLU conv read by the final average pool: the output is unsigned too (a range of one sign);
+    kept signed, it takes one frac bit fewer than its input, since unsigned codes span 0..255 (it
+    used to clip at half the input's range: k = -1, offset 64).  The C is bit-exact."""
     import torch
     from models import save_program
 
@@ -147,14 +150,62 @@ def test_average_pool_of_unsigned_codes_into_a_signed_output_does_not_clip(tmp_p
     x = (rng.standard_normal((64, 1, 6, 6)) * 0.1).astype(np.float32)
     np.save(tmp_path / "calib.npy", x)
     path = save_program(model, (1, 6, 6), tmp_path / "pool.pt2")
+    if not output_zero_point:
+        from edgecompile.passes import quantize
+        monkeypatch.setattr(quantize, "output_gains", lambda *args: False)
     result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64))
     g = result.compiled.graph
     pool = next(n for n in g.nodes if isinstance(n, ops.AvgPool2d))
-    assert g.tensors[pool.inputs[0]].zero_point == -128 and g.tensors[pool.outputs[0]].zero_point == 0
-    assert pool.qattrs["scale_shift"] == -1 and pool.qattrs["offset"] == 64  # 0 - (-128) * 2^-1
+    assert g.tensors[pool.inputs[0]].zero_point == -128
+    if output_zero_point:
+        assert g.tensors[pool.outputs[0]].zero_point == -128 and pool.qattrs["scale_shift"] >= 0
+    else:
+        assert g.tensors[pool.outputs[0]].zero_point == 0
+        assert pool.qattrs["scale_shift"] == -1 and pool.qattrs["offset"] == 64  # 0 - (-128) * 2^-1
     with torch.no_grad():
         reference = model(torch.from_numpy(x)).numpy()
     step = 2.0 ** -g.tensors[pool.outputs[0]].frac_bits
     assert np.max(np.abs(simulate.run_dequantized(g, x) - reference)) <= step
     v = verify(result.out_dir)
     assert v.ok and v.total == 64
+
+
+def test_an_output_of_one_sign_gets_a_zero_point_in_the_c_api(tmp_path, rng):
+    """All-negative outputs (a conv with a negative bias, then the global average pool): the output
+    takes a zero point and one frac bit more than a signed code, without clipping what calibration
+    saw; NAME.h says so, the float helper uses it, and the C is bit-exact.  A symmetric output
+    keeps zero point 0."""
+    import torch
+    from models import save_program
+
+    from edgecompile import simulate
+    from edgecompile.export import ExportSettings, export
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(3, 4, 1),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    with torch.no_grad():
+        model[2].weight.mul_(0.2)
+        model[2].bias.fill_(-2.0)
+    x = rng.standard_normal((64, 2, 6, 6)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", x)
+    path = save_program(model, (2, 6, 6), tmp_path / "neg.pt2")
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, name="neg"))
+    g = result.compiled.graph
+    out = g.tensors[g.outputs[0]]
+    with torch.no_grad():
+        reference = model(torch.from_numpy(x)).numpy()
+    assert reference.max() < 0 and out.zero_point > 0
+    assert out.frac_bits == numerics.frac_bits_for_interval(reference.min(), 0.0, 8) + 1
+    y = simulate.run_dequantized(g, x)
+    assert np.max(np.abs(y - reference)) <= 2.0 ** -out.frac_bits  # no clipping, a fine step
+    header = (result.out_dir / "src" / "neg.h").read_text()
+    assert f"#define NEG_OUTPUT_ZERO_POINT {out.zero_point}\n" in header
+    assert "NEG_OUTPUT_ZERO_POINT" in (result.out_dir / "src" / "neg_io.c").read_text()
+    v = verify(result.out_dir)
+    assert v.ok and v.total == 64
+    symmetric = export(ExportSettings(path, tmp_path / "sym", tmp_path / "calib.npy", vectors=8, name="sym",
+                                      asymmetric=False))
+    sg = symmetric.compiled.graph
+    assert sg.tensors[sg.outputs[0]].zero_point == 0
+    assert "#define SYM_OUTPUT_ZERO_POINT 0\n" in (symmetric.out_dir / "src" / "sym.h").read_text()

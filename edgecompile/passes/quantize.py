@@ -252,9 +252,10 @@ def final_tensors(graph: Graph) -> set[str]:
     return final
 
 
-def zero_point_tensors(graph: Graph, asymmetric: bool = False) -> set[str]:
-    """The tensors that may carry a zero point z (value = (q - z) * 2^-f, numerics.py), never a model
-    output (final_tensors) nor a graph input, always 8-bit.
+def zero_point_tensors(graph: Graph, asymmetric: bool = False, outputs: frozenset = frozenset()) -> set[str]:
+    """The tensors that may carry a zero point z (value = (q - z) * 2^-f, numerics.py), never a graph
+    input, a model output only if it is in `outputs` (output_gains: the C API then says z in
+    NAME_<OUTPUT>_ZERO_POINT), always 8-bit.
 
     Writers: a Conv2d, Linear or Add folds z into its bias or its output offset (ops/weighted.py,
     ops/add.py), an AvgPool2d without padding into its offset (ops/pool2d.py), a table (Lut) into
@@ -281,15 +282,18 @@ def zero_point_tensors(graph: Graph, asymmetric: bool = False) -> set[str]:
     for node in graph.nodes:
         for t in node.inputs:
             readers.setdefault(t, []).append(node)
-    final = final_tensors(graph) | set(graph.inputs)
     nonnegative: set[str] = set()  # tensors whose calibrated values are never negative, in graph order
 
     def unpadded_pool(node) -> bool:
         return type(node) is AvgPool2d and not any(node.attrs["pads"])
 
     def absorbs(tensor: str) -> bool:
-        if tensor in final or not readers.get(tensor) or graph.tensors[tensor].bits != 8:
+        if tensor in graph.inputs or graph.tensors[tensor].bits != 8:
             return False
+        if tensor in graph.outputs and tensor not in outputs:
+            return False
+        if not readers.get(tensor):
+            return tensor in outputs  # the caller reads it
         for node in readers[tensor]:
             if type(node) in (Linear, Conv2d, Add, Lut):
                 continue
@@ -321,6 +325,15 @@ def zero_point_tensors(graph: Graph, asymmetric: bool = False) -> set[str]:
     return chosen
 
 
+def output_gains(r: TensorRange, asymmetric: bool, bits: int = 8) -> bool:
+    """A model output takes a zero point only where it gains a whole bit, without clipping anything
+    calibration saw: a range of one sign (a ReLU output, or logits that are all negative), or with
+    `asymmetric` a skewed one.  Other outputs keep the plain signed code q * 2^-f."""
+    if not asymmetric and r.lo < 0:
+        return False
+    return numerics.frac_bits_for_span(r.lo, r.hi, bits) > numerics.frac_bits_for_interval(r.lo, r.hi, bits)
+
+
 def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions,
                    clip_outputs: bool = False) -> None:
     """Every tensor's format (see the module docstring) and every node's integer parameters.
@@ -330,11 +343,14 @@ def quantize_graph(graph: Graph, ranges: dict[str, TensorRange], options: QuantO
     logits of a classifier, are the ones that matter; a format that clips them makes them tie.
     With options.unsigned_relu the never-negative tensors zero_point_tensors allows are unsigned codes
     (z = -128, one bit finer), with options.asymmetric every tensor it allows has a zero point; each
-    (f, z) comes from format_for."""
+    (f, z) comes from format_for.  A model output has one only where it gains a bit (output_gains)."""
     assign_activation_bits(graph, options)
     final = set() if clip_outputs else final_tensors(graph)
-    shifted = zero_point_tensors(graph, options.asymmetric) \
-        if options.unsigned_relu or options.asymmetric else set()
+    if options.unsigned_relu or options.asymmetric:
+        gaining = frozenset(t for t in graph.outputs if t in ranges and output_gains(ranges[t], options.asymmetric))
+        shifted = zero_point_tensors(graph, options.asymmetric, gaining)
+    else:
+        shifted = set()
     options.zero_point_ranges = {name: ranges[name] for name in shifted}
     for t in graph.tensors.values():
         t.zero_point = 0
