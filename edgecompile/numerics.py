@@ -153,9 +153,13 @@ def frac_bits_for_interval(lo_value: float, hi_value: float, bits: int,
         return (quantize_float(pos, f, -wide, wide) <= qhi
                 and quantize_float(-neg, f, -wide, wide) >= qlo)
 
-    # Start from the analytic estimate, then step to the exact boundary.
-    f = int(np.floor(np.log2((qhi + 0.5) / max(neg, pos))))
-    f = min(max(f, f_min), f_max)
+    return _largest_fitting(fits, int(np.floor(np.log2((qhi + 0.5) / max(neg, pos)))), f_min, f_max)
+
+
+def _largest_fitting(fits, estimate: int, f_min: int, f_max: int) -> int:
+    """The largest f in [f_min, f_max] with fits(f) (or f_min): from the analytic estimate, step to
+    the exact boundary (the rounding of rule 4 decides it, not the estimate)."""
+    f = min(max(estimate, f_min), f_max)
     while f < f_max and fits(f + 1):
         f += 1
     while f > f_min and not fits(f):
@@ -219,12 +223,7 @@ def frac_bits_for_span(lo_value: float, hi_value: float, bits: int,
     span = max(float(hi_value), 0.0) - min(float(lo_value), 0.0)
     if span == 0.0:
         return min(max(bits - 1, f_min), f_max)
-    f = min(max(int(np.floor(np.log2(top / span))), f_min), f_max)
-    while f < f_max and fits(f + 1):
-        f += 1
-    while f > f_min and not fits(f):
-        f -= 1
-    return f
+    return _largest_fitting(fits, int(np.floor(np.log2(top / span))), f_min, f_max)
 
 
 def zero_point_for_interval(lo_value: float, hi_value: float, f: int, bits: int) -> int:

@@ -31,7 +31,7 @@ import numpy as np
 from .. import numerics, ops, simulate
 from ..ir import Graph
 from .equalize import PASS_THROUGH, scale_inputs, scale_outputs
-from .quantize import QuantOptions, TensorRange, format_for, quantize_graph, zero_point_tensors
+from .quantize import QuantOptions, TensorRange, format_for, quantize_graph, sample_error, zero_pointed
 
 LAYERS = (ops.Conv2d, ops.Linear)
 CANDIDATES = 2.0 ** (np.arange(16) / 16.0)
@@ -96,10 +96,7 @@ def relative_noise(r: TensorRange, a: float, bits: int, options: QuantOptions, z
     wide = scaled_range(r, a)
     wide.lo, wide.hi = wide.lo * MARGIN, wide.hi * MARGIN
     f, z = format_for(wide, bits, options.calib_method, options.percentile, zero_point)
-    lo, hi = numerics.qrange(bits)
-    x = r.sample * a
-    err = numerics.dequantize(numerics.quantize_float(x, f, lo - z, hi - z), f) - x
-    return float(np.mean(err ** 2)) / (a * a * power)
+    return sample_error(scaled_range(r, a), f, z, bits) / (a * a * power)
 
 
 def weight_noise(layer, c: float, options: QuantOptions) -> float:
@@ -152,7 +149,7 @@ def apply_factor(group: Group, a: float, ranges: dict[str, TensorRange]) -> None
 def snap_ranges(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions) -> dict[str, float]:
     """Rescale every group of the float graph whose formats gain; returns the factors applied, by
     producer layer.  `ranges` (calibrate's, on this graph) is updated to the rescaled values."""
-    shifted = zero_point_tensors(graph, options.asymmetric) if options.unsigned_relu or options.asymmetric else set()
+    shifted = zero_pointed(graph, ranges, options)
     applied = {}
     for group in find_groups(graph):
         if any(t not in ranges for t in group.tensors):
