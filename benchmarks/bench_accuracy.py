@@ -7,7 +7,8 @@ SqueezeNet-, ShuffleNet-style nets, MobileNetV3 block) with random weights, judg
 fresh N(0,1) inputs that are not the 64 calibration samples; and the models that are hard to
 quantize (examples/hard_models.py), judged on their 256 held-out test inputs.
 Headline: edgecompile's default pipeline (compile_model with the default CompileOptions, as
-shipped, whatever it currently chooses) against the TFLM int8 emulation of
+shipped, whatever it currently chooses), and the same with int8 outputs (--output-bits 8; the
+default gives a classifier's logits int16), against the TFLM int8 emulation of
 benchmarks/tflm_reference.py (per-channel conv weights, arbitrary float scales, calibrated
 asymmetric activations), both calibrated on the same samples and run on the same inputs.
 Configurations: per-tensor min/max (the baseline), then per-channel with each calibration
@@ -41,6 +42,7 @@ CONFIGS = [("per-tensor minmax", False, "minmax"), ("minmax", True, "minmax"), (
            ("sigma", True, "sigma"), ("mse", True, "mse"), ("+ bias correction", True, "mse+bc")]
 QAT_LABEL = "QAT 2 epochs"
 DEFAULT_LABEL = "default (compile_model)"
+INT8_OUT_LABEL = "default, int8 outputs"  # --output-bits 8: the C API TFLM's int8 models have
 TFLM_LABEL = "TFLM int8 (emulated)"
 TRAINED = {"lenet": 15, "mlp": 15, "mobilenet": 30}  # digits classifiers and their epochs
 ZOO_TEST_SAMPLES = 256
@@ -103,13 +105,15 @@ def scorer(reference: np.ndarray, y: np.ndarray | None):
     return score
 
 
-def default_outputs(case: Case) -> np.ndarray:
-    """The shipped default pipeline, not a reimplementation: its choices may change over time."""
+def default_outputs(case: Case, **options) -> np.ndarray:
+    """The shipped default pipeline, not a reimplementation: its choices may change over time
+    (`options`: CompileOptions fields to change, e.g. output_bits=8)."""
     from edgecompile import simulate
     from edgecompile.compiler import CompileOptions, compile_model
     from edgecompile.frontend import load_model
 
-    compiled = compile_model(load_model(case.model_path, tuple(case.calib.shape[1:])), case.calib, CompileOptions())
+    compiled = compile_model(load_model(case.model_path, tuple(case.calib.shape[1:])), case.calib,
+                             CompileOptions(**options))
     return simulate.run_dequantized(compiled.graph, case.x)
 
 
@@ -182,6 +186,7 @@ def evaluate(case: Case, work: Path, quick: bool) -> dict:
     if case.y is not None:
         row["float_accuracy"] = float(np.mean(reference.argmax(1) == case.y))
     row["configs"][DEFAULT_LABEL] = score(default_outputs(case))
+    row["configs"][INT8_OUT_LABEL] = score(default_outputs(case, output_bits=8))
     row["configs"][TFLM_LABEL] = score(tflm_reference.tflm_int8_outputs(folded, case.calib, case.x))
     if not quick:
         row["configs"].update(sweep(case, folded, score))
@@ -206,11 +211,11 @@ def cell(result: dict | None) -> str:
 def print_headline(rows: list[dict]) -> None:
     """edgecompile's default against the TFLM emulation; '<' marks where edgecompile is worse."""
     print("\nedgecompile default vs TFLM int8 (emulated): output SQNR dB / top-1 agreement % against float")
-    print(f"{'model':18}{'edgecompile default':>22}{'TFLM int8 (emul.)':>22}{'delta dB':>10}  inputs")
+    print(f"{'model':18}{'edgecompile default':>22}{'int8 outputs':>16}{'TFLM int8 (emul.)':>22}{'delta dB':>10}  inputs")
     for r in rows:
         mark = "<" if r["delta_db_vs_tflm"] < 0 else " "
-        print(f"{r['model']:18}{cell(r['configs'][DEFAULT_LABEL]):>22}{cell(r['configs'][TFLM_LABEL]):>22}"
-              f"{r['delta_db_vs_tflm']:+9.1f}{mark} {r['inputs']}")
+        print(f"{r['model']:18}{cell(r['configs'][DEFAULT_LABEL]):>22}{cell(r['configs'][INT8_OUT_LABEL]):>16}"
+              f"{cell(r['configs'][TFLM_LABEL]):>22}{r['delta_db_vs_tflm']:+9.1f}{mark} {r['inputs']}")
     print("('<': edgecompile below TFLM)")
 
 
@@ -252,7 +257,7 @@ def main() -> None:
         for case in cases(Path(tmp), args.models.split(",")):
             rows.append(evaluate(case, Path(tmp), args.quick))
     print_headline(rows)
-    labels = [DEFAULT_LABEL, TFLM_LABEL] + ([] if args.quick else [c[0] for c in CONFIGS] + [QAT_LABEL])
+    labels = [DEFAULT_LABEL, INT8_OUT_LABEL, TFLM_LABEL] + ([] if args.quick else [c[0] for c in CONFIGS] + [QAT_LABEL])
     if not args.quick:
         print_configs(rows, labels)
     print_accuracy(rows, labels)

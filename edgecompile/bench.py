@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import simulate
+from .c_api import output_record, read_outputs
 from .errors import EdgeCompileError
 from .manifest import read_manifest
 from .progress import ProgressFactory, no_progress, watch_records
@@ -185,17 +186,17 @@ class CallGraph:
         return depth(root, frozenset())
 
 
-def counted_run(t: Target, elf: Path, inputs: np.ndarray, expected: np.ndarray, timeout: float, bar):
+def counted_run(t: Target, graph, elf: Path, inputs: np.ndarray, expected: np.ndarray, timeout: float, bar):
     """One run of the profiled program under QEMU: its instruction counts, and whether its outputs
     match the simulator's."""
     with tempfile.TemporaryDirectory(prefix="ec-bench-") as run_dir:
         inputs.tofile(Path(run_dir) / "inputs.bin")
-        with watch_records(Path(run_dir) / "outputs.bin", expected[0].size, bar):
+        with watch_records(Path(run_dir) / "outputs.bin", output_record(graph).itemsize, bar):
             result = count_instructions(t, elf, Path(run_dir), timeout)
         if result.timed_out or result.exit_code != 0:
             raise EdgeCompileError(f"the profiled program failed on {t.name} (exit {result.exit_code}"
                                    f"{', timed out' if result.timed_out else ''}):\n{result.output[-2000:]}")
-        got = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8).reshape(len(inputs), -1)
+        got = read_outputs(graph, (Path(run_dir) / "outputs.bin").read_bytes(), "outputs.bin")
     return result, bool(np.array_equal(got, expected))
 
 
@@ -219,9 +220,9 @@ def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = No
         bar.update(1)
         profiled = build(out_dir, target, build_dir=f"build/{target}-profile", extra_cflags="-DEC_PROFILE")
         bar.update(1)
-    expected = simulate.run_integer(graph, inputs).astype(np.int8).reshape(len(inputs), -1)
+    expected = simulate.run_integer(graph, inputs).reshape(len(inputs), -1)
     with progress(2 * len(inputs), f"counting the instructions of {len(inputs)} inferences, twice") as bar:
-        runs = [counted_run(t, profiled.elf, inputs, expected, timeout, bar) for _ in range(2)]  # must agree
+        runs = [counted_run(t, graph, profiled.elf, inputs, expected, timeout, bar) for _ in range(2)]  # must agree
     (first, exact), (second, exact2) = runs
     layers = [n for n in graph.nodes if not n.is_alias]
     per = 1 + len(layers)  # the runner's mark, then one after each layer

@@ -1,16 +1,23 @@
 """The generated C API: what NAME.h declares and how the runner calls it.
 
-A model input or output is one int8 array in the caller's memory: `input`/`output` for a model
+A model input or output is one array in the caller's memory: `input`/`output` for a model
 with one of that kind, numbered `input0`, `input1`, ... for a kind it has several of, each with
 its NAME_<PARAM>_SIZE and NAME_<PARAM>_FRAC_BITS macros (an output also NAME_<PARAM>_ZERO_POINT: its
-real value is (q - zero point) * 2^-frac bits) and float helper.  The arena is static
-inside NAME.c, or with --arena extern the caller's, passed as NAME_run's last argument.
+real value is (q - zero point) * 2^-frac bits) and float helper.  Inputs are int8_t; an output
+is int8_t or, as --output-bits says (passes/quantize.py output_width), int16_t.  The arena is
+static inside NAME.c, or with --arena extern the caller's, passed as NAME_run's last argument.
+
+The runner writes each sample's outputs one after the other in their C types, little-endian
+(outputs.bin; the export's vectors/expected.bin is the same record): output_record.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
+from .errors import EdgeCompileError
 from .ir import Graph
 from .passes.plan_memory import ALIGN as ARENA_ALIGN
 
@@ -26,6 +33,11 @@ class CallerTensor:
     frac_bits: int
     shape: tuple[int, ...]
     zero_point: int = 0  # an output's code of real zero (numerics.py); 0 for inputs and most outputs
+    bits: int = 8  # int8_t or int16_t
+
+    @property
+    def ctype(self) -> str:
+        return c_type(self.bits)
 
     @property
     def macro(self) -> str:
@@ -48,7 +60,40 @@ def caller_tensors(graph: Graph, kind: str) -> list[CallerTensor]:
     names = io_parameters(graph)
     tensors = graph.inputs if kind == "input" else graph.outputs
     return [CallerTensor(t, names[t], graph.tensors[t].size, graph.tensors[t].frac_bits, graph.tensors[t].shape,
-                         int(graph.tensors[t].zero_point)) for t in tensors]
+                         int(graph.tensors[t].zero_point), graph.tensors[t].bits) for t in tensors]
+
+
+def c_type(bits: int) -> str:
+    return {8: "int8_t", 16: "int16_t"}[bits]
+
+
+def output_record(graph: Graph) -> np.dtype:
+    """One sample's outputs as the runner writes them: each output's values in its C type."""
+    return np.dtype([(t.param, f"<i{t.bits // 8}", (t.size,)) for t in caller_tensors(graph, "output")])
+
+
+def read_outputs(graph: Graph, raw: np.ndarray | bytes, what: str) -> np.ndarray:
+    """Output records (bytes) -> (samples, output_size) int64, the outputs side by side."""
+    record = output_record(graph)
+    data = np.frombuffer(bytes(raw), dtype=np.uint8)
+    if data.size % record.itemsize:
+        raise EdgeCompileError(f"{what}: {data.size} bytes is not a whole number of {record.itemsize}-byte "
+                               f"output records")
+    rows = data.view(record)
+    return np.concatenate([rows[f].astype(np.int64).reshape(len(rows), -1) for f in record.names], axis=1)
+
+
+def output_bytes(graph: Graph, values: np.ndarray) -> bytes:
+    """(samples, output_size) integers -> the runner's output records (the inverse of read_outputs)."""
+    record = output_record(graph)
+    values = np.asarray(values).reshape(len(values), -1)
+    rows = np.zeros(len(values), dtype=record)
+    start = 0
+    for f in record.names:
+        size = record[f].shape[0]
+        rows[f] = values[:, start:start + size]
+        start += size
+    return rows.tobytes()
 
 
 def comment_safe(text: str) -> str:
@@ -74,12 +119,12 @@ def pow2_literal(e: int) -> str:
 
 
 def runner_args(upper: str, inputs: list[dict], outputs: list[dict], extern: bool) -> str:
-    """The runner's call: each tensor at its offset in the concatenated sample buffers ec_in / ec_out."""
-    def at(buf: str, tensors: list[dict]) -> list[str]:
-        return [buf] + [f"{buf} + " + " + ".join(f"{upper}_{t['macro']}_SIZE" for t in tensors[:k])
-                        for k in range(1, len(tensors))]
-
-    return ", ".join(at("ec_in", inputs) + at("ec_out", outputs) + (["ec_arena_buffer.bytes"] if extern else []))
+    """The runner's call: each input at its offset in the concatenated sample buffer ec_in, each
+    output its own ec_out_<param> array (outputs may differ in type)."""
+    ins = ["ec_in"] + ["ec_in + " + " + ".join(f"{upper}_{t['macro']}_SIZE" for t in inputs[:k])
+                       for k in range(1, len(inputs))]
+    outs = [f"ec_out_{t['param']}" for t in outputs]
+    return ", ".join(ins + outs + (["ec_arena_buffer.bytes"] if extern else []))
 
 
 def api_context(graph: Graph, code: str, arena: str) -> dict:
@@ -87,13 +132,14 @@ def api_context(graph: Graph, code: str, arena: str) -> dict:
     upper = graph.name.upper()
 
     def describe(t: CallerTensor) -> dict:
-        return dict(vars(t), macro=t.macro, shape_text="x".join(map(str, t.shape)), label=comment_safe(t.tensor))
+        return dict(vars(t), macro=t.macro, ctype=t.ctype, shape_text="x".join(map(str, t.shape)),
+                    label=comment_safe(t.tensor))
 
     inputs = [dict(describe(t), layout=input_layout(graph, t.tensor), scale_literal=pow2_literal(t.frac_bits))
               for t in caller_tensors(graph, "input")]
     outputs = [dict(describe(t), step_literal=pow2_literal(-t.frac_bits)) for t in caller_tensors(graph, "output")]
     extern = arena == "extern"
-    params = [f"const int8_t *{t['param']}" for t in inputs] + [f"int8_t *{t['param']}" for t in outputs]
+    params = [f"const int8_t *{t['param']}" for t in inputs] + [f"{t['ctype']} *{t['param']}" for t in outputs]
 
     def arrays(tensors: list[dict]) -> str:
         return ", ".join(f"{t['param']}[{upper}_{t['macro']}_SIZE]" for t in tensors)

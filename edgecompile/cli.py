@@ -148,6 +148,9 @@ def with_model_options(fn):
 @click.option("--act-bits", multiple=True, default=["8"], show_default=True,
               help="Activation bits: 8, 16, auto (16 where it measurably helps) or LAYER=16 (comma-separated, "
               "repeatable).")
+@click.option("--output-bits", type=click.Choice(["auto", "8", "16"]), default="auto", show_default=True,
+              help="The model outputs' C type: int8_t, int16_t, or auto (int16_t for an output of at most "
+              "256 values, such as a classifier's logits: its rounding error then vanishes).")
 @click.option("--drop-softmax", is_flag=True, help="Leave out a final Softmax (the C returns logits).")
 @click.option("--per-channel/--per-tensor", "per_channel", default=None,
               help="Weight formats per output channel (default) or one per tensor.")
@@ -163,8 +166,8 @@ def with_model_options(fn):
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
            bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
-           act_bits, drop_softmax, per_channel, name, val, vectors, arena, as_json, quiet, input_shape, trust_pickle,
-           imports):
+           act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, arena, as_json, quiet, input_shape,
+           trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
@@ -177,7 +180,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
                               asymmetric=asymmetric,
                               equalize=equalize,
-                              act_bits=tuple(act_bits), name=name,
+                              act_bits=tuple(act_bits), output_bits=output_bits if output_bits == "auto" else int(output_bits),
+                              name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
                               imports=tuple(imports), vectors=vectors, val=val, arena=arena)
     stages = Progress(quiet)

@@ -109,7 +109,9 @@ class Emitter:
     def buffer(self, tensor: str) -> str:
         where, offset = self.plan.location(tensor)
         if where in ("input", "output"):
-            return self.io_params[self.plan.caller_tensor(tensor)]
+            param = self.io_params[self.plan.caller_tensor(tensor)]
+            # every buffer is a byte pointer (kernels add byte offsets): an int16_t output's too
+            return f"(int8_t *){param}" if self.graph.tensors[tensor].bits == 16 else param
         return self.arena(offset)
 
     @staticmethod

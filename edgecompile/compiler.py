@@ -26,7 +26,7 @@ from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import MemoryPlan, plan_memory
 from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, TensorRange, calibrate, quantize_graph
-from .passes.sparsify import SparsityDecision, sparsify
+from .passes.sparsify import SparsityDecision, compressed_layers, sparsify
 from .passes.weight_rounding import round_weights_if_better
 
 WEIGHT_ROUNDING = ("error-feedback", "nearest")
@@ -53,6 +53,7 @@ class CompileOptions:
     act_bits: int = 8
     act_layer_bits: dict[str, int] = field(default_factory=dict)
     act_auto: bool = False
+    output_bits: int | str = "auto"  # the model outputs' width: 8, 16, or auto (passes/quantize.py output_width)
     param_overrides: dict[str, dict] = field(default_factory=dict)  # layer -> float params (QAT's trained ones)
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
@@ -104,9 +105,14 @@ def check_outlier(w: np.ndarray, where: str, key: str) -> None:
                                f"bug or a damaged file: fix or clip that {key} and export again")
 
 
+OUTPUT_BITS = (8, 16, "auto")
+
+
 def check_options(graph: Graph, options: CompileOptions) -> None:
     if not 2 <= options.bits <= 8:
         raise EdgeCompileError(f"--bits {options.bits}: weights can have 2 to 8 bits")
+    if options.output_bits not in OUTPUT_BITS:
+        raise EdgeCompileError(f"--output-bits {options.output_bits}: outputs are 8 or 16 bits, or auto")
 
 
 def check_layer_bits(graph: Graph, options: CompileOptions) -> None:
@@ -154,12 +160,15 @@ def apply_batchnorm_ranges(graph: Graph, ranges: dict[str, TensorRange]) -> None
         r.lo, r.hi = min(r.lo, lo), max(r.hi, hi)
 
 
-def quant_options(options: CompileOptions, synthetic: bool = False) -> QuantOptions:
+def quant_options(options: CompileOptions, graph: Graph, synthetic: bool = False) -> QuantOptions:
+    """What quantize_graph needs of `options` for `graph` (after the graph passes)."""
     method = "minmax" if synthetic else options.calib_method  # synthetic data has no real distribution
-    return QuantOptions(options.bits, dict(options.layer_bits), act_bits=options.act_bits,
-                        act_layer_bits=dict(options.act_layer_bits), per_channel=options.per_channel,
-                        calib_method=method, weight_method=options.weight_method,
-                        fixed_formats=options.fixed_formats)
+    q = QuantOptions(options.bits, dict(options.layer_bits), act_bits=options.act_bits,
+                     act_layer_bits=dict(options.act_layer_bits), output_bits=options.output_bits,
+                     per_channel=options.per_channel, calib_method=method, weight_method=options.weight_method,
+                     fixed_formats=options.fixed_formats)
+    q.compressed_layers = frozenset(compressed_layers(graph, options.sparse, q.weight_bits_for))
+    return q
 
 
 def apply_param_overrides(graph: Graph, overrides: dict[str, dict]) -> None:
@@ -195,7 +204,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     ranges = calibrate(graph, samples)
     if synthetic:
         apply_batchnorm_ranges(graph, ranges)
-    qopts = quant_options(options, synthetic)
+    qopts = quant_options(options, graph, synthetic)
     qopts.unsigned_relu = options.unsigned_relu and not options.fixed_formats  # QAT trains signed formats
     qopts.asymmetric = options.asymmetric and not options.fixed_formats
     if options.snap_ranges and not options.fixed_formats and not options.param_overrides and not synthetic:

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, metrics, simulate
 from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
-from .c_api import ARENA_MODES, api_context, io_parameters
+from .c_api import ARENA_MODES, api_context, caller_tensors, io_parameters, output_bytes
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
@@ -60,6 +60,7 @@ class ExportSettings:
     asymmetric: bool = True
     equalize: str = "off"
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
+    output_bits: int | str = "auto"  # the model outputs: 8, 16, or auto (16 for a few values)
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
     trust_pickle: bool = False
@@ -166,7 +167,8 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              asymmetric=settings.asymmetric,
                              equalize=settings.equalize,
                              param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats,
-                             act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto)
+                             act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto,
+                             output_bits=settings.output_bits)
     compiled = compile_model(loaded, calib, options, log)
     log("measuring accuracy against the float model")
     summary = measure(loaded, compiled, val, settings.val)
@@ -213,7 +215,7 @@ def simulate_vectors(graph, vec_in: np.ndarray, progress: ProgressFactory, chunk
     with progress(len(vec_in), f"simulating {len(vec_in)} test vectors") as bar:
         parts = []
         for i in range(0, len(vec_in), chunk):
-            parts.append(simulate.run_integer(graph, vec_in[i:i + chunk]).astype(np.int8))
+            parts.append(simulate.run_integer(graph, vec_in[i:i + chunk]).reshape(len(vec_in[i:i + chunk]), -1))
             bar.update(len(parts[-1]))
     return np.concatenate(parts)
 
@@ -280,9 +282,9 @@ def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, l
         render_sources(tmp, compiled, settings, summary)
         (tmp / "vectors").mkdir()
         vec_in.astype(np.int8).tofile(tmp / "vectors" / "inputs.bin")
-        vec_out.astype(np.int8).tofile(tmp / "vectors" / "expected.bin")
+        (tmp / "vectors" / "expected.bin").write_bytes(output_bytes(compiled.graph, vec_out))
         write_tensor_vectors(tmp / "vectors", compiled.graph, vec_in, vec_out)
-        render_linked_vectors(tmp, vec_in, vec_out)
+        render_linked_vectors(tmp, compiled.graph, vec_in, vec_out)
         write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()},
                                              "c_api": {"arena": settings.arena}})
         (tmp / "report.md").write_text(markdown_report(compiled, summary, layers))
@@ -309,7 +311,8 @@ def write_tensor_vectors(folder: Path, graph, vec_in: np.ndarray, vec_out: np.nd
     for name, values in graph.split_inputs(vec_in).items():
         values.astype(np.int8).tofile(folder / f"{params[name]}.bin")
     for name, values in graph.split_outputs(vec_out).items():
-        values.astype(np.int8).tofile(folder / f"expected_{params[name]}.bin")
+        values.astype(np.int16 if graph.tensors[name].bits == 16 else np.int8).tofile(
+            folder / f"expected_{params[name]}.bin")
 
 
 def _json_default(value):
@@ -349,13 +352,15 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
         (root / rel).write_text(env.get_template(template).render(**ctx))
 
 
-def render_linked_vectors(root: Path, vec_in: np.ndarray, vec_out: np.ndarray, count: int = 4) -> None:
+def render_linked_vectors(root: Path, graph, vec_in: np.ndarray, vec_out: np.ndarray, count: int = 4) -> None:
     k = min(count, len(vec_in))
-    env = template_env()
-    text = env.get_template("vectors.h.j2").render(
-        count=k, input_size=vec_in[0].size, output_size=vec_out[0].size,
-        inputs=[", ".join(str(int(v)) for v in vec_in[i].reshape(-1)) for i in range(k)],
-        expected=[", ".join(str(int(v)) for v in vec_out[i].reshape(-1)) for i in range(k)])
+    values = graph.split_outputs(vec_out[:k])
+    outputs = [dict(param=t.param, ctype=t.ctype, size=t.size,
+                    rows=[", ".join(str(int(v)) for v in values[t.tensor][i].reshape(-1)) for i in range(k)])
+               for t in caller_tensors(graph, "output")]
+    text = template_env().get_template("vectors.h.j2").render(
+        count=k, input_size=vec_in[0].size, outputs=outputs,
+        inputs=[", ".join(str(int(v)) for v in vec_in[i].reshape(-1)) for i in range(k)])
     (root / "vectors" / "vectors.h").write_text(text)
 
 

@@ -250,10 +250,10 @@ class QATModel(torch.nn.Module):
         check_options(graph, options)
         self.decisions = optimize(graph, options)
         check_layer_bits(graph, options)  # a per-layer width for a layer that does not exist
-        quantize_graph(graph, calibrate(graph, self.calib), quant_options(options))
+        quantize_graph(graph, calibrate(graph, self.calib), quant_options(options, graph))
         self.formats = {name: t.frac_bits for name, t in graph.tensors.items()}
         self.graph = graph
-        self.quant = quant_options(options)
+        self.quant = quant_options(options, graph)
         self.quant.fixed_formats = self.formats
         weights, biases = torch.nn.ParameterDict(), torch.nn.ParameterDict()
         self.masks: dict[str, torch.Tensor] = {}
@@ -332,7 +332,8 @@ class QATModel(torch.nn.Module):
                                      bits=tuple(bits), name=name or self.loaded.source.stem,
                                      loaded=self.loaded, param_overrides=self.float_params(),
                                      fixed_formats=self.formats, per_channel=self.options.per_channel,
-                                     calib_method=self.options.calib_method, **self._rank_settings(), **settings))
+                                     calib_method=self.options.calib_method, output_bits=self.options.output_bits,
+                                     **self._rank_settings(), **settings))
 
     def _rank_settings(self) -> dict:
         r = self.options.ranks

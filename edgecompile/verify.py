@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import simulate
+from .c_api import output_record, read_outputs
 from .calibration import load_inputs
 from .errors import EdgeCompileError
 from .manifest import read_manifest
@@ -62,8 +63,9 @@ def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None)
     return q
 
 
-def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, output_size: int,
+def build_and_run(out_dir: Path, graph, q: np.ndarray, target: str, sanitize: bool,
                   timeout: float = 600, progress: ProgressFactory = no_progress) -> np.ndarray:
+    """Build the runner for `target`, run it on the int8 inputs q: its outputs, (samples, output_size)."""
     if shutil.which("make") is None:
         raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
     from .targets import find_toolchain, load_target
@@ -86,16 +88,17 @@ def build_and_run(out_dir: Path, q: np.ndarray, target: str, sanitize: bool, out
     with tempfile.TemporaryDirectory(prefix="edgecompile-verify-") as run_dir:
         q.astype(np.int8).tofile(Path(run_dir) / "inputs.bin")
         with progress(len(q), f"running {len(q)} samples on {target}") as bar, \
-                watch_records(Path(run_dir) / "outputs.bin", output_size, bar):
+                watch_records(Path(run_dir) / "outputs.bin", output_record(graph).itemsize, bar):
             run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True,
                                  timeout=timeout)
         if run.returncode != 0:
             raise EdgeCompileError(f"running the {target} build of {out_dir} failed (exit {run.returncode}):\n"
                                    f"{_tail(run.stdout + run.stderr)}")
-        out = np.fromfile(Path(run_dir) / "outputs.bin", dtype=np.int8)
-    if out.size != len(q) * output_size:
-        raise EdgeCompileError(f"the program wrote {out.size} output bytes, expected {len(q) * output_size}")
-    return out.reshape(len(q), output_size)
+        raw = (Path(run_dir) / "outputs.bin").read_bytes()
+    if len(raw) != len(q) * output_record(graph).itemsize:
+        raise EdgeCompileError(f"the program wrote {len(raw)} output bytes, expected "
+                               f"{len(q) * output_record(graph).itemsize}")
+    return read_outputs(graph, raw, "outputs.bin")
 
 
 def explain_build_failure(out_dir: Path, target, log: str) -> str:
@@ -124,7 +127,7 @@ def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | N
     graph, _doc = read_manifest(out_dir)
     q = project_inputs(out_dir, graph, Path(inputs) if inputs else None, count)
     expected = simulate.run_integer(graph, q).reshape(len(q), -1)
-    got = build_and_run(out_dir, q, target, sanitize, graph.output_size, progress=progress).astype(np.int64)
+    got = build_and_run(out_dir, graph, q, target, sanitize, progress=progress)
     same = np.all(got == expected, axis=1)
     first = None
     if not np.all(same):

@@ -58,7 +58,7 @@ def test_export_verify_inspect(mlp_files, tmp_path):
     assert not (out / "runtime" / "ec_conv2d.c").exists()  # only the kernels it needs
     header = (out / "src" / "mlp.h").read_text()
     for macro in ("MLP_INPUT_SIZE 64", "MLP_OUTPUT_SIZE 30", "MLP_INPUT_FRAC_BITS", "MLP_OUTPUT_FRAC_BITS",
-                  "MLP_ARENA_SIZE", "void mlp_run(const int8_t *input, int8_t *output);"):
+                  "MLP_ARENA_SIZE", "void mlp_run(const int8_t *input, int16_t *output);"):
         assert macro in header
     r = run("verify", out)
     assert r.exit_code == 0 and "bit-exact: 64/64" in r.output

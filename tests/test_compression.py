@@ -185,7 +185,8 @@ def test_sparse_kernels_bit_exact_with_dense(kind, density, tmp_path, rng):
 
 def test_sparse_auto_keeps_dense_where_sparse_costs_more(tmp_path, rng):
     path, calib, _ = sparse_onnx(tmp_path, rng, "linear", 1.0, "dense")
-    result = export(ExportSettings(path, tmp_path / "out", calib, vectors=4))
+    # int8 output: a dense last layer would otherwise write int16 (--output-bits auto) and never be judged
+    result = export(ExportSettings(path, tmp_path / "out", calib, vectors=4, output_bits=8))
     assert type(result.compiled.graph.nodes[0]) is ops.Linear
     assert result.compiled.sparsity[0].format == "dense"
 

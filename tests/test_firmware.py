@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from edgecompile import simulate
+from edgecompile import c_api, simulate
 from edgecompile.bench import bench
 from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
@@ -43,7 +43,7 @@ def extern_project(convnet, tmp_path_factory):
 def test_extern_arena_api(extern_project):
     header = (extern_project / "src" / "convnet.h").read_text()
     source = (extern_project / "src" / "convnet.c").read_text()
-    assert "void convnet_run(const int8_t *input, int8_t *output, void *arena);" in header
+    assert "void convnet_run(const int8_t *input, int16_t *output, void *arena);" in header
     assert re.search(r"#define CONVNET_ARENA_ALIGN 4\b", header)
     assert int(re.search(r"#define CONVNET_ARENA_SIZE (\d+)", header).group(1)) > 0
     assert "static union" not in source and "ec_arena_storage" not in source  # no arena of its own
@@ -127,7 +127,7 @@ TWO_MODELS_MAIN = """\
 static const int8_t alpha_in[COUNT][ALPHA_INPUT_SIZE] = {{
 {alpha_in}
 }};
-static const int8_t alpha_expected[COUNT][ALPHA_OUTPUT_SIZE] = {{
+static const int16_t alpha_expected[COUNT][ALPHA_OUTPUT_SIZE] = {{
 {alpha_out}
 }};
 static const int8_t beta_in[COUNT][BETA_INPUT_SIZE] = {{
@@ -136,7 +136,7 @@ static const int8_t beta_in[COUNT][BETA_INPUT_SIZE] = {{
 static const int8_t beta_expected[COUNT][BETA_OUTPUT_SIZE] = {{
 {beta_out}
 }};
-static int8_t alpha_y[ALPHA_OUTPUT_SIZE];
+static int16_t alpha_y[ALPHA_OUTPUT_SIZE];
 static int8_t beta_y[BETA_OUTPUT_SIZE];
 static union {{
     int32_t align;
@@ -166,12 +166,14 @@ int main(void)
 
 @pytest.fixture(scope="module")
 def two_models(convnet, tmp_path_factory):
-    """Two different models: a convnet with its own static arena and an MLP with the caller's."""
+    """Two different models: a convnet with its own static arena and int16 outputs (--output-bits
+    auto), and an MLP with the caller's arena and int8 outputs."""
     root = tmp_path_factory.mktemp("two_models")
     torch.manual_seed(1)
     mlp = save_torchscript(WideMLP(), root / "mlp.pt")
     alpha = export(ExportSettings(convnet, root / "alpha", input_shape=(3, 24, 24), name="alpha", vectors=4)).out_dir
-    beta = export(ExportSettings(mlp, root / "beta", input_shape=(64,), name="beta", arena="extern", vectors=4)).out_dir
+    beta = export(ExportSettings(mlp, root / "beta", input_shape=(64,), name="beta", arena="extern", vectors=4,
+                                 output_bits=8)).out_dir
     return root, alpha, beta
 
 
@@ -191,7 +193,8 @@ def combine(root: Path, alpha: Path, beta: Path) -> Path:
     def vectors(project: Path, name: str):
         size = {"alpha": 3 * 24 * 24, "beta": 64}[name]
         x = np.fromfile(project / "vectors" / "inputs.bin", dtype=np.int8).reshape(-1, size)
-        y = np.fromfile(project / "vectors" / "expected.bin", dtype=np.int8).reshape(len(x), -1)
+        y = np.fromfile(project / "vectors" / "expected.bin", dtype={"alpha": "<i2", "beta": np.int8}[name])
+        y = y.reshape(len(x), -1)
         return c_rows(x), c_rows(y)
 
     (ai, ao), (bi, bo) = vectors(alpha, "alpha"), vectors(beta, "beta")
@@ -280,7 +283,7 @@ def multi_io_projects(tmp_path_factory):
 def test_multi_io_c_api(multi_io_projects):
     heads = multi_io_projects["heads_onnx"].out_dir
     header = (heads / "src" / "heads_onnx.h").read_text()
-    assert ("void heads_onnx_run(const int8_t *input0, const int8_t *input1, int8_t *output0, int8_t *output1, "
+    assert ("void heads_onnx_run(const int8_t *input0, const int8_t *input1, int16_t *output0, int16_t *output1, "
             "void *arena);") in header
     for macro in ("INPUT0_SIZE 16", "INPUT1_SIZE 16", "OUTPUT0_SIZE 5", "OUTPUT1_SIZE 2", "INPUT_COUNT 2",
                   "OUTPUT_COUNT 2", "INPUT1_FRAC_BITS", "OUTPUT1_FRAC_BITS"):
@@ -290,7 +293,7 @@ def test_multi_io_c_api(multi_io_projects):
     for helper in ("quantize_input0", "quantize_input1", "dequantize_output0", "dequantize_output1"):
         assert f"heads_onnx_{helper}(" in header
     imgx = (multi_io_projects["imgx_pt"].out_dir / "src" / "imgx_pt.h").read_text()
-    assert "void imgx_pt_run(const int8_t *input0, const int8_t *input1, int8_t *output);" in imgx
+    assert "void imgx_pt_run(const int8_t *input0, const int8_t *input1, int16_t *output);" in imgx
     assert "#define IMGX_PT_INPUT0_SIZE 192  /* 'image' */" in imgx and "#define IMGX_PT_OUTPUT_SIZE 4" in imgx
     doc = json.loads((heads / "manifest.json").read_text())
     assert doc["inputs"] == ["a", "b"] and doc["outputs"] == ["y0", "y1"]
@@ -360,15 +363,16 @@ def test_cli_exports_a_multi_input_model_with_the_callers_arena(multi_io_project
 
 
 def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
-    """inputs.bin holds each sample's inputs one after the other, outputs.bin each sample's outputs;
-    verify --inputs takes the same .npz as --calib."""
+    """inputs.bin holds each sample's inputs one after the other, outputs.bin each sample's outputs
+    (here int16, little-endian); verify --inputs takes the same .npz as --calib."""
     result = multi_io_projects["heads_pt"]
     out, graph = result.out_dir, result.compiled.graph
     x = np.fromfile(out / "vectors" / "inputs.bin", dtype=np.int8).reshape(32, 32)
-    y = np.fromfile(out / "vectors" / "expected.bin", dtype=np.int8).reshape(32, 7)
+    y = np.fromfile(out / "vectors" / "expected.bin", dtype="<i2").reshape(32, 7)
+    assert np.array_equal(c_api.read_outputs(graph, (out / "vectors" / "expected.bin").read_bytes(), "expected"), y)
     env = simulate.evaluate_integer(graph, {"a": x[:, :16], "b": x[:, 16:]})
     assert np.array_equal(y[:, :5], env[graph.outputs[0]]) and np.array_equal(y[:, 5:], env[graph.outputs[1]])
-    per_tensor = {f: np.fromfile(out / "vectors" / f"{f}.bin", dtype=np.int8)
+    per_tensor = {f: np.fromfile(out / "vectors" / f"{f}.bin", dtype=np.int8 if f.startswith("input") else "<i2")
                   for f in ("input0", "input1", "expected_output0", "expected_output1")}
     assert np.array_equal(per_tensor["input1"], x[:, 16:].reshape(-1))
     assert np.array_equal(per_tensor["expected_output1"], y[:, 5:].reshape(-1))
@@ -417,7 +421,8 @@ def test_single_input_two_outputs_keeps_the_input_name(tmp_path):
     np.save(tmp_path / "calib.npy", calib)
     result = export(ExportSettings(model, tmp_path / "out", tmp_path / "calib.npy", vectors=32))
     header = (result.out_dir / "src" / "feed.h").read_text()
-    assert "void feed_run(const int8_t *input, int8_t *output0, int8_t *output1);" in header
+    # output0 is also read by fc2 (it stays int8), output1 is only the caller's (int16, --output-bits auto)
+    assert "void feed_run(const int8_t *input, int8_t *output0, int16_t *output1);" in header
     assert "#define FEED_INPUT_SIZE 12" in header and "#define FEED_OUTPUT1_SIZE 3" in header
     assert "void feed_quantize_input(const float *x, int8_t *q);" in header
     assert result.compiled.plan.location(result.compiled.graph.outputs[0])[0] == "output"

@@ -45,7 +45,8 @@ def test_outputs_never_clip_what_calibration_saw(tmp_path):
     out = graph.outputs[0]
     minmax, mse = frac_bits_for(ranges[out], 8, "minmax"), frac_bits_for(ranges[out], 8, "mse")
     assert mse > minmax  # the case that matters: least squared error alone would clip the top logit
-    compiled = compile_model(loaded, calib, CompileOptions(format_search=False, weight_rounding="nearest"))
+    eight = dict(output_bits=8)  # the rule at its tightest: an int8 output
+    compiled = compile_model(loaded, calib, CompileOptions(format_search=False, weight_rounding="nearest", **eight))
     t = compiled.graph.tensors[out]  # min/max; a skewed range (logits -2..16) gains a bit with a zero point
     assert t.frac_bits == minmax + (t.zero_point != 0) and t.zero_point < 0
     assert (127 - t.zero_point) * 2.0 ** -t.frac_bits >= ranges[out].hi  # the top code holds the top logit
@@ -54,7 +55,7 @@ def test_outputs_never_clip_what_calibration_saw(tmp_path):
                               simulate.quantize_input(compiled.graph, calib[:1]))
     assert y[0, 0] == 2 * x_q[0, 0] > 15  # the top logit comes out whole (of the int8 input), not saturated
     clipped = copy.deepcopy(graph)
-    quantize_graph(clipped, ranges, quant_options(CompileOptions()), clip_outputs=True)
+    quantize_graph(clipped, ranges, quant_options(CompileOptions(**eight), clipped), clip_outputs=True)
     assert clipped.tensors[out].frac_bits == mse and simulate.run_dequantized(clipped, calib[:1])[0, 0] < 16.0
 
 
@@ -67,7 +68,7 @@ def _quantized_convnet(tmp_path, bad: dict | None = None):
     graph = copy.deepcopy(load_model(path, (3, 24, 24)).graph)
     optimize(graph, CompileOptions())
     ranges = calibrate(graph, calib)
-    options = quant_options(CompileOptions())
+    options = quant_options(CompileOptions(), graph)
     options.fixed_formats = bad
     quantize_graph(graph, ranges, options)
     options.fixed_formats = None

@@ -252,7 +252,7 @@ def test_16_bit_activations_bit_exact_through_every_op(name, tmp_path):
     wide = export(ExportSettings(files["model"], tmp_path / "a16", files["calib"], act_bits="16", vectors=64))
     g = wide.compiled.graph
     assert any(t.bits == 16 for t in g.tensors.values())
-    assert g.input.bits == g.output.bits == 8
+    assert g.input.bits == 8 and g.output.bits == 16  # ten logits: int16 (--output-bits auto)
     for node in g.nodes:
         if node.op_type in ("Lut", "Softmax"):
             assert all(g.tensors[t].bits == 8 for t in node.inputs + node.outputs)
@@ -287,7 +287,8 @@ def test_16_bit_auto_and_per_layer(digits_lenet, tmp_path):
                                       act_bits="conv2=16", vectors=8))
     g = per_layer.compiled.graph
     wide = {n.name for n in g.nodes if g.tensors[n.outputs[0]].bits == 16}
-    assert wide == {"conv2", "max_pool2d_1", "view"}  # the pool and the view after it follow
+    assert wide == {"conv2", "max_pool2d_1", "view", "fc3"}  # the pool and the view after it follow; fc3
+    # writes the ten logits, int16 by --output-bits auto
     for bad, match in (("12", "8 or 16"), ("fc9=16", "fc9")):
         with pytest.raises(EdgeCompileError, match=match):
             export(ExportSettings(digits_lenet["model"], tmp_path / "bad", digits_lenet["calib"], act_bits=bad))

@@ -129,12 +129,12 @@ def test_hardswish_table_writes_and_reads_zero_points(tmp_path, rng):
     assert g.tensors[luts[1].inputs[0]].zero_point != 0  # the depthwise conv's output, read by a table
 
 
-@pytest.mark.parametrize("output_zero_point", [True, False], ids=["unsigned-output", "signed-output"])
-def test_average_pool_of_unsigned_codes_as_the_model_output_does_not_clip(output_zero_point, tmp_path, rng,
-                                                                          monkeypatch):
-    """A ReLU conv read by the final average pool: the output is unsigned too (a range of one sign);
-    kept signed, it takes one frac bit fewer than its input, since unsigned codes span 0..255 (it
-    used to clip at half the input's range: k = -1, offset 64).  The C is bit-exact."""
+@pytest.mark.parametrize("output", ["unsigned", "signed", "int16"])
+def test_average_pool_of_unsigned_codes_as_the_model_output_does_not_clip(output, tmp_path, rng, monkeypatch):
+    """A ReLU conv read by the final average pool: an int8 output is unsigned too (a range of one
+    sign); kept signed, it takes one frac bit fewer than its input, since unsigned codes span
+    0..255 (it used to clip at half the input's range: k = -1, offset 64); an int16 output
+    (--output-bits auto) is signed and finer.  The C is bit-exact."""
     import torch
     from models import save_program
 
@@ -150,21 +150,25 @@ def test_average_pool_of_unsigned_codes_as_the_model_output_does_not_clip(output
     x = (rng.standard_normal((64, 1, 6, 6)) * 0.1).astype(np.float32)
     np.save(tmp_path / "calib.npy", x)
     path = save_program(model, (1, 6, 6), tmp_path / "pool.pt2")
-    if not output_zero_point:
+    if output == "signed":
         from edgecompile.passes import quantize
         monkeypatch.setattr(quantize, "output_gains", lambda *args: False)
-    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64,
+                                   output_bits=16 if output == "int16" else 8))
     g = result.compiled.graph
     pool = next(n for n in g.nodes if isinstance(n, ops.AvgPool2d))
     assert g.tensors[pool.inputs[0]].zero_point == -128
-    if output_zero_point:
+    if output == "unsigned":
         assert g.tensors[pool.outputs[0]].zero_point == -128 and pool.qattrs["scale_shift"] >= 0
-    else:
+    elif output == "signed":
         assert g.tensors[pool.outputs[0]].zero_point == 0
         assert pool.qattrs["scale_shift"] == -1 and pool.qattrs["offset"] == 64  # 0 - (-128) * 2^-1
+    else:
+        assert g.tensors[pool.outputs[0]].zero_point == 0 and g.tensors[pool.outputs[0]].bits == 16
+        assert pool.qattrs["scale_shift"] >= 7  # 15 bits for the range 8 bits held in 8 (unsigned)
     with torch.no_grad():
         reference = model(torch.from_numpy(x)).numpy()
-    step = 2.0 ** -g.tensors[pool.outputs[0]].frac_bits
+    step = 2.0 ** -g.tensors[pool.outputs[0] if output != "int16" else pool.inputs[0]].frac_bits  # the coarser
     assert np.max(np.abs(simulate.run_dequantized(g, x) - reference)) <= step
     v = verify(result.out_dir)
     assert v.ok and v.total == 64
@@ -190,7 +194,8 @@ def test_an_output_of_one_sign_gets_a_zero_point_in_the_c_api(tmp_path, rng):
     x = rng.standard_normal((64, 2, 6, 6)).astype(np.float32)
     np.save(tmp_path / "calib.npy", x)
     path = save_program(model, (2, 6, 6), tmp_path / "neg.pt2")
-    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, name="neg"))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, name="neg",
+                                   output_bits=8))  # an int16 output needs no zero point
     g = result.compiled.graph
     out = g.tensors[g.outputs[0]]
     with torch.no_grad():

@@ -116,7 +116,7 @@ class Recurrent(Op):
         for _ in range(4):  # an op may lower a format to keep its shifts legal: settle on one
             sub = copy.copy(options)
             sub.fixed_formats = {**(options.fixed_formats or {}), **fixed}
-            sub.act_bits, sub.act_layer_bits = 8, {}  # a cell's tensors stay int8
+            sub.act_bits, sub.act_layer_bits, sub.output_bits = 8, {}, 8  # a cell's tensors stay int8
             sub.unsigned_relu = sub.asymmetric = False  # and signed
             quantize_graph(self.body, ranges, sub, clip_outputs=True)  # the states have their formats
             moved = {b: self.body.tensors[b].frac_bits for _, b, _ in self.state_pairs()

@@ -46,10 +46,9 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
         if type(node) is ops.DualLinear:
             decisions += _sparsify_dual(graph, i, node, mode)
             continue
-        cls = SPARSE_CLASS.get(type(node))  # exact type: the sparse classes are subclasses
-        if cls is None or node.attrs.get("groups", 1) != 1 or tuple(node.attrs.get("dilation", (1, 1))) != (1, 1) \
-                or (isinstance(node, ops.Linear) and len(graph.shape(node.inputs[0])) > 1):
-            continue  # the sparse and packed kernels cover ungrouped, undilated layers on one vector
+        if not has_compressed_kernels(graph, node):
+            continue
+        cls = SPARSE_CLASS[type(node)]
         w = node.qparams["weight"]
         bits = int(node.qattrs["weight_bits"])
         dense = int(packing.pack(w, bits).size)  # packed below 5 bits: the baseline sparse must beat
@@ -64,6 +63,31 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
             graph.nodes[i] = PACKED_CLASS[type(node)](node.name, node.inputs, node.outputs, attrs=node.attrs,
                                                       params=node.params, qattrs=node.qattrs, qparams=node.qparams)
     return decisions
+
+
+def has_compressed_kernels(graph: Graph, node) -> bool:
+    """The sparse and packed kernels cover ungrouped, undilated Conv2d and Linear layers on one
+    vector (exact types: the sparse classes are subclasses)."""
+    return (type(node) in SPARSE_CLASS and node.attrs.get("groups", 1) == 1
+            and tuple(node.attrs.get("dilation", (1, 1))) == (1, 1)
+            and not (isinstance(node, ops.Linear) and len(graph.shape(node.inputs[0])) > 1))
+
+
+def compressed_layers(graph: Graph, mode: str, weight_bits_for) -> set[str]:
+    """The layers sparsify will store sparse or packed if their activations stay int8, judged
+    before quantization from their weight bits and their float weights' zeros (pruned weights;
+    one that quantizes to 0 can still tip a layer afterwards).  --output-bits auto keeps their
+    outputs int8, so that a compressed last layer stays compressed."""
+    chosen = set()
+    for node in graph.nodes:
+        if not has_compressed_kernels(graph, node):
+            continue
+        bits = weight_bits_for(node.name)
+        zeros = (np.asarray(node.params["weight"]) != 0).astype(np.int8)  # the encodings' sizes: the pattern
+        if packing.field_bits(bits) < 8 or sparse_format.choose(zeros, mode, int(packing.pack(zeros, bits).size)) \
+                is not None:
+            chosen.add(node.name)
+    return chosen
 
 
 def _sparsify_dual(graph: Graph, i: int, node, mode: str) -> list[SparsityDecision]:
