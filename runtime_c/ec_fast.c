@@ -19,13 +19,18 @@ int ec_fast_mode(const int8_t *shift, int shift_per_channel, int rows, int round
     return act_min == 0 && act_max == INT8_MAX ? EC_RQ_RELU : EC_RQ_CLAMP;
 }
 
-int8_t ec_fast_output_any(int32_t acc, int s, int mode, int32_t act_min, int32_t act_max)
+int32_t ec_fast_value(int32_t acc, int s, int mode, int32_t act_min, int32_t act_max)
 {
     if (mode == EC_RQ_EXACT) {
-        return (int8_t)ec_requantize(acc, s, act_min, act_max);
+        return ec_requantize(acc, s, act_min, act_max);
     }
     /* == rule 2 then rule 3: the rounding constant is already in acc (ec_fast.h) */
-    return (int8_t)ec_clamp32(ec_asr32(acc, s), act_min, act_max);
+    return ec_clamp32(ec_asr32(acc, s), act_min, act_max);
+}
+
+int8_t ec_fast_output_any(int32_t acc, int s, int mode, int32_t act_min, int32_t act_max)
+{
+    return (int8_t)ec_fast_value(acc, s, mode, act_min, act_max);
 }
 
 /* ec_fast_store for one constant mode (inlined into each case of the switch below). */

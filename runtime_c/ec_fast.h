@@ -133,6 +133,9 @@ void ec_fast_store(const int32_t *acc, int rows, int per_row, long row_stride, i
 /* One output of mode EC_RQ_CLAMP or EC_RQ_EXACT (out of line: the rare modes). */
 int8_t ec_fast_output_any(int32_t acc, int s, int mode, int32_t act_min, int32_t act_max);
 
+/* One requantized value in any mode, clamped to [act_min, act_max] (an int16 output's too). */
+int32_t ec_fast_value(int32_t acc, int s, int mode, int32_t act_min, int32_t act_max);
+
 /* Two outputs: out[0] from a (shift sa), out[second] from b (shift sb).  The common modes
  * are a shift and one SSAT / USAT each. */
 static EC_FAST_INLINE void ec_fast_output2(int32_t a, int sa, int32_t b, int sb, int mode, int32_t act_min,

@@ -20,4 +20,13 @@ void ec_linear_fast_s8(const int8_t *input, int in_features, const int8_t *weigh
                        const int8_t *shift, int shift_per_channel, int out_features, int8_t *output,
                        int32_t act_min, int32_t act_max, int round_folded);
 
+/*
+ * ec_linear_fast_s8_s16 - the same layer writing int16 outputs (a model output of a few values,
+ * --output-bits): bit-exact with ec_linear_any(input, 1, ..., output, 2, act_min, act_max), with
+ * act_min, act_max within int16 and shifts >= -(31 - 16).  output: int16 values at any alignment.
+ */
+void ec_linear_fast_s8_s16(const int8_t *input, int in_features, const int8_t *weight, const int32_t *bias,
+                           const int8_t *shift, int shift_per_channel, int out_features, void *output,
+                           int32_t act_min, int32_t act_max, int round_folded);
+
 #endif /* EC_LINEAR_FAST_H */

@@ -159,6 +159,18 @@ def test_cases_cover_the_depthwise_and_grouped_shapes(cases_file):
     assert any(c["per_channel"] for c in dw) and any(not c["folded"] for c in dw)
 
 
+def test_cases_cover_int16_linear_outputs():
+    """ec_linear_fast_s8_s16 (a model's int16 logits) meets every clamp, folded and exact modes,
+    left shifts, rows in groups of 4 and left over, and inputs at every alignment."""
+    cases = [c for c in gen_vectors.make_cases(seed=7, count=CASES) if c["op"] == "linear16"]
+    assert len(cases) >= 20
+    assert {(c["act_min"], c["act_max"]) for c in cases} == set(gen_vectors.CLAMPS16)
+    assert any(c["folded"] for c in cases) and any(not c["folded"] for c in cases)
+    assert any(int(np.min(c["shift"])) < 0 for c in cases) and all(int(np.min(c["shift"])) >= -15 for c in cases)
+    assert any(c["out_c"] % 4 for c in cases) and any(c["out_c"] >= 4 for c in cases)
+    assert {c["misalign"] for c in cases} == {0, 1, 2, 3}
+
+
 def test_cases_pad_with_the_zero_points():
     """Padded convolutions (dense and depthwise) read pad values 0 (signed codes), -128 (unsigned
     ReLU codes) and others, in random cases and at the accumulator bound; grouped ones some

@@ -1,8 +1,9 @@
 """Linear: y = W x + b over the last axis (a flattened feature vector, or each of several).
 
 params: weight (out, in), bias (out).  attrs: act (fused clamp).
-C kernel: ec_linear_fast_s8 in runtime_c/ec_linear_fast.c, bit-exact with the reference
-ec_linear_s8 in runtime_c/ec_linear.c.  On a (..., in) input it runs once per vector.
+C kernel: ec_linear_fast_s8 in runtime_c/ec_linear_fast.c (ec_linear_fast_s8_s16 for an int16
+output, a model's logits), bit-exact with the reference ec_linear_s8 / ec_linear_any in
+runtime_c/ec_linear.c, which also serves int16 inputs.  On a (..., in) input it runs once per vector.
 """
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ class Linear(WeightedOp):
 
     def emit_c(self, em) -> None:
         from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, weighted_args
-        wide = self.is_wide(em.graph)
-        if wide:
+        xb, yb = em.element_bytes(self.inputs[0]), em.element_bytes(self.outputs[0])
+        kernel = {(1, 1): "ec_linear_fast_s8", (1, 2): "ec_linear_fast_s8_s16"}.get((xb, yb))  # else _any
+        if kernel is None:
             em.runtime.add("ec_linear")
             w, b, s, requant = self.emit_requant_args(em)
         else:
@@ -57,14 +59,13 @@ class Linear(WeightedOp):
         out_f, in_f = self.weight_shape
         rows = int(np.prod(em.graph.shape(self.inputs[0])[:-1]))
         x, y = em.buffer(self.inputs[0]), em.buffer(self.outputs[0])
-        xb, yb = em.element_bytes(self.inputs[0]), em.element_bytes(self.outputs[0])
         if rows > 1:  # the same layer on each of several vectors (e.g. every time step)
             r = f"r_{em.unique('r')}"
             em.raw(f"for (int {r} = 0; {r} < {rows}; ++{r}) {{")
             x, y = f"{x} + {r} * {in_f * xb}", f"{y} + {r} * {out_f * yb}"
-        if wide:
+        if kernel is None:
             em.call(f"ec_linear_any({x}, {xb}, {in_f}, {w}, {b}, {s}, {out_f}, {y}, {yb}, {requant})")
         else:
-            em.call(f"ec_linear_fast_s8({x}, {in_f}, {w}, {b}, {s}, {out_f}, {y}, {requant})")
+            em.call(f"{kernel}({x}, {in_f}, {w}, {b}, {s}, {out_f}, {y}, {requant})")
         if rows > 1:
             em.raw("}")

@@ -41,7 +41,7 @@ from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_
                                           conv_scratch_bytes, grouped_scratch_bytes, pack_rows,
                                           pointwise_scratch_bytes, round_folded)
 
-OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6, "add": 7}
+OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6, "add": 7, "linear16": 8}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
           "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "offset", "zero_a", "zero_b",
@@ -52,6 +52,7 @@ DEFAULT_MAX_BYTES = 1536
 MAX_SCRATCH = 2048
 MAX_CHANNELS = 128
 CLAMPS = ((-128, 127), (0, 127), (0, 96), (-37, 60), (5, 5))
+CLAMPS16 = ((-32768, 32767), (0, 32767), (-3000, 1200), (-128, 127), (5, 5))  # int16 outputs
 
 
 def out_size(size: int, k: int, stride: int, before: int, after: int) -> int:
@@ -233,7 +234,12 @@ def linear_case(rng, max_bytes: int) -> dict | None:
     case = dict(op="linear", in_c=in_f, in_h=1, in_w=1, out_c=out_f, input=x, weight=weight,
                 packed=pack_rows(weight, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER),
                 misalign=int(rng.choice([0, 0, 1, 2, 3])))
-    return _requant(rng, case, weight)
+    case = _requant(rng, case, weight)
+    if rng.random() < 1 / 3:  # an int16 output (a model's logits): 16-bit clamps, left shifts to -(31 - 16)
+        lo, hi = CLAMPS16[rng.integers(0, len(CLAMPS16))]
+        case.update(op="linear16", act_min=lo, act_max=hi, shift=np.maximum(case["shift"], -15).astype(np.int8))
+        case["folded"] = min(case["folded"], round_folded(weight, case["bias"], case["shift"]))
+    return case
 
 
 def pool_case(rng, max_bytes: int, op: str) -> dict | None:
@@ -523,7 +529,7 @@ def encode(case: dict) -> bytes:
         out += _pad4(np.asarray(case["second"], dtype=np.int8).tobytes())
     if case.get("expected"):  # the simulator's output, which the reference kernel must match
         out += _pad4(np.asarray(case["output"], dtype=np.int8).tobytes())
-    if case["op"] in ("conv", "linear", "pointwise", "grouped"):
+    if case["op"] in ("conv", "linear", "linear16", "pointwise", "grouped"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())
         if case["has_bias"]:

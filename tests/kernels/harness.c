@@ -7,6 +7,8 @@
  * Cortex-M targets (files through targets/common/ec_platform.h: stdio or
  * semihosting).  Prints "kernels: N passed, M failed"; exits 0 only if M = 0.
  */
+#include <string.h>
+
 #include "ec_platform.h"
 
 #include "ec_conv2d.h"
@@ -33,7 +35,8 @@
 enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE = 5, OP_GROUPED = 6,
        OP_ADD = 7 /* in_c elements; b after a; mult_a, shift_a, mult_b, shift_b, shift_out in the
                      stride_h, stride_w, pad_top, pad_left, scale_shift fields; zero points in
-                     zero_a, zero_b, zero_y */ };
+                     zero_a, zero_b, zero_y */,
+       OP_LINEAR16 = 8 /* a linear layer with int16 outputs (2 * out_c bytes) */ };
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
@@ -118,12 +121,14 @@ static int run_case(int h)
 {
     const int op = header[F_OP];
     const long in_n = (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
-    const long out_n = op == OP_ADD      ? header[F_IN_C]
-                       : op == OP_LINEAR ? header[F_OUT_C]
-                                         : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
-    const int weighted = op == OP_CONV || op == OP_LINEAR || op == OP_POINTWISE || op == OP_GROUPED;
+    const int linear = op == OP_LINEAR || op == OP_LINEAR16;
+    const long out_n = op == OP_ADD        ? header[F_IN_C]
+                       : op == OP_LINEAR16 ? 2L * header[F_OUT_C]
+                       : op == OP_LINEAR   ? header[F_OUT_C]
+                                           : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
+    const int weighted = op == OP_CONV || linear || op == OP_POINTWISE || op == OP_GROUPED;
     const long c_per_group = op == OP_GROUPED ? header[F_IN_C] / header[F_GROUPS] : header[F_IN_C];
-    const long k_all = op == OP_LINEAR ? header[F_IN_C] : c_per_group * header[F_K_H] * header[F_K_W];
+    const long k_all = linear ? header[F_IN_C] : c_per_group * header[F_K_H] * header[F_K_W];
     const long w_n = (long)header[F_OUT_C] * k_all;
     const long scratch_n = header[F_SCRATCH];
     const int32_t *bias = header[F_HAS_BIAS] ? bias_buf : (const int32_t *)0;
@@ -220,6 +225,15 @@ static int run_case(int h)
                      header[F_OUT_C], ref_out.b, header[F_ACT_MIN], header[F_ACT_MAX]);
         ec_linear_fast_s8(in, header[F_IN_C], packed_buf.b, bias, shift_buf.b, header[F_PER_CHANNEL],
                           header[F_OUT_C], fast_out.b, header[F_ACT_MIN], header[F_ACT_MAX], header[F_FOLDED]);
+        break;
+    case OP_LINEAR16:
+        ec_linear_any(in, 1, header[F_IN_C], weight_buf.b, bias, shift_buf.b, header[F_PER_CHANNEL],
+                      header[F_OUT_C], ref_out.b, 2, header[F_ACT_MIN], header[F_ACT_MAX]);
+        ec_linear_fast_s8_s16(in, header[F_IN_C], packed_buf.b, bias, shift_buf.b, header[F_PER_CHANNEL],
+                              header[F_OUT_C], fast_out.b + 1, header[F_ACT_MIN], header[F_ACT_MAX],
+                              header[F_FOLDED]); /* at an odd address: the caller's buffer may be anywhere */
+        memmove(fast_out.b, fast_out.b + 1, (size_t)out_n);
+        fast_out.b[out_n] = 0x5A;
         break;
     case OP_MAXPOOL:
         ec_maxpool2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], header[F_K_H], header[F_K_W],
