@@ -25,7 +25,7 @@ from .passes.format_search import search_formats
 from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import MemoryPlan, plan_memory
 from .passes.precision import check_layers, choose_precision
-from .passes.quantize import QuantOptions, TensorRange, calibrate, quantize_graph
+from .passes.quantize import QuantOptions, TensorRange, calibrate, final_tensors, quantize_graph
 from .passes.sparsify import SparsityDecision, compressed_layers, sparsify
 from .passes.weight_rounding import round_weights_if_better
 
@@ -167,7 +167,9 @@ def quant_options(options: CompileOptions, graph: Graph, synthetic: bool = False
                      act_layer_bits=dict(options.act_layer_bits), output_bits=options.output_bits,
                      per_channel=options.per_channel, calib_method=method, weight_method=options.weight_method,
                      fixed_formats=options.fixed_formats)
-    q.compressed_layers = frozenset(compressed_layers(graph, options.sparse, q.weight_bits_for))
+    writers = [graph.producer(t) for t in final_tensors(graph)]  # of the outputs, and what they are views of
+    q.compressed_layers = frozenset(compressed_layers(graph, [w for w in writers if w is not None], options.sparse,
+                                                      q.weight_bits_for))
     return q
 
 

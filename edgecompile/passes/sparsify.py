@@ -73,13 +73,13 @@ def has_compressed_kernels(graph: Graph, node) -> bool:
             and not (isinstance(node, ops.Linear) and len(graph.shape(node.inputs[0])) > 1))
 
 
-def compressed_layers(graph: Graph, mode: str, weight_bits_for) -> set[str]:
-    """The layers sparsify will store sparse or packed if their activations stay int8, judged
-    before quantization from their weight bits and their float weights' zeros (pruned weights;
-    one that quantizes to 0 can still tip a layer afterwards).  --output-bits auto keeps their
-    outputs int8, so that a compressed last layer stays compressed."""
+def compressed_layers(graph: Graph, nodes, mode: str, weight_bits_for) -> set[str]:
+    """Those of `nodes` whose weights sparsify will store sparse or packed if their activations
+    stay int8, judged before quantization from their weight bits and their float weights' zeros
+    (pruned weights; one that quantizes to 0 can still tip a layer afterwards).  --output-bits
+    auto keeps their outputs int8, so that a compressed last layer stays compressed."""
     chosen = set()
-    for node in graph.nodes:
+    for node in nodes:
         if not has_compressed_kernels(graph, node):
             continue
         bits = weight_bits_for(node.name)
