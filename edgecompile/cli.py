@@ -141,10 +141,10 @@ def with_model_options(fn):
 @click.option("--asymmetric/--symmetric", default=True, show_default=True,
               help="Give signed tensors a zero point too where their writer and readers allow one (up to one bit "
               "finer for skewed ranges such as h-swish outputs).")
-@click.option("--equalize", type=click.Choice(["off", "weights", "activations", "noise", "weights-pow2",
+@click.option("--equalize", type=click.Choice(["off", "auto", "weights", "activations", "noise", "weights-pow2",
                                                "activations-pow2", "noise-pow2"]), default="off", show_default=True,
-              help="Cross-layer equalization of conv/linear pairs joined by ReLU (measured: helps some models, "
-              "hurts others).")
+              help="Cross-layer equalization of conv/linear pairs joined by ReLU: auto keeps 'noise' where the "
+              "calibration samples show it lowers the output error; a method forces it.")
 @click.option("--act-bits", multiple=True, default=["8"], show_default=True,
               help="Activation bits: 8, 16, auto (16 where it measurably helps) or LAYER=16 (comma-separated, "
               "repeatable).")

@@ -16,6 +16,7 @@ from .frontend import LoadedModel
 from .ir import Graph
 from .passes.bias_correction import correct_biases
 from .passes.cleanup import drop_final_softmax, remove_identities
+from .passes.auto_equalize import equalize_if_better
 from .passes.equalize import equalize
 from .passes.snap_ranges import snap_ranges_if_better
 from .passes.factorize import FactorizeDecision, RankSpec, factorize
@@ -57,7 +58,7 @@ class CompileOptions:
     param_overrides: dict[str, dict] = field(default_factory=dict)  # layer -> float params (QAT's trained ones)
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
-    equalize: str = "off"  # off | weights | activations | noise, [-pow2]: cross-layer equalization (passes/equalize.py)
+    equalize: str = "off"  # off | auto (passes/auto_equalize.py) | weights | activations | noise, [-pow2]
 
 
 @dataclass
@@ -198,7 +199,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     apply_param_overrides(graph, options.param_overrides)
     synthetic = calib is None
     samples = synthetic_inputs(graph.sample_shape) if synthetic else calib[: options.max_calib_samples]
-    if options.equalize != "off" and options.fixed_formats is None:  # QAT's formats fit its own weights
+    if options.equalize not in ("off", "auto") and options.fixed_formats is None:  # QAT's formats fit its weights
         equalize(graph, samples, options.equalize)
     timings["passes"] = time.perf_counter() - t0
     log(f"calibrating on {len(samples)} {'synthetic N(0,1)' if synthetic else ''} samples".replace("  ", " "))
@@ -209,7 +210,11 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     qopts = quant_options(options, graph, synthetic)
     qopts.unsigned_relu = options.unsigned_relu and not options.fixed_formats  # QAT trains signed formats
     qopts.asymmetric = options.asymmetric and not options.fixed_formats
-    if options.snap_ranges and not options.fixed_formats and not options.param_overrides and not synthetic:
+    # Trained formats and weights (QAT's) and synthetic calibration keep the float graph as it is.
+    rescalable = not options.fixed_formats and not options.param_overrides and not synthetic
+    if rescalable and options.equalize == "auto":
+        equalize_if_better(graph, ranges, qopts, samples, snap=options.snap_ranges)
+    elif rescalable and options.snap_ranges:
         snap_ranges_if_better(graph, ranges, qopts, samples)
     precision = None
     if options.act_auto or options.act_bits == 16 or 16 in options.act_layer_bits.values():

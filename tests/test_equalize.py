@@ -244,3 +244,54 @@ def test_noise_method_lowers_its_estimate_and_evens_a_depthwise_input(tmp_path):
     assert after[-1] <= before[-1] * (1 + 1e-9)  # the last consumer's rows are not rescaled later
     assert isinstance(pairs[0].consumer, ops.Conv2d) and pairs[0].consumer.groups == 8
     assert log_spread(activation_ranges(g, pairs[:1], calib)[0]) < 0.5 * spread
+
+
+def _quantized_params(compiled) -> dict:
+    return {(n.name, k): v for n in compiled.graph.nodes for k, v in n.qparams.items()}
+
+
+@pytest.mark.parametrize("gain_db,same_as", [(100.0, "off"), (-100.0, "noise")])
+def test_auto_is_one_of_off_and_noise_by_the_calibration_error(tmp_path, monkeypatch, gain_db, same_as):
+    """--equalize auto compiles to exactly what `off` or `noise` compiles to: the equalized graph,
+    calibrated and snapped like the plain one, is taken whole or not at all."""
+    from edgecompile.compiler import compile_model
+    from edgecompile.passes import auto_equalize
+
+    torch.manual_seed(0)
+    model = ConvDepthwise().eval()
+    spread_channels(model)
+    path = save_torchscript(model, tmp_path / "m.pt")
+    calib = inputs(ConvDepthwise, 64)
+    monkeypatch.setattr(auto_equalize, "MIN_GAIN_DB", gain_db)
+    auto = compile_model(load_model(path, SHAPES[ConvDepthwise]), calib, CompileOptions(equalize="auto"))
+    forced = compile_model(load_model(path, SHAPES[ConvDepthwise]), calib, CompileOptions(equalize=same_as))
+    a, f = _quantized_params(auto), _quantized_params(forced)
+    assert a.keys() == f.keys() and all(np.array_equal(a[k], f[k]) for k in a)
+    assert any(n.startswith("cross-layer equalization") for n in auto.graph.notes)  # kept or not, it says so
+
+
+def test_auto_equalizes_uneven_channels_and_stays_bit_exact_in_c(tmp_path):
+    """--equalize auto on a conv/BN net with channels spread over x1/8..x8: equalization is kept,
+    the output error on the calibration samples is below the plain graph's, and the C is bit-exact."""
+    require_tool("gcc", "make")
+    from edgecompile import metrics, simulate
+    from edgecompile.compiler import compile_model
+    from edgecompile.export import ExportSettings, export
+    from edgecompile.verify import verify
+
+    torch.manual_seed(3)
+    model = ConvBNNet().eval()
+    randomize_batchnorm(model, 3)
+    spread_channels(model, 3)
+    path = save_torchscript(model, tmp_path / "m.pt")
+    calib = inputs(ConvBNNet, 64, 3)
+    np.save(tmp_path / "calib.npy", calib)
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, equalize="auto"))
+    assert any("equalization (noise) rescaled" in n for n in result.compiled.graph.notes)
+    plain = compile_model(load_model(path, SHAPES[ConvBNNet]), calib, CompileOptions(equalize="off"))
+    reference = result.compiled.imported.run_float(calib)
+    sqnr = {k: metrics.sqnr_db(reference, simulate.run_dequantized(c.graph, calib))
+            for k, c in (("auto", result.compiled), ("off", plain))}
+    assert sqnr["auto"] > sqnr["off"], sqnr
+    v = verify(result.out_dir)
+    assert v.ok and v.total == 64

@@ -170,25 +170,34 @@ def snap_ranges_if_better(graph: Graph, ranges: dict[str, TensorRange], options:
     per-tensor estimate ignores how errors travel through the net; the samples decide."""
     x = calib[:samples]
     reference = np.asarray(graph.run_float(x), dtype=np.float64)
-
-    def error(g: Graph, r: dict[str, TensorRange]) -> float:
-        q = copy.deepcopy(g)
-        quantize_graph(q, r, copy.copy(options))
-        return float(np.sum((np.asarray(simulate.run_dequantized(q, x), np.float64) - reference) ** 2))
-
     snapped, snapped_ranges = copy.deepcopy(graph), dict(ranges)
     applied = snap_ranges(snapped, snapped_ranges, options)
     if not applied:
         return {}
-    before, after = error(graph, ranges), error(snapped, snapped_ranges)
+    before = quantized_error(graph, ranges, options, x, reference)
+    after = quantized_error(snapped, snapped_ranges, options, x, reference)
     if not after < before * 10.0 ** (-MIN_GAIN_DB / 10.0):
         graph.notes.append(f"range snapping not kept: the output error on the calibration samples did not fall "
                            f"({len(applied)} tensor(s) tried)")
         return {}
-    names = {n.name: n for n in snapped.nodes}
+    adopt(graph, ranges, snapped, snapped_ranges)
+    return applied
+
+
+def quantized_error(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions, x: np.ndarray,
+                    reference: np.ndarray) -> float:
+    """Squared output error, against `reference`, of a copy of the float graph quantized by
+    quantize_graph alone (before the later passes) on the inputs x."""
+    q = copy.deepcopy(graph)
+    quantize_graph(q, ranges, copy.copy(options))
+    return float(np.sum((np.asarray(simulate.run_dequantized(q, x), np.float64) - reference) ** 2))
+
+
+def adopt(graph: Graph, ranges: dict[str, TensorRange], changed: Graph, changed_ranges: dict[str, TensorRange]) -> None:
+    """Take a rescaled copy's parameters, activations and ranges into the graph (same nodes)."""
+    names = {n.name: n for n in changed.nodes}
     for node in graph.nodes:
         if node.name in names:
             node.params, node.attrs = names[node.name].params, names[node.name].attrs
-    graph.notes.extend(n for n in snapped.notes if n not in graph.notes)
-    ranges.update(snapped_ranges)
-    return applied
+    graph.notes.extend(n for n in changed.notes if n not in graph.notes)
+    ranges.update(changed_ranges)
