@@ -192,16 +192,21 @@ def test_batchnorm_fallback_range_still_encloses_the_channels(tmp_path):
             assert np.quantile(y, 0.999) <= hi  # BN's 4-sigma range, rescaled per channel
 
 
+def spread_convbn_net(tmp_path):
+    """The conv/BN net with random BatchNorm and channels spread over x1/8..x8, saved."""
+    torch.manual_seed(3)
+    model = ConvBNNet().eval()
+    randomize_batchnorm(model, 3)
+    spread_channels(model, 3)
+    return save_torchscript(model, tmp_path / "m.pt")
+
+
 def test_equalized_model_is_bit_exact_in_c(tmp_path, rng):
     require_tool("gcc", "make")
     from edgecompile.export import ExportSettings, export
     from edgecompile.verify import verify
 
-    torch.manual_seed(3)
-    model = ConvBNNet().eval()
-    randomize_batchnorm(model, 3)
-    spread_channels(model, 3)
-    path = save_torchscript(model, tmp_path / "m.pt")
+    path = spread_convbn_net(tmp_path)
     np.save(tmp_path / "calib.npy", rng.standard_normal((64,) + INPUT_SHAPES[ConvBNNet]).astype(np.float32))
     result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, equalize="activations"))
     assert any(n.startswith("cross-layer equalization") for n in result.compiled.graph.notes)
@@ -279,11 +284,7 @@ def test_auto_equalizes_uneven_channels_and_stays_bit_exact_in_c(tmp_path):
     from edgecompile.export import ExportSettings, export
     from edgecompile.verify import verify
 
-    torch.manual_seed(3)
-    model = ConvBNNet().eval()
-    randomize_batchnorm(model, 3)
-    spread_channels(model, 3)
-    path = save_torchscript(model, tmp_path / "m.pt")
+    path = spread_convbn_net(tmp_path)
     calib = inputs(ConvBNNet, 64, 3)
     np.save(tmp_path / "calib.npy", calib)
     result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64, equalize="auto"))
