@@ -67,9 +67,14 @@ def c_type(bits: int) -> str:
     return {8: "int8_t", 16: "int16_t"}[bits]
 
 
+def file_dtype(bits: int) -> np.dtype:
+    """How an int8_t or int16_t value is stored in the vector and output files: little-endian."""
+    return np.dtype({8: "<i1", 16: "<i2"}[bits])
+
+
 def output_record(graph: Graph) -> np.dtype:
     """One sample's outputs as the runner writes them: each output's values in its C type."""
-    return np.dtype([(t.param, f"<i{t.bits // 8}", (t.size,)) for t in caller_tensors(graph, "output")])
+    return np.dtype([(t.param, file_dtype(t.bits), (t.size,)) for t in caller_tensors(graph, "output")])
 
 
 def read_outputs(graph: Graph, raw: np.ndarray | bytes, what: str) -> np.ndarray:

@@ -180,8 +180,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
                               asymmetric=asymmetric,
                               equalize=equalize,
-                              act_bits=tuple(act_bits), output_bits=output_bits if output_bits == "auto" else int(output_bits),
-                              name=name,
+                              act_bits=tuple(act_bits),
+                              output_bits=output_bits if output_bits == "auto" else int(output_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
                               imports=tuple(imports), vectors=vectors, val=val, arena=arena)
     stages = Progress(quiet)

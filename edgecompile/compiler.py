@@ -168,9 +168,10 @@ def quant_options(options: CompileOptions, graph: Graph, synthetic: bool = False
                      act_layer_bits=dict(options.act_layer_bits), output_bits=options.output_bits,
                      per_channel=options.per_channel, calib_method=method, weight_method=options.weight_method,
                      fixed_formats=options.fixed_formats)
-    writers = [graph.producer(t) for t in final_tensors(graph)]  # of the outputs, and what they are views of
-    q.compressed_layers = frozenset(compressed_layers(graph, [w for w in writers if w is not None], options.sparse,
-                                                      q.weight_bits_for))
+    if options.output_bits == "auto":  # which output writers keep int8 to stay compressed
+        writers = [graph.producer(t) for t in final_tensors(graph)]  # of the outputs and what they are views of
+        q.compressed_layers = frozenset(compressed_layers(graph, [w for w in writers if w is not None],
+                                                          options.sparse, q.weight_bits_for))
     return q
 
 

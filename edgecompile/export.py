@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, metrics, simulate
 from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
-from .c_api import ARENA_MODES, api_context, caller_tensors, io_parameters, output_bytes
+from .c_api import ARENA_MODES, api_context, caller_tensors, file_dtype, io_parameters, output_bytes
 from .codegen import emit_model, template_env
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
@@ -311,8 +311,7 @@ def write_tensor_vectors(folder: Path, graph, vec_in: np.ndarray, vec_out: np.nd
     for name, values in graph.split_inputs(vec_in).items():
         values.astype(np.int8).tofile(folder / f"{params[name]}.bin")
     for name, values in graph.split_outputs(vec_out).items():
-        values.astype(np.int16 if graph.tensors[name].bits == 16 else np.int8).tofile(
-            folder / f"expected_{params[name]}.bin")
+        values.astype(file_dtype(graph.tensors[name].bits)).tofile(folder / f"expected_{params[name]}.bin")
 
 
 def _json_default(value):
