@@ -258,7 +258,8 @@ def _quantized_params(compiled) -> dict:
 @pytest.mark.parametrize("gain_db,same_as", [(100.0, "off"), (-100.0, "noise")])
 def test_auto_is_one_of_off_and_noise_by_the_calibration_error(tmp_path, monkeypatch, gain_db, same_as):
     """--equalize auto compiles to exactly what `off` or `noise` compiles to: the equalized graph,
-    calibrated and snapped like the plain one, is taken whole or not at all."""
+    calibrated and snapped like the plain one, is taken whole or not at all (when it makes no layer
+    slower: that guard has its own tests below)."""
     from edgecompile.compiler import compile_model
     from edgecompile.passes import auto_equalize
 
@@ -268,11 +269,56 @@ def test_auto_is_one_of_off_and_noise_by_the_calibration_error(tmp_path, monkeyp
     path = save_torchscript(model, tmp_path / "m.pt")
     calib = inputs(ConvDepthwise, 64)
     monkeypatch.setattr(auto_equalize, "MIN_GAIN_DB", gain_db)
+    monkeypatch.setattr(auto_equalize, "slower_layers", lambda *_: set())
     auto = compile_model(load_model(path, SHAPES[ConvDepthwise]), calib, CompileOptions(equalize="auto"))
     forced = compile_model(load_model(path, SHAPES[ConvDepthwise]), calib, CompileOptions(equalize=same_as))
     a, f = _quantized_params(auto), _quantized_params(forced)
     assert a.keys() == f.keys() and all(np.array_equal(a[k], f[k]) for k in a)
     assert any(n.startswith("cross-layer equalization") for n in auto.graph.notes)  # kept or not, it says so
+
+
+def _left_shifting(compiled) -> set[str]:
+    return {n.name for n in compiled.graph.nodes if "shift" in n.qparams and int(np.min(n.qparams["shift"])) < 0}
+
+
+def test_auto_leaves_alone_the_layers_equalization_would_make_shift_left(tmp_path, monkeypatch):
+    """Spread channels make the noise equalization scale the last pointwise layer's weights up until
+    it needs left shifts (the fast kernels' slow path); auto equalizes the other pairs only."""
+    from edgecompile.compiler import compile_model
+    from edgecompile.passes import auto_equalize
+
+    torch.manual_seed(0)
+    model = ConvDepthwise().eval()
+    spread_channels(model)
+    path = save_torchscript(model, tmp_path / "m.pt")
+    calib = inputs(ConvDepthwise, 64)
+    monkeypatch.setattr(auto_equalize, "MIN_GAIN_DB", -100.0)  # keep whatever it may keep
+    compiled = {m: compile_model(load_model(path, SHAPES[ConvDepthwise]), calib, CompileOptions(equalize=m))
+                for m in ("off", "noise", "auto")}
+    assert _left_shifting(compiled["noise"]) - _left_shifting(compiled["off"]) == {"pw"}  # what it guards against
+    assert _left_shifting(compiled["auto"]) <= _left_shifting(compiled["off"])
+    assert "cross-layer equalization (noise) rescaled 2 layer pair(s)" in compiled["auto"].graph.notes  # not 3
+    assert any("left pw as they were" in n for n in compiled["auto"].graph.notes)
+
+
+def test_slower_layers_names_a_layer_equalization_would_store_sparse(tmp_path):
+    """A layer whose integer weights became mostly 0 (as an extreme channel factor can make them)
+    would be stored sparse: that counts as slower, the same layer dense does not."""
+    import copy
+
+    from edgecompile.compiler import compile_model
+    from edgecompile.passes.auto_equalize import slower_layers
+
+    torch.manual_seed(0)
+    path = save_torchscript(ConvConv().eval(), tmp_path / "m.pt")
+    plain = compile_model(load_model(path, SHAPES[ConvConv]), inputs(ConvConv, 16), CompileOptions()).graph
+    thinned = copy.deepcopy(plain)
+    layer = next(n for n in thinned.nodes if n.name == "a")
+    w = layer.qparams["weight"]
+    w[np.arange(w.size).reshape(w.shape) % 10 != 0] = 0  # 90 % zeros
+    assert slower_layers(plain, thinned, "auto") == {"a"}
+    assert slower_layers(plain, plain, "auto") == set()
+    assert slower_layers(plain, thinned, "off") == set()  # --sparse off stores it dense anyway
 
 
 def test_auto_equalizes_uneven_channels_and_stays_bit_exact_in_c(tmp_path):

@@ -67,19 +67,21 @@ class Pair:
     columns: np.ndarray    # per input channel of C (conv) or input column (linear): P's channel it carries
 
 
-def equalize(graph: Graph, calib: np.ndarray | None = None, method: str | None = None, sweeps: int = 4) -> int:
+def equalize(graph: Graph, calib: np.ndarray | None = None, method: str | None = None, sweeps: int = 4,
+             keep: frozenset[str] = frozenset()) -> int:
     """Rescale every producer/consumer pair of the float graph; returns how many pairs changed.
 
     calib: a batch of model inputs (the calibration samples); method: "weights", "activations",
     "noise" (these two need `calib`), each optionally with "-pow2"; by default "activations" when
-    calibration samples are given, else "weights".  Each sweep visits every pair once."""
+    calibration samples are given, else "weights".  Each sweep visits every pair once.  keep:
+    names of layers whose weights stay as they are (no pair with one of them is rescaled)."""
     method = method or ("weights" if calib is None else "activations")
     balance, _, rounding = method.partition("-")
     if balance not in ("weights", "activations", "noise") or rounding not in ("", "pow2"):
         raise ValueError(f"equalize: unknown method {method!r}")
     if balance != "weights" and calib is None:
         raise ValueError(f"equalize: method {method!r} needs calibration samples")
-    pairs = find_pairs(graph)
+    pairs = [p for p in find_pairs(graph) if p.producer.name not in keep and p.consumer.name not in keep]
     if not pairs:
         return 0
     acts = activation_stats(graph, pairs, calib) if balance != "weights" else None

@@ -184,13 +184,23 @@ def snap_ranges_if_better(graph: Graph, ranges: dict[str, TensorRange], options:
     return applied
 
 
-def quantized_error(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions, x: np.ndarray,
-                    reference: np.ndarray) -> float:
-    """Squared output error, against `reference`, of a copy of the float graph quantized by
-    quantize_graph alone (before the later passes) on the inputs x."""
+def quantized_copy(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions) -> Graph:
+    """A copy of the float graph quantized by quantize_graph alone (before the later passes)."""
     q = copy.deepcopy(graph)
     quantize_graph(q, ranges, copy.copy(options))
-    return float(np.sum((np.asarray(simulate.run_dequantized(q, x), np.float64) - reference) ** 2))
+    return q
+
+
+def output_error(quantized: Graph, x: np.ndarray, reference: np.ndarray) -> float:
+    """Squared output error of a quantized graph on the inputs x, against `reference`."""
+    return float(np.sum((np.asarray(simulate.run_dequantized(quantized, x), np.float64) - reference) ** 2))
+
+
+def quantized_error(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions, x: np.ndarray,
+                    reference: np.ndarray) -> float:
+    """Squared output error, against `reference`, of the float graph quantized by quantize_graph
+    alone (before the later passes) on the inputs x."""
+    return output_error(quantized_copy(graph, ranges, options), x, reference)
 
 
 def adopt(graph: Graph, ranges: dict[str, TensorRange], changed: Graph, changed_ranges: dict[str, TensorRange]) -> None:
