@@ -142,9 +142,10 @@ def with_model_options(fn):
               help="Give signed tensors a zero point too where their writer and readers allow one (up to one bit "
               "finer for skewed ranges such as h-swish outputs).")
 @click.option("--equalize", type=click.Choice(["off", "auto", "weights", "activations", "noise", "weights-pow2",
-                                               "activations-pow2", "noise-pow2"]), default="off", show_default=True,
+                                               "activations-pow2", "noise-pow2"]), default="auto", show_default=True,
               help="Cross-layer equalization of conv/linear pairs joined by ReLU: auto keeps 'noise' where the "
-              "calibration samples show it lowers the output error; a method forces it.")
+              "calibration samples show it lowers the output error, without the pairs it would make slower "
+              "(sparse or left-shifting layers); off turns it off; a method forces it on every pair.")
 @click.option("--act-bits", multiple=True, default=["8"], show_default=True,
               help="Activation bits: 8, 16, auto (16 where it measurably helps) or LAYER=16 (comma-separated, "
               "repeatable).")

@@ -58,7 +58,7 @@ class CompileOptions:
     param_overrides: dict[str, dict] = field(default_factory=dict)  # layer -> float params (QAT's trained ones)
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
-    equalize: str = "off"  # off | auto (passes/auto_equalize.py) | weights | activations | noise, [-pow2]
+    equalize: str = "auto"  # off | auto (passes/auto_equalize.py) | weights | activations | noise, [-pow2]
 
 
 @dataclass
@@ -214,7 +214,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     # Trained formats and weights (QAT's) and synthetic calibration keep the float graph as it is.
     rescalable = not options.fixed_formats and not options.param_overrides and not synthetic
     if rescalable and options.equalize == "auto":
-        equalize_if_better(graph, ranges, qopts, samples, snap=options.snap_ranges)
+        equalize_if_better(graph, ranges, qopts, samples, snap=options.snap_ranges, sparse=options.sparse)
     elif rescalable and options.snap_ranges:
         snap_ranges_if_better(graph, ranges, qopts, samples)
     precision = None

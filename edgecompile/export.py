@@ -58,7 +58,7 @@ class ExportSettings:
     snap_ranges: bool = True
     unsigned_relu: bool = True
     asymmetric: bool = True
-    equalize: str = "off"
+    equalize: str = "auto"
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
     output_bits: int | str = "auto"  # the model outputs: 8, 16, or auto (16 for a few values)
     name: str | None = None
