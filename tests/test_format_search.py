@@ -101,6 +101,27 @@ def test_search_keeps_the_calibrated_formats_without_a_confirmed_gain(tmp_path, 
     assert all(n.qparams.get("weight") is weights[n.name] for n in graph.nodes)
 
 
+def test_search_never_gives_a_layer_a_left_shift(tmp_path, monkeypatch):
+    """A format finer by more than the writer's smallest shift would requantize it with a left shift
+    (the fast kernels' slow path): not tried, however the error moves; a finer one that keeps every
+    shift >= 0 is tried like any other."""
+    from edgecompile.ops.weighted import shifts_left
+    from edgecompile.passes import format_search
+
+    graph, options, calib = _quantized_convnet(tmp_path)
+    conv2 = next(n for n in graph.nodes if n.name == "conv2")
+    tensor, f = conv2.outputs[0], graph.tensors[conv2.outputs[0]].frac_bits
+    s = int(np.min(conv2.qparams["shift"]))
+    left = {n.name for n in graph.nodes if shifts_left(n.qparams)}
+    assert s >= 1 and conv2.name not in left
+    monkeypatch.setattr(format_search, "MIN_GAIN", -1e9)  # keep every move tried
+    search = format_search.FormatSearch(graph, options, calib)
+    assert not search.try_format(tensor, f + s + 1)
+    assert graph.tensors[tensor].frac_bits == f and {n.name for n in graph.nodes if shifts_left(n.qparams)} == left
+    assert search.try_format(tensor, f + s)  # shift 0: allowed
+    assert int(np.min(conv2.qparams["shift"])) == 0
+
+
 def test_search_leaves_the_model_outputs_at_min_max(tmp_path):
     """A finer output format clips the largest outputs beyond calibration's (a classifier's top
     logits on held-out inputs): the model's outputs, and the pools and views they are, never move."""

@@ -31,6 +31,15 @@ def exact_integer_products(products, x_q: np.ndarray, w_q: np.ndarray, rows: np.
     return products(np.asarray(x_q, np.int64), np.asarray(w_q, np.int64))
 
 
+def shifts_left(qparams: dict) -> bool:
+    """Whether a quantized layer's parameters requantize a channel with a left shift (s < 0).
+    Bit-exact like any other shift, but the fast kernels fold no rounding then and store each
+    output out of line (runtime_c/ec_fast.h, EC_RQ_EXACT): passes that only trade accuracy avoid
+    creating one."""
+    shift = qparams.get("shift")
+    return shift is not None and int(np.min(shift)) < 0
+
+
 class WeightedOp(Op):
     """Base of conv/linear: params 'weight' (out channel first) and optional 'bias'."""
 

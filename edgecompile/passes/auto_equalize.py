@@ -24,6 +24,7 @@ import copy
 import numpy as np
 
 from ..ir import Graph
+from ..ops.weighted import shifts_left
 from .equalize import equalize
 from .quantize import QuantOptions, TensorRange, calibrate
 from .snap_ranges import adopt, output_error, quantized_copy, snap_ranges_if_better
@@ -79,6 +80,6 @@ def slower_layers(plain: Graph, equalized: Graph, sparse: str) -> set[str]:
     """The layers of the quantized `equalized` graph stored sparse or shifting left where those of
     `plain` (the same nodes) are not."""
     def slow(quantized: Graph) -> set[str]:
-        found = {n.name for n in quantized.nodes if "shift" in n.qparams and int(np.min(n.qparams["shift"])) < 0}
+        found = {n.name for n in quantized.nodes if shifts_left(n.qparams)}
         return found | {d.layer for d in sparsify(copy.deepcopy(quantized), sparse) if d.format != "dense"}
     return slow(equalized) - slow(plain)
