@@ -299,6 +299,8 @@ def test_auto_leaves_alone_the_layers_equalization_would_make_shift_left(tmp_pat
     assert _left_shifting(compiled["auto"]) <= _left_shifting(compiled["off"])
     assert "cross-layer equalization (noise) rescaled 2 layer pair(s)" in compiled["auto"].graph.notes  # not 3
     assert any("left pw as they were" in n for n in compiled["auto"].graph.notes)
+    # the notes tell the kept graph's history: one range snapping, the equalized copy's
+    assert sum(n.startswith("range snapping") for n in compiled["auto"].graph.notes) == 1
 
 
 def test_slower_layers_names_a_layer_equalization_would_store_sparse(tmp_path):

@@ -66,6 +66,7 @@ def equalize_if_better(graph: Graph, ranges: dict[str, TensorRange], options: Qu
                            "slower (sparse weights or left shifts)")
         return False
     if output_error(equalized, x, reference) < output_error(plain, x, reference) * 10.0 ** (-MIN_GAIN_DB / 10.0):
+        graph.notes[:] = candidate.notes  # its history: the plain graph's snapping was not kept
         adopt(graph, ranges, candidate, candidate_ranges)
         if keep:
             graph.notes.append(f"cross-layer equalization ({METHOD}) left {', '.join(sorted(keep))} as they were: "
