@@ -10,9 +10,9 @@ Notation (the same as runtime_c/ec_fixed.h, which implements these rules in C):
     (passes/quantize.py: zero_point_tensors, format_for).  Conv and linear kernels never
     see z: the compiler folds it into the int32 biases and the clamps of the layers
     that write and read the tensor (ops/weighted.py), and a padded conv pads with it.
-    Adds, average pools, tables and concatenations take it as a constant in exact
-    integer identities (ops/add.py, ops/pool2d.py, ops/lut.py, ops/concat.py); the
-    rules below are unchanged.
+    Adds, products, average pools, tables and concatenations take it as a constant in
+    exact integer identities (ops/add.py, ops/mul.py, ops/pool2d.py, ops/lut.py,
+    ops/concat.py); the rules below are unchanged.
 
 Rules (every kernel, in Python and in C, is built only from these):
 

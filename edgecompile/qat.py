@@ -153,9 +153,9 @@ def _add(model, node, a, b):
 
 
 def _mul(model, node, a, b):
-    b = b.reshape(tuple(b.shape) + (1,) * (a.ndim - b.ndim))
     q = node.qattrs
-    return requantize(a * b, [q["shift"]], q["act_min"], q["act_max"])
+    b = (b - q.get("zero_b", 0)).reshape(tuple(b.shape) + (1,) * (a.ndim - b.ndim))
+    return requantize((a - q.get("zero_a", 0)) * b, [q["shift"]], q["act_min"], q["act_max"])
 
 
 def _concat(model, node, *xs):

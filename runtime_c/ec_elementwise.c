@@ -73,33 +73,34 @@ void ec_add_any(const void *a, int a_bytes, const void *b, int b_bytes, void *ou
                 shift_out, zero_y, lo, hi);
 }
 
-static inline void ec_mul_impl(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes,
-                               int outer, int inner, int b_outer_stride, int b_inner_stride, int shift,
-                               int32_t lo, int32_t hi)
+static inline void ec_mul_impl(const void *a, int a_bytes, int32_t zero_a, const void *b, int b_bytes,
+                               int32_t zero_b, void *output, int out_bytes, int outer, int inner, int b_outer_stride,
+                               int b_inner_stride, int shift, int32_t lo, int32_t hi)
 {
     int o, i;
     for (o = 0; o < outer; ++o) {
         for (i = 0; i < inner; ++i) {
             const long k = (long)o * inner + i;
-            /* |a * b| <= 2^30 for int16 operands */
-            const int32_t product = ec_get(a, k, a_bytes) *
-                                    ec_get(b, (long)o * b_outer_stride + (long)i * b_inner_stride, b_bytes);
+            /* |(a - zero_a) * (b - zero_b)| < 2^16 for int8 codes, <= 2^30 for int16 (no zero point) */
+            const int32_t product = (ec_get(a, k, a_bytes) - zero_a) *
+                                    (ec_get(b, (long)o * b_outer_stride + (long)i * b_inner_stride, b_bytes) - zero_b);
             ec_put(output, k, out_bytes, ec_requantize(product, shift, lo, hi));
         }
     }
 }
 
-void ec_mul_s8(const int8_t *a, const int8_t *b, int8_t *output, int outer, int inner, int b_outer_stride,
-               int b_inner_stride, int shift, int32_t lo, int32_t hi)
+void ec_mul_s8(const int8_t *a, int32_t zero_a, const int8_t *b, int32_t zero_b, int8_t *output, int outer,
+               int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi)
 {
-    ec_mul_impl(a, 1, b, 1, output, 1, outer, inner, b_outer_stride, b_inner_stride, shift, lo, hi);
+    ec_mul_impl(a, 1, zero_a, b, 1, zero_b, output, 1, outer, inner, b_outer_stride, b_inner_stride, shift, lo, hi);
 }
 
-void ec_mul_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int outer,
-                int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi)
+void ec_mul_any(const void *a, int a_bytes, int32_t zero_a, const void *b, int b_bytes, int32_t zero_b, void *output,
+                int out_bytes, int outer, int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo,
+                int32_t hi)
 {
-    ec_mul_impl(a, a_bytes, b, b_bytes, output, out_bytes, outer, inner, b_outer_stride, b_inner_stride, shift,
-                lo, hi);
+    ec_mul_impl(a, a_bytes, zero_a, b, b_bytes, zero_b, output, out_bytes, outer, inner, b_outer_stride,
+                b_inner_stride, shift, lo, hi);
 }
 
 static inline void ec_affine_impl(const void *input, int in_bytes, void *output, int out_bytes, int size,

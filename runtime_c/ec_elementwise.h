@@ -35,12 +35,15 @@ void ec_add_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, int32
                int32_t lo, int32_t hi);
 
 /*
- * Product with broadcasting of b over the inner axis (squeeze-excite's channel gate):
- *   y[o][i] = sat(rounding_shift(a[o][i] * b[o * b_outer_stride + i * b_inner_stride], shift), lo, hi)
- * for o < outer, i < inner; shift = f_a + f_b - f_out.  |a * b| <= 2^14.
+ * Product of codes with zero points (0, or -128 for unsigned codes), b broadcast over the inner
+ * axis (squeeze-excite's channel gate):
+ *   y[o][i] = sat(rounding_shift((a[o][i] - zero_a) * (b[o * b_outer_stride + i * b_inner_stride] - zero_b),
+ *                                shift), lo, hi)
+ * for o < outer, i < inner; shift = f_a + f_b - f_out.  |x - zero_x| <= 255, so the product is
+ * below 2^16.  The output is signed (no zero point).
  */
-void ec_mul_s8(const int8_t *a, const int8_t *b, int8_t *output, int outer, int inner, int b_outer_stride,
-               int b_inner_stride, int shift, int32_t lo, int32_t hi);
+void ec_mul_s8(const int8_t *a, int32_t zero_a, const int8_t *b, int32_t zero_b, int8_t *output, int outer,
+               int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi);
 
 /*
  * Affine map by constants: y = sat(rounding_shift(x * mult + offset, shift), lo, hi), mult is +-1
@@ -59,8 +62,9 @@ void ec_clamp_any(const void *input, int in_bytes, void *output, int out_bytes, 
 void ec_add_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int size,
                 int32_t mult_a, int shift_a, int32_t zero_a, int32_t mult_b, int shift_b, int32_t zero_b,
                 int shift_out, int32_t zero_y, int32_t lo, int32_t hi);
-void ec_mul_any(const void *a, int a_bytes, const void *b, int b_bytes, void *output, int out_bytes, int outer,
-                int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi);
+void ec_mul_any(const void *a, int a_bytes, int32_t zero_a, const void *b, int b_bytes, int32_t zero_b, void *output,
+                int out_bytes, int outer, int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo,
+                int32_t hi);
 void ec_affine_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t mult,
                    int32_t offset, int shift, int32_t lo, int32_t hi);
 

@@ -88,6 +88,51 @@ def test_squeeze_excite_mul_and_tables(tmp_path, rng):
     assert any(isinstance(n, ops.Mul) for n in result.compiled.graph.nodes)
 
 
+def test_squeeze_excite_product_reads_unsigned_codes_bit_exact(tmp_path, rng):
+    """A MobileNet-style gate: ReLU6(conv) * hardsigmoid(...).  The ReLU6 output keeps its unsigned
+    codes (z = -128) although a Mul reads it, and the C is bit-exact under ASan/UBSan."""
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Conv", ["p", "Wse"], ["q"]),
+             helper.make_node("HardSigmoid", ["q"], ["gate"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["r", "gate"], ["m"]),
+             helper.make_node("Conv", ["m", "Wp"], ["y"])]
+    inits = [const("W", conv_w(rng, 8, 3, 3) * 2), const("Wse", conv_w(rng, 8, 8, 1) * 3),
+             const("Wp", conv_w(rng, 4, 8, 1)), const("lo", np.array(0.0)), const("hi", np.array(6.0))]
+    path = save_model(tmp_path, "gate", nodes, [1, 3, 7, 7], inits)
+    result = compile_and_check(tmp_path, path, (3, 7, 7), rng)
+    g = result.compiled.graph
+    mul = next(n for n in g.nodes if isinstance(n, ops.Mul))
+    assert g.tensors[mul.inputs[0]].zero_point == -128 and mul.qattrs["zero_a"] == -128
+    assert g.tensors[mul.outputs[0]].zero_point == 0
+    v = verify(result.out_dir, sanitize=True)
+    assert v.ok, v.first_mismatch
+
+
+def test_mul_zero_points_are_the_product_of_the_values(rng):
+    """A product over unsigned or zero-pointed codes computes what the product of the values
+    q - z computes (the same integers), at right, zero and left shifts, saturating at both ends."""
+    def mul(za, zb, shift, lo=-128, hi=127):
+        node = ops.Mul("mul", ["a", "b"], ["y"], attrs={"act": None})
+        node.qattrs = {"shift": shift, "zero_a": za, "zero_b": zb, "act_min": lo, "act_max": hi}
+        return node
+
+    a = np.concatenate([[-128, 127, -128, 127, 0, 1], rng.integers(-128, 128, 300)]).reshape(2, -1, 1)
+    b = np.concatenate([[-128, -128, 127, 127, 0, 1], rng.integers(-128, 128, 300)]).reshape(2, -1, 1)
+    for za, zb in ((-128, -128), (-128, 0), (37, -5)):
+        for shift in (9, 1, 0, -2):
+            got = mul(za, zb, shift).run_int(None, a, b)
+            want = numerics.saturate(numerics.rounding_shift((a.astype(np.int64) - za) * (b - zb), shift), -128, 127)
+            assert np.array_equal(got, want)
+            assert np.array_equal(got, mul(0, 0, shift).run_int(None, a - za, b - zb))  # the values' product
+    # ties round half up, also for negative products: (-128 - 37) * 1 = -165 -> -165/2 = -82.5 -> -82
+    assert mul(37, 0, 1).run_int(None, np.array([-128]), np.array([1]))[0] == -82
+    assert set(mul(-128, -128, 9).run_int(None, a, b).ravel()) <= set(range(-128, 128))
+    assert mul(-128, -128, 0).run_int(None, np.array([127]), np.array([127]))[0] == 127  # 255 * 255 saturates
+    assert mul(-128, 0, 0).run_int(None, np.array([127]), np.array([-128]))[0] == -128  # -32640 saturates
+
+
 def test_concat_keeps_each_branch_format_until_the_join(tmp_path, rng):
     nodes = [helper.make_node("Conv", ["x", "Wa"], ["a"]), helper.make_node("Conv", ["x", "Wb"], ["b"]),
              helper.make_node("Concat", ["a", "b"], ["y"], axis=1)]

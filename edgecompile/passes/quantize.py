@@ -289,7 +289,8 @@ def zero_point_tensors(graph: Graph, asymmetric: bool = False, outputs: frozense
     Readers, all of which must allow it, directly or through ops that keep codes (views, transposes,
     slices, max pools: Op.keeps_codes): Conv2d and Linear (their bias absorbs -z * sum(w); a padded Conv2d reads
     its padding as z, the code of real zero, in the simulator and in every C kernel path), Add
-    (each operand's z is subtracted before its multiplier), Lut (its table is indexed by codes),
+    (each operand's z is subtracted before its multiplier), Mul (likewise, before the product; its
+    own output stays signed, see ops/mul.py), Lut (its table is indexed by codes),
     Concat into an 8-bit output, and AvgPool2d without padding (ops/pool2d.py) where the offset
     z_in * 2^k is an integer: the input is never negative (z = -128) or the pool's output has a
     zero point too (then k >= 0)."""
@@ -298,6 +299,7 @@ def zero_point_tensors(graph: Graph, asymmetric: bool = False, outputs: frozense
     from ..ops.conv2d import Conv2d
     from ..ops.linear import Linear
     from ..ops.lut import Lut
+    from ..ops.mul import Mul
     from ..ops.pool2d import AvgPool2d
 
     readers: dict[str, list] = {}
@@ -317,7 +319,7 @@ def zero_point_tensors(graph: Graph, asymmetric: bool = False, outputs: frozense
         if not readers.get(tensor):
             return tensor in outputs  # the caller reads it
         for node in readers[tensor]:
-            if type(node) in (Linear, Conv2d, Add, Lut):
+            if type(node) in (Linear, Conv2d, Add, Mul, Lut):
                 continue
             if type(node) is Concat and graph.tensors[node.outputs[0]].bits == 8:
                 continue
