@@ -60,3 +60,9 @@ def run_dequantized(graph: Graph, x: np.ndarray) -> np.ndarray:
     """Float in, float out through the integer model (for accuracy figures)."""
     y_q = graph.split_outputs(run_integer(graph, quantize_input(graph, x)))
     return graph.join_outputs({t: dequantize(graph, t, q) for t, q in y_q.items()})
+
+
+def output_error(graph: Graph, x: np.ndarray, reference: np.ndarray) -> float:
+    """Squared error of the integer model's (dequantized) outputs on the inputs x against `reference`
+    (the float model's): what the passes that keep a change only if it helps compare."""
+    return float(np.sum((np.asarray(run_dequantized(graph, x), np.float64) - reference) ** 2))

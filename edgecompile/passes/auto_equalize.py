@@ -24,10 +24,11 @@ import copy
 import numpy as np
 
 from ..ir import Graph
+from ..simulate import output_error
 from ..ops.weighted import shifts_left
 from .equalize import equalize
 from .quantize import QuantOptions, TensorRange, calibrate
-from .snap_ranges import adopt, output_error, quantized_copy, snap_ranges_if_better
+from .snap_ranges import adopt, quantized_copy, snap_ranges_if_better
 from .sparsify import sparsify
 
 METHOD = "noise"

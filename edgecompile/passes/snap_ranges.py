@@ -191,16 +191,11 @@ def quantized_copy(graph: Graph, ranges: dict[str, TensorRange], options: QuantO
     return q
 
 
-def output_error(quantized: Graph, x: np.ndarray, reference: np.ndarray) -> float:
-    """Squared output error of a quantized graph on the inputs x, against `reference`."""
-    return float(np.sum((np.asarray(simulate.run_dequantized(quantized, x), np.float64) - reference) ** 2))
-
-
 def quantized_error(graph: Graph, ranges: dict[str, TensorRange], options: QuantOptions, x: np.ndarray,
                     reference: np.ndarray) -> float:
     """Squared output error, against `reference`, of the float graph quantized by quantize_graph
     alone (before the later passes) on the inputs x."""
-    return output_error(quantized_copy(graph, ranges, options), x, reference)
+    return simulate.output_error(quantized_copy(graph, ranges, options), x, reference)
 
 
 def adopt(graph: Graph, ranges: dict[str, TensorRange], changed: Graph, changed_ranges: dict[str, TensorRange]) -> None:

@@ -190,12 +190,9 @@ def round_weights_if_better(graph: Graph, calib: np.ndarray, samples: int = 128)
     x = calib[:samples]
     reference = np.asarray(graph.run_float(x), dtype=np.float64)
 
-    def error(g: Graph) -> float:
-        return float(np.sum((np.asarray(simulate.run_dequantized(g, x), np.float64) - reference) ** 2))
-
     nearest = copy.deepcopy(graph)
     changed = round_weights(graph, calib)
-    if changed and not error(graph) < error(nearest):
+    if changed and not simulate.output_error(graph, x, reference) < simulate.output_error(nearest, x, reference):
         graph.take_quantization(nearest)
         graph.notes.append("error-feedback weight rounding undone: the model's output error on the calibration "
                            "samples did not fall")
