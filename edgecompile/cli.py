@@ -160,6 +160,9 @@ def with_model_options(fn):
               help="Held-out inputs (.npy/.npz/.pt) to measure integer vs float on [default: the calibration "
               "samples].")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
+@click.option("--memory-plan", type=click.Choice(["auto", "layer"]), default="auto", show_default=True,
+              help="auto: a layer may write its output over the input it replaces where its kernel's order "
+              "allows (below the layer-by-layer bound); layer: every output apart from its inputs.")
 @click.option("--arena", type=click.Choice(["static", "extern"]), default="static", show_default=True,
               help="Activation memory: a static array inside NAME.c, or a buffer the caller passes to NAME_run.")
 @json_option
@@ -167,12 +170,12 @@ def with_model_options(fn):
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
            bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
-           act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, arena, as_json, quiet, input_shape,
+           act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, memory_plan, arena, as_json, quiet, input_shape,
            trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
-    from .report import factorization_table, fmt_db, fmt_int, sparsity_table
+    from .report import arena_note, factorization_table, fmt_db, fmt_int, sparsity_table
 
     settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
@@ -180,7 +183,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               bias_correction=bias_correction, weight_rounding=weight_rounding,
                               format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
                               asymmetric=asymmetric,
-                              equalize=equalize,
+                              equalize=equalize, memory_plan=memory_plan,
                               act_bits=tuple(act_bits),
                               output_bits=output_bits if output_bits == "auto" else int(output_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
@@ -201,8 +204,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
         click.echo(sparsity_table(result.compiled.sparsity).text())
         click.echo("")
     click.echo(f"weights (flash): {fmt_int(s['weight_bytes'])} B   arena (RAM): {fmt_int(s['arena_bytes'])} B "
-               f"(liveness lower bound {fmt_int(s['arena_lower_bound'])} B, unshared "
-               f"{fmt_int(s['activations_unshared'])} B)   MACs: {fmt_int(s['macs'])}")
+               f"({arena_note(s)})   MACs: {fmt_int(s['macs'])}")
     agree = s["top1_agreement"]
     click.echo(f"integer vs float on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
                + (f", top-1 agreement {100 * agree:.2f} %" if agree is not None else "")

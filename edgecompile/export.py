@@ -31,7 +31,7 @@ from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
 from .progress import ProgressFactory, no_progress
-from .report import Table, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
+from .report import Table, arena_note, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
 from .resources import resource_dir
 
 
@@ -59,6 +59,7 @@ class ExportSettings:
     unsigned_relu: bool = True
     asymmetric: bool = True
     equalize: str = "auto"
+    memory_plan: str = "auto"  # layer | auto (passes/plan_memory.py)
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
     output_bits: int | str = "auto"  # the model outputs: 8, 16, or auto (16 for a few values)
     name: str | None = None
@@ -165,7 +166,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              weight_rounding=settings.weight_rounding, format_search=settings.format_search,
                              snap_ranges=settings.snap_ranges, unsigned_relu=settings.unsigned_relu,
                              asymmetric=settings.asymmetric,
-                             equalize=settings.equalize,
+                             equalize=settings.equalize, memory_plan=settings.memory_plan,
                              param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats,
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto,
                              output_bits=settings.output_bits)
@@ -374,9 +375,9 @@ def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
              "shift s = f_x + f_w - f_y (round half up). SQNR: each layer's integer output against the float "
              "graph on the evaluation samples.", "", "## Memory", "",
              f"- weights (flash): {fmt_int(s['weight_bytes'])} bytes",
-             f"- arena (RAM): {fmt_int(s['arena_bytes'])} bytes; liveness lower bound "
-             f"{fmt_int(s['arena_lower_bound'])} bytes; all activations unshared "
-             f"{fmt_int(s['activations_unshared'])} bytes (plan: {compiled.plan.strategy})",
+             f"- arena (RAM): {fmt_int(s['arena_bytes'])} bytes ({arena_note(s)}; plan: "
+             f"{compiled.plan.strategy}, --memory-plan {s['memory_plan']})"
+             + (f"; written over their input: {', '.join(s['layers_over_input'])}" if s["layers_over_input"] else ""),
              f"- caller's buffers: input {fmt_int(s['input_bytes'])} bytes, output {fmt_int(s['output_bytes'])} bytes",
              "", "## Accuracy", "",
              f"- calibration: {s['calibration']}",

@@ -88,10 +88,24 @@ def totals(graph: Graph, plan) -> dict[str, int]:
         "weight_bytes": sum(n.weight_bytes() for n in graph.nodes),
         "arena_bytes": plan.arena_size,
         "arena_lower_bound": plan.lower_bound,
+        "arena_layer_bound": plan.layer_bound,
+        "memory_plan": plan.mode,
+        "arena_peak_layer": plan.peak_layer(graph),
+        "layers_over_input": list(plan.overlapping),
         "activations_unshared": plan.total_activation_bytes,
         "input_bytes": sum(graph.tensors[t].nbytes for t in graph.inputs),
         "output_bytes": sum(graph.tensors[t].nbytes for t in graph.outputs),
     }
+
+
+def arena_note(s: dict) -> str:
+    """How the arena compares with its bounds, for the summary line and the report."""
+    over = s["layers_over_input"]
+    text = f"layer-by-layer bound {fmt_int(s['arena_layer_bound'])} B"
+    if over:
+        text += (f"; {len(over)} layer{'s write over their inputs' if len(over) > 1 else ' writes over its input'}, "
+                 f"bound {fmt_int(s['arena_lower_bound'])} B")
+    return text + f"; peak at {s['arena_peak_layer']}; unshared {fmt_int(s['activations_unshared'])} B"
 
 
 def factorization_table(decisions) -> Table:

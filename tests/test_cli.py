@@ -51,7 +51,7 @@ def test_export_verify_inspect(mlp_files, tmp_path):
     assert r.exit_code == 0, r.output
     for col in ("layer", "MACs", "flash B", "RAM B", "Q-format", "SQNR dB"):
         assert col in r.output
-    assert "lower bound" in r.output and "top-1 agreement" in r.output
+    assert "layer-by-layer bound" in r.output and "top-1 agreement" in r.output
     for f in ("Makefile", "manifest.json", "weights.npz", "report.md", "src/mlp.c", "src/mlp.h",
               "vectors/inputs.bin", "vectors/expected.bin", "runtime/ec_fixed.h", "runtime/ec_linear_fast.c"):
         assert (out / f).is_file(), f

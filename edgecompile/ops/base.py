@@ -69,6 +69,12 @@ class Op(Node):
         """Arena bytes the C kernel needs while it runs (planned like a tensor live for one step)."""
         return 0
 
+    def overwrite_orders(self, graph: Graph) -> list | None:
+        """How the C kernel reads its first input and writes its output (access_order.py), one order
+        per kernel variant it may run, so that the memory plan may put the output over the input;
+        None: the kernel's reads and writes do not allow it."""
+        return None
+
     def stored_arrays(self) -> list[np.ndarray]:
         """The constant arrays the C stores for this op (its integer parameters, in their storage)."""
         return [np.asarray(v) for v in self.qparams.values()]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import access_order
 from ..ir import Graph
 from . import activation
 from .base import register
@@ -165,6 +166,24 @@ class Conv2d(WeightedOp):
             return pointwise_scratch_bytes(graph.shape(self.inputs[0])[0], self.out_channels)
         return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
                                   self.attrs["stride"], self.attrs["pads"])
+
+    def overwrite_orders(self, graph: Graph) -> list | None:
+        """The fast int8 kernels' orders (access_order.py): ec_conv2d_fast_s8 and its pointwise path
+        a pair of pixels at a time; a depthwise layer a plane at a time (portable, DSP) and four
+        channels' pixels at a time (Helium).  Per-group calls, other grouped or dilated convs and
+        int16 activations read their input in no order that allows it."""
+        if self.is_wide(graph) or self._per_group_dense(graph):
+            return None
+        x_shape, y_shape = graph.shape(self.inputs[0]), graph.shape(self.outputs[0])
+        stride, pads = self.attrs["stride"], self.attrs["pads"]
+        if self.groups == 1 and self.dilation == (1, 1):
+            return [access_order.pixel_pair_order(x_shape, y_shape, self.kernel, stride, pads)]
+        if self.groups == x_shape[0] == y_shape[0]:  # depthwise, one output channel per input channel
+            orders = [access_order.plane_order(x_shape, y_shape)]
+            if self.dilation == (1, 1):
+                orders.append(access_order.channel_group_order(x_shape, y_shape, self.kernel, stride, pads))
+            return orders
+        return None
 
     def pad_value(self, graph: Graph) -> int:
         """The code the C kernels read for a tap in the padding: the input's zero point."""

@@ -17,6 +17,10 @@ from .linear import Linear
 class PackedMixin:
     runtime_files = ("ec_packed",)
 
+    def overwrite_orders(self, graph):
+        """The packed kernels read every input channel for each output channel: no overwriting."""
+        return None
+
     @property
     def bits(self) -> int:
         return int(self.qattrs["weight_bits"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import numerics
+from .. import access_order, numerics
 from ..ir import Graph
 from .base import Op, register
 from .conv2d import conv_output_size, patches
@@ -36,6 +36,17 @@ class Pool2d(Op):
         """Comparisons/additions, counted like MACs for the tables."""
         kh, kw = self.attrs["kernel"]
         return int(np.prod(graph.shape(self.outputs[0])) * kh * kw)
+
+    def overwrite_orders(self, graph: Graph) -> list | None:
+        """ec_maxpool2d_fast_s8 / ec_avgpool2d_fast_s8 (access_order.py): channel by channel, output
+        pixels in raster order, each window read before its output is written.  (Helium's 2x2 path
+        reads sixteen windows, then writes their outputs: reads earlier, writes later, both safe.)
+        The int16 kernels: not declared."""
+        if self.is_wide(graph):
+            return None
+        return [access_order.channel_group_order(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]),
+                                                 self.attrs["kernel"], self.attrs["stride"], self.attrs["pads"],
+                                                 group=1, widen=0)]
 
     def _c_geometry(self, em) -> tuple[str, str, str, str]:
         """C arguments: input buffer, "channels, in_h, in_w, k_h, k_w, stride_h, stride_w, pad_top,

@@ -24,6 +24,10 @@ _C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.d
 class SparseMixin:
     runtime_files = ("ec_sparse",)
 
+    def overwrite_orders(self, graph):
+        """The sparse kernels read every input channel for each output channel: no overwriting."""
+        return None
+
     def encoded(self) -> sparse_format.Encoded:
         w = self.qparams["weight"]
         enc = (sparse_format.encode_bitmap(w) if self.attrs["sparse_format"] == "bitmap"

@@ -10,7 +10,13 @@ writes its output, so those are live at the same step and never overlap.
 The lower bound on any plan is the largest total size of the groups live at
 one step (for a chain of layers: the largest input+output pair inside the
 arena).  Several placement heuristics are tried and the smallest plan wins;
-for chains the two-ended strategy meets the bound exactly.  Every buffer
+for chains the two-ended strategy meets the bound exactly.
+
+Below that layer-by-layer bound (mode "auto"): a layer whose C kernel declares the order of
+its reads and writes (Op.overwrite_orders, access_order.py) may put its output over its own
+input when nothing reads that input afterwards, starting exactly `gap` bytes below it.  The
+pair then needs max(output, gap + input) bytes instead of their sum; the bound of that mode
+counts the pair so.  Mode "layer" keeps every output apart from its inputs.  Every buffer
 starts on a 4-byte boundary (sizes are rounded up to 4) so word-wide loads are
 legal on every core; the bound is computed on the same rounded sizes.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..access_order import smallest_gap
 from ..errors import EdgeCompileError
 from ..ir import Graph
 
@@ -37,9 +44,21 @@ class Buffer:
     external: str | None = None  # "input" / "output": lives in the caller's buffer
     offset: int = -1
     io_tensor: str | None = None  # the model input/output whose caller's buffer this is
+    writes_over: "Buffer | None" = field(default=None, repr=False)  # the dying input it may overlap
+    gap: int = 0  # then it starts at least this many bytes below that input
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.tensors[0].endswith("#scratch")
 
     def overlaps_in_time(self, other: "Buffer") -> bool:
         return self.first <= other.last and other.first <= self.last
+
+    def saving(self) -> int:
+        """Bytes it shares with the input it writes over, at most (0 when it writes over none)."""
+        if self.writes_over is None:
+            return 0
+        return max(0, min(self.writes_over.size, self.size - self.gap))
 
 
 @dataclass
@@ -50,6 +69,14 @@ class MemoryPlan:
     total_activation_bytes: int  # every activation in its own buffer (no sharing)
     strategy: str
     offsets: dict[str, int] = field(default_factory=dict)  # tensor -> arena offset (arena tensors only)
+    mode: str = "layer"  # "layer": outputs apart from inputs; "auto": over dying inputs where allowed
+    layer_bound: int = 0  # the layer-by-layer bound (no output over its input)
+    peak_step: int = -1  # the step (node index) where the live buffers need the most memory
+    overlapping: list[str] = field(default_factory=list)  # layers whose output lies over their input
+    peak: str = "-"  # the layer at peak_step
+
+    def peak_layer(self, graph: Graph | None = None) -> str:
+        return self.peak
 
     def location(self, tensor: str) -> tuple[str, int]:
         """('input'|'output'|'arena', offset) of a tensor."""
@@ -74,7 +101,7 @@ def _last_uses(graph: Graph) -> dict[str, int]:
     return last
 
 
-def build_buffers(graph: Graph) -> list[Buffer]:
+def build_buffers(graph: Graph, overwrite: bool = False) -> list[Buffer]:
     group_of: dict[str, int] = {}
     groups: list[list[str]] = []
     last_use = _last_uses(graph)
@@ -113,12 +140,33 @@ def build_buffers(graph: Graph) -> list[Buffer]:
             external, last = "output", end
         size = _round_up(graph.tensors[members[0]].nbytes)
         buffers.append(Buffer(members, size, min(steps_def), last, external, io_tensor=io_tensor))
+    if overwrite:
+        _pair_overwrites(graph, buffers)
     # Working memory a kernel needs while it runs (e.g. an im2col buffer): live for its step only.
     for i, node in enumerate(graph.nodes):
         need = node.scratch_bytes(graph)
         if need > 0:
             buffers.append(Buffer([scratch_name(node)], _round_up(need), i, i))
     return buffers
+
+
+def _pair_overwrites(graph: Graph, buffers: list[Buffer]) -> None:
+    """Mark each output a kernel may write over its dying input, with the smallest safe gap."""
+    owner = {t: b for b in buffers for t in b.tensors}
+    for i, node in enumerate(graph.nodes):
+        if node.is_alias or not node.inputs or node.outputs[0] not in owner:
+            continue
+        x, y = owner[node.inputs[0]], owner[node.outputs[0]]
+        if x is y or x.external or y.external or x.last != i or y.first != i:
+            continue
+        if node.inputs.count(node.inputs[0]) > 1 or any(owner.get(t) is x for t in node.inputs[1:]):
+            continue
+        orders = node.overwrite_orders(graph)
+        if not orders:
+            continue
+        gap = _round_up(smallest_gap(orders))
+        if gap < y.size:
+            y.writes_over, y.gap = x, gap
 
 
 def scratch_name(node) -> str:
@@ -144,27 +192,50 @@ def _producer_step(graph: Graph, tensor: str) -> int:
     raise KeyError(tensor)
 
 
-def lower_bound(buffers: list[Buffer]) -> int:
+def step_footprints(buffers: list[Buffer]) -> dict[int, int]:
+    """Bytes the arena buffers live at each step need at least (an output written over its input
+    shares what it may with it)."""
     arena = [b for b in buffers if not b.external]
     if not arena:
-        return 0
+        return {}
     steps = range(min(b.first for b in arena), max(b.last for b in arena) + 1)
-    return max(sum(b.size for b in arena if b.first <= s <= b.last) for s in steps)
+    return {s: sum(b.size - (b.saving() if b.first == s else 0) for b in arena if b.first <= s <= b.last)
+            for s in steps}
+
+
+def lower_bound(buffers: list[Buffer]) -> int:
+    return max(step_footprints(buffers).values(), default=0)
+
+
+def _compatible(a: Buffer, a_offset: int, b: Buffer, b_offset: int) -> bool:
+    """Two buffers live at one step: apart, or an output exactly its gap below the input it writes
+    over (a gap is proven safe for itself only: a larger one may not be, see access_order.py)."""
+    if a_offset + a.size <= b_offset or b_offset + b.size <= a_offset:
+        return True
+    if a.writes_over is b:
+        return a_offset + a.gap == b_offset
+    if b.writes_over is a:
+        return b_offset + b.gap == a_offset
+    return False
 
 
 def _fits(placed: list[Buffer], buf: Buffer, offset: int) -> bool:
-    return all(offset + buf.size <= p.offset or p.offset + p.size <= offset
-               for p in placed if p.overlaps_in_time(buf))
+    return all(_compatible(buf, offset, p, p.offset) for p in placed if p.overlaps_in_time(buf))
 
 
 def _candidates(placed: list[Buffer], buf: Buffer) -> list[int]:
-    """Offsets worth trying: 0, and just above/below every conflicting buffer."""
+    """Offsets worth trying: 0, just above/below every conflicting buffer, and for an output and
+    the input it writes over, the gap apart."""
     cands = {0}
     for p in placed:
         if p.overlaps_in_time(buf):
             cands.add(p.offset + p.size)
             if p.offset - buf.size >= 0:
                 cands.add(p.offset - buf.size)
+            if buf.writes_over is p and p.offset - buf.gap >= 0:
+                cands.add(p.offset - buf.gap)
+            if p.writes_over is buf:
+                cands.add(p.offset + p.gap)
     return sorted(cands)
 
 
@@ -187,6 +258,45 @@ def _place_two_ended(order: list[Buffer], capacity: int) -> int | None:
             return None
         want_top = bool(conflicts) and conflicts[-1].offset < capacity / 2
         buf.offset = max(fits) if want_top else min(fits)
+        placed.append(buf)
+    return max((b.offset + b.size for b in placed), default=0)
+
+
+def _place_chains(order: list[Buffer], capacity: int) -> int | None:
+    """Outputs written over their inputs form chains with fixed relative offsets (each its gap below
+    its input).  Each chain's first buffer goes as low as leaves room for the whole chain, the
+    others where the chain puts them; what does not fit there goes as low as it fits."""
+    rel: dict[int, int] = {}
+    root: dict[int, Buffer] = {}
+    for buf in sorted(order, key=lambda b: b.first):
+        x = buf.writes_over
+        if x is not None and id(x) in rel:
+            rel[id(buf)], root[id(buf)] = rel[id(x)] - buf.gap, root[id(x)]
+        else:
+            rel[id(buf)], root[id(buf)] = 0, buf
+    low: dict[int, int] = {}
+    high: dict[int, int] = {}
+    for buf in order:
+        r = id(root[id(buf)])
+        low[r] = min(low.get(r, 0), rel[id(buf)])
+        high[r] = max(high.get(r, 0), rel[id(buf)] + buf.size)
+    placed: list[Buffer] = []
+    for buf in order:
+        fits = [o for o in _candidates(placed, buf) + [capacity - buf.size]
+                if 0 <= o <= capacity - buf.size and _fits(placed, buf, o)]
+        r = root[id(buf)]
+        if r is buf:
+            cands = sorted(set(fits) | {-low[id(buf)]})
+            room = [o for o in cands if o + low[id(buf)] >= 0 and o + high[id(buf)] <= capacity
+                    and _fits(placed, buf, o)]
+            choice = room[0] if room else (min(fits) if fits else None)
+        else:
+            want = r.offset + rel[id(buf)]
+            ok = 0 <= want <= capacity - buf.size and _fits(placed, buf, want)
+            choice = want if ok else (min(fits) if fits else None)
+        if choice is None:
+            return None
+        buf.offset = choice
         placed.append(buf)
     return max((b.offset + b.size for b in placed), default=0)
 
@@ -233,8 +343,28 @@ def _orders(arena: list[Buffer]) -> dict[str, list[Buffer]]:
     }
 
 
-def plan_memory(graph: Graph) -> MemoryPlan:
-    buffers = build_buffers(graph)
+MEMORY_PLANS = ("layer", "auto")
+
+
+def plan_memory(graph: Graph, mode: str = "auto") -> MemoryPlan:
+    """The smallest plan found.  "auto" also lets outputs lie over the inputs they replace,
+    where that gives a smaller arena."""
+    if mode not in MEMORY_PLANS:
+        raise EdgeCompileError(f"--memory-plan {mode}: choose one of {', '.join(MEMORY_PLANS)}")
+    layer = _plan(graph, build_buffers(graph), "layer")
+    if mode == "layer":
+        return layer
+    best = layer
+    buffers = build_buffers(graph, overwrite=True)
+    if any(b.writes_over for b in buffers):
+        plan = _plan(graph, buffers, "auto")
+        if plan.arena_size < layer.arena_size:
+            best = plan
+    best.mode, best.layer_bound = "auto", layer.layer_bound
+    return best
+
+
+def _plan(graph: Graph, buffers: list[Buffer], mode: str) -> MemoryPlan:
     arena = [b for b in buffers if not b.external]
     bound = lower_bound(buffers)
     total = sum(b.size for b in arena)
@@ -250,6 +380,12 @@ def plan_memory(graph: Graph) -> MemoryPlan:
             size = _place_two_ended(order, capacity)
             if size is not None:
                 attempts.append((size, f"two-ended by {name}", {id(b): b.offset for b in arena}))
+        if any(b.writes_over for b in arena):
+            for name, order in (("definition", orders["definition"]),
+                                ("tensors first", sorted(orders["definition"], key=lambda b: b.is_scratch))):
+                size = _place_chains(order, capacity)
+                if size is not None:
+                    attempts.append((size, f"chains by {name}", {id(b): b.offset for b in arena}))
         if min(a[0] for a in attempts) <= capacity:
             break
         size = _place_search(orders["definition"], capacity)
@@ -260,12 +396,21 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     size, name, offsets = min(attempts, key=lambda a: a[0])
     for b in arena:
         b.offset = offsets[id(b)]
-    plan = MemoryPlan(buffers, size, bound, total, name)
+    plan = MemoryPlan(buffers, size, bound, total, name, mode=mode, layer_bound=bound)
     for b in arena:
         for t in b.tensors:
             plan.offsets[t] = b.offset
+        if b.writes_over is not None and _overlap(b, b.writes_over):
+            plan.overlapping.append(graph.nodes[b.first].name)
+    footprints = step_footprints(buffers)
+    plan.peak_step = max(footprints, key=footprints.get) if footprints else -1
+    plan.peak = graph.nodes[plan.peak_step].name if 0 <= plan.peak_step < len(graph.nodes) else "-"
     _check(plan)
     return plan
+
+
+def _overlap(a: Buffer, b: Buffer) -> bool:
+    return a.offset < b.offset + b.size and b.offset < a.offset + a.size
 
 
 def _check(plan: MemoryPlan) -> None:
@@ -275,4 +420,4 @@ def _check(plan: MemoryPlan) -> None:
         assert a.offset % ALIGN == 0 and a.offset + a.size <= plan.arena_size
         for b in arena[i + 1:]:
             if a.overlaps_in_time(b):
-                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)
+                assert _compatible(a, a.offset, b, b.offset), (a, b)
