@@ -1,10 +1,12 @@
-"""Arena bytes per model: the layer-by-layer plan (every output apart from its inputs) beside
---memory-plan auto (layers write over the inputs they replace where their kernels' order allows),
-with each plan's bound, where the peak sits, and TensorFlow Lite Micro's arena for the same model
-where one is known.  Prints a table and writes JSON; no pass/fail.
+"""Arena bytes per model under each --memory-plan: layer (every output apart from its inputs: the
+layer-by-layer bound), in-place (layers write over the inputs they replace where their kernels'
+order allows) and auto (in-place, and the first layers run in bands of rows when that lowers the
+arena within the recompute budget), with where the peak sits, the MACs the bands recompute, and
+TensorFlow Lite Micro's arena for the same model where one is known.  Prints a table and writes
+JSON; no pass/fail.
 
-Writing over an input recomputes nothing: the MACs, and the instructions `bench_speed.py` counts,
-are the same in both plans (the C calls the same kernels with other buffer offsets).
+Writing over an input recomputes nothing (the same kernels with other buffer offsets).  What the
+bands cost in instructions, `bench_speed.py` measures (per-inference counts under QEMU).
 
     python benchmarks/bench_memory.py [--models kws_dscnn,vww_mbv1] [--json benchmarks/results/memory.json]
 """
@@ -51,13 +53,20 @@ def measure(name: str, work: Path) -> dict:
     compiled = compile_model(load_model(model, tuple(calib.shape[1:])), calib, CompileOptions())
     graph = compiled.graph
     t0 = time.perf_counter()
-    layer, auto = plan_memory(graph, "layer"), plan_memory(graph, "auto")
+    layer, in_place = plan_memory(graph, "layer"), plan_memory(graph, "in-place")
+    t0 = time.perf_counter()
+    auto = plan_memory(graph, "auto")
     t_plan = time.perf_counter() - t0
-    row = {"model": name, "macs": sum(n.macs(graph) for n in graph.nodes),
-           "layer_plan": layer.arena_size, "layer_bound": layer.layer_bound,
-           "auto_plan": auto.arena_size, "auto_bound": auto.lower_bound, "auto_vs_layer": auto.arena_size / layer.arena_size,
-           "peak_layer": auto.peak_layer(graph), "layers_over_input": auto.overlapping, "extra_macs": 0,
-           "plan_seconds": round(t_plan, 3), "tflm_arena": TFLM_ARENA.get(name)}
+    macs = sum(n.macs(graph) for n in graph.nodes)
+    p = auto.patches
+    row = {"model": name, "macs": macs, "layer_plan": layer.arena_size, "layer_bound": layer.layer_bound,
+           "in_place_plan": in_place.arena_size, "auto_plan": auto.arena_size, "auto_bound": auto.lower_bound,
+           "auto_vs_layer": auto.arena_size / layer.arena_size, "peak_layer": auto.peak,
+           "layers_over_input": auto.overlapping,
+           "patches": None if p is None else {"layers": p.nodes, "grid": list(p.grid), "tile_bytes": p.scratch_bytes},
+           "extra_macs": 0 if p is None else p.extra_macs,
+           "extra_macs_percent": 0.0 if p is None else round(100 * p.extra_macs / macs, 2),
+           "auto_plan_seconds": round(t_plan, 3), "tflm_arena": TFLM_ARENA.get(name)}
     if name in TFLM_ARENA:
         row["auto_vs_tflm"] = auto.arena_size / TFLM_ARENA[name]
         row["goal_vs_tflm"] = GOALS[name]
@@ -66,16 +75,17 @@ def measure(name: str, work: Path) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'model':18}{'layer plan B':>13}{'auto plan B':>12}{'auto bound B':>13}{'auto/layer':>11}"
-          f"{'TFLM B':>9}{'auto/TFLM':>10}{'goal':>6}  {'peak at':28}{'over input':>11}")
+    print(f"\n{'model':18}{'layer B':>9}{'in-place B':>11}{'auto B':>9}{'auto/layer':>11}{'TFLM B':>9}"
+          f"{'auto/TFLM':>10}{'goal':>6}  {'bands':>5}{'+MACs %':>8}  {'peak at':40}")
     for r in rows:
         tflm = f"{r['tflm_arena']:,}" if r["tflm_arena"] else "-"
         ratio = f"{r['auto_vs_tflm']:.2f}" if "auto_vs_tflm" in r else "-"
         goal = ("met" if r["goal_met"] else "no") if "goal_met" in r else "-"
-        print(f"{r['model']:18}{r['layer_plan']:13,}{r['auto_plan']:12,}{r['auto_bound']:13,}{r['auto_vs_layer']:11.2f}"
-              f"{tflm:>9}{ratio:>10}{goal:>6}  {r['peak_layer']:28}{len(r['layers_over_input']):11}")
-    print("\nlayer plan = --memory-plan layer (its arena equals the layer-by-layer bound); auto = the default. "
-          "Extra MACs and instructions: none (no recomputation).")
+        bands = str(r["patches"]["grid"][0]) if r["patches"] else "-"
+        print(f"{r['model']:18}{r['layer_plan']:9,}{r['in_place_plan']:11,}{r['auto_plan']:9,}{r['auto_vs_layer']:11.2f}"
+              f"{tflm:>9}{ratio:>10}{goal:>6}  {bands:>5}{r['extra_macs_percent']:8.2f}  {r['peak_layer'][:40]:40}")
+    print("\nlayer = --memory-plan layer (the layer-by-layer bound); in-place = no bands; auto = the default. "
+          "+MACs: what the bands recompute (their halos).")
 
 
 def main(argv=None) -> None:

@@ -96,7 +96,7 @@ GOALS = {
     ("kws_dscnn", "qemu-m0plus-an385"): 23_200_000,
 }
 DEPTHWISE_GOAL = ("kws_dscnn", "qemu-m4", 3.0)  # depthwise 3x3 on 64x25x5: at most 3 instructions per MAC
-KINDS = ["stem conv", "depthwise", "pointwise", "general conv", "pooling", "linear"]
+KINDS = ["patches", "stem conv", "depthwise", "pointwise", "general conv", "pooling", "linear"]
 
 
 def save(name: str, out: Path, samples: int = 64, seed: int = 0) -> tuple[Path, Path]:
@@ -144,8 +144,8 @@ def measure(name: str, work: Path, targets: list[str], samples: int | None, vect
             message = text.strip().splitlines()[0].replace(f"{out} ", "")
             result["targets"][target] = {"status": status, "message": message}
             continue
-        layers = [{"name": c.name, "op": c.op, "kind": kind(nodes[c.name], first_conv), "macs": c.macs,
-                   "instructions": c.instructions} for c in r.layers]
+        layers = [{"name": c.name, "op": c.op, "macs": c.macs, "instructions": c.instructions,
+                   "kind": "patches" if c.op == "Patches" else kind(nodes[c.name], first_conv)} for c in r.layers]
         result["targets"][target] = {"status": "ok", "instructions": r.instructions,
                                      "instructions_per_inference": r.per_inference, "bit_exact": r.bit_exact,
                                      "repeatable": r.repeatable, "arena_bytes": r.arena,

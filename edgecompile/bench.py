@@ -200,6 +200,22 @@ def counted_run(t: Target, graph, elf: Path, inputs: np.ndarray, expected: np.nd
     return result, bool(np.array_equal(got, expected))
 
 
+def profiled_layers(graph, patches: dict | None) -> list[tuple[str, str, int]]:
+    """(name, op, MACs run) of each profiled step: every layer, except that the layers run in
+    patches are one step (their MACs with the recomputed halos)."""
+    inside = set(patches["layers"]) if patches else set()
+    steps = []
+    for n in graph.nodes:
+        if n.is_alias or n.name in inside:
+            if patches and n.name == patches["layers"][0]:
+                layers = patches["layers"]
+                macs = sum(m.macs(graph) for m in graph.nodes if m.name in inside) + patches["extra_macs"]
+                steps.append((f"{layers[0]}..{layers[-1]}", "Patches", macs))
+            continue
+        steps.append((n.name, n.op_type, n.macs(graph)))
+    return steps
+
+
 def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = None,
           timeout: float = 300, progress: ProgressFactory = no_progress) -> BenchResult:
     """samples: inferences to count (default: 4, or all test vectors when there are fewer)."""
@@ -224,14 +240,14 @@ def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = No
     with progress(2 * len(inputs), f"counting the instructions of {len(inputs)} inferences, twice") as bar:
         runs = [counted_run(t, graph, profiled.elf, inputs, expected, timeout, bar) for _ in range(2)]  # must agree
     (first, exact), (second, exact2) = runs
-    layers = [n for n in graph.nodes if not n.is_alias]
-    per = 1 + len(layers)  # the runner's mark, then one after each layer
+    layers = profiled_layers(graph, doc["summary"].get("patches"))
+    per = 1 + len(layers)  # the runner's mark, then one after each layer (or after the patches)
     marks = first.marks
     if len(marks) != per * len(inputs):
         raise EdgeCompileError(f"expected {per * len(inputs)} profile marks, got {len(marks)}; "
                                "was the project exported by this edgecompile version?")
     per_inference = [marks[k * per + per - 1] - marks[k * per] for k in range(len(inputs))]
-    costs = [LayerCost(n.name, n.op_type, n.macs(graph), marks[j + 1] - marks[j]) for j, n in enumerate(layers)]
+    costs = [LayerCost(name, op, macs, marks[j + 1] - marks[j]) for j, (name, op, macs) in enumerate(layers)]
     model_flash, stack = model_costs(out_dir, t, doc["name"], plain.elf)
     return BenchResult(target, len(inputs), per_inference, costs, sum(n.macs(graph) for n in graph.nodes),
                        plain.sizes, model_flash, int(doc["summary"]["arena_bytes"]), stack,

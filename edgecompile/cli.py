@@ -160,9 +160,12 @@ def with_model_options(fn):
               help="Held-out inputs (.npy/.npz/.pt) to measure integer vs float on [default: the calibration "
               "samples].")
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
-@click.option("--memory-plan", type=click.Choice(["auto", "layer"]), default="auto", show_default=True,
-              help="auto: a layer may write its output over the input it replaces where its kernel's order "
-              "allows (below the layer-by-layer bound); layer: every output apart from its inputs.")
+@click.option("--memory-plan", type=click.Choice(["auto", "in-place", "layer"]), default="auto", show_default=True,
+              help="auto: layers write over the inputs they replace where their kernels' order allows, and the "
+              "first layers run in spatial patches when that lowers the arena within --patch-budget; in-place: "
+              "without patches; layer: every output apart from its inputs (the layer-by-layer plan).")
+@click.option("--patch-budget", type=click.FloatRange(0, 100), default=10, show_default=True,
+              help="Extra MACs that patches may recompute (their halos), in percent of the model's.")
 @click.option("--arena", type=click.Choice(["static", "extern"]), default="static", show_default=True,
               help="Activation memory: a static array inside NAME.c, or a buffer the caller passes to NAME_run.")
 @json_option
@@ -170,7 +173,7 @@ def with_model_options(fn):
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
            bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
-           act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, memory_plan, arena, as_json, quiet, input_shape,
+           act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, memory_plan, patch_budget, arena, as_json, quiet, input_shape,
            trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
@@ -183,7 +186,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               bias_correction=bias_correction, weight_rounding=weight_rounding,
                               format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
                               asymmetric=asymmetric,
-                              equalize=equalize, memory_plan=memory_plan,
+                              equalize=equalize, memory_plan=memory_plan, patch_budget=patch_budget / 100,
                               act_bits=tuple(act_bits),
                               output_bits=output_bits if output_bits == "auto" else int(output_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,

@@ -66,6 +66,9 @@ class Emitter:
     structs: list[CStruct] = field(default_factory=list)
     io_params: dict[str, str] = field(default_factory=dict)  # model input/output tensor -> C parameter
 
+    #: Store every array once, however small (the tiles of patch-based execution repeat each layer).
+    share_all_arrays = False
+
     def __post_init__(self):
         if not self.io_params:
             self.io_params = io_parameters(self.graph)
@@ -79,7 +82,8 @@ class Emitter:
             raise ValueError(f"{base}: values do not fit {ctype}")
         # Identical weight matrices are stored once (a FastGRNN cell's two gates share W and U);
         # tiny arrays (shifts) are left alone so each layer's flash figure stays its own.
-        key = (ctype, align, values.shape, values.tobytes()) if values.nbytes >= 64 else None
+        key = ((ctype, align, values.shape, values.tobytes()) if values.nbytes >= 64 or self.share_all_arrays
+               else None)
         if key in self._shared:
             return self._shared[key]
         ident = self._fresh_identifier(base)
@@ -155,7 +159,13 @@ class Emitter:
 
 def emit_model(graph: Graph, plan: MemoryPlan) -> Emitter:
     em = Emitter(graph, plan)
+    patches = plan.patches
     for node in graph.nodes:
+        if patches is not None and node.name in patches.nodes:
+            if node.name == patches.nodes[0]:
+                emit_patches(em, patches)
+                em.body.append(Statement("EC_PROFILE_MARK();"))
+            continue
         em.runtime.update(node.runtime_files)
         shape = "x".join(str(d) for d in graph.shape(node.outputs[0]))
         if not node.is_alias:
@@ -165,6 +175,31 @@ def emit_model(graph: Graph, plan: MemoryPlan) -> Emitter:
         if any(s.kind == "call" for s in em.body[before:]):
             em.body.append(Statement("EC_PROFILE_MARK();"))
     return em
+
+
+def emit_patches(em: Emitter, patches) -> None:
+    """The first layers tile by tile (passes/patches.py): per tile, copy the input's region into
+    the tiles' memory, run the layers on their regions, paste the tile into the stage's output."""
+    graph = em.graph
+    c, h, w = graph.shape(patches.x)
+    oc, oh, ow = graph.shape(patches.y)
+    x_tile, y_tile = patches.scratch_offset, patches.scratch_offset + patches.x_bytes
+    body = y_tile + patches.y_bytes
+    em.runtime.add("ec_layout")
+    em.comment(f"{', '.join(patches.nodes)}: in {len(patches.tiles)} patches ({patches.grid[0]}x{patches.grid[1]}) "
+               f"of {oc}x{oh}x{ow}")
+    for i, tile in enumerate(patches.tiles, start=1):
+        (y0, y1, x0, x1), (p0, p1, q0, q1) = tile.x_region, tile.y_region
+        em.comment(f"patch {i}: output rows {p0}..{p1 - 1}, columns {q0}..{q1 - 1}")
+        em.call(f"ec_crop_s8({em.buffer(patches.x)}, {c}, {h}, {w}, {y0}, {x0}, {em.arena(x_tile)}, {y1 - y0}, "
+                f"{x1 - x0})")
+        tiles = TileEmitter(em, tile.graph, tile.plan, {patches.x: em.arena(x_tile), patches.y: em.arena(y_tile)},
+                            body)
+        for node in tile.graph.nodes:
+            em.runtime.update(node.runtime_files)
+            node.emit_c(tiles)
+        em.call(f"ec_paste_s8({em.arena(y_tile)}, {oc}, {p1 - p0}, {q1 - q0}, {em.buffer(patches.y)}, {oh}, {ow}, "
+                f"{p0}, {q0})")
 
 
 def template_env() -> jinja2.Environment:
@@ -194,3 +229,9 @@ class BodyEmitter(Emitter):
 
     def scratch_offset(self, node) -> int:
         return self.base + self.plan.location(scratch_name(node))[1]
+
+
+class TileEmitter(BodyEmitter):
+    """A tile's layers (emit_patches): every array shared with the other tiles."""
+
+    share_all_arrays = True

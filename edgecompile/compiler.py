@@ -59,7 +59,8 @@ class CompileOptions:
     fixed_formats: dict[str, int] | None = None  # tensor -> frac bits (QAT's)
     max_calib_samples: int = 1024
     equalize: str = "auto"  # off | auto (passes/auto_equalize.py) | weights | activations | noise, [-pow2]
-    memory_plan: str = "auto"  # layer | auto: outputs over dying inputs where kernels allow (passes/plan_memory.py)
+    memory_plan: str = "auto"  # auto | in-place | layer (passes/plan_memory.py)
+    patch_budget: float = 0.10  # extra MACs patches may recompute, a fraction of the model's (passes/patches.py)
 
 
 @dataclass
@@ -243,7 +244,7 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     sparsity = sparsify(graph, options.sparse)
     timings["quantize"] = time.perf_counter() - t0
     try:
-        plan = plan_memory(graph, options.memory_plan)
+        plan = plan_memory(graph, options.memory_plan, options.patch_budget)
     except EdgeCompileError as exc:
         raise EdgeCompileError(f"{loaded.source}: {exc}") from None
     return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision,

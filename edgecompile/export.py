@@ -59,7 +59,8 @@ class ExportSettings:
     unsigned_relu: bool = True
     asymmetric: bool = True
     equalize: str = "auto"
-    memory_plan: str = "auto"  # layer | auto (passes/plan_memory.py)
+    memory_plan: str = "auto"  # auto | in-place | layer (passes/plan_memory.py)
+    patch_budget: float = 0.10  # extra MACs patches may recompute, a fraction of the model's
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
     output_bits: int | str = "auto"  # the model outputs: 8, 16, or auto (16 for a few values)
     name: str | None = None
@@ -167,6 +168,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              snap_ranges=settings.snap_ranges, unsigned_relu=settings.unsigned_relu,
                              asymmetric=settings.asymmetric,
                              equalize=settings.equalize, memory_plan=settings.memory_plan,
+                             patch_budget=settings.patch_budget,
                              param_overrides=settings.param_overrides, fixed_formats=settings.fixed_formats,
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto,
                              output_bits=settings.output_bits)

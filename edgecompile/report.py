@@ -92,10 +92,21 @@ def totals(graph: Graph, plan) -> dict[str, int]:
         "memory_plan": plan.mode,
         "arena_peak_layer": plan.peak_layer(graph),
         "layers_over_input": list(plan.overlapping),
+        "patches": patches_summary(graph, plan.patches),
         "activations_unshared": plan.total_activation_bytes,
         "input_bytes": sum(graph.tensors[t].nbytes for t in graph.inputs),
         "output_bytes": sum(graph.tensors[t].nbytes for t in graph.outputs),
     }
+
+
+def patches_summary(graph: Graph, patches) -> dict | None:
+    """The first layers run in patches (passes/patches.py): which, on what grid, at what cost."""
+    if patches is None:
+        return None
+    total = sum(n.macs(graph) for n in graph.nodes)
+    return {"layers": list(patches.nodes), "grid": list(patches.grid), "extra_macs": int(patches.extra_macs),
+            "extra_macs_percent": round(100 * patches.extra_macs / total, 2) if total else 0.0,
+            "tile_bytes": int(patches.scratch_bytes)}
 
 
 def arena_note(s: dict) -> str:
@@ -105,6 +116,10 @@ def arena_note(s: dict) -> str:
     if over:
         text += (f"; {len(over)} layer{'s write over their inputs' if len(over) > 1 else ' writes over its input'}, "
                  f"bound {fmt_int(s['arena_lower_bound'])} B")
+    p = s.get("patches")
+    if p:
+        text += (f"; {p['layers'][0]}..{p['layers'][-1]} ({len(p['layers'])} layers) in {p['grid'][0]}x{p['grid'][1]} "
+                 f"patches, {p['extra_macs_percent']:+.1f} % MACs")
     return text + f"; peak at {s['arena_peak_layer']}; unshared {fmt_int(s['activations_unshared'])} B"
 
 

@@ -1,6 +1,8 @@
 /* ec_layout.c - concatenation and strided copies: transposition, slicing (see ec_layout.h). */
 #include "ec_layout.h"
 
+#include <string.h>
+
 #include "ec_fixed.h"
 #include "ec_tensor.h"
 
@@ -81,6 +83,40 @@ void ec_copy_s8(const int8_t *input, int8_t *output, int n)
     int i;
     for (i = 0; i < n; ++i) {
         output[i] = input[i];
+    }
+}
+
+void ec_crop_s8(const int8_t *input, int c, int in_h, int in_w, int y0, int x0, int8_t *output, int h, int w)
+{
+    int ch, y;
+    if (w == in_w) { /* whole rows: each plane's window is one run */
+        for (ch = 0; ch < c; ++ch) {
+            memcpy(output + (long)ch * h * w, input + ((long)ch * in_h + y0) * in_w, (size_t)h * (size_t)w);
+        }
+        return;
+    }
+    for (ch = 0; ch < c; ++ch) {
+        const int8_t *row = input + ((long)ch * in_h + y0) * in_w + x0;
+        for (y = 0; y < h; ++y, row += in_w, output += w) {
+            memcpy(output, row, (size_t)w);
+        }
+    }
+}
+
+void ec_paste_s8(const int8_t *input, int c, int h, int w, int8_t *output, int out_h, int out_w, int y0, int x0)
+{
+    int ch, y;
+    if (w == out_w) { /* whole rows: each plane's window is one run */
+        for (ch = 0; ch < c; ++ch) {
+            memcpy(output + ((long)ch * out_h + y0) * out_w, input + (long)ch * h * w, (size_t)h * (size_t)w);
+        }
+        return;
+    }
+    for (ch = 0; ch < c; ++ch) {
+        int8_t *row = output + ((long)ch * out_h + y0) * out_w + x0;
+        for (y = 0; y < h; ++y, row += out_w, input += w) {
+            memcpy(row, input, (size_t)w);
+        }
     }
 }
 

@@ -270,7 +270,9 @@ def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
     path = save_torchscript(model, tmp_path / "m.pt")
     np.save(tmp_path / "calib.npy", rng.standard_normal((64, 3, 24, 24)).astype(np.float32))
     # int8 outputs: the last Linear's int16 output (--output-bits auto) would take the reference kernel
-    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=32, output_bits=8))
+    # (each layer once: bands of rows would call the first layers' kernels once per band)
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=32, output_bits=8,
+                                   memory_plan="in-place"))
     out, name = result.out_dir, result.name
     text = (out / "src" / f"{name}.c").read_text()
     for kernel in ("ec_conv2d_fast_s8(", "ec_conv2d_1x1_fast_s8(", "ec_linear_fast_s8(", "ec_maxpool2d_fast_s8(",

@@ -272,7 +272,9 @@ def test_16_bit_lenet_on_cortex_m(digits_lenet, tmp_path):
     a = result.summary["act16"]
     # measured: 38.0 -> 38.7 dB (the 8-bit model's unsigned ReLU codes already hold one of the extra bits)
     assert a["sqnr_db"] > a["sqnr_8bit_db"] + 0.3
-    assert a["arena_8bit"] < a["arena"] <= 2 * a["arena_8bit"]  # inner activations double, the output stays int8
+    assert a["arena_8bit"] < a["arena"]
+    # layer by layer the inner activations double (conv1 + pool, 4,056 + 1,016 B at 8 bits), the output stays int8
+    assert result.compiled.plan.layer_bound <= 2 * (4056 + 1016)
     for target in ("qemu-m0plus", "qemu-m4"):
         assert verify(result.out_dir, target=target).ok
 

@@ -48,6 +48,7 @@ def multiplier(scale: float) -> tuple[int, int]:
 class Add(Op):
     op_type = "Add"
     in_place = True
+    same_position = True
     runtime_files = ("ec_elementwise",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

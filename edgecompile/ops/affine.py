@@ -19,6 +19,7 @@ from .base import Op, register
 class Affine(Op):
     op_type = "Affine"
     in_place = True
+    same_position = True
     runtime_files = ("ec_elementwise",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

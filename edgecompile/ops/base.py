@@ -40,6 +40,9 @@ class Op(Node):
     keeps_codes: ClassVar[bool] = False  # output codes are input codes, moved or selected: any zero point passes
     #: The C kernel may write its output over its first input (elementwise ops).
     in_place: ClassVar[bool] = False
+    #: Each output value depends only on the inputs' values at its own position (elementwise ops):
+    #: a spatial tile of the output reads the same tile of every input (passes/patches.py).
+    same_position: ClassVar[bool] = False
     #: Runtime C files (without extension) the generated code needs for this op.
     runtime_files: ClassVar[tuple[str, ...]] = ()
 
@@ -68,6 +71,21 @@ class Op(Node):
     def scratch_bytes(self, graph: Graph) -> int:
         """Arena bytes the C kernel needs while it runs (planned like a tensor live for one step)."""
         return 0
+
+    def tile_input_regions(self, graph: Graph, region) -> list | None:
+        """The region of each input that the output's spatial `region` reads (tiling.py), for
+        running the op on tiles (passes/patches.py); None: the op cannot run on a tile.  int8 only
+        (the tiles' copies move bytes)."""
+        out = graph.shape(self.outputs[0])
+        if not self.same_position or self.is_wide(graph) or len(out) != 3:
+            return None
+        if any(graph.shape(t) != out for t in self.inputs):  # broadcasting reads other positions
+            return None
+        return [region] * len(self.inputs)
+
+    def tile_attrs(self, graph: Graph, region) -> dict:
+        """The op's attributes on a tile of its output (a window's padding only at real borders)."""
+        return dict(self.attrs)
 
     def overwrite_orders(self, graph: Graph) -> list | None:
         """How the C kernel reads its first input and writes its output (access_order.py), one order

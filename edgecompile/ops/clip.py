@@ -18,6 +18,7 @@ class Clip(Op):
     op_type = "Clip"
     preserves_format = True
     in_place = True
+    same_position = True
     runtime_files = ("ec_elementwise",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

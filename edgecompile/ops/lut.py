@@ -36,6 +36,7 @@ FUNCTIONS = {  # name -> f(x, **attrs)
 class Lut(Op):
     op_type = "Lut"
     in_place = True
+    same_position = True
     runtime_files = ("ec_elementwise",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

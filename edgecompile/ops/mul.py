@@ -21,6 +21,7 @@ from .base import Op, register
 class Mul(Op):
     op_type = "Mul"
     in_place = True
+    same_position = True
     runtime_files = ("ec_elementwise",)
 
     def _broadcast(self, graph: Graph) -> tuple[int, int, int, int]:

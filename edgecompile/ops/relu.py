@@ -16,6 +16,7 @@ class Relu(Op):
     op_type = "Relu"
     preserves_format = True
     in_place = True
+    same_position = True
     runtime_files = ("ec_elementwise",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

@@ -74,12 +74,16 @@ class MemoryPlan:
     peak_step: int = -1  # the step (node index) where the live buffers need the most memory
     overlapping: list[str] = field(default_factory=list)  # layers whose output lies over their input
     peak: str = "-"  # the layer at peak_step
+    patches: object = None  # passes.patches.PatchPlan: the first layers run tile by tile
 
     def peak_layer(self, graph: Graph | None = None) -> str:
         return self.peak
 
     def location(self, tensor: str) -> tuple[str, int]:
-        """('input'|'output'|'arena', offset) of a tensor."""
+        """('input'|'output'|'arena', offset) of a tensor; ('patch', -1) for a tensor that exists
+        only tile by tile (passes/patches.py)."""
+        if self.patches is not None and tensor in self.patches.inner:
+            return ("patch", -1)
         for b in self.buffers:
             if tensor in b.tensors:
                 return (b.external, 0) if b.external else ("arena", b.offset)
@@ -343,28 +347,36 @@ def _orders(arena: list[Buffer]) -> dict[str, list[Buffer]]:
     }
 
 
-MEMORY_PLANS = ("layer", "auto")
+MEMORY_PLANS = ("auto", "in-place", "layer")
 
 
-def plan_memory(graph: Graph, mode: str = "auto") -> MemoryPlan:
-    """The smallest plan found.  "auto" also lets outputs lie over the inputs they replace,
-    where that gives a smaller arena."""
+def plan_memory(graph: Graph, mode: str = "auto", patch_budget: float = 0.10, search: int = 20000) -> MemoryPlan:
+    """The smallest plan found.  "in-place" also lets outputs lie over the inputs they replace;
+    "auto" also runs the first layers tile by tile (passes/patches.py) when that lowers the arena
+    within `patch_budget` extra MACs (a fraction of the model's); each is kept only if smaller.  `search`
+    bounds the placement search's tries; 0 leaves it out (quick, for comparing many candidate
+    tilings)."""
     if mode not in MEMORY_PLANS:
         raise EdgeCompileError(f"--memory-plan {mode}: choose one of {', '.join(MEMORY_PLANS)}")
-    layer = _plan(graph, build_buffers(graph), "layer")
+    layer = _plan(graph, build_buffers(graph), "layer", search)
     if mode == "layer":
         return layer
     best = layer
     buffers = build_buffers(graph, overwrite=True)
     if any(b.writes_over for b in buffers):
-        plan = _plan(graph, buffers, "auto")
+        plan = _plan(graph, buffers, "auto", search)
         if plan.arena_size < layer.arena_size:
             best = plan
-    best.mode, best.layer_bound = "auto", layer.layer_bound
+    from .patches import choose  # patches plans its tiles with this function
+    found = choose(graph, patch_budget if mode == "auto" else 0, best, plan_memory)
+    if found is not None:
+        best, best.patches = found
+        best.total_activation_bytes = layer.total_activation_bytes
+    best.mode, best.layer_bound = mode, layer.layer_bound
     return best
 
 
-def _plan(graph: Graph, buffers: list[Buffer], mode: str) -> MemoryPlan:
+def _plan(graph: Graph, buffers: list[Buffer], mode: str, search: int = 20000) -> MemoryPlan:
     arena = [b for b in buffers if not b.external]
     bound = lower_bound(buffers)
     total = sum(b.size for b in arena)
@@ -388,7 +400,7 @@ def _plan(graph: Graph, buffers: list[Buffer], mode: str) -> MemoryPlan:
                     attempts.append((size, f"chains by {name}", {id(b): b.offset for b in arena}))
         if min(a[0] for a in attempts) <= capacity:
             break
-        size = _place_search(orders["definition"], capacity)
+        size = _place_search(orders["definition"], capacity, search) if search > 0 else None
         if size is not None:
             attempts.append((size, "search", {id(b): b.offset for b in arena}))
             break
