@@ -162,10 +162,11 @@ def with_model_options(fn):
 @click.option("--vectors", type=int, default=256, show_default=True, help="Number of test vectors to write.")
 @click.option("--memory-plan", type=click.Choice(["auto", "in-place", "layer"]), default="auto", show_default=True,
               help="auto: layers write over the inputs they replace where their kernels' order allows, and the "
-              "first layers run in spatial patches when that lowers the arena within --patch-budget; in-place: "
+              "first layers run in bands of rows when that lowers the arena within --patch-budget; in-place: "
               "without patches; layer: every output apart from its inputs (the layer-by-layer plan).")
 @click.option("--patch-budget", type=click.FloatRange(0, 100), default=10, show_default=True,
-              help="Extra MACs that patches may recompute (their halos), in percent of the model's.")
+              help="What the bands may cost, estimated in percent of the model's MACs: each recomputed halo MAC "
+              "counts three times, each further kernel call 500 MACs (README, Memory plan).")
 @click.option("--arena", type=click.Choice(["static", "extern"]), default="static", show_default=True,
               help="Activation memory: a static array inside NAME.c, or a buffer the caller passes to NAME_run.")
 @json_option

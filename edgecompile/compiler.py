@@ -24,7 +24,7 @@ from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fold_pad import fold_pads
 from .passes.format_search import search_formats
 from .passes.fuse_activation import fuse_activations
-from .passes.plan_memory import MemoryPlan, plan_memory
+from .passes.plan_memory import PATCH_BUDGET, MemoryPlan, plan_memory
 from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, TensorRange, calibrate, final_tensors, quantize_graph
 from .passes.sparsify import SparsityDecision, compressed_layers, sparsify
@@ -60,7 +60,7 @@ class CompileOptions:
     max_calib_samples: int = 1024
     equalize: str = "auto"  # off | auto (passes/auto_equalize.py) | weights | activations | noise, [-pow2]
     memory_plan: str = "auto"  # auto | in-place | layer (passes/plan_memory.py)
-    patch_budget: float = 0.10  # extra MACs patches may recompute, a fraction of the model's (passes/patches.py)
+    patch_budget: float = PATCH_BUDGET  # cost bands may add, a fraction of the model's MACs (passes/patches.py)
 
 
 @dataclass

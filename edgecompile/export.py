@@ -25,6 +25,7 @@ from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
 from .passes.factorize import RankSpec
 from .passes.precision import parse_act_bits
+from .passes.plan_memory import PATCH_BUDGET
 from .passes.quantize import parse_bits
 from .errors import EdgeCompileError, InputShapeError
 from .frontend import load_model
@@ -60,7 +61,7 @@ class ExportSettings:
     asymmetric: bool = True
     equalize: str = "auto"
     memory_plan: str = "auto"  # auto | in-place | layer (passes/plan_memory.py)
-    patch_budget: float = 0.10  # extra MACs patches may recompute, a fraction of the model's
+    patch_budget: float = PATCH_BUDGET  # cost bands may add, a fraction of the model's MACs
     act_bits: int | str | tuple = 8  # 8, 16, "auto", "conv2=16,fc1=16"
     output_bits: int | str = "auto"  # the model outputs: 8, 16, or auto (16 for a few values)
     name: str | None = None

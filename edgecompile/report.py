@@ -90,7 +90,7 @@ def totals(graph: Graph, plan) -> dict[str, int]:
         "arena_lower_bound": plan.lower_bound,
         "arena_layer_bound": plan.layer_bound,
         "memory_plan": plan.mode,
-        "arena_peak_layer": plan.peak_layer(graph),
+        "arena_peak_layer": plan.peak,
         "layers_over_input": list(plan.overlapping),
         "patches": patches_summary(graph, plan.patches),
         "activations_unshared": plan.total_activation_bytes,

@@ -47,6 +47,27 @@ def randomize_batchnorm(model, seed: int = 0) -> None:
                 m.bias.copy_(torch.randn(n, generator=g) * 0.3)
 
 
+def random_example(model_class, input_shape, root: Path, seed: int = 0, samples: int = 32) -> dict:
+    """A `model_class` with seeded random weights and BatchNorm statistics, saved as TorchScript in
+    `root` with `samples` standard-normal calibration inputs: {"model", "calib", "root"}."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = model_class().eval()
+    randomize_batchnorm(model, seed)
+    calib = root / "calib.npy"
+    np.save(calib, np.random.default_rng(seed).standard_normal((samples,) + tuple(input_shape)).astype(np.float32))
+    return {"model": save_torchscript(model, root / "model.pt"), "calib": calib, "root": root}
+
+
+def export_example(example: dict, name: str, vectors: int = 64, **options):
+    """Export a random_example into its root's `name` directory."""
+    from edgecompile.export import ExportSettings, export
+
+    return export(ExportSettings(example["model"], example["root"] / name, example["calib"], vectors=vectors,
+                                 **options))
+
+
 def trained_example(tmp_path_factory, model: str) -> dict:
     """An example model trained on sklearn's digits by examples/train.py, and the files it saves."""
     import train

@@ -1,18 +1,16 @@
-"""Layers that write their output over the input they replace (--memory-plan auto): the access-order
-rule, the plans built with it, and the C that runs those plans bit-exactly on every kind of kernel
-(portable, DSP, Helium)."""
+"""Layers that write their output over the input they replace (--memory-plan in-place, also part of
+auto): the access-order rule, the plans built with it, and the C that runs those plans bit-exactly
+on every kind of kernel (portable, DSP, Helium)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from edgecompile import access_order
-from edgecompile.export import ExportSettings, export
 from edgecompile.passes import plan_memory as planner
 from edgecompile.verify import verify
-from conftest import randomize_batchnorm, require_tool, save_torchscript
+from conftest import export_example, random_example, require_tool
 
 
 # -- the rule, against literal byte-level runs of the kernels' step orders ------------------------
@@ -162,24 +160,15 @@ class SeparableNet(nn.Module):
 
 @pytest.fixture(scope="module")
 def separable(tmp_path_factory):
-    torch.manual_seed(0)
-    model = SeparableNet().eval()
-    randomize_batchnorm(model, 0)
-    root = tmp_path_factory.mktemp("in_place")
-    calib = root / "calib.npy"
-    np.save(calib, np.random.default_rng(0).standard_normal((32, 3, 30, 30)).astype(np.float32))
-    return {"model": save_torchscript(model, root / "sep.pt"), "calib": calib, "root": root}
+    return random_example(SeparableNet, (3, 30, 30), tmp_path_factory.mktemp("in_place"))
 
 
-def _export(net, name, **options):
-    return export(ExportSettings(net["model"], net["root"] / name, net["calib"], vectors=64, **options))
-
-
-def test_auto_plan_goes_below_the_layer_by_layer_bound_and_places_outputs_at_their_gaps(separable):
-    auto, layer = _export(separable, "auto"), _export(separable, "layer", memory_plan="layer")
+def test_in_place_plan_goes_below_the_layer_by_layer_bound_and_places_outputs_at_their_gaps(separable):
+    auto = export_example(separable, "auto", memory_plan="in-place")
+    layer = export_example(separable, "layer", memory_plan="layer")
     a, lay = auto.compiled.plan, layer.compiled.plan
     assert lay.mode == "layer" and not lay.overlapping and lay.arena_size == lay.lower_bound == lay.layer_bound
-    assert a.mode == "auto" and a.layer_bound == lay.layer_bound
+    assert a.mode == "in-place" and a.layer_bound == lay.layer_bound
     assert a.lower_bound <= a.arena_size < lay.arena_size
     candidates = [b for b in a.buffers if b.writes_over is not None]
     assert len(candidates) == 9  # every layer after the first conv, the global average pooling included
@@ -189,7 +178,7 @@ def test_auto_plan_goes_below_the_layer_by_layer_bound_and_places_outputs_at_the
                 and b.writes_over.offset < b.offset + b.size:
             assert b.offset + b.gap == b.writes_over.offset
     s = auto.summary
-    assert s["arena_layer_bound"] == lay.arena_size and s["memory_plan"] == "auto"
+    assert s["arena_layer_bound"] == lay.arena_size and s["memory_plan"] == "in-place"
     assert s["layers_over_input"] == a.overlapping
     report = (auto.out_dir / "report.md").read_text()
     assert "layer-by-layer bound" in report and "written over their input" in report
@@ -197,9 +186,9 @@ def test_auto_plan_goes_below_the_layer_by_layer_bound_and_places_outputs_at_the
     assert f"{a.arena_size}" in (auto.out_dir / f"src/{auto.name}.h").read_text()
 
 
-def test_auto_plan_runs_bit_exact_on_the_host_and_clean_under_sanitizers(separable):
+def test_in_place_plan_runs_bit_exact_on_the_host_and_clean_under_sanitizers(separable):
     require_tool("gcc", "make")
-    out = _export(separable, "auto_host").out_dir
+    out = export_example(separable, "auto_host", memory_plan="in-place").out_dir
     v = verify(out)
     assert v.total == 64 and v.ok, v.first_mismatch
     v = verify(out, sanitize=True, count=8)
@@ -211,16 +200,16 @@ def test_a_plan_that_ignores_the_kernels_order_is_caught_by_verify(separable, mo
     later windows still read: the host run disagrees with the simulator."""
     require_tool("gcc", "make")
     monkeypatch.setattr(planner, "smallest_gap", lambda orders: 0)
-    result = _export(separable, "no_rule")
+    result = export_example(separable, "no_rule", memory_plan="in-place")
     assert result.compiled.plan.overlapping
     assert not verify(result.out_dir).ok
 
 
 @pytest.mark.parametrize("target", ["qemu-m55", "qemu-m4", "qemu-m0plus-an385"])
-def test_auto_plan_runs_bit_exact_on_helium_dsp_and_portable_kernels(separable, target):
+def test_in_place_plan_runs_bit_exact_on_helium_dsp_and_portable_kernels(separable, target):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     out = separable["root"] / "auto_host"
     if not out.exists():
-        out = _export(separable, "auto_host").out_dir
+        out = export_example(separable, "auto_host", memory_plan="in-place").out_dir
     v = verify(out, target=target)
     assert v.total == 64 and v.ok, (target, v.first_mismatch)

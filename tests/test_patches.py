@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from edgecompile import simulate, tiling
 from edgecompile.bench import bench
-from edgecompile.export import ExportSettings, export
 from edgecompile.ops.conv2d import conv_output_size
 from edgecompile.passes import patches as P
 from edgecompile.passes.plan_memory import plan_memory
 from edgecompile.verify import verify
-from conftest import randomize_batchnorm, require_tool, save_torchscript
+from conftest import export_example, random_example, require_tool
 
 
 @pytest.mark.parametrize("size,kernel,stride,pad", [(17, 3, 1, 1), (17, 3, 2, 1), (16, 5, 2, 2), (9, 2, 2, 0),
@@ -57,22 +55,12 @@ class Stage(nn.Module):
 
 @pytest.fixture(scope="module")
 def stage_net(tmp_path_factory):
-    torch.manual_seed(1)
-    model = Stage().eval()
-    randomize_batchnorm(model, 1)
-    root = tmp_path_factory.mktemp("patches")
-    calib = root / "calib.npy"
-    np.save(calib, np.random.default_rng(1).standard_normal((32, 3, 48, 40)).astype(np.float32))
-    return {"model": save_torchscript(model, root / "stage.pt"), "calib": calib, "root": root}
-
-
-def _export(net, name, **options):
-    return export(ExportSettings(net["model"], net["root"] / name, net["calib"], vectors=64, **options))
+    return random_example(Stage, (3, 48, 40), tmp_path_factory.mktemp("patches"), seed=1)
 
 
 @pytest.fixture(scope="module")
 def patched(stage_net):
-    return _export(stage_net, "auto", patch_budget=0.5)
+    return export_example(stage_net, "auto", patch_budget=0.5)
 
 
 def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):

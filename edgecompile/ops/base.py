@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from .. import tiling
 from ..ir import Graph, Node
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,3 +131,23 @@ def _ctype_bytes(a: np.ndarray) -> int:
 
 def op_class(op_type: str) -> type[Op]:
     return OP_TYPES[op_type]
+
+
+class SlidingWindow:
+    """Mixin of the ops whose output pixel reads a window of the input (conv, pooling): they run on
+    a band of their output given the input's region under it, padded only at the input's own
+    borders (tiling.window_need).  The op provides `window()`: kernel, stride, pads, dilation."""
+
+    def window(self) -> tuple:
+        raise NotImplementedError
+
+    def tile_input_regions(self, graph: Graph, region) -> list | None:
+        if self.is_wide(graph):
+            return None
+        return [self._tile_window(graph, region)[0]]
+
+    def tile_attrs(self, graph: Graph, region) -> dict:
+        return {**self.attrs, "pads": self._tile_window(graph, region)[1]}
+
+    def _tile_window(self, graph: Graph, region):
+        return tiling.window_need(region, graph.shape(self.inputs[0])[1:], *self.window())

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import access_order, tiling
+from .. import access_order
 from ..ir import Graph
 from . import activation
-from .base import register
+from .base import SlidingWindow, register
 from .weighted import WeightedOp, exact_integer_products
 
 
@@ -41,7 +41,7 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
 
 
 @register
-class Conv2d(WeightedOp):
+class Conv2d(SlidingWindow, WeightedOp):
     op_type = "Conv2d"
     runtime_files = ("ec_conv2d_fast", "ec_conv2d_mve", "ec_fast")
 
@@ -167,17 +167,8 @@ class Conv2d(WeightedOp):
         return conv_scratch_bytes(graph.shape(self.inputs[0]), graph.shape(self.outputs[0]), self.kernel,
                                   self.attrs["stride"], self.attrs["pads"])
 
-    def tile_input_regions(self, graph: Graph, region) -> list | None:
-        if self.is_wide(graph):
-            return None
-        return [self._tile_window(graph, region)[0]]
-
-    def tile_attrs(self, graph: Graph, region) -> dict:
-        return {**self.attrs, "pads": self._tile_window(graph, region)[1]}
-
-    def _tile_window(self, graph: Graph, region):
-        return tiling.window_need(region, graph.shape(self.inputs[0])[1:], self.kernel, self.attrs["stride"],
-                                  self.attrs["pads"], self.dilation)
+    def window(self) -> tuple:
+        return self.kernel, self.attrs["stride"], self.attrs["pads"], self.dilation
 
     def overwrite_orders(self, graph: Graph) -> list | None:
         """The fast int8 kernels' orders (access_order.py): ec_conv2d_fast_s8 and its pointwise path

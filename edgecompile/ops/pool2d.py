@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import access_order, numerics, tiling
+from .. import access_order, numerics
 from ..ir import Graph
-from .base import Op, register
+from .base import Op, SlidingWindow, register
 from .conv2d import conv_output_size, patches
 
 
-class Pool2d(Op):
+class Pool2d(SlidingWindow, Op):
     preserves_format = True
     runtime_files = ("ec_pool2d_fast", "ec_pool2d_mve", "ec_fast")
 
@@ -37,17 +37,8 @@ class Pool2d(Op):
         kh, kw = self.attrs["kernel"]
         return int(np.prod(graph.shape(self.outputs[0])) * kh * kw)
 
-    def tile_input_regions(self, graph: Graph, region) -> list | None:
-        if self.is_wide(graph):
-            return None
-        return [self._tile_window(graph, region)[0]]
-
-    def tile_attrs(self, graph: Graph, region) -> dict:
-        return {**self.attrs, "pads": self._tile_window(graph, region)[1]}
-
-    def _tile_window(self, graph: Graph, region):
-        return tiling.window_need(region, graph.shape(self.inputs[0])[1:], self.attrs["kernel"], self.attrs["stride"],
-                                  self.attrs["pads"])
+    def window(self) -> tuple:
+        return self.attrs["kernel"], self.attrs["stride"], self.attrs["pads"], (1, 1)
 
     def overwrite_orders(self, graph: Graph) -> list | None:
         """ec_maxpool2d_fast_s8 / ec_avgpool2d_fast_s8 (access_order.py): channel by channel, output

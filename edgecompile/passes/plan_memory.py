@@ -4,21 +4,25 @@ Buffers whose lifetimes do not overlap share memory.  The model's input and
 output live in the caller's buffers, so they take no arena space; a reshape's
 output is its input's buffer (one "group"), and so is an elementwise op's
 output when nothing reads its input afterwards (in place).  A kernel's scratch
-memory is a buffer live during its own step only.  A node reads its inputs while it
-writes its output, so those are live at the same step and never overlap.
+memory is a buffer live during its own step only.  Every buffer starts on a
+4-byte boundary (sizes are rounded up to 4) so word-wide loads are legal on
+every core; the bounds are computed on the same rounded sizes.
 
-The lower bound on any plan is the largest total size of the groups live at
+Mode "layer": a node's inputs and output are live at its step and never overlap.
+The lower bound on such a plan is the largest total size of the groups live at
 one step (for a chain of layers: the largest input+output pair inside the
 arena).  Several placement heuristics are tried and the smallest plan wins;
 for chains the two-ended strategy meets the bound exactly.
 
-Below that layer-by-layer bound (mode "auto"): a layer whose C kernel declares the order of
-its reads and writes (Op.overwrite_orders, access_order.py) may put its output over its own
-input when nothing reads that input afterwards, starting exactly `gap` bytes below it.  The
-pair then needs max(output, gap + input) bytes instead of their sum; the bound of that mode
-counts the pair so.  Mode "layer" keeps every output apart from its inputs.  Every buffer
-starts on a 4-byte boundary (sizes are rounded up to 4) so word-wide loads are
-legal on every core; the bound is computed on the same rounded sizes.
+Mode "in-place" goes below that layer-by-layer bound: a layer whose C kernel
+declares the order of its reads and writes (Op.overwrite_orders,
+access_order.py) may put its output over its own input when nothing reads that
+input afterwards, starting exactly `gap` bytes below it.  The pair then needs
+max(output, gap + input) bytes instead of their sum; the bound of that mode
+counts the pair so.
+
+Mode "auto" (the default) also runs the first layers in bands of rows when that
+lowers the arena within a recompute budget (passes/patches.py).
 """
 from __future__ import annotations
 
@@ -75,9 +79,6 @@ class MemoryPlan:
     overlapping: list[str] = field(default_factory=list)  # layers whose output lies over their input
     peak: str = "-"  # the layer at peak_step
     patches: object = None  # passes.patches.PatchPlan: the first layers run tile by tile
-
-    def peak_layer(self, graph: Graph | None = None) -> str:
-        return self.peak
 
     def location(self, tensor: str) -> tuple[str, int]:
         """('input'|'output'|'arena', offset) of a tensor; ('patch', -1) for a tensor that exists
@@ -348,14 +349,15 @@ def _orders(arena: list[Buffer]) -> dict[str, list[Buffer]]:
 
 
 MEMORY_PLANS = ("auto", "in-place", "layer")
+PATCH_BUDGET = 0.10  # the default cost allowed for bands, a fraction of the model's MACs (passes/patches.py)
 
 
-def plan_memory(graph: Graph, mode: str = "auto", patch_budget: float = 0.10, search: int = 20000) -> MemoryPlan:
+def plan_memory(graph: Graph, mode: str = "auto", patch_budget: float = PATCH_BUDGET, search: int = 20000) -> MemoryPlan:
     """The smallest plan found.  "in-place" also lets outputs lie over the inputs they replace;
-    "auto" also runs the first layers tile by tile (passes/patches.py) when that lowers the arena
-    within `patch_budget` extra MACs (a fraction of the model's); each is kept only if smaller.  `search`
-    bounds the placement search's tries; 0 leaves it out (quick, for comparing many candidate
-    tilings)."""
+    "auto" also runs the first layers in bands (passes/patches.py) when that lowers the arena at
+    an estimated cost within `patch_budget` (a fraction of the model's MACs); each is kept only
+    if smaller.  `search` bounds the placement search's tries; 0 leaves it out (quick, for
+    comparing many candidate bandings)."""
     if mode not in MEMORY_PLANS:
         raise EdgeCompileError(f"--memory-plan {mode}: choose one of {', '.join(MEMORY_PLANS)}")
     layer = _plan(graph, build_buffers(graph), "layer", search)
@@ -364,7 +366,7 @@ def plan_memory(graph: Graph, mode: str = "auto", patch_budget: float = 0.10, se
     best = layer
     buffers = build_buffers(graph, overwrite=True)
     if any(b.writes_over for b in buffers):
-        plan = _plan(graph, buffers, "auto", search)
+        plan = _plan(graph, buffers, "in-place", search)
         if plan.arena_size < layer.arena_size:
             best = plan
     from .patches import choose  # patches plans its tiles with this function
