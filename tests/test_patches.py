@@ -162,3 +162,13 @@ def test_the_command_line_chooses_the_plan(stage_net):
     r = CliRunner().invoke(cli, ["export", str(stage_net["model"]), "-o", str(stage_net["root"] / "bad"),
                                  "--patch-budget", "150"])
     assert r.exit_code != 0 and "--patch-budget" in r.output and "Traceback" not in r.output
+
+
+def test_crop_takes_its_window_in_float_and_integer_alike(patched):
+    crop = next(n for t in patched.compiled.plan.patches.tiles for n in t.graph.nodes if n.op_type == "Crop")
+    tile = next(t.graph for t in patched.compiled.plan.patches.tiles if crop in t.graph.nodes)
+    x = np.arange(np.prod(tile.shape(crop.inputs[0]))).reshape((1,) + tile.shape(crop.inputs[0]))
+    (y0, x0), (h, w) = crop.attrs["offset"], crop.attrs["size"]
+    assert crop.infer_shape(tile) == tile.shape(crop.outputs[0]) == (x.shape[1], h, w)
+    assert np.array_equal(crop.run_int(tile, x), x[:, :, y0:y0 + h, x0:x0 + w])
+    assert np.array_equal(crop.run_float(x), x[:, :, y0:y0 + h, x0:x0 + w])

@@ -136,10 +136,7 @@ def op_class(op_type: str) -> type[Op]:
 class SlidingWindow:
     """Mixin of the ops whose output pixel reads a window of the input (conv, pooling): they run on
     a band of their output given the input's region under it, padded only at the input's own
-    borders (tiling.window_need).  The op provides `window()`: kernel, stride, pads, dilation."""
-
-    def window(self) -> tuple:
-        raise NotImplementedError
+    borders (tiling.window_need).  The op defines `window()`: kernel, stride, pads, dilation."""
 
     def tile_input_regions(self, graph: Graph, region) -> list | None:
         if self.is_wide(graph):

@@ -2,7 +2,7 @@
 
 Patch-based execution (passes/patches.py) uses it where a layer reads a smaller region of a
 tensor than the tile holds (a residual add beside a 3x3 conv's halo).
-attrs: offset [y0, x0]; the output's shape is the window's.
+attrs: offset [y0, x0] and size [h, w] of the window.
 C kernel: ec_crop_s8 in runtime_c/ec_layout.c (row copies).
 """
 from __future__ import annotations
@@ -21,18 +21,21 @@ class Crop(Op):
     runtime_files = ("ec_layout",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
-        return tuple(graph.shape(self.outputs[0]))
+        return (graph.shape(self.inputs[0])[0],) + tuple(self.attrs["size"])
 
-    def _window(self, graph: Graph):
-        _, h, w = graph.shape(self.outputs[0])
-        y0, x0 = self.attrs["offset"]
+    def describe(self) -> str:
+        (y0, x0), (h, w) = self.attrs["offset"], self.attrs["size"]
+        return f"{h}x{w} at {y0},{x0}"
+
+    def _window(self):
+        (y0, x0), (h, w) = self.attrs["offset"], self.attrs["size"]
         return (Ellipsis, slice(y0, y0 + h), slice(x0, x0 + w))
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("Crop exists only in the integer tiles of patch-based execution")
+        return np.asarray(x)[self._window()]
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
-        return np.asarray(x_q)[self._window(graph)]
+        return np.asarray(x_q)[self._window()]
 
     def emit_c(self, em) -> None:
         c, h, w = em.graph.shape(self.inputs[0])

@@ -157,7 +157,8 @@ def tile_graph(graph: Graph, nodes: list, region: tiling.Region) -> tuple[Graph,
             part = f"{t}@{node.name}"
             shape = (graph.tensors[t].shape[0],) + tiling.extent(need)
             g.tensors[part] = replace(graph.tensors[t], name=part, shape=shape)
-            g.add_node(Crop(f"{node.name}_part", [t], [part], attrs={"offset": [need[0] - held[0], need[2] - held[2]]}))
+            g.add_node(Crop(f"{node.name}_part", [t], [part], attrs={"offset": [need[0] - held[0], need[2] - held[2]],
+                                                                     "size": list(shape[1:])}))
             inputs.append(part)
         tile_node = copy.copy(node)
         tile_node.inputs = inputs
