@@ -82,8 +82,8 @@ def print_table(rows: list[dict]) -> None:
         ratio = f"{r['auto_vs_tflm']:.2f}" if "auto_vs_tflm" in r else "-"
         goal = ("met" if r["goal_met"] else "no") if "goal_met" in r else "-"
         bands = str(r["patches"]["grid"][0]) if r["patches"] else "-"
-        print(f"{r['model']:18}{r['layer_plan']:9,}{r['in_place_plan']:11,}{r['auto_plan']:9,}{r['auto_vs_layer']:11.2f}"
-              f"{tflm:>9}{ratio:>10}{goal:>6}  {bands:>5}{r['extra_macs_percent']:8.2f}  {r['peak_layer'][:40]:40}")
+        print(f"{r['model']:18}{r['layer_plan']:9,}{r['in_place_plan']:11,}{r['auto_plan']:9,}"
+              f"{r['auto_vs_layer']:11.2f}{tflm:>9}{ratio:>10}{goal:>6}  {bands:>5}{r['extra_macs_percent']:8.2f}  {r['peak_layer'][:40]:40}")
     print("\nlayer = --memory-plan layer (the layer-by-layer bound); in-place = no bands; auto = the default. "
           "+MACs: what the bands recompute (their halos).")
 

@@ -352,7 +352,8 @@ MEMORY_PLANS = ("auto", "in-place", "layer")
 PATCH_BUDGET = 0.10  # the default cost allowed for bands, a fraction of the model's MACs (passes/patches.py)
 
 
-def plan_memory(graph: Graph, mode: str = "auto", patch_budget: float = PATCH_BUDGET, search: int = 20000) -> MemoryPlan:
+def plan_memory(graph: Graph, mode: str = "auto", patch_budget: float = PATCH_BUDGET,
+                search: int = 20000) -> MemoryPlan:
     """The smallest plan found.  "in-place" also lets outputs lie over the inputs they replace;
     "auto" also runs the first layers in bands (passes/patches.py) when that lowers the arena at
     an estimated cost within `patch_budget` (a fraction of the model's MACs); each is kept only
