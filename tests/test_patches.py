@@ -67,7 +67,7 @@ def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):
     graph, plan = patched.compiled.graph, patched.compiled.plan
     patches = plan.patches
     assert patches is not None and len(patches.tiles) >= 2
-    assert any(n.op_type == "Crop" for t in patches.tiles for n in t.graph.nodes)  # the residual's smaller region
+    assert any(n.op_type == "Slice" for t in patches.tiles for n in t.graph.nodes)  # the residual's smaller region
     x = simulate.quantize_input(graph, np.random.default_rng(5).standard_normal((6,) + graph.sample_shape))
     whole = simulate.run_integer(graph, x, keep_all=True)[patches.y]
     covered = np.zeros(whole.shape[1:], dtype=bool)
@@ -165,10 +165,11 @@ def test_the_command_line_chooses_the_plan(stage_net):
 
 
 def test_crop_takes_its_window_in_float_and_integer_alike(patched):
-    crop = next(n for t in patched.compiled.plan.patches.tiles for n in t.graph.nodes if n.op_type == "Crop")
+    crop = next(n for t in patched.compiled.plan.patches.tiles for n in t.graph.nodes if n.op_type == "Slice")
     tile = next(t.graph for t in patched.compiled.plan.patches.tiles if crop in t.graph.nodes)
     x = np.arange(np.prod(tile.shape(crop.inputs[0]))).reshape((1,) + tile.shape(crop.inputs[0]))
-    (y0, x0), (h, w) = crop.attrs["offset"], crop.attrs["size"]
+    (_, y0, x0), (_, h, w) = crop.attrs["starts"], crop.attrs["out_shape"]
+    assert crop.is_window(tile)  # the C copies it with ec_crop_s8
     assert crop.infer_shape(tile) == tile.shape(crop.outputs[0]) == (x.shape[1], h, w)
     assert np.array_equal(crop.run_int(tile, x), x[:, :, y0:y0 + h, x0:x0 + w])
     assert np.array_equal(crop.run_float(x), x[:, :, y0:y0 + h, x0:x0 + w])

@@ -1,7 +1,7 @@
 """The op set.  Adding an op: see README "Adding an op" (file here, kernel in
 runtime_c, import below, frontend mapping, test)."""
 from .base import OP_TYPES, Op, op_class, register  # noqa: F401
-from . import (add, clip, concat, conv2d, crop, float_only, linear, lut, mul, pool2d, relu, reshape,  # noqa: F401
+from . import (add, clip, concat, conv2d, float_only, linear, lut, mul, pool2d, relu, reshape,  # noqa: F401
                packed, recurrent, slice, affine, dual_linear, softmax, sparse, transpose)  # (registration)
 from .conv2d import Conv2d  # noqa: F401
 from .linear import Linear  # noqa: F401

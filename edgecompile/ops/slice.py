@@ -2,7 +2,8 @@
 e.g. the last time step out[:, -1] of a recurrent layer).  Keeps the Q-format.
 
 attrs: starts, steps and out_shape, one entry per axis (without the batch axis).
-C kernel: ec_strided_copy_s8 in runtime_c/ec_layout.c.
+C kernels: ec_strided_copy_s8 in runtime_c/ec_layout.c; a spatial window of every channel of an
+int8 (C, H, W) tensor (the bands of passes/patches.py) copies whole row runs with ec_crop_s8.
 """
 from __future__ import annotations
 
@@ -39,8 +40,19 @@ class Slice(Op):
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         return np.asarray(x_q)[self._index()]
 
+    def is_window(self, graph: Graph) -> bool:
+        """Every channel, rows and columns in unit steps, int8: ec_crop_s8's case."""
+        shape = graph.shape(self.inputs[0])
+        return (len(shape) == 3 and not self.is_wide(graph) and list(self.attrs["steps"]) == [1, 1, 1]
+                and self.attrs["starts"][0] == 0 and self.attrs["out_shape"][0] == shape[0])
+
     def emit_c(self, em) -> None:
         shape = em.graph.shape(self.inputs[0])
+        if self.is_window(em.graph):
+            (_, y0, x0), (_, h, w) = self.attrs["starts"], self.attrs["out_shape"]
+            em.call(f"ec_crop_s8({em.buffer(self.inputs[0])}, {shape[0]}, {shape[1]}, {shape[2]}, {y0}, {x0}, "
+                    f"{em.buffer(self.outputs[0])}, {h}, {w})")
+            return
         strides = [int(np.prod(shape[k + 1:])) for k in range(len(shape))]
         base = int(sum(s * st for s, st in zip(self.attrs["starts"], strides)))
         out_shape = em.const_array(f"{self.name}_shape", "int32_t", self.attrs["out_shape"])

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from .. import tiling
 from ..ir import Graph
 from ..ops.base import Op
-from ..ops.crop import Crop
+from ..ops.slice import Slice
 
 ALIGN = 4
 # Bands of whole rows: each kernel keeps its long rows, and the copies in and out are one run per
@@ -132,7 +132,7 @@ def stage_ends(graph: Graph) -> list[int]:
 
 def tile_graph(graph: Graph, nodes: list, region: tiling.Region) -> tuple[Graph, dict[str, tiling.Region]]:
     """The stage's layers on the tile `region` of its last output: each tensor on the region its
-    readers need, a copy (Crop) where a reader needs less than the tensor's region holds; and
+    readers need, a copy (Slice) where a reader needs less than the tensor's region holds; and
     each tensor's region of the whole."""
     y = nodes[-1].outputs[0]
     regions: dict[str, tiling.Region] = {y: region}
@@ -157,8 +157,9 @@ def tile_graph(graph: Graph, nodes: list, region: tiling.Region) -> tuple[Graph,
             part = f"{t}@{node.name}"
             shape = (graph.tensors[t].shape[0],) + tiling.extent(need)
             g.tensors[part] = replace(graph.tensors[t], name=part, shape=shape)
-            g.add_node(Crop(f"{node.name}_part", [t], [part], attrs={"offset": [need[0] - held[0], need[2] - held[2]],
-                                                                     "size": list(shape[1:])}))
+            g.add_node(Slice(f"{node.name}_part", [t], [part],
+                             attrs={"starts": [0, need[0] - held[0], need[2] - held[2]], "steps": [1, 1, 1],
+                                    "out_shape": list(shape)}))
             inputs.append(part)
         tile_node = copy.copy(node)
         tile_node.inputs = inputs
