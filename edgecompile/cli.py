@@ -120,6 +120,8 @@ def with_model_options(fn):
 @click.option("--factorize-conv1x1", is_flag=True, help="Also factorize 1x1 convolutions.")
 @click.option("--sparse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Store pruned weights sparsely: where it saves flash (auto), always (on), never (off).")
+@click.option("--prune", multiple=True, help="Zero the given share of a layer's smallest weights: LAYER=SHARE, "
+              "e.g. fc1=0.5 (repeat or separate with commas; `fit` chooses these for you).")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "sigma", "mse"]), default="mse",
               show_default=True, help="How activation formats are chosen from the calibration data.")
 @click.option("--weight-method", type=click.Choice(["minmax", "percentile", "sigma", "mse"]), default="minmax",
@@ -172,7 +174,7 @@ def with_model_options(fn):
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
-def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, calib_method, weight_method,
+def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, prune, calib_method, weight_method,
            bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
            act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, memory_plan, patch_budget, arena, as_json, quiet, input_shape,
            trust_pickle, imports):
@@ -182,7 +184,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
     from .report import arena_note, factorization_table, fmt_db, fmt_int, sparsity_table
 
     settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
-                              factorize_conv1x1=factorize_conv1x1, sparse=sparse, drop_softmax=drop_softmax,
+                              factorize_conv1x1=factorize_conv1x1, sparse=sparse, prune=tuple(prune), drop_softmax=drop_softmax,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
                               bias_correction=bias_correction, weight_rounding=weight_rounding,
                               format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
@@ -306,6 +308,59 @@ def explore(model, calib, val_path, labels, ranks, energies, bits, out_dir, as_j
     click.echo(table(result.points).text())
     click.echo("* = on the Pareto front (no other configuration saves more memory at the same or better accuracy)")
     click.echo(f"wrote {out_dir}/: " + ", ".join(result.files))
+
+
+@cli.command(epilog=example("edgecompile fit model.pt2 --board nucleo-g071rb --calib calib.npy --val x.npy "
+                            "--labels y.npy -o out/"))
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Project folder to write (a normal export, plus fit.md, fit.json and fit_front.png).")
+@click.option("--board", help="Take the budgets from this target's flash and RAM, minus the firmware's own needs "
+              "(`edgecompile targets` lists them).")
+@click.option("--flash", help="Flash for the weights, e.g. 12k.")
+@click.option("--ram", help="RAM for the activation arena, e.g. 8k.")
+@click.option("--calib", type=click.Path(path_type=Path), required=True, help="Calibration inputs.")
+@click.option("--val", "val_path", type=click.Path(path_type=Path), required=True,
+              help="Validation inputs (.npy), not the calibration samples.")
+@click.option("--labels", type=click.Path(path_type=Path),
+              help="Validation labels (.npy of ints): maximize accuracy; without them, output SQNR against float.")
+@click.option("--jobs", type=int, help="Parallel compilations  [default: every core].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@json_option
+@with_model_options
+def fit(model, out_dir, board, flash, ram, calib, val_path, labels, jobs, quiet, as_json, input_shape, trust_pickle,
+        imports):
+    """Choose per-layer rank, weight bits and pruning so that MODEL fits a board, as accurately as possible."""
+    from dataclasses import asdict
+
+    from .fit import fit as run_fit
+    from .fit import layers_table, parse_size, points_table
+    from .report import fmt_db, fmt_int
+
+    stages = Progress(quiet)
+    result = run_fit(model, calib, val_path, labels, out_dir, board=board, flash=parse_size(flash, "--flash"),
+                     ram=parse_size(ram, "--ram"), jobs=jobs, input_shape=parse_shape(input_shape),
+                     trust_pickle=trust_pickle, imports=tuple(imports), log=stages,
+                     progress=stages.bar)
+    c = result.chosen
+    if as_json:
+        print_json({"budget": asdict(result.budget), "chosen": asdict(c), "layers": result.layers,
+                    "points": [asdict(p) for p in result.points], "float_accuracy": result.float_accuracy,
+                    "export_command": result.command, "files": [str(out_dir / f) for f in result.files]})
+        return
+    b = result.budget
+    click.echo(f"budget: flash {fmt_int(b.flash) if b.flash is not None else 'any'} B for weights, "
+               f"RAM {fmt_int(b.ram) if b.ram is not None else 'any'} B for the arena ({b.source})\n")
+    click.echo(layers_table(result.layers).text())
+    click.echo("")
+    click.echo(points_table(result.points).text())
+    click.echo("* first column: the chosen candidate; front: on the Pareto front (no other is smaller and as accurate)")
+    acc = "" if c.accuracy is None else (f", accuracy {100 * c.accuracy:.2f} % "
+                                         f"(float {100 * result.float_accuracy:.2f} %)")
+    click.echo(f"\nchosen: {fmt_int(c.weight_bytes)} B of weights, {fmt_int(c.arena)} B arena, output SQNR "
+               f"{fmt_db(c.sqnr_db)} dB{acc}")
+    click.echo(f"reproduce with: {result.command}")
+    click.echo(f"wrote {out_dir}/ (fit.md, fit.json, fit_front.png). Next: edgecompile verify {out_dir}")
 
 
 @cli.command(epilog=example("edgecompile build out/ --target nucleo-f446re"))

@@ -25,6 +25,7 @@ from .passes.fold_pad import fold_pads
 from .passes.format_search import search_formats
 from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import PATCH_BUDGET, MemoryPlan, plan_memory
+from .passes.prune import prune
 from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, TensorRange, calibrate, final_tensors, quantize_graph
 from .passes.sparsify import SparsityDecision, compressed_layers, sparsify
@@ -41,6 +42,7 @@ class CompileOptions:
     layer_bits: dict[str, int] = field(default_factory=dict)
     ranks: RankSpec = field(default_factory=RankSpec)
     sparse: str = "auto"  # auto | on | off
+    prune: dict[str, float] = field(default_factory=dict)  # layer -> share of its weights zeroed (passes/prune.py)
     drop_softmax: bool = False
     per_channel: bool | None = None  # None: the default, per channel
     calib_method: str = "mse"
@@ -200,6 +202,8 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     softmax_dropped = sum(isinstance(n, ops.Softmax) for n in graph.nodes) < softmaxes  # by --drop-softmax
     check_layer_bits(graph, options)
     apply_param_overrides(graph, options.param_overrides)
+    if options.prune:
+        prune(graph, options.prune)
     synthetic = calib is None
     samples = synthetic_inputs(graph.sample_shape) if synthetic else calib[: options.max_calib_samples]
     if options.equalize not in ("off", "auto") and options.fixed_formats is None:  # QAT's formats fit its weights

@@ -25,6 +25,7 @@ from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
 from .passes.factorize import RankSpec
 from .passes.precision import parse_act_bits
+from .passes.prune import parse_prune
 from .passes.plan_memory import PATCH_BUDGET
 from .passes.quantize import parse_bits
 from .errors import EdgeCompileError, InputShapeError
@@ -49,6 +50,7 @@ class ExportSettings:
     energy: float | None = None
     factorize_conv1x1: bool = False
     sparse: str = "auto"
+    prune: str | tuple = ()  # "fc1=0.5,conv2=0.75" (passes/prune.py)
     drop_softmax: bool = False
     per_channel: bool | None = None
     calib_method: str = "mse"
@@ -162,7 +164,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
     act_bits, act_layers, act_auto = parse_act_bits(settings.act_bits)
     options = CompileOptions(bits=default_bits, layer_bits=layer_bits,
                              ranks=RankSpec.parse(settings.rank, settings.energy, settings.factorize_conv1x1),
-                             sparse=settings.sparse, drop_softmax=settings.drop_softmax,
+                             sparse=settings.sparse, prune=parse_prune(settings.prune), drop_softmax=settings.drop_softmax,
                              per_channel=settings.per_channel, calib_method=settings.calib_method,
                              weight_method=settings.weight_method, bias_correction=settings.bias_correction,
                              weight_rounding=settings.weight_rounding, format_search=settings.format_search,
@@ -191,7 +193,8 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
         summary["act16"] = {"layers": p.wide_layers, "sqnr_8bit_db": p.sqnr_8bit_db, "sqnr_db": p.sqnr_db,
                             "arena_8bit": p.arena_8bit, "arena": p.arena}
     summary.update({"name": graph.name, "source": str(settings.model), "bits": default_bits, "layer_bits": layer_bits,
-                    "rank": settings.rank, "energy": settings.energy, "vectors": int(len(vec_in)), "edgecompile": __version__,
+                    "rank": settings.rank, "energy": settings.energy, "prune": parse_prune(settings.prune),
+                    "vectors": int(len(vec_in)), "edgecompile": __version__,
                     "calibration": "synthetic N(0,1) + BatchNorm statistics" if compiled.calib_is_synthetic
                     else f"{_calib_name(settings.calib)} ({len(compiled.calib)} samples)"})
     log(f"writing {settings.out_dir}")
