@@ -325,11 +325,16 @@ def explore(model, calib, val_path, labels, ranks, energies, bits, out_dir, as_j
 @click.option("--labels", type=click.Path(path_type=Path),
               help="Validation labels (.npy of ints): maximize accuracy; without them, output SQNR against float.")
 @click.option("--jobs", type=int, help="Parallel compilations  [default: every core].")
+@click.option("--finetune", type=int, default=0, show_default=True,
+              help="Fine-tune the chosen configuration for this many epochs (quantization-aware: the C equals the "
+              "trained model); needs --train and --train-labels.")
+@click.option("--train", "train_x", type=click.Path(path_type=Path), help="Training inputs (.npy) for --finetune.")
+@click.option("--train-labels", "train_y", type=click.Path(path_type=Path), help="Training labels (.npy of ints).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @json_option
 @with_model_options
-def fit(model, out_dir, board, flash, ram, calib, val_path, labels, jobs, quiet, as_json, input_shape, trust_pickle,
-        imports):
+def fit(model, out_dir, board, flash, ram, calib, val_path, labels, jobs, finetune, train_x, train_y, quiet, as_json,
+        input_shape, trust_pickle, imports):
     """Choose per-layer rank, weight bits and pruning so that MODEL fits a board, as accurately as possible."""
     from dataclasses import asdict
 
@@ -337,16 +342,20 @@ def fit(model, out_dir, board, flash, ram, calib, val_path, labels, jobs, quiet,
     from .fit import layers_table, parse_size, points_table
     from .report import fmt_db, fmt_int
 
+    if (train_x is None) != (train_y is None):
+        raise EdgeCompileError("--train and --train-labels go together (inputs and their class labels)")
     stages = Progress(quiet)
     result = run_fit(model, calib, val_path, labels, out_dir, board=board, flash=parse_size(flash, "--flash"),
-                     ram=parse_size(ram, "--ram"), jobs=jobs, input_shape=parse_shape(input_shape),
+                     ram=parse_size(ram, "--ram"), jobs=jobs, finetune=finetune,
+                     train=(train_x, train_y) if train_x is not None else None, input_shape=parse_shape(input_shape),
                      trust_pickle=trust_pickle, imports=tuple(imports), log=stages,
                      progress=stages.bar)
     c = result.chosen
     if as_json:
         print_json({"budget": asdict(result.budget), "chosen": asdict(c), "layers": result.layers,
                     "points": [asdict(p) for p in result.points], "float_accuracy": result.float_accuracy,
-                    "export_command": result.command, "files": [str(out_dir / f) for f in result.files]})
+                    "export_command": result.command, "finetune": result.finetune,
+                    "files": [str(out_dir / f) for f in result.files]})
         return
     b = result.budget
     click.echo(f"budget: flash {fmt_int(b.flash) if b.flash is not None else 'any'} B for weights, "
@@ -359,6 +368,11 @@ def fit(model, out_dir, board, flash, ram, calib, val_path, labels, jobs, quiet,
                                          f"(float {100 * result.float_accuracy:.2f} %)")
     click.echo(f"\nchosen: {fmt_int(c.weight_bytes)} B of weights, {fmt_int(c.arena)} B arena, output SQNR "
                f"{fmt_db(c.sqnr_db)} dB{acc}")
+    if result.finetune:
+        f = result.finetune
+        click.echo(f"fine-tuned {f['epochs']} epoch(s): "
+                   + ("kept (the C equals the fine-tuned model; the command below gives the model before it)"
+                      if f["kept"] else "not better than post-training quantization, not kept"))
     click.echo(f"reproduce with: {result.command}")
     click.echo(f"wrote {out_dir}/ (fit.md, fit.json, fit_front.png). Next: edgecompile verify {out_dir}")
 

@@ -203,16 +203,27 @@ def _measure(config: Config, quick: bool) -> Score:
     loaded = SimpleNamespace(graph=copy.deepcopy(_WORK["graph"]), source=_WORK["source"])
     compiled = compile_model(loaded, _WORK["calib"], options)
     n = SENSITIVITY_SAMPLES if quick else len(_WORK["val_x"])
-    y = np.asarray(simulate.run_dequantized(compiled.graph, _WORK["val_x"][:n]), np.float64).reshape(n, -1)
-    ref = _WORK["reference"][:n]
-    noise = float(np.sum((y - ref) ** 2) / max(np.sum(ref ** 2), 1e-30))
     labels = _WORK["val_y"]
-    accuracy = None if labels is None else float(np.mean(y.argmax(1) == labels[:n]))
-    per_layer: dict[str, int] = {}
-    for node in compiled.graph.nodes:
+    return score(compiled.graph, compiled.plan.arena_size, _WORK["val_x"][:n], _WORK["reference"][:n],
+                 None if labels is None else labels[:n])
+
+
+def bytes_by_layer(graph) -> dict[str, int]:
+    """Weight bytes of each layer as emitted (LAYER.V and LAYER.U count as LAYER)."""
+    out: dict[str, int] = {}
+    for node in graph.nodes:
         name = re.sub(r"\.[VU]$", "", node.name)
-        per_layer[name] = per_layer.get(name, 0) + node.weight_bytes()
-    return Score(sum(per_layer.values()), compiled.plan.arena_size, noise, accuracy, per_layer)
+        out[name] = out.get(name, 0) + node.weight_bytes()
+    return out
+
+
+def score(graph, arena: int, x: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> Score:
+    """A compiled model's footprint, and its integer outputs on x against the float ones."""
+    y = np.asarray(simulate.run_dequantized(graph, x), np.float64).reshape(len(x), -1)
+    noise = float(np.sum((y - reference) ** 2) / max(np.sum(reference ** 2), 1e-30))
+    accuracy = None if labels is None else float(np.mean(y.argmax(1) == labels))
+    per_layer = bytes_by_layer(graph)
+    return Score(sum(per_layer.values()), arena, noise, accuracy, per_layer)
 
 
 def _measure_task(args):
@@ -374,6 +385,7 @@ class FitResult:
     export: object  # export.ExportResult
     files: list[str]
     sensitivity: dict[str, dict[str, list]]  # layer -> setting label -> [bytes, noise]
+    finetune: dict | None = None  # --finetune: epochs, losses, the fine-tuned model's scores, kept or not
 
 
 def _point(label: str, config: Config, score: Score, budget: Budget) -> Point:
@@ -407,17 +419,82 @@ def pick_spread(steps: list[Step], count: int) -> list[int]:
     return sorted({int(np.argmin(np.abs(logs - t))) for t in targets})
 
 
+@dataclass
+class Request:
+    """What the user asked for, read and checked before any long work."""
+
+    model: Path
+    calib_path: Path
+    val_path: Path
+    out_dir: Path
+    budget: Budget
+    loaded: object  # frontend.LoadedModel
+    calib: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray | None
+    reference: np.ndarray  # the float model's outputs on val_x, one row per sample
+    float_accuracy: float | None
+    model_flags: list[str]  # --input-shape, --trust-pickle, --import as the command line needs them
+    model_options: dict  # the same as ExportSettings fields
+    finetune: int = 0
+    train_x: np.ndarray | None = None
+    train_y: np.ndarray | None = None
+    log: Callable[[str], None] = lambda _m: None
+    progress: Progress | None = None
+
+
 def fit(model: Path, calib_path: Path, val_path: Path, labels_path: Path | None, out_dir: Path, *,
         board: str | None = None, flash: int | None = None, ram: int | None = None, jobs: int | None = None,
-        input_shape=None, trust_pickle: bool = False, imports: tuple[str, ...] = (),
-        log: Callable[[str], None] = lambda _m: None, progress: Progress | None = None) -> FitResult:
-    from .export import ExportSettings, check_destination
-    from .export import export as run_export
+        finetune: int = 0, train: tuple[Path, Path] | None = None, input_shape=None, trust_pickle: bool = False,
+        imports: tuple[str, ...] = (), log: Callable[[str], None] = lambda _m: None,
+        progress: Progress | None = None) -> FitResult:
+    req = read_request(model, calib_path, val_path, labels_path, out_dir, board, flash, ram, finetune, train,
+                       input_shape, trust_pickle, imports, log, progress)
+    graph = req.loaded.graph
+    folded = copy.deepcopy(graph)
+    optimize(folded, CompileOptions())
+    weighted = [n for n in folded.nodes if isinstance(n, WeightedOp) and "weight" in n.params
+                and getattr(n, "body", None) is None]
+    total_weights = sum(int(n.params["weight"].size) for n in weighted)
+    trials = [(n.name, s) for n in weighted for s in layer_settings(folded, n, total_weights)]
+    runner = Runner(jobs or os.cpu_count() or 1, (graph, str(model), req.calib, req.val_x, req.val_y,
+                                                  req.reference), progress)
+    try:
+        log(f"measuring {len(trials)} layer settings of {len(weighted)} layers alone")
+        base, layers, sensitivity = measure_sensitivities(runner, req, weighted, trials)
+        steps = greedy_walk(list(layers.values()), base.weight_bytes - sum(l.dense_bytes for l in layers.values()),
+                            base.noise)
+        patch_budget = patch_budget_for(runner, req, base)
+        for step in steps:
+            step.config.patch_budget = patch_budget
+        best, best_config, points = measure_candidates(runner, req, steps, layers)
+    finally:
+        runner.close()
+    result, best, finetuned = export_chosen(req, best, best_config, points)
+    by_layer = bytes_by_layer(result.compiled.graph)
+    layer_rows = [{"layer": l.name, "setting": best_config.settings.get(l.name, DENSE).label,
+                   "bytes": by_layer.get(l.name, 0), "dense_bytes": l.dense_bytes,
+                   "tried": len(sensitivity[l.name]), "kept": len(l.settings)} for l in layers.values()]
+    command = best_config.command(model, calib_path, out_dir, val_path, req.model_flags)
+    dense = next((p for p in points if p.label.startswith("step 0:")), points[0])
+    fit_result = FitResult(req.budget, best, points, layer_rows, req.float_accuracy, dense, command, result, [],
+                           sensitivity, finetuned)
+    fit_result.files = write_reports(fit_result, model, out_dir)
+    return fit_result
+
+
+def read_request(model, calib_path, val_path, labels_path, out_dir, board, flash, ram, finetune, train,
+                 input_shape, trust_pickle, imports, log, progress) -> Request:
+    from .export import check_destination
 
     if board is None and flash is None and ram is None:
         raise EdgeCompileError("give a budget: --board NAME, or --flash SIZE and/or --ram SIZE")
     if board is not None and (flash is not None or ram is not None):
         raise EdgeCompileError("give either --board or --flash/--ram, not both")
+    if finetune < 0:
+        raise EdgeCompileError(f"--finetune {finetune}: give a number of epochs (0: no fine-tuning)")
+    if finetune and train is None:
+        raise EdgeCompileError("--finetune needs training data: --train X.npy --train-labels Y.npy")
     check_destination(out_dir)
     calib = load_array(calib_path)
     shape = input_shape or (tuple(calib.shape[1:]) if model.suffix.lower() != ".onnx" else None)
@@ -432,14 +509,12 @@ def fit(model: Path, calib_path: Path, val_path: Path, labels_path: Path | None,
     val_x = match_shape(load_array(val_path, "validation inputs"), graph.input.shape, str(val_path),
                         "validation inputs")
     classes = int(np.prod(graph.output.shape))
-    val_y = None
-    if labels_path is not None:
-        from .explore import _labels
-
-        val_y = _labels(labels_path, len(val_x))
-        if val_y.min() < 0 or val_y.max() >= classes:
-            raise EdgeCompileError(f"{labels_path}: labels must be class indices 0..{classes - 1} (the model has "
-                                   f"{classes} outputs); found {int(val_y.min())}..{int(val_y.max())}")
+    val_y = None if labels_path is None else _class_labels(labels_path, len(val_x), classes)
+    train_x = train_y = None
+    if finetune:
+        train_x = match_shape(load_array(train[0], "training inputs"), graph.input.shape, str(train[0]),
+                              "training inputs")
+        train_y = _class_labels(train[1], len(train_x), classes)
     io_bytes = int(np.prod(graph.input.shape)) + int(np.prod(graph.output.shape)) * 2  # outputs may be int16
     budget = board_budget(board, io_bytes) if board else Budget(flash, ram, 0, "--flash/--ram")
     reference = metrics.float_reference(loaded, val_x, graph)
@@ -447,30 +522,31 @@ def fit(model: Path, calib_path: Path, val_path: Path, labels_path: Path | None,
         reference = graph.run_float(val_x)
     reference = np.asarray(reference, np.float64).reshape(len(val_x), -1)
     float_accuracy = None if val_y is None else float(np.mean(reference.argmax(1) == val_y))
-
-    folded = copy.deepcopy(graph)
-    optimize(folded, CompileOptions())
-    weighted = [n for n in folded.nodes if isinstance(n, WeightedOp) and "weight" in n.params
-                and getattr(n, "body", None) is None]
-    total_weights = sum(int(n.params["weight"].size) for n in weighted)
-    trials = [(n.name, s) for n in weighted for s in layer_settings(folded, n, total_weights)]
-    runner = Runner(jobs or os.cpu_count() or 1, (graph, str(model), calib, val_x, val_y, reference), progress)
-    try:
-        return _search(runner, model, calib_path, val_path, out_dir, budget, weighted, trials, float_accuracy,
-                       loaded, ExportSettings, run_export, input_shape, trust_pickle, imports, log)
-    finally:
-        runner.close()
+    flags = (["--input-shape=" + ",".join(str(d) for d in input_shape)] if input_shape else []) \
+        + (["--trust-pickle"] if trust_pickle else []) + [f"--import={m}" for m in imports]
+    return Request(model, calib_path, val_path, out_dir, budget, loaded, calib, val_x, val_y, reference,
+                   float_accuracy, flags, {"input_shape": input_shape, "trust_pickle": trust_pickle,
+                                           "imports": tuple(imports)},
+                   finetune, train_x, train_y, log, progress)
 
 
-def _search(runner, model, calib_path, val_path, out_dir, budget, weighted, trials, float_accuracy, loaded,
-            ExportSettings, run_export, input_shape, trust_pickle, imports, log) -> FitResult:
-    # 1. sensitivities, on the quick pipeline
-    configs = [Config({})] + [Config({name: s}) for name, s in trials]
-    log(f"measuring {len(trials)} layer settings of {len(weighted)} layers alone")
-    scores = runner.run(configs, True, f"sensitivities of {len(weighted)} layers")
+def _class_labels(path: Path, n: int, classes: int) -> np.ndarray:
+    from .explore import _labels
+
+    y = _labels(path, n)
+    if y.min() < 0 or y.max() >= classes:
+        raise EdgeCompileError(f"{path}: labels must be class indices 0..{classes - 1} (the model has "
+                               f"{classes} outputs); found {int(y.min())}..{int(y.max())}")
+    return y
+
+
+def measure_sensitivities(runner: Runner, req: Request, weighted, trials):
+    """Step 1: every setting of every layer alone, on the quick pipeline; dominated ones dropped."""
+    scores = runner.run([Config({})] + [Config({name: s}) for name, s in trials], True,
+                        f"sensitivities of {len(weighted)} layers")
     base = scores[0]
     if isinstance(base, str):
-        raise EdgeCompileError(f"{model}: the dense model does not compile: {base}")
+        raise EdgeCompileError(f"{req.model}: the dense model does not compile: {base}")
     layers = {n.name: LayerOptions(n.name, base.layer_bytes.get(n.name, 0)) for n in weighted}
     for l in layers.values():
         l.settings[DENSE] = (l.dense_bytes, base.noise)
@@ -484,26 +560,30 @@ def _search(runner, model, calib_path, val_path, out_dir, budget, weighted, tria
         for s in dominated(l.settings) - {DENSE}:
             l.dropped.append(f"{s.label}: dominated")
             del l.settings[s]
-    other = base.weight_bytes - sum(l.dense_bytes for l in layers.values())
-    steps = greedy_walk(list(layers.values()), other, base.noise)
+    return base, layers, sensitivity
 
-    # RAM: the arena barely depends on the weights; raise the patch budget until it fits
-    patch_budget = PATCH_BUDGETS[0]
-    if budget.ram is not None and base.arena > budget.ram:
-        tries = [Config({}, p) for p in PATCH_BUDGETS]
-        arenas = runner.run(tries, True, "memory plans")
-        fitting = [c.patch_budget for c, s in zip(tries, arenas) if not isinstance(s, str) and s.arena <= budget.ram]
-        if not fitting:
-            smallest = min(s.arena for s in arenas if not isinstance(s, str))
-            raise EdgeCompileError(f"{model}: no memory plan fits the arena in {fmt_int(budget.ram)} B of RAM; "
-                                   f"the smallest reached is {fmt_int(smallest)} B (row bands over the first "
-                                   f"layers with --patch-budget 100). The largest activations dominate: "
-                                   f"a board with more RAM or a smaller input is needed")
-        patch_budget = fitting[0]
-    for s in steps:
-        s.config.patch_budget = patch_budget
 
-    # 3. end to end: around the budget, and spread along the walk for the front
+def patch_budget_for(runner: Runner, req: Request, base: Score) -> float:
+    """The arena barely depends on the weights: raise the patch budget until the dense model's fits."""
+    ram = req.budget.ram
+    if ram is None or base.arena <= ram:
+        return PATCH_BUDGETS[0]
+    tries = [Config({}, p) for p in PATCH_BUDGETS]
+    arenas = runner.run(tries, True, "memory plans")
+    fitting = [c.patch_budget for c, s in zip(tries, arenas) if not isinstance(s, str) and s.arena <= ram]
+    if not fitting:
+        smallest = min(s.arena for s in arenas if not isinstance(s, str))
+        raise EdgeCompileError(f"{req.model}: no memory plan fits the arena in {fmt_int(ram)} B of RAM; the "
+                               f"smallest reached is {fmt_int(smallest)} B (row bands over the first layers with "
+                               f"--patch-budget 100). The largest activations dominate: a board with more RAM or "
+                               f"a smaller input is needed")
+    return fitting[0]
+
+
+def measure_candidates(runner: Runner, req: Request, steps: list[Step], layers: dict[str, LayerOptions]):
+    """Step 3: compile candidates end to end (around the budget and spread along the walk) and
+    pick the most accurate that fits; then try 16-bit activations on it."""
+    budget = req.budget
     if budget.flash is None:
         first_fit = 0
     else:
@@ -514,66 +594,77 @@ def _search(runner, model, calib_path, val_path, out_dir, budget, weighted, tria
     next_index = max(picks) + 1
     while True:
         todo = sorted(i for i in picks if i not in measured)
-        results = runner.run([steps[i].config for i in todo], False,
-                             f"compiling {len(todo)} candidates end to end")
+        results = runner.run([steps[i].config for i in todo], False, f"compiling {len(todo)} candidates end to end")
         for i, r in zip(todo, results):
-            if isinstance(r, str):
-                continue
-            measured[i] = _point(f"step {i}: {steps[i].move}", steps[i].config, r, budget)
+            if not isinstance(r, str):
+                measured[i] = _point(f"step {i}: {steps[i].move}", steps[i].config, r, budget)
         if any(p.fits for p in measured.values()) or next_index >= len(steps):
             break
-        picks = set(range(next_index, min(next_index + 2 * runner.jobs, len(steps))))  # walk on towards smaller
+        picks = set(range(next_index, min(next_index + 2 * runner.jobs, len(steps))))  # on towards smaller
         next_index = max(picks) + 1
     fitting = [i for i, p in measured.items() if p.fits]
     if not fitting:
-        raise EdgeCompileError(_no_fit_message(model, budget, min(measured.values(), key=lambda p: p.weight_bytes),
-                                               layers))
+        raise EdgeCompileError(_no_fit_message(req.model, budget,
+                                               min(measured.values(), key=lambda p: p.weight_bytes), layers))
     best_i = fitting[0]
     for i in fitting[1:]:
         if _better(measured[i], measured[best_i]):
             best_i = i
-    best = measured[best_i]
-    best_config = steps[best_i].config
-    # 16-bit activations where they gain most, if the RAM allows
+    best, best_config = measured[best_i], steps[best_i].config
+    points = [measured[i] for i in sorted(measured)]
     wide = Config(dict(best_config.settings), best_config.patch_budget, "auto")
     (r,) = runner.run([wide], False, "trying 16-bit activations")
-    points = [measured[i] for i in sorted(measured)]
     if not isinstance(r, str) and (r.arena, r.sqnr_db) != (best.arena, best.sqnr_db):  # auto widened a layer
         p = _point(f"step {best_i} + 16-bit activations", wide, r, budget)
         points.append(p)
         if p.fits and _better(p, best):
             best, best_config = p, wide
-    dense = measured.get(0, points[0])
     mark_pareto(points)
     best.chosen = True
+    return best, best_config, points
 
-    # the export, exactly as `export` would do it from the recorded command
-    log(f"exporting the chosen configuration to {out_dir}")
-    settings = ExportSettings(model, out_dir, calib_path, val=val_path, input_shape=input_shape,
-                              trust_pickle=trust_pickle, imports=imports, **best_config.export_options())
+
+def export_chosen(req: Request, best: Point, config: Config, points: list[Point]):
+    """Export the chosen configuration as `export` would from the recorded command; with
+    --finetune, fine-tune it first (QAT) and keep the fine-tuned model if it scores better."""
+    from .export import ExportSettings
+    from .export import export as run_export
+
+    req.log(f"exporting the chosen configuration to {req.out_dir}")
+    settings = ExportSettings(req.model, req.out_dir, req.calib_path, val=req.val_path,
+                              **req.model_options, **config.export_options())
     result = run_export(settings)
     s = result.summary
     if s["weight_bytes"] != best.weight_bytes or s["arena_bytes"] != best.arena:
         raise AssertionError(f"the export differs from the measured candidate: {s['weight_bytes']} vs "
                              f"{best.weight_bytes} weight bytes, {s['arena_bytes']} vs {best.arena} arena")
-    extra = []
-    if input_shape:
-        extra.append("--input-shape=" + ",".join(str(d) for d in input_shape))
-    if trust_pickle:
-        extra.append("--trust-pickle")
-    extra += [f"--import={m}" for m in imports]
-    command = best_config.command(model, calib_path, out_dir, val_path, extra)
-    by_layer = {}
-    for node in result.compiled.graph.nodes:
-        name = re.sub(r"\.[VU]$", "", node.name)
-        by_layer[name] = by_layer.get(name, 0) + node.weight_bytes()
-    layer_rows = [{"layer": l.name, "setting": best_config.settings.get(l.name, DENSE).label,
-                   "bytes": by_layer.get(l.name, 0), "dense_bytes": l.dense_bytes,
-                   "tried": len(sensitivity[l.name]), "kept": len(l.settings)} for l in layers.values()]
-    fit_result = FitResult(budget, best, points, layer_rows, float_accuracy, dense, command, result, [],
-                           sensitivity)
-    fit_result.files = write_reports(fit_result, model, out_dir)
-    return fit_result
+    if not req.finetune:
+        return result, best, None
+    tuned, point, report = fine_tune_chosen(req, config, result.compiled.graph)
+    report["kept"] = _better(point, best)
+    points.append(point)
+    if report["kept"]:
+        best.chosen, point.chosen = False, True
+        return tuned, point, report
+    req.log("the fine-tuned model is not better: keeping the post-training one")
+    return run_export(settings), best, report
+
+
+def fine_tune_chosen(req: Request, config: Config, exported):
+    """QAT on the chosen configuration, from the weights its export chose (8-bit activations,
+    the formats QAT fixes), exported so that the C equals the trained model."""
+    from .qat import QATModel, fine_tune, quantized_weights
+
+    options = Config(dict(config.settings), config.patch_budget).compile_options()
+    options.param_overrides = quantized_weights(exported)
+    model = QATModel(req.loaded, req.calib, options)
+    req.log(f"fine-tuning the chosen configuration for {req.finetune} epoch(s) on {len(req.train_x)} samples")
+    losses = fine_tune(model, req.train_x, req.train_y, req.finetune, progress=req.progress)
+    result = model.export(req.out_dir, vectors=256, val=req.val_path, patch_budget=config.patch_budget)
+    measured = score(result.compiled.graph, result.compiled.plan.arena_size, req.val_x, req.reference, req.val_y)
+    point = _point(f"chosen + QAT {req.finetune} epoch(s)", config, measured, req.budget)
+    return result, point, {"epochs": req.finetune, "losses": losses, "accuracy": measured.accuracy,
+                           "sqnr_db": point.sqnr_db}
 
 
 def _no_fit_message(model: Path, budget: Budget, smallest: Point, layers: dict[str, LayerOptions]) -> str:
@@ -614,7 +705,7 @@ def layers_table(rows: list[dict]) -> Table:
 def write_reports(r: FitResult, model: Path, out_dir: Path) -> list[str]:
     data = {"model": str(model), "budget": asdict(r.budget), "float_accuracy": r.float_accuracy,
             "chosen": asdict(r.chosen), "layers": r.layers, "points": [asdict(p) for p in r.points],
-            "export_command": r.command, "sensitivity": r.sensitivity}
+            "export_command": r.command, "finetune": r.finetune, "sensitivity": r.sensitivity}
     (out_dir / "fit.json").write_text(json.dumps(data, indent=1) + "\n")
     budget = (f"flash {fmt_int(r.budget.flash) if r.budget.flash is not None else 'any'} B for weights, "
               f"RAM {fmt_int(r.budget.ram) if r.budget.ram is not None else 'any'} B for the arena")
@@ -623,7 +714,10 @@ def write_reports(r: FitResult, model: Path, out_dir: Path) -> list[str]:
              f"output SQNR {fmt_db(r.chosen.sqnr_db)} dB"
              + (f", accuracy {_acc(r.chosen)} % (float {100 * r.float_accuracy:.2f} %)"
                 if r.float_accuracy is not None else "") + ".", "",
-             "Reproduce with:", "", "    " + r.command, "", "## Per layer", "", layers_table(r.layers).markdown(),
+             "Reproduce with:", "", "    " + r.command, "",
+             *([f"The exported weights were then fine-tuned for {r.finetune['epochs']} epoch(s) "
+                "(quantization-aware training): the command gives the configuration before it.", ""]
+               if r.finetune and r.finetune["kept"] else []), "## Per layer", "", layers_table(r.layers).markdown(),
              "", "## Candidates measured end to end", "", points_table(r.points).markdown(), "",
              "![accuracy against flash](fit_front.png)", ""]
     (out_dir / "fit.md").write_text("\n".join(lines))

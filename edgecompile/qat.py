@@ -30,11 +30,13 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .compiler import CompileOptions, check_layer_bits, check_options, optimize, quant_options
+from .compiler import (CompileOptions, apply_param_overrides, check_layer_bits, check_options, optimize,
+                       quant_options)
 from .errors import EdgeCompileError
 from .frontend import LoadedModel, load_model, load_module
 from .ops.weighted import WeightedOp
 from .passes.factorize import RankSpec
+from .passes.prune import prune
 from .passes.quantize import calibrate, parse_bits, quantize_graph
 
 DTYPE = torch.float64  # exact for every integer below 2^53, so for every int32 accumulator
@@ -238,6 +240,10 @@ def _implementation(node) -> Callable:
 
 # -- the module -------------------------------------------------------------------------------
 
+# Export settings that leave every integer alone: where buffers go, what is measured, how many vectors.
+EXPORT_FREE = frozenset({"vectors", "sparse", "memory_plan", "patch_budget", "arena", "val"})
+
+
 class QATModel(torch.nn.Module):
     """The compiler's integer model as a trainable PyTorch module (see the module docstring)."""
 
@@ -250,6 +256,9 @@ class QATModel(torch.nn.Module):
         check_options(graph, options)
         self.decisions = optimize(graph, options)
         check_layer_bits(graph, options)  # a per-layer width for a layer that does not exist
+        apply_param_overrides(graph, options.param_overrides)  # start from given weights (e.g. a PTQ export's)
+        if options.prune:  # as compile_model prunes; the masks below keep those weights at zero
+            prune(graph, options.prune)
         quantize_graph(graph, calibrate(graph, self.calib), quant_options(options, graph))
         self.formats = {name: t.frac_bits for name, t in graph.tensors.items()}
         self.graph = graph
@@ -321,11 +330,11 @@ class QATModel(torch.nn.Module):
         prepare(), and changing it here would make the C differ from the model you trained."""
         from .export import ExportSettings, export
 
-        fixed = sorted(set(settings) - {"vectors", "sparse"})
+        fixed = sorted(set(settings) - EXPORT_FREE)
         if fixed:
             raise EdgeCompileError(f"QATModel.export: {', '.join(fixed)} cannot change after training (the C "
                                    f"must equal the QAT model); set bits, rank, energy, per_channel and "
-                                   f"calib_method in qat.prepare, and export takes only vectors and sparse")
+                                   f"calib_method in qat.prepare, and export takes only {', '.join(sorted(EXPORT_FREE))}")
 
         bits = [str(self.options.bits)] + [f"{k}={v}" for k, v in self.options.layer_bits.items()]
         return export(ExportSettings(model=self.loaded.source, out_dir=Path(out_dir), calib=self.calib,
@@ -339,6 +348,52 @@ class QATModel(torch.nn.Module):
         r = self.options.ranks
         rank = ",".join(([str(r.default)] if r.default else []) + [f"{k}={v}" for k, v in r.layers.items()]) or None
         return {"rank": rank, "energy": r.energy, "factorize_conv1x1": r.conv1x1}
+
+
+def quantized_weights(graph) -> dict[str, dict[str, np.ndarray]]:
+    """A compiled graph's integer weights as float values (q * 2^-f_w per output channel), with its
+    float biases: as param_overrides they start QAT from what post-training quantization chose
+    (its rounding and equalization), and the compiler's weight rule gives back the same integers."""
+    out = {}
+    for node in graph.nodes:
+        if not isinstance(node, WeightedOp) or "weight_frac_bits" not in node.qattrs:
+            continue
+        q = np.asarray(node.qparams["weight"], np.float64)
+        f = np.asarray(node.qattrs["weight_frac_bits"], np.int64)
+        f = np.broadcast_to(f, (q.shape[0],)).reshape((-1,) + (1,) * (q.ndim - 1))
+        out[node.name] = {"weight": np.ldexp(q, -f)}
+        if "bias" in node.params:
+            out[node.name]["bias"] = np.asarray(node.params["bias"], np.float64)
+    return out
+
+
+def fine_tune(model: QATModel, x: np.ndarray, y: np.ndarray, epochs: int, lr: float = 5e-4, batch: int = 64,
+              seed: int = 0, progress=None) -> list[float]:
+    """Adam on cross-entropy over (x, y) for `epochs`: the float weights learn through the integer
+    forward pass.  Returns the mean loss of every epoch; leaves the model in evaluation mode.
+    progress(count, label) is a bar factory as export takes it (one step per batch)."""
+    from .progress import no_progress
+
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
+    batches = (len(xt) + batch - 1) // batch
+    losses = []
+    with (progress or no_progress)(epochs * batches, f"fine-tuning {epochs} epoch(s) (QAT)") as bar:
+        for _ in range(epochs):
+            model.train()
+            perm, total = torch.randperm(len(xt)), 0.0
+            for i in range(0, len(xt), batch):
+                idx = perm[i:i + batch]
+                opt.zero_grad()
+                loss = F.cross_entropy(model(xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                bar.update(1)
+            losses.append(total / len(xt))
+    model.eval()
+    return losses
 
 
 class _NamedView:

@@ -164,3 +164,81 @@ def test_nothing_fits_says_what_was_reached(digits_lenet, tmp_path):
     assert r.exit_code != 0 and "Traceback" not in r.output
     assert "no configuration fits" in r.output and "smallest reached" in r.output and "fc1" in r.output
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def wide_mlp(tmp_path_factory):
+    """A random-weight MLP (64 -> 200 -> 150 -> 30) with separate calibration and validation inputs."""
+    import torch
+
+    from conftest import save_torchscript
+    from models_for_tests import WideMLP
+
+    d = tmp_path_factory.mktemp("fit_mlp")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    np.save(d / "calib.npy", rng.standard_normal((64, 64)).astype(np.float32))
+    np.save(d / "val.npy", rng.standard_normal((128, 64)).astype(np.float32))
+    return save_torchscript(WideMLP(), d / "mlp.pt"), d
+
+
+def test_board_budget_without_labels_maximizes_sqnr(wide_mlp, tmp_path):
+    model, d = wide_mlp
+    r = run("fit", model, "--calib", d / "calib.npy", "--val", d / "val.npy", "--board", "nucleo-g071rb",
+            "--jobs", 1, "-q", "-o", tmp_path / "out", "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["budget"]["flash"] == 112 * 1024 and result["float_accuracy"] is None
+    chosen = result["chosen"]
+    # 48 KB of dense int8 weights fit the board: nothing is given up
+    assert chosen["label"].startswith("step 0") and chosen["settings"] == {} and chosen["accuracy"] is None
+    assert chosen["sqnr_db"] == max(p["sqnr_db"] for p in result["points"])
+
+
+def test_a_tight_ram_budget_is_refused_naming_the_arena(wide_mlp, tmp_path):
+    model, d = wide_mlp
+    r = run("fit", model, "--calib", d / "calib.npy", "--val", d / "val.npy", "--flash", "64k", "--ram", "100",
+            "--jobs", 1, "-o", tmp_path / "out")
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "no memory plan fits the arena in 100 B of RAM" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_finetune_needs_training_data(wide_mlp, tmp_path):
+    model, d = wide_mlp
+    r = run("fit", model, "--calib", d / "calib.npy", "--val", d / "val.npy", "--flash", "8k", "--finetune", 2,
+            "-o", tmp_path / "out")
+    assert r.exit_code != 0 and "--finetune needs training data" in r.output
+
+
+def test_finetune_keeps_the_better_model_and_the_c_equals_it(digits_lenet, tmp_path):
+    """QAT on the chosen configuration of a 6 KB LeNet: the project holds whichever of the
+    fine-tuned and the post-training model scores better on the labels, bit-exact."""
+    from datasets import digits_28x28
+
+    require_tool("gcc", "make")
+    d = digits_lenet
+    x_train, y_train, _, _ = digits_28x28()
+    np.save(tmp_path / "tx.npy", x_train)
+    np.save(tmp_path / "ty.npy", y_train)
+    out = tmp_path / "out"
+    r = run("fit", d["model"], "--calib", d["calib"], "--val", d["test_x"], "--labels", d["test_y"],
+            "--flash", "6k", "--finetune", 1, "--train", tmp_path / "tx.npy", "--train-labels", tmp_path / "ty.npy",
+            "-o", out, "--json", "-q")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    f = result["finetune"]
+    assert f["epochs"] == 1 and len(f["losses"]) == 1 and np.isfinite(f["losses"][0])
+    qat_point = next(p for p in result["points"] if p["label"].startswith("chosen + QAT"))
+    assert qat_point["chosen"] == f["kept"] and qat_point["accuracy"] == f["accuracy"]
+    chosen = result["chosen"]
+    assert chosen["weight_bytes"] <= 6 * 1024
+    from edgecompile import simulate
+    from edgecompile.manifest import read_manifest
+
+    graph, _ = read_manifest(out)
+    x, y = np.load(d["test_x"]), np.load(d["test_y"])
+    assert float(np.mean(simulate.run_dequantized(graph, x).reshape(len(x), -1).argmax(1) == y)) == \
+        pytest.approx(chosen["accuracy"])
+    v = run("verify", out, "--json")
+    assert v.exit_code == 0 and json.loads(v.stdout)["bit_exact"]

@@ -152,3 +152,29 @@ def test_lenet_arena_is_the_largest_pair(digits_lenet_export):
     assert plan.lower_bound <= plan.arena_size < plan.layer_bound
     assert plan.overlapping and plan.overlapping[0].startswith("max_pool2d")
     assert plan.total_activation_bytes > plan.arena_size
+
+
+def test_prune_zeroes_the_smallest_share_of_a_layer_and_names_unknown_layers():
+    import copy
+
+    from edgecompile.errors import EdgeCompileError
+    from edgecompile.ir import Graph
+    from edgecompile import ops
+    from edgecompile.passes.prune import prune
+
+    g = Graph("p")
+    g.add_tensor("x", (6,))
+    g.add_tensor("y", (4,))
+    w = np.arange(1, 25, dtype=np.float32).reshape(4, 6) * np.where(np.arange(24) % 2, -1, 1).reshape(4, 6)
+    g.nodes.append(ops.Linear("fc", ["x"], ["y"], params={"weight": w.copy(), "bias": np.ones(4, np.float32)}))
+    g.inputs, g.outputs = ["x"], ["y"]
+    h = copy.deepcopy(g)
+    prune(h, {"fc": 0.5})
+    pruned = h.nodes[0].params["weight"]
+    assert np.count_nonzero(pruned == 0) == 12
+    assert np.array_equal(pruned[np.abs(w) > 12], w[np.abs(w) > 12])  # the 12 largest stay as they were
+    assert np.array_equal(h.nodes[0].params["bias"], np.ones(4))
+    prune(h, {"fc": 0.0})
+    assert np.count_nonzero(h.nodes[0].params["weight"] == 0) == 12
+    with pytest.raises(EdgeCompileError, match="--prune names layer.*fc9.*layers with weights: fc"):
+        prune(copy.deepcopy(g), {"fc9": 0.5})
