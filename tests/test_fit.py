@@ -134,13 +134,16 @@ def test_lenet_fits_12k_within_one_and_a_half_points_of_float(lenet_fit):
     assert float(np.mean(pred == y)) == pytest.approx(chosen["accuracy"])
 
 
-def test_fitted_project_is_bit_exact_on_host(lenet_fit):
-    require_tool("gcc", "make")
+def test_fitted_project_is_bit_exact_on_host_and_qemu_and_builds_for_a_board(lenet_fit):
+    require_tool("gcc", "make", "arm-none-eabi-gcc", "qemu-system-arm")
     _, out, _ = lenet_fit
-    r = run("verify", out, "--json")
-    assert r.exit_code == 0, r.output
-    v = json.loads(r.stdout)
-    assert v["bit_exact"] and v["total"] == 256
+    for target in ("host", "qemu-m4"):
+        r = run("verify", out, "--target", target, "--json")
+        assert r.exit_code == 0, r.output
+        v = json.loads(r.stdout)
+        assert v["bit_exact"] and v["total"] == 256, (target, v)
+    r = run("build", out, "--target", "nucleo-g071rb")
+    assert r.exit_code == 0 and "nucleo-g071rb: flash" in r.output, r.output
 
 
 def test_recorded_command_reproduces_the_export(lenet_fit, tmp_path):
