@@ -2,6 +2,7 @@
 compile to a real loop over time that runs bit-exactly against the simulator."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import numpy as np
@@ -103,7 +104,10 @@ def test_fastgrnn_shares_w_and_u_between_its_gates(tmp_path):
     rec = next(n for n in result.compiled.graph.nodes if isinstance(n, ops.Recurrent))
     duals = [n for n in rec.body.nodes if isinstance(n, ops.DualLinear)]
     assert len(duals) == 2 and np.array_equal(duals[0].qparams["weight_a"], duals[1].qparams["weight_a"])
-    assert text.count("static const int8_t") == len(set(text.split("static const int8_t")[1:])) >= 1
+    arrays = re.findall(r"static const int8_t\s+(\w+)\s*\[[^\]]*\][^=;]*=\s*\{([^}]*)\}", text)
+    bodies = [re.sub(r"\s+", "", body) for _, body in arrays]
+    assert len(arrays) == text.count("static const int8_t") >= 2, [name for name, _ in arrays]
+    assert len(set(bodies)) == len(bodies), "an int8 array is stored twice"  # W and U once each
     assert text.count("_weight_a[") == 1  # stored once
     from edgecompile.report import weight_bits_text
     assert weight_bits_text(rec) == "8"  # the cell's width in the layer table (it printed '-')
