@@ -68,12 +68,46 @@ def export_example(example: dict, name: str, vectors: int = 64, **options):
                                  **options))
 
 
+TRAINING_SOURCES = ("train.py", "models.py", "datasets.py")
+
+
+def training_key(model: str) -> str:
+    """What a trained example depends on: the training code and the library versions. Training is
+    seeded, so the same key gives the same files."""
+    import hashlib
+
+    import sklearn
+    import torch
+
+    h = hashlib.sha256(f"{model} torch {torch.__version__} numpy {np.__version__} "
+                       f"sklearn {sklearn.__version__}".encode())
+    for name in TRAINING_SOURCES:
+        h.update((ROOT / "examples" / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def trained_example(tmp_path_factory, model: str) -> dict:
-    """An example model trained on sklearn's digits by examples/train.py, and the files it saves."""
+    """An example model trained on sklearn's digits by examples/train.py, and the files it saves.
+
+    Training takes about a minute, so the files are kept in a cache keyed by the training code and
+    the library versions (EC_TEST_CACHE, default ~/.cache/edgecompile/tests); each test session
+    gets its own copy."""
     import train
 
     out = tmp_path_factory.mktemp(model)
-    train.main(["--model", model, "-o", str(out)])
+    cache_root = Path(os.environ.get("EC_TEST_CACHE", Path.home() / ".cache" / "edgecompile" / "tests"))
+    cached = cache_root / f"{model}-{training_key(model)}"
+    if not (cached / "complete").is_file():
+        train.main(["--model", model, "-o", str(out)])
+        try:
+            staging = cache_root / f".{cached.name}-{os.getpid()}"
+            shutil.copytree(out, staging, dirs_exist_ok=True)
+            (staging / "complete").write_text("")
+            staging.replace(cached)  # atomic: a cache entry is whole or absent
+        except OSError:
+            pass  # a read-only or shared cache: this session trained, the next will again
+    else:
+        shutil.copytree(cached, out, dirs_exist_ok=True)
     return {"model": out / f"{model}_digits.pt2", "calib": out / "calib.npy", "test_x": out / "test_x.npy",
             "test_y": out / "test_y.npy", "float_acc": float((out / "float_accuracy.txt").read_text()),
             "dir": out}
