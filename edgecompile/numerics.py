@@ -17,8 +17,10 @@ Notation (the same as runtime_c/ec_fixed.h, which implements these rules in C):
 Rules (every kernel, in Python and in C, is built only from these):
 
 1. Accumulator: int32.  A layer's accumulator is bias + sum(w_q * x_q); the
-   compiler proves |acc| <= 2^31 - 1 from the quantized weights before it
-   emits a layer (accumulator_bound), and refuses the layer otherwise.
+   compiler proves |acc| <= 2^31 - 1 from the quantized weights and biases before
+   it emits a layer (accumulator_bound).  Where the bound or the bias would not fit,
+   it lowers that channel's weight frac bits (halving its bound) until both do,
+   and notes it in the report (ops/weighted.py): the layer is coarser, never refused.
 2. Rounding shift: to move acc from frac bits f_acc to f_out, shift right by
    s = f_acc - f_out with *round half up*:
        s > 0:  floor(acc / 2^s + 1/2) computed as (acc >> s) + ((acc >> (s-1)) & 1)

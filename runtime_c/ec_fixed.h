@@ -45,8 +45,9 @@ static inline int32_t ec_clamp32(int32_t v, int32_t lo, int32_t hi)
 }
 
 /* Rules 2 and 3 together: acc * 2^-s, rounded half up, saturated to [lo, hi].
- * Ranges: -24 <= s <= 31 and |lo|, |hi| < 2^(31 + s) when s < 0 (the quantizer
- * guarantees both), so no intermediate overflows:
+ * Ranges: -(31 - b) <= s <= 31 for a b-bit output (so s >= -23 for int8, -15 for int16)
+ * and |lo|, |hi| < 2^(31 + s) when s < 0 (the quantizer, ops/weighted.py, guarantees
+ * both), so no intermediate overflows:
  *   s > 0: acc >> s and the rounding bit add up to at most 2^(31-s) + 1.
  *   s < 0: sat(acc * 2^k) == sat(sat(acc) * 2^k) for k >= 0 because lo <= 0 <= hi,
  *          and |sat(acc)| * 2^k < 2^31. */
