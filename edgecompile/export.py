@@ -33,7 +33,7 @@ from .frontend import load_model
 from .ir import c_identifier
 from .manifest import write_manifest
 from .progress import ProgressFactory, no_progress
-from .report import Table, arena_note, factorization_table, fmt_db, fmt_int, layer_table, sparsity_table, totals
+from .report import Table, layer_table, markdown_report, totals
 from .resources import resource_dir
 
 
@@ -179,7 +179,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
     log("measuring accuracy against the float model")
     summary = measure(loaded, compiled, val, settings.val)
     layers = layer_table(compiled.graph, compiled.plan, summary.pop("_layer_sqnr"))
-    vec_in = test_vectors(compiled, settings.vectors)
+    vec_in = vector_inputs(compiled, settings.vectors)
     vec_out = simulate_vectors(compiled.graph, vec_in, progress)
     summary.update(totals(compiled.graph, compiled.plan))
     if compiled.format_search is not None:
@@ -270,7 +270,7 @@ def eval_data(compiled: Compiled, n: int, val_name=None, val_count: int | None =
     return f"{first} {n} samples of {val_name} (--val)" if val_name is not None else f"{first} {n} calibration samples"
 
 
-def test_vectors(compiled: Compiled, count: int) -> np.ndarray:
+def vector_inputs(compiled: Compiled, count: int) -> np.ndarray:
     """The first calibration samples, topped up with random int8 inputs when there are too few."""
     q = simulate.quantize_input(compiled.graph, compiled.calib[:count])
     if len(q) < count:
@@ -368,57 +368,3 @@ def render_linked_vectors(root: Path, graph, vec_in: np.ndarray, vec_out: np.nda
         count=k, input_size=vec_in[0].size, outputs=outputs,
         inputs=[", ".join(str(int(v)) for v in vec_in[i].reshape(-1)) for i in range(k)])
     (root / "vectors" / "vectors.h").write_text(text)
-
-
-def markdown_report(compiled: Compiled, summary: dict, layers: Table) -> str:
-    s = summary
-    lines = [f"# {s['name']}: edgecompile {s['edgecompile']} report", "",
-             f"Source `{s['source']}`, weights {s['bits']}-bit"
-             + ("".join(f", {k} {v}-bit" for k, v in s["layer_bits"].items()))
-             + " (4 bits or fewer packed), power-of-two scales, int32 biases and accumulators.",
-             "", "## Layers", "", layers.markdown(), "",
-             "Q-format: frac bits f of input (x), weights (w) and output (y); >>s is the requantization "
-             "shift s = f_x + f_w - f_y (round half up). SQNR: each layer's integer output against the float "
-             "graph on the evaluation samples.", "", "## Memory", "",
-             f"- weights (flash): {fmt_int(s['weight_bytes'])} bytes",
-             f"- arena (RAM): {fmt_int(s['arena_bytes'])} bytes ({arena_note(s)}; plan: "
-             f"{compiled.plan.strategy}, --memory-plan {s['memory_plan']})"
-             + (f"; written over their input: {', '.join(s['layers_over_input'])}" if s["layers_over_input"] else ""),
-             f"- caller's buffers: input {fmt_int(s['input_bytes'])} bytes, output {fmt_int(s['output_bytes'])} bytes",
-             "", "## Accuracy", "",
-             f"- calibration: {s['calibration']}",
-             f"- float oracle: IR float evaluation vs onnxruntime, max |error| {s['oracle_max_abs_err']:.2e}",
-             f"- integer vs float model on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
-             + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")
-             + ("" if s["eval_held_out"] else
-                " (the data the ranges were chosen from; `--val FILE` measures on held-out samples)")]
-    if compiled.calib_is_synthetic:
-        lines += ["", "> No calibration data was given: activation ranges come from standard-normal inputs and "
-                  "BatchNorm statistics. Pass `--calib` with real inputs for better accuracy."]
-    if compiled.factorization:
-        lines += ["", "## Low-rank factorization", "", factorization_table(compiled.factorization).markdown(), ""]
-        if s.get("factorized_float_sqnr_db") is not None:
-            lines.append(f"Float model after factorization vs original: SQNR "
-                         f"{fmt_db(s['factorized_float_sqnr_db'])} dB"
-                         + (f", top-1 agreement {100 * s['factorized_float_top1_agreement']:.2f} %"
-                            if s["factorized_float_top1_agreement"] is not None else "")
-                         + f"; integer vs factorized float: SQNR {fmt_db(s['quantization_sqnr_db'])} dB")
-    if "act16" in s:
-        a = s["act16"]
-        lines += ["", "## 16-bit activations", "",
-                  f"- int16 outputs: {', '.join(a['layers']) or 'none'}",
-                  f"- output SQNR against the float graph: {fmt_db(a['sqnr_8bit_db'])} dB with 8-bit activations, "
-                  f"{fmt_db(a['sqnr_db'])} dB as compiled",
-                  f"- arena: {fmt_int(a['arena_8bit'])} B with 8-bit activations, {fmt_int(a['arena'])} B as compiled"]
-    if any(d.format != "dense" or d.density < 1.0 for d in compiled.sparsity):
-        lines += ["", "## Sparsity", "", sparsity_table(compiled.sparsity).markdown(), "",
-                  "Density counts the nonzero quantized weights; bytes are the weight arrays alone "
-                  "(biases and shifts are the same either way)."]
-    if compiled.graph.notes:
-        lines += ["", "## Compiler notes", ""] + [f"- {n}" for n in compiled.graph.notes]
-    lines += ["", "## Files", "", f"- `src/{s['name']}.c`, `src/{s['name']}.h`: the model; "
-              f"`src/{s['name']}_io.c`: float helpers; `src/runner.c`: test runner",
-              "- `runtime/`: the kernels it uses; `targets/`: build rules per target",
-              f"- `vectors/`: {s['vectors']} test inputs and the simulator's outputs; "
-              "`manifest.json` + `weights.npz`: the quantized graph", ""]
-    return "\n".join(lines)

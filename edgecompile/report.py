@@ -135,3 +135,59 @@ def sparsity_table(decisions) -> Table:
     rows = [[d.layer, f"{100 * d.density:.1f}", d.format, fmt_int(d.dense_bytes), fmt_int(d.stored_bytes),
              f"{100 * (1 - d.stored_bytes / d.dense_bytes):.0f}" if d.dense_bytes else "-"] for d in decisions]
     return Table(["layer", "density %", "format", "dense B", "stored B", "saved %"], rows, {1, 3, 4, 5})
+
+
+def markdown_report(compiled, summary: dict, layers: Table) -> str:
+    """The project's report.md: layers, memory, accuracy, factorization, sparsity and notes of a
+    compiled model (compiler.Compiled), from the export's summary."""
+    s = summary
+    lines = [f"# {s['name']}: edgecompile {s['edgecompile']} report", "",
+             f"Source `{s['source']}`, weights {s['bits']}-bit"
+             + ("".join(f", {k} {v}-bit" for k, v in s["layer_bits"].items()))
+             + " (4 bits or fewer packed), power-of-two scales, int32 biases and accumulators.",
+             "", "## Layers", "", layers.markdown(), "",
+             "Q-format: frac bits f of input (x), weights (w) and output (y); >>s is the requantization "
+             "shift s = f_x + f_w - f_y (round half up). SQNR: each layer's integer output against the float "
+             "graph on the evaluation samples.", "", "## Memory", "",
+             f"- weights (flash): {fmt_int(s['weight_bytes'])} bytes",
+             f"- arena (RAM): {fmt_int(s['arena_bytes'])} bytes ({arena_note(s)}; plan: "
+             f"{compiled.plan.strategy}, --memory-plan {s['memory_plan']})"
+             + (f"; written over their input: {', '.join(s['layers_over_input'])}" if s["layers_over_input"] else ""),
+             f"- caller's buffers: input {fmt_int(s['input_bytes'])} bytes, output {fmt_int(s['output_bytes'])} bytes",
+             "", "## Accuracy", "",
+             f"- calibration: {s['calibration']}",
+             f"- float oracle: IR float evaluation vs onnxruntime, max |error| {s['oracle_max_abs_err']:.2e}",
+             f"- integer vs float model on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
+             + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")
+             + ("" if s["eval_held_out"] else
+                " (the data the ranges were chosen from; `--val FILE` measures on held-out samples)")]
+    if compiled.calib_is_synthetic:
+        lines += ["", "> No calibration data was given: activation ranges come from standard-normal inputs and "
+                  "BatchNorm statistics. Pass `--calib` with real inputs for better accuracy."]
+    if compiled.factorization:
+        lines += ["", "## Low-rank factorization", "", factorization_table(compiled.factorization).markdown(), ""]
+        if s.get("factorized_float_sqnr_db") is not None:
+            lines.append(f"Float model after factorization vs original: SQNR "
+                         f"{fmt_db(s['factorized_float_sqnr_db'])} dB"
+                         + (f", top-1 agreement {100 * s['factorized_float_top1_agreement']:.2f} %"
+                            if s["factorized_float_top1_agreement"] is not None else "")
+                         + f"; integer vs factorized float: SQNR {fmt_db(s['quantization_sqnr_db'])} dB")
+    if "act16" in s:
+        a = s["act16"]
+        lines += ["", "## 16-bit activations", "",
+                  f"- int16 outputs: {', '.join(a['layers']) or 'none'}",
+                  f"- output SQNR against the float graph: {fmt_db(a['sqnr_8bit_db'])} dB with 8-bit activations, "
+                  f"{fmt_db(a['sqnr_db'])} dB as compiled",
+                  f"- arena: {fmt_int(a['arena_8bit'])} B with 8-bit activations, {fmt_int(a['arena'])} B as compiled"]
+    if any(d.format != "dense" or d.density < 1.0 for d in compiled.sparsity):
+        lines += ["", "## Sparsity", "", sparsity_table(compiled.sparsity).markdown(), "",
+                  "Density counts the nonzero quantized weights; bytes are the weight arrays alone "
+                  "(biases and shifts are the same either way)."]
+    if compiled.graph.notes:
+        lines += ["", "## Compiler notes", ""] + [f"- {n}" for n in compiled.graph.notes]
+    lines += ["", "## Files", "", f"- `src/{s['name']}.c`, `src/{s['name']}.h`: the model; "
+              f"`src/{s['name']}_io.c`: float helpers; `src/runner.c`: test runner",
+              "- `runtime/`: the kernels it uses; `targets/`: build rules per target",
+              f"- `vectors/`: {s['vectors']} test inputs and the simulator's outputs; "
+              "`manifest.json` + `weights.npz`: the quantized graph", ""]
+    return "\n".join(lines)
