@@ -10,6 +10,7 @@ import onnx
 from ..errors import EdgeCompileError
 from ..ir import Graph
 from .onnx_frontend import import_onnx, supported_onnx_ops  # noqa: F401
+from . import recurrent  # noqa: F401  (registers the recurrent layers' ONNX converters)
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ts", ".torchscript", ".bin")
 

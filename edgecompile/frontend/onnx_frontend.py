@@ -190,8 +190,8 @@ class OnnxImporter:
             return
         if node.op_type == "Shape" and node.input[0] in self.graph.tensors:
             full = np.array(self.onnx_shape(node.input[0]), dtype=np.int64)
-            start = _attr(node, "start", 0)
-            end = _attr(node, "end", None)
+            start = node_attr(node, "start", 0)
+            end = node_attr(node, "end", None)
             self.consts[node.output[0]] = full[start:end]
             return
         real_inputs = [i for i in node.input if i]
@@ -235,7 +235,7 @@ class OnnxImporter:
 
 def _dequantize_linear(node: onnx.NodeProto, x, scale, zero_point=None):
     """y = (x - zero_point) * scale, per tensor or along `axis` (weights stored quantized)."""
-    axis = _attr(node, "axis", 1)
+    axis = node_attr(node, "axis", 1)
     x = np.asarray(x, dtype=np.float64)
     shape = [1] * x.ndim
     scale = np.asarray(scale, dtype=np.float64)
@@ -249,22 +249,22 @@ def _dequantize_linear(node: onnx.NodeProto, x, scale, zero_point=None):
 CONSTANT_FOLDERS = {"DequantizeLinear": _dequantize_linear}
 
 
-def _attr(node: onnx.NodeProto, name: str, default=None):
+def node_attr(node: onnx.NodeProto, name: str, default=None):
     for a in node.attribute:
         if a.name == name:
             return onnx.helper.get_attribute_value(a)
     return default
 
 
-def _decode(value):
+def decode_attr(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
 def _pads_2d(imp: OnnxImporter, node: onnx.NodeProto, in_hw, kernel, stride) -> list[int]:
     """ONNX pads [top, left, bottom, right], resolving auto_pad."""
-    auto = _decode(_attr(node, "auto_pad", "NOTSET"))
+    auto = decode_attr(node_attr(node, "auto_pad", "NOTSET"))
     if auto in ("NOTSET", "VALID"):
-        pads = list(_attr(node, "pads", [0, 0, 0, 0])) if auto == "NOTSET" else [0, 0, 0, 0]
+        pads = list(node_attr(node, "pads", [0, 0, 0, 0])) if auto == "NOTSET" else [0, 0, 0, 0]
         if len(pads) != 4:
             raise imp.error(node, f"expected 4 pads for a 2-D op, got {pads}")
         return [int(p) for p in pads]
@@ -293,9 +293,9 @@ def _conv(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     b = imp.optional_const(node, 2)
     if w.ndim != 4:
         raise imp.error(node, f"only 2-D convolutions are supported (weight shape {w.shape})")
-    groups = int(_attr(node, "group", 1))
-    dilation = [int(d) for d in _attr(node, "dilations", [1, 1])]
-    stride = [int(s) for s in _attr(node, "strides", [1, 1])]
+    groups = int(node_attr(node, "group", 1))
+    dilation = [int(d) for d in node_attr(node, "dilations", [1, 1])]
+    stride = [int(s) for s in node_attr(node, "strides", [1, 1])]
     kernel = (dilation[0] * (int(w.shape[2]) - 1) + 1, dilation[1] * (int(w.shape[3]) - 1) + 1)
     pads = _pads_2d(imp, node, _spatial(imp, node, x), kernel, stride)
     params = {"weight": w}
@@ -312,15 +312,15 @@ def _conv(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 @converter("Gemm")
 def _gemm(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node)
-    if _attr(node, "transA", 0):
+    if node_attr(node, "transA", 0):
         raise imp.error(node, "Gemm with transA=1 is not supported")
     b = imp.const(node, 1, "the weight").astype(np.float64)
-    w = b if _attr(node, "transB", 0) else b.T
-    w = w * float(_attr(node, "alpha", 1.0))
+    w = b if node_attr(node, "transB", 0) else b.T
+    w = w * float(node_attr(node, "alpha", 1.0))
     params = {"weight": w.astype(np.float32)}
     c = imp.optional_const(node, 2)
     if c is not None:
-        bias = np.broadcast_to(np.asarray(c, dtype=np.float64) * float(_attr(node, "beta", 1.0)),
+        bias = np.broadcast_to(np.asarray(c, dtype=np.float64) * float(node_attr(node, "beta", 1.0)),
                                (1, w.shape[0])).reshape(-1)
         params["bias"] = bias.astype(np.float32)
     imp.add(ops.Linear(imp.layer_name(node, 1), [x], [node.output[0]], attrs={"act": None}, params=params))
@@ -410,7 +410,7 @@ def _mul(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 @converter("Clip")
 def _clip(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node)
-    lo, hi = _attr(node, "min"), _attr(node, "max")  # opset < 11 keeps them as attributes
+    lo, hi = node_attr(node, "min"), node_attr(node, "max")  # opset < 11 keeps them as attributes
     if len(node.input) > 1 and node.input[1]:
         lo = float(imp.const(node, 1, "the minimum"))
     if len(node.input) > 2 and node.input[2]:
@@ -425,7 +425,7 @@ def _lut(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     fn = {"HardSwish": "hardswish", "HardSigmoid": "hardsigmoid", "Sigmoid": "sigmoid", "Tanh": "tanh"}[node.op_type]
     attrs = {"fn": fn}
     if node.op_type == "HardSigmoid":
-        attrs.update(alpha=float(_attr(node, "alpha", 0.2)), beta=float(_attr(node, "beta", 0.5)))
+        attrs.update(alpha=float(node_attr(node, "alpha", 0.2)), beta=float(node_attr(node, "beta", 0.5)))
     imp.add(ops.Lut(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]], attrs=attrs))
 
 
@@ -433,7 +433,7 @@ def _lut(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 def _concat(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     inputs = [imp.activation_input(node, i) for i in range(len(node.input))]
     rank = len(imp.graph.shape(inputs[0])) + 1
-    axis = int(_attr(node, "axis")) % rank
+    axis = int(node_attr(node, "axis")) % rank
     if axis == 0:
         raise imp.error(node, "concatenating along the batch axis is not supported")
     imp.add(ops.Concat(imp.layer_name(node), inputs, [node.output[0]], attrs={"axis": axis - 1}))
@@ -443,7 +443,7 @@ def _concat(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 def _softmax(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node)
     rank = len(imp.graph.shape(x)) + 1
-    axis = int(_attr(node, "axis", -1 if imp.opset >= 13 else 1)) % rank
+    axis = int(node_attr(node, "axis", -1 if imp.opset >= 13 else 1)) % rank
     if axis != rank - 1:
         raise imp.error(node, f"softmax over axis {axis} of a rank-{rank} tensor: only the last axis is supported")
     imp.add(ops.Softmax(imp.layer_name(node), [x], [node.output[0]]))
@@ -452,8 +452,8 @@ def _softmax(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 @converter("Pad")
 def _pad(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node)
-    mode = _decode(_attr(node, "mode", "constant"))
-    pads = _attr(node, "pads")
+    mode = decode_attr(node_attr(node, "mode", "constant"))
+    pads = node_attr(node, "pads")
     if pads is None:
         pads = imp.const(node, 1, "the pads").reshape(-1).tolist()
     value = imp.optional_const(node, 2)
@@ -480,14 +480,14 @@ def _pad(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 def _reduce_mean(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     """Mean over the spatial axes (AdaptiveAvgPool2d(1) / x.mean((2, 3))) is a global average pool."""
     x = imp.activation_input(node)
-    axes = _attr(node, "axes")
+    axes = node_attr(node, "axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
         axes = imp.const(node, 1, "the axes").reshape(-1).tolist()
     shape = imp.graph.shape(x)
     if len(shape) != 3 or sorted(a % 4 for a in (axes or [])) != [2, 3]:
         raise imp.error(node, "ReduceMean is supported over the spatial axes (2, 3) of a (C, H, W) tensor only")
     h, w = shape[1:]
-    pool_out = node.output[0] if _attr(node, "keepdims", 1) else imp.graph.unique_tensor_name(node.output[0] + "_4d")
+    pool_out = node.output[0] if node_attr(node, "keepdims", 1) else imp.graph.unique_tensor_name(node.output[0] + "_4d")
     imp.add(ops.AvgPool2d(imp.layer_name(node), [x], [pool_out],
                           attrs={"kernel": [h, w], "stride": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": True}))
     if pool_out != node.output[0]:
@@ -503,15 +503,15 @@ def _relu(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 
 def _pool_common(imp: OnnxImporter, node: onnx.NodeProto):
     x = imp.activation_input(node)
-    kernel = [int(k) for k in _attr(node, "kernel_shape")]
+    kernel = [int(k) for k in node_attr(node, "kernel_shape")]
     if len(kernel) != 2:
         raise imp.error(node, "only 2-D pooling is supported")
-    if any(d != 1 for d in _attr(node, "dilations", [1, 1])):
+    if any(d != 1 for d in node_attr(node, "dilations", [1, 1])):
         raise imp.error(node, "dilated pooling is not supported")
-    stride = [int(s) for s in _attr(node, "strides", [1, 1])]
+    stride = [int(s) for s in node_attr(node, "strides", [1, 1])]
     in_hw = _spatial(imp, node, x)
     pads = _pads_2d(imp, node, in_hw, kernel, stride)
-    if _attr(node, "ceil_mode", 0):
+    if node_attr(node, "ceil_mode", 0):
         # Grow the bottom/right padding so floor division gives the ceil-mode size;
         # ONNX (like PyTorch) drops a last window that would start in the padding.
         for axis in range(2):
@@ -534,12 +534,12 @@ def _maxpool(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 
 @converter("AveragePool")
 def _avgpool(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    if _attr(node, "ceil_mode", 0):
+    if node_attr(node, "ceil_mode", 0):
         raise imp.error(node, "AveragePool with ceil_mode=1 is not supported")
     x, kernel, stride, pads = _pool_common(imp, node)
     imp.add(ops.AvgPool2d(imp.layer_name(node), [x], [node.output[0]],
                           attrs={"kernel": kernel, "stride": stride, "pads": pads,
-                                 "count_include_pad": bool(_attr(node, "count_include_pad", 0))}))
+                                 "count_include_pad": bool(node_attr(node, "count_include_pad", 0))}))
 
 
 @converter("GlobalAveragePool")
@@ -555,7 +555,7 @@ def _global_avgpool(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 def _flatten(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node, any_batch_axis=True)
     full = imp.onnx_shape(x)
-    axis = int(_attr(node, "axis", 1)) % (len(full) + 1)
+    axis = int(node_attr(node, "axis", 1)) % (len(full) + 1)
     if imp.batch_axis(x) >= axis:
         raise imp.error(node, "Flatten would merge the batch axis into the features; flatten after the batch axis")
     before = int(np.prod([d for i, d in enumerate(full[:axis]) if i != imp.batch_axis(x)]))
@@ -568,7 +568,7 @@ def _reshape(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node, any_batch_axis=True)
     target = [int(d) for d in imp.const(node, 1, "the target shape").reshape(-1)]
     full_in = imp.onnx_shape(x)
-    if not _attr(node, "allowzero", 0):
+    if not node_attr(node, "allowzero", 0):
         target = [full_in[i] if d == 0 and i < len(full_in) else d for i, d in enumerate(target)]
     if -1 in target:
         known = int(np.prod([d for d in target if d != -1]))
@@ -588,7 +588,7 @@ def _reshape(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 @converter("Squeeze", "Unsqueeze")
 def _squeeze(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node, any_batch_axis=True)
-    axes = _attr(node, "axes")
+    axes = node_attr(node, "axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
         axes = imp.const(node, 1, "the axes").reshape(-1).tolist()
     full = list(imp.onnx_shape(x))
@@ -615,7 +615,7 @@ def _squeeze(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 def _transpose(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node, any_batch_axis=True)
     rank = len(imp.graph.shape(x)) + 1
-    perm = [int(p) % rank for p in _attr(node, "perm", list(range(rank))[::-1])]
+    perm = [int(p) % rank for p in node_attr(node, "perm", list(range(rank))[::-1])]
     batch = imp.batch_axis(x)
     new_batch = perm.index(batch)
     # the order of the other axes, numbered without the batch axis
@@ -633,7 +633,7 @@ def _gather(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     x = imp.activation_input(node, any_batch_axis=True)
     index = imp.const(node, 1, "the indices")
     full = imp.onnx_shape(x)
-    axis = int(_attr(node, "axis", 0)) % len(full)
+    axis = int(node_attr(node, "axis", 0)) % len(full)
     batch = imp.batch_axis(x)
     if axis == batch:
         raise imp.error(node, "gathering along the batch axis is not supported")
@@ -690,14 +690,14 @@ def _slice(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 
 @converter("BatchNormalization")
 def _batchnorm(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    if _attr(node, "training_mode", 0):
+    if node_attr(node, "training_mode", 0):
         raise imp.error(node, "BatchNormalization in training mode; export the model in eval() mode")
     x = imp.activation_input(node)
     params = {"gamma": imp.const(node, 1, "scale"), "beta": imp.const(node, 2, "bias"),
               "mean": imp.const(node, 3, "running mean"), "var": imp.const(node, 4, "running variance")}
     params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
     imp.add(ops.BatchNorm(imp.layer_name(node, 1), [x], [node.output[0]],
-                          attrs={"eps": float(_attr(node, "epsilon", 1e-5))}, params=params))
+                          attrs={"eps": float(node_attr(node, "epsilon", 1e-5))}, params=params))
 
 
 @converter("Cast", "CastLike")
@@ -707,8 +707,8 @@ def _cast(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     if node.op_type == "CastLike" and node.input[0] in imp.consts:
         imp.consts[node.output[0]] = np.asarray(imp.consts[node.input[0]], dtype=np.float32)
         return
-    if node.op_type == "Cast" and _attr(node, "to", onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
-        to = onnx.TensorProto.DataType.Name(_attr(node, "to", 0))
+    if node.op_type == "Cast" and node_attr(node, "to", onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
+        to = onnx.TensorProto.DataType.Name(node_attr(node, "to", 0))
         raise imp.error(node, f"a cast of an activation to {to}; edgecompile computes on float32 activations "
                               "(remove the cast from the model)")
     imp.add(ops.Identity(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
@@ -723,110 +723,6 @@ def _identity(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     imp.add(ops.Identity(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]]))
 
 
-def _recurrent_outputs(imp: OnnxImporter, node: onnx.NodeProto, seq: str, body, steps: int, cell: str,
-                       out_all: str | None, out_last: str | None, all_batch: int, last_batch: int,
-                       all_extra: tuple, last_extra: tuple) -> None:
-    """Add the Recurrent node and views giving its outputs the ONNX node's shapes: every step
-    (with `all_extra` axes of size 1, e.g. ONNX's num_directions) and/or the final state."""
-    from .recurrent import recurrent_node
-
-    name = imp.layer_name(node)
-    hidden = body.shape(body.outputs[0])[0]
-    if out_all:
-        every = imp.graph.unique_tensor_name(f"{name}/steps")
-        imp.add(recurrent_node(name, seq, every, body, steps, cell, "all"))
-        imp.view(node, every, (steps,) + all_extra + (hidden,), all_batch, out_all)
-        if out_last:
-            last = imp.graph.unique_tensor_name(f"{name}/last")
-            imp.add(ops.Slice(f"{name}.last", [every], [last], attrs={"starts": [steps - 1, 0], "steps": [1, 1],
-                                                                       "out_shape": [1, hidden]}))
-            imp.view(node, last, last_extra + (hidden,), last_batch, out_last)
-    elif out_last:
-        final = imp.graph.unique_tensor_name(f"{name}/final")
-        imp.add(recurrent_node(name, seq, final, body, steps, cell, "last"))
-        imp.view(node, final, last_extra + (hidden,), last_batch, out_last)
-
-
-@converter("GRU", "LSTM", "RNN")
-def _onnx_recurrent(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    """ONNX's recurrent layers (nn.GRU/LSTM/RNN exported by PyTorch): one direction, one layer."""
-    from . import recurrent
-
-    x = imp.activation_input(node, any_batch_axis=True)
-    layout = int(_attr(node, "layout", 0))
-    if imp.batch_axis(x) != (0 if layout else 1):
-        raise imp.error(node, f"the input's batch axis is at position {imp.batch_axis(x)}, but layout={layout} "
-                              f"expects it at {0 if layout else 1}")
-    if _decode(_attr(node, "direction", "forward")) != "forward":
-        raise imp.error(node, "only forward (not reverse or bidirectional) recurrent layers are supported")
-    if _attr(node, "clip") is not None:
-        raise imp.error(node, "cell clipping is not supported")
-    hidden = int(_attr(node, "hidden_size"))
-    gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[node.op_type]
-    w = imp.const(node, 1, "W")[0].astype(np.float64)
-    r = imp.const(node, 2, "R")[0].astype(np.float64)
-    b = imp.optional_const(node, 3)
-    b = np.zeros(2 * gates * hidden) if b is None else np.asarray(b, np.float64)[0]
-    steps, d = imp.graph.shape(x)
-    lens = imp.optional_const(node, 4)
-    if lens is not None and not np.all(np.asarray(lens) == steps):
-        raise imp.error(node, "sequence_lens must be the full length (padded sequences are not supported)")
-    for i, what in ((5, "initial_h"), (6, "initial_c")):
-        init = imp.optional_const(node, i) if i < len(node.input) else None
-        if i < len(node.input) and node.input[i] and (init is None or np.any(np.asarray(init) != 0)):
-            raise imp.error(node, f"a nonzero or computed {what} is not supported (states start at zero)")
-    activations = [_decode(a).lower() for a in (_attr(node, "activations") or [])]
-    name = imp.layer_name(node)
-    if node.op_type == "GRU":
-        if activations not in ([], ["sigmoid", "tanh"]):
-            raise imp.error(node, f"GRU activations {activations}: only the default sigmoid, tanh")
-        body = recurrent.gru_body(name, d, hidden, w, r, b, bool(_attr(node, "linear_before_reset", 0)))
-    elif node.op_type == "LSTM":
-        if activations not in ([], ["sigmoid", "tanh", "tanh"]):
-            raise imp.error(node, f"LSTM activations {activations}: only the default sigmoid, tanh, tanh")
-        if len(node.input) > 7 and node.input[7]:
-            raise imp.error(node, "peephole connections are not supported")
-        if len(node.output) > 2 and node.output[2] and imp.uses.get(node.output[2], 0):
-            raise imp.error(node, "the final cell state Y_c is not supported as an output")
-        body = recurrent.lstm_body(name, d, hidden, w, r, b)
-    else:
-        act = activations[0] if activations else "tanh"
-        if act not in ("tanh", "relu", "sigmoid"):
-            raise imp.error(node, f"RNN activation {act}: use tanh, relu or sigmoid")
-        body = recurrent.elman_body(name, d, hidden, w, r, b, act)
-    out_all = node.output[0] if len(node.output) > 0 and node.output[0] and imp.uses.get(node.output[0]) else None
-    out_last = node.output[1] if len(node.output) > 1 and node.output[1] and imp.uses.get(node.output[1]) else None
-    # Y is (T, num_directions, N, H) [layout 1: (N, T, dirs, H)], Y_h (dirs, N, H) [layout 1: (N, dirs, H)]
-    _recurrent_outputs(imp, node, x, body, steps, node.op_type, out_all, out_last,
-                       0 if layout else 2, 0 if layout else 1, (1,), (1,))
-
-
-def _fast_rnn(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    """edgecompile.nn.RNN of a FastRNN or FastGRNN cell (inputs: x then the cell's parameters)."""
-    from . import recurrent
-
-    x = imp.activation_input(node)
-    steps, d = imp.graph.shape(x)
-    hidden = int(_attr(node, "hidden_size"))
-    params = [np.asarray(imp.const(node, i, f"parameter {i}"), np.float64) for i in range(1, len(node.input))]
-    w_rank, u_rank = int(_attr(node, "w_rank", 0)), int(_attr(node, "u_rank", 0))
-    w = [params.pop(0) for _ in range(2 if w_rank else 1)]
-    u = [params.pop(0) for _ in range(2 if u_rank else 1)]
-    nonlinearity = _decode(_attr(node, "nonlinearity", "tanh"))
-    name = imp.layer_name(node)
-    if node.op_type == "FastRNN":
-        bias, alpha, beta = params
-        body = recurrent.fastrnn_body(name, d, hidden, w, u, bias, float(alpha[0]), float(beta[0]), nonlinearity)
-    else:
-        bias_gate, bias_update, zeta, nu = params
-        body = recurrent.fastgrnn_body(name, d, hidden, w, u, bias_gate, bias_update, float(zeta[0]), float(nu[0]),
-                                       nonlinearity)
-    every = _attr(node, "return_sequences", 0)
-    _recurrent_outputs(imp, node, x, body, steps, node.op_type, node.output[0] if every else None,
-                       None if every else node.output[0], 0, 0, (), ())
-
-
-CUSTOM_CONVERTERS.update({"FastRNN": _fast_rnn, "FastGRNN": _fast_rnn})
 
 
 def input_shapes(shape) -> list[tuple[int, ...]] | None:

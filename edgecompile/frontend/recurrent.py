@@ -13,14 +13,20 @@ GRU       r, z = sigmoid(W_{r,z} x + U_{r,z} h + b);  n = tanh(W_n x + b_in + r 
 LSTM      i, f, o = sigmoid(...), g = tanh(...);  c' = f c + i g;  h' = o tanh(c')
 RNN       h' = act(W x + U h + b)
 Low-rank W = W1 W2 (and U = U1 U2) stay two small products: t = W2 x, then W1 t.
+
+The ONNX converters of recurrent layers (ONNX's GRU, LSTM and RNN, and edgecompile.nn's
+FastRNN/FastGRNN nodes) are here too, registered with the importer when the frontend
+package is imported.
 """
 from __future__ import annotations
 
 import numpy as np
+import onnx
 
 from .. import ops
 from ..ir import Graph
 from ..ops import activation
+from .onnx_frontend import CUSTOM_CONVERTERS, OnnxImporter, converter, decode_attr, node_attr
 
 
 def sigmoid(v: float) -> float:
@@ -168,3 +174,104 @@ def recurrent_node(name: str, seq: str, out: str, body: Graph, steps: int, cell:
                                                     "mode": mode, "cell": cell})
     node.body = body
     return node
+
+
+# -- ONNX converters ---------------------------------------------------------------------------
+def _recurrent_outputs(imp: OnnxImporter, node: onnx.NodeProto, seq: str, body, steps: int, cell: str,
+                       out_all: str | None, out_last: str | None, all_batch: int, last_batch: int,
+                       all_extra: tuple, last_extra: tuple) -> None:
+    """Add the Recurrent node and views giving its outputs the ONNX node's shapes: every step
+    (with `all_extra` axes of size 1, e.g. ONNX's num_directions) and/or the final state."""
+    name = imp.layer_name(node)
+    hidden = body.shape(body.outputs[0])[0]
+    if out_all:
+        every = imp.graph.unique_tensor_name(f"{name}/steps")
+        imp.add(recurrent_node(name, seq, every, body, steps, cell, "all"))
+        imp.view(node, every, (steps,) + all_extra + (hidden,), all_batch, out_all)
+        if out_last:
+            last = imp.graph.unique_tensor_name(f"{name}/last")
+            imp.add(ops.Slice(f"{name}.last", [every], [last], attrs={"starts": [steps - 1, 0], "steps": [1, 1],
+                                                                       "out_shape": [1, hidden]}))
+            imp.view(node, last, last_extra + (hidden,), last_batch, out_last)
+    elif out_last:
+        final = imp.graph.unique_tensor_name(f"{name}/final")
+        imp.add(recurrent_node(name, seq, final, body, steps, cell, "last"))
+        imp.view(node, final, last_extra + (hidden,), last_batch, out_last)
+
+
+@converter("GRU", "LSTM", "RNN")
+def _onnx_recurrent(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """ONNX's recurrent layers (nn.GRU/LSTM/RNN exported by PyTorch): one direction, one layer."""
+    x = imp.activation_input(node, any_batch_axis=True)
+    layout = int(node_attr(node, "layout", 0))
+    if imp.batch_axis(x) != (0 if layout else 1):
+        raise imp.error(node, f"the input's batch axis is at position {imp.batch_axis(x)}, but layout={layout} "
+                              f"expects it at {0 if layout else 1}")
+    if decode_attr(node_attr(node, "direction", "forward")) != "forward":
+        raise imp.error(node, "only forward (not reverse or bidirectional) recurrent layers are supported")
+    if node_attr(node, "clip") is not None:
+        raise imp.error(node, "cell clipping is not supported")
+    hidden = int(node_attr(node, "hidden_size"))
+    gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[node.op_type]
+    w = imp.const(node, 1, "W")[0].astype(np.float64)
+    r = imp.const(node, 2, "R")[0].astype(np.float64)
+    b = imp.optional_const(node, 3)
+    b = np.zeros(2 * gates * hidden) if b is None else np.asarray(b, np.float64)[0]
+    steps, d = imp.graph.shape(x)
+    lens = imp.optional_const(node, 4)
+    if lens is not None and not np.all(np.asarray(lens) == steps):
+        raise imp.error(node, "sequence_lens must be the full length (padded sequences are not supported)")
+    for i, what in ((5, "initial_h"), (6, "initial_c")):
+        init = imp.optional_const(node, i) if i < len(node.input) else None
+        if i < len(node.input) and node.input[i] and (init is None or np.any(np.asarray(init) != 0)):
+            raise imp.error(node, f"a nonzero or computed {what} is not supported (states start at zero)")
+    activations = [decode_attr(a).lower() for a in (node_attr(node, "activations") or [])]
+    name = imp.layer_name(node)
+    if node.op_type == "GRU":
+        if activations not in ([], ["sigmoid", "tanh"]):
+            raise imp.error(node, f"GRU activations {activations}: only the default sigmoid, tanh")
+        body = gru_body(name, d, hidden, w, r, b, bool(node_attr(node, "linear_before_reset", 0)))
+    elif node.op_type == "LSTM":
+        if activations not in ([], ["sigmoid", "tanh", "tanh"]):
+            raise imp.error(node, f"LSTM activations {activations}: only the default sigmoid, tanh, tanh")
+        if len(node.input) > 7 and node.input[7]:
+            raise imp.error(node, "peephole connections are not supported")
+        if len(node.output) > 2 and node.output[2] and imp.uses.get(node.output[2], 0):
+            raise imp.error(node, "the final cell state Y_c is not supported as an output")
+        body = lstm_body(name, d, hidden, w, r, b)
+    else:
+        act = activations[0] if activations else "tanh"
+        if act not in ("tanh", "relu", "sigmoid"):
+            raise imp.error(node, f"RNN activation {act}: use tanh, relu or sigmoid")
+        body = elman_body(name, d, hidden, w, r, b, act)
+    out_all = node.output[0] if len(node.output) > 0 and node.output[0] and imp.uses.get(node.output[0]) else None
+    out_last = node.output[1] if len(node.output) > 1 and node.output[1] and imp.uses.get(node.output[1]) else None
+    # Y is (T, num_directions, N, H) [layout 1: (N, T, dirs, H)], Y_h (dirs, N, H) [layout 1: (N, dirs, H)]
+    _recurrent_outputs(imp, node, x, body, steps, node.op_type, out_all, out_last,
+                       0 if layout else 2, 0 if layout else 1, (1,), (1,))
+
+
+def _fast_rnn(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    """edgecompile.nn.RNN of a FastRNN or FastGRNN cell (inputs: x then the cell's parameters)."""
+    x = imp.activation_input(node)
+    steps, d = imp.graph.shape(x)
+    hidden = int(node_attr(node, "hidden_size"))
+    params = [np.asarray(imp.const(node, i, f"parameter {i}"), np.float64) for i in range(1, len(node.input))]
+    w_rank, u_rank = int(node_attr(node, "w_rank", 0)), int(node_attr(node, "u_rank", 0))
+    w = [params.pop(0) for _ in range(2 if w_rank else 1)]
+    u = [params.pop(0) for _ in range(2 if u_rank else 1)]
+    nonlinearity = decode_attr(node_attr(node, "nonlinearity", "tanh"))
+    name = imp.layer_name(node)
+    if node.op_type == "FastRNN":
+        bias, alpha, beta = params
+        body = fastrnn_body(name, d, hidden, w, u, bias, float(alpha[0]), float(beta[0]), nonlinearity)
+    else:
+        bias_gate, bias_update, zeta, nu = params
+        body = fastgrnn_body(name, d, hidden, w, u, bias_gate, bias_update, float(zeta[0]), float(nu[0]),
+                                       nonlinearity)
+    every = node_attr(node, "return_sequences", 0)
+    _recurrent_outputs(imp, node, x, body, steps, node.op_type, node.output[0] if every else None,
+                       None if every else node.output[0], 0, 0, (), ())
+
+
+CUSTOM_CONVERTERS.update({"FastRNN": _fast_rnn, "FastGRNN": _fast_rnn})
