@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -327,6 +328,21 @@ def _json_default(value):
     return str(value)
 
 
+def runtime_closure(runtime_dir: Path, files: list[str]) -> list[str]:
+    """`files` and every runtime header they include ("..." includes), transitively: a kernel's
+    private headers (e.g. its DSP and portable inner products) come along with it."""
+    out, todo = [], list(files)
+    while todo:
+        f = todo.pop(0)
+        if f in out:
+            continue
+        out.append(f)
+        for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)"', (runtime_dir / f).read_text(), re.M):
+            if (runtime_dir / inc).is_file() and inc not in out:
+                todo.append(inc)
+    return out
+
+
 def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, summary: dict) -> None:
     graph = compiled.graph
     name = graph.name
@@ -334,9 +350,8 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
     runtime_dir = resource_dir("runtime_c")
     (root / "src").mkdir()
     (root / "runtime").mkdir()
-    runtime_files = ["ec_fixed.h", "ec_tensor.h", "ec_sections.h"]
-    for base in sorted(em.runtime):
-        runtime_files += [f"{base}.h", f"{base}.c"]
+    runtime_files = runtime_closure(runtime_dir, ["ec_fixed.h", "ec_tensor.h", "ec_sections.h"]
+                                    + [f"{base}{ext}" for base in sorted(em.runtime) for ext in (".h", ".c")])
     for f in runtime_files:
         shutil.copy2(runtime_dir / f, root / "runtime" / f)
     env = template_env()
