@@ -15,6 +15,7 @@ import numpy as np
 
 from . import __version__
 from .c_api import io_parameters
+from .c_calls import name_arguments
 from .ir import Graph, c_identifier
 from .passes.plan_memory import MemoryPlan, scratch_name
 from .resources import resource_dir
@@ -151,7 +152,7 @@ class Emitter:
         self.body.append(Statement(code, "raw"))
 
     def call(self, code: str) -> None:
-        self.body.append(Statement(code + ";"))
+        self.body.append(Statement(name_arguments(code) + ";"))
 
     def comment(self, text: str) -> None:
         self.body.append(Statement(text, "comment"))
