@@ -46,6 +46,8 @@ class Op(Node):
     same_position: ClassVar[bool] = False
     #: Runtime C files (without extension) the generated code needs for this op.
     runtime_files: ClassVar[tuple[str, ...]] = ()
+    #: Its kernels read and write int8 only: inputs and outputs stay 8-bit whatever --act-bits says.
+    int8_only: ClassVar[bool] = False
 
     # -- float graph -------------------------------------------------------
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

@@ -38,6 +38,7 @@ class Lut(Op):
     in_place = True
     same_position = True
     runtime_files = ("ec_elementwise",)
+    int8_only = True  # a 256-entry table indexed by an int8 code
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         return graph.shape(self.inputs[0])

@@ -16,6 +16,7 @@ from .linear import Linear
 
 class PackedMixin:
     runtime_files = ("ec_packed",)
+    int8_only = True  # the packed kernels take int8 activations
 
     def overwrite_orders(self, graph):
         """The packed kernels read every input channel for each output channel: no overwriting."""

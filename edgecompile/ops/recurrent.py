@@ -29,6 +29,7 @@ from .base import Op, register
 class Recurrent(Op):
     op_type = "Recurrent"
     runtime_files = ("ec_layout",)
+    int8_only = True  # a cell's sequence and states are int8
 
     body: Graph = None  # set by the frontend (or the manifest reader)
 

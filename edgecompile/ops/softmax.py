@@ -18,6 +18,7 @@ EXP_FRAC_BITS = 15
 class Softmax(Op):
     op_type = "Softmax"
     runtime_files = ("ec_softmax",)
+    int8_only = True
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         shape = graph.shape(self.inputs[0])

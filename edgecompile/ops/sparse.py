@@ -23,6 +23,7 @@ _C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.d
 
 class SparseMixin:
     runtime_files = ("ec_sparse",)
+    int8_only = True  # the sparse kernels take int8 activations
 
     def overwrite_orders(self, graph):
         """The sparse kernels read every input channel for each output channel: no overwriting."""

@@ -228,7 +228,7 @@ def assign_activation_bits(graph: Graph, options: QuantOptions) -> None:
         graph.tensors[name].bits = output_width(graph, name, options)
     narrow = set(graph.inputs) | {t for t in graph.outputs if output_width(graph, t, options) == 8}
     for node in graph.nodes:
-        if node.op_type in EIGHT_BIT_OPS:
+        if node.int8_only:
             narrow.update(node.inputs)
             narrow.update(node.outputs)
     for node in reversed(graph.nodes):  # a pool or view keeps its input's width: narrow that too
@@ -260,9 +260,6 @@ def output_width(graph: Graph, tensor: str, options: QuantOptions) -> int:
     compressed = writer is not None and writer.name in options.compressed_layers
     return 16 if graph.tensors[tensor].size <= WIDE_OUTPUT_MAX and not compressed else 8
 
-
-# Ops whose inputs and outputs are int8 whatever --act-bits says.
-EIGHT_BIT_OPS = {"Lut", "Softmax", "Recurrent", "SparseLinear", "SparseConv2d", "PackedLinear", "PackedConv2d"}
 
 
 def final_tensors(graph: Graph) -> set[str]:
