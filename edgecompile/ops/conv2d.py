@@ -130,6 +130,35 @@ class Conv2d(SlidingWindow, WeightedOp):
                 out += plane * w[None, :, i, j, None, None]
         return out
 
+    def float_products(self, graph: Graph, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """W . x for run_int's exact float path: (N, OC, OH, OW), a new array of x's dtype, padding read as
+        the input's zero point.  Depthwise: a multiply-add per tap in place; 1x1 unpadded: one matrix
+        product per sample; else one per sample and group on the im2col columns."""
+        fill = self.pad_value(graph)
+        n, c = x.shape[:2]
+        oc, cpg, kh, kw = w.shape
+        g = self.groups
+        (sh, sw), pads, (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
+        oh = conv_output_size(x.shape[2], kh, sh, pads[0], pads[2], dh)
+        ow = conv_output_size(x.shape[3], kw, sw, pads[1], pads[3], dw)
+        if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
+            if oc != c:
+                x = np.repeat(x, oc // c, axis=1)
+            pt, pl, pb, pr = pads
+            xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill) if any(pads) else x
+            out = np.zeros((n, oc, oh, ow), dtype=x.dtype)
+            term = np.empty_like(out)
+            for i in range(kh):
+                for j in range(kw):
+                    plane = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                    out += np.multiply(plane, w[None, :, 0, i, j, None, None], out=term)
+            return out
+        if g == 1 and (kh, kw) == (1, 1) and not any(pads):
+            return np.matmul(w.reshape(oc, c), x[:, :, ::sh, ::sw].reshape(n, c, oh * ow)).reshape(n, oc, oh, ow)
+        win = patches(x, kh, kw, (sh, sw), pads, fill, (dh, dw))  # (N, C, OH, OW, KH, KW)
+        cols = win.reshape(n, g, cpg, oh, ow, kh, kw).transpose(0, 1, 2, 5, 6, 3, 4).reshape(n, g, -1, oh * ow)
+        return np.matmul(w.reshape(g, oc // g, -1), cols).reshape(n, oc, oh, ow)
+
     def run_float(self, x: np.ndarray) -> np.ndarray:
         y = self._products(np.asarray(x, np.float64), np.asarray(self.params["weight"], np.float64))
         if "bias" in self.params:
