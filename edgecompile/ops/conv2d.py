@@ -40,6 +40,27 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
     return win[:, :, ::stride[0], ::stride[1], ::dh, ::dw]
 
 
+TAP_CHUNK = 1 << 15  # output values per group of samples in tap_sum: its working set stays in cache
+
+
+def tap_sum(xp: np.ndarray, w: np.ndarray, out_size, stride, dilation) -> np.ndarray:
+    """sum over taps (i, j) of w[c, i, j] * xp[:, c] shifted by that tap, in tap order: (N, C, OH, OW).
+    xp is the padded input.  Each output value is its own chain of float operations, so working a
+    few samples at a time (for the cache) gives the same values as the whole batch at once."""
+    (oh, ow), (sh, sw), (dh, dw) = out_size, stride, dilation
+    n, c = xp.shape[:2]
+    out = np.zeros((n, c, oh, ow), dtype=np.result_type(xp, w))
+    term = np.empty_like(out)
+    step = max(1, TAP_CHUNK // max(c * oh * ow, 1))
+    for b in range(0, n, step):
+        o, t, x = out[b:b + step], term[b:b + step], xp[b:b + step]
+        for i in range(w.shape[1]):
+            for j in range(w.shape[2]):
+                plane = x[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                o += np.multiply(plane, w[None, :, i, j, None, None], out=t)
+    return out
+
+
 @register
 class Conv2d(SlidingWindow, WeightedOp):
     op_type = "Conv2d"
@@ -104,7 +125,8 @@ class Conv2d(SlidingWindow, WeightedOp):
         if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
             return self._tap_products(np.repeat(x, oc // c, axis=1) if oc != c else x, w[:, 0], fill)
         (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill).transpose(1, 0, 2, 3)
+        xp = (np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill) if any((pt, pl, pb, pr))
+              else x).transpose(1, 0, 2, 3)
         oh = conv_output_size(x.shape[2], kh, sh, pt, pb, dh)
         ow = conv_output_size(x.shape[3], kw, sw, pl, pr, dw)
         out = np.zeros((oc, n * oh * ow), dtype=x.dtype)
@@ -120,15 +142,10 @@ class Conv2d(SlidingWindow, WeightedOp):
     def _tap_products(self, x: np.ndarray, w: np.ndarray, fill: int = 0) -> np.ndarray:
         """Depthwise: out[:, c] = sum over taps (i, j) of w[c, i, j] * the input plane shifted by that tap."""
         (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
+        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill) if any((pt, pl, pb, pr)) else x
         oh = conv_output_size(x.shape[2], w.shape[1], sh, pt, pb, dh)
         ow = conv_output_size(x.shape[3], w.shape[2], sw, pl, pr, dw)
-        out = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
-        for i in range(w.shape[1]):
-            for j in range(w.shape[2]):
-                plane = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
-                out += plane * w[None, :, i, j, None, None]
-        return out
+        return tap_sum(xp, w, (oh, ow), (sh, sw), (dh, dw))
 
     def float_products(self, graph: Graph, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         """W . x for run_int's exact float path: (N, OC, OH, OW), a new array of x's dtype, padding read as
@@ -144,15 +161,7 @@ class Conv2d(SlidingWindow, WeightedOp):
         if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
             if oc != c:
                 x = np.repeat(x, oc // c, axis=1)
-            pt, pl, pb, pr = pads
-            xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill) if any(pads) else x
-            out = np.zeros((n, oc, oh, ow), dtype=x.dtype)
-            term = np.empty_like(out)
-            for i in range(kh):
-                for j in range(kw):
-                    plane = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
-                    out += np.multiply(plane, w[None, :, 0, i, j, None, None], out=term)
-            return out
+            return self._tap_products(x, w[:, 0], fill)
         if g == 1 and (kh, kw) == (1, 1) and not any(pads):
             return np.matmul(w.reshape(oc, c), x[:, :, ::sh, ::sw].reshape(n, c, oh * ow)).reshape(n, oc, oh, ow)
         win = patches(x, kh, kw, (sh, sw), pads, fill, (dh, dw))  # (N, C, OH, OW, KH, KW)

@@ -81,7 +81,7 @@ class WeightedOp(Op):
         rows = weight.reshape(n, -1)
         # f_w per output channel: the largest with no clipping of that channel's weights;
         # per tensor, all channels take the smallest (the channel with the largest weights).
-        f_w = np.array([self._weight_frac_bits(r, bits, options) for r in rows], dtype=np.int64)
+        f_w = self._rows_frac_bits(rows, bits, options)
         per_channel = self.wants_per_channel(options)
         if not per_channel:
             f_w[:] = f_w.min()
@@ -151,6 +151,13 @@ class WeightedOp(Op):
                 "a zero-pointed output needs shifts >= -7 and z a multiple of 2^-s (quantize() keeps them so)"
             offsets = offsets + np.where(s >= 0, int(z_out) << np.maximum(s, 0), int(z_out) >> np.maximum(-s, 0))
         return offsets
+
+    @classmethod
+    def _rows_frac_bits(cls, rows: np.ndarray, bits: int, options) -> np.ndarray:
+        """_weight_frac_bits of every row of a 2-D array; for minmax all rows at once (the same f each)."""
+        if getattr(options, "weight_method", "minmax") == "minmax":
+            return numerics.frac_bits_for_intervals(rows.min(axis=1), rows.max(axis=1), bits)
+        return np.array([cls._weight_frac_bits(r, bits, options) for r in rows], dtype=np.int64)
 
     @staticmethod
     def _weight_frac_bits(row: np.ndarray, bits: int, options) -> int:

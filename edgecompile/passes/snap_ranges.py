@@ -109,10 +109,7 @@ def weight_noise(layer, c: float, options: QuantOptions) -> float:
     if not live.any():
         return 0.0
     bits = options.weight_bits_for(layer.name)
-    if getattr(options, "weight_method", "minmax") == "minmax":  # WeightedOp._weight_frac_bits, all rows at once
-        f = numerics.frac_bits_for_intervals(rows.min(axis=1), rows.max(axis=1), bits)
-    else:
-        f = np.array([layer._weight_frac_bits(r, bits, options) for r in rows], dtype=np.int64)
+    f = layer._rows_frac_bits(rows, bits, options)
     if not layer.wants_per_channel(options):
         f[:] = f.min()
     err = layer._quantize_weights(rows, f, bits) * np.ldexp(1.0, -f)[:, None] - rows
