@@ -67,6 +67,11 @@ def test_conv_fast_path_equals_reference(rng, geometry, zero_point):
     assert (y == 127).any() and (y == -128).any()  # the clamps were exercised
 
 
+def test_depthwise_in_several_groups_of_samples(rng):
+    g, node = conv_graph(rng, 8, 40, 41, 8, (3, 3), (1, 1), (1, 1, 1, 1), 8, zero_point=-128)
+    check(g, node, inputs(rng, g, 9))  # 8 * 40 * 41 outputs a sample: tap_sum takes them 2 at a time
+
+
 def test_rounding_ties_left_shifts_and_large_right_shifts(rng):
     g, node = conv_graph(rng, 4, 6, 6, 8, (3, 3), pads=(1, 1, 1, 1))
     node.qparams["shift"] = np.array([-3, 0, 1, 2, 13, 20, 24, 31], dtype=np.int8)
@@ -91,8 +96,8 @@ def test_int16_inputs_take_the_float64_path_and_stay_exact(rng, monkeypatch):
     g, node = conv_graph(rng, 8, 6, 6, 4, (3, 3), pads=(1, 1, 1, 1), in_bits=16, shifts=(14, 18), bias_scale=10 ** 6)
     dtypes = []
     products = ops.Conv2d.float_products
-    monkeypatch.setattr(ops.Conv2d, "float_products", lambda self, g_, x, w: dtypes.append(x.dtype) or products(
-        self, g_, x, w))
+    monkeypatch.setattr(ops.Conv2d, "float_products", lambda self, g_, x, w, dtype: dtypes.append(dtype) or products(
+        self, g_, x, w, dtype))
     check(g, node, inputs(rng, g, 3, bits=16))
     assert dtypes == [np.float64]  # 8 * 9 * 128 * 32768 is beyond float32's 2^24
 

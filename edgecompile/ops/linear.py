@@ -47,8 +47,8 @@ class Linear(WeightedOp):
         w = self.qparams["weight"]
         return exact_integer_products(lambda x, w: x @ w.T, x_q, w, w)
 
-    def float_products(self, graph: Graph, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        return x @ w.T
+    def float_products(self, graph: Graph, x_q: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+        return x_q.astype(dtype) @ w.astype(dtype).T
 
     def emit_c(self, em) -> None:
         from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, weighted_args

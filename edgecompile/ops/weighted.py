@@ -185,9 +185,9 @@ class WeightedOp(Op):
         """W . x in int64 (exact), output channel on axis 1; run_int adds the bias."""
         raise NotImplementedError
 
-    def float_products(self, graph: Graph, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """W . x of integer-valued float arrays x, w (one dtype), output channel on channel_axis, a new
-        array.  The sums may be taken in any order: the caller proves them exact (run_int)."""
+    def float_products(self, graph: Graph, x_q: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+        """W . x of the integers x_q, w computed in the float `dtype`, output channel on channel_axis, a
+        new array.  The sums may be taken in any order: the caller proves them exact (run_int)."""
         raise NotImplementedError
 
     def pad_value(self, graph: Graph) -> int:
@@ -217,7 +217,7 @@ class WeightedOp(Op):
         if need > numerics.ACC_MAX:  # (an 8-bit layer quantize() accepted never gets here)
             return self.run_int_reference(graph, x_q)
         dtype = np.float32 if need < 1 << 24 else np.float64
-        acc = self.float_products(graph, x_q.astype(dtype), w.astype(dtype))
+        acc = self.float_products(graph, x_q, w, dtype)
         return numerics.requantize_float(acc, bias, shifts, self.qattrs["act_min"], self.qattrs["act_max"],
                                          self.channel_axis % acc.ndim)
 
