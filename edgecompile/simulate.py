@@ -6,6 +6,9 @@ an exported project's manifest.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from . import numerics
@@ -32,10 +35,41 @@ def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
     return parts[0].reshape(x.shape) if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
+WORKERS = min(2, os.cpu_count() or 1)  # threads that simulate parts of a batch at once
+MIN_PART = 8  # samples: smaller batches run whole
+_pool: ThreadPoolExecutor | None = None
+
+
+def batch_parts(graph: Graph, n: int) -> list[slice]:
+    """The parts of a batch of n samples that threads may simulate at once: each sample's integer
+    inference depends on that sample alone and is exact, so the parts' results, put together, are
+    the whole batch's, bit for bit (numpy releases the GIL in its loops).  A graph with a recurrent
+    cell, whose op keeps state between calls, runs whole."""
+    if WORKERS < 2 or n < 2 * MIN_PART or any(getattr(node, "body", None) is not None for node in graph.nodes):
+        return [slice(0, n)]
+    step = -(-n // WORKERS)
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def map_parts(fn, parts: list):
+    """[fn(part) for part in parts], the parts in threads when there are several."""
+    global _pool
+    if len(parts) == 1:
+        return [fn(parts[0])]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="edgecompile-sim")
+    return list(_pool.map(fn, parts))
+
+
 def run_integer(graph: Graph, x_q: np.ndarray, keep_all: bool = False):
     """Integer inference on a batch (N, *sample_shape) of int8 inputs (see Graph for several)."""
-    env = evaluate_integer(graph, graph.split_inputs(x_q))
-    return env if keep_all else graph.join_outputs(env)
+    x_q = np.asarray(x_q)
+    parts = batch_parts(graph, len(x_q))
+    envs = map_parts(lambda part: evaluate_integer(graph, graph.split_inputs(x_q[part])), parts)
+    if not keep_all:
+        outputs = [graph.join_outputs(env) for env in envs]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+    return envs[0] if len(envs) == 1 else {t: np.concatenate([env[t] for env in envs]) for t in envs[0]}
 
 
 def evaluate_integer(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
