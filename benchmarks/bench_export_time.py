@@ -38,7 +38,8 @@ def run(work: Path, model: str, repeat: int) -> dict:
     from edgecompile.frontend import load_model
 
     files = cnn_zoo.save(model, work / "zoo")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT)] + os.environ.get("PYTHONPATH", "").split(os.pathsep))}
+    path = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "edgecompile.cli", "export", str(files["model"]), "--calib",
                     str(files["calib"]), "-o", str(work / "cli"), "-q"], check=True, env=env, capture_output=True)

@@ -216,7 +216,7 @@ class Graph:
         The passes ask for the same evaluation several times (the reference of one float graph on the
         same samples), so the outputs of the last few are kept, by the digest of everything they
         depend on: a repeat returns a copy of the same floats, a changed graph or input misses."""
-        key = self._float_key(x)
+        key = self.content_key(x)
         if not keep_all and key in _FLOAT_OUTPUTS:
             _FLOAT_OUTPUTS.move_to_end(key)
             return self.join_outputs({t: v.copy() for t, v in _FLOAT_OUTPUTS[key].items()})
@@ -227,15 +227,19 @@ class Graph:
                 _FLOAT_OUTPUTS.popitem(last=False)
         return env if keep_all else self.join_outputs(env)
 
-    def _float_key(self, x: np.ndarray) -> bytes | None:
-        """A digest of the float function (node classes, names, wiring, attrs, params; tensor shapes)
-        and of the input batch; None for a graph with a recurrent cell (its run_float keeps state)."""
+    def content_key(self, x: np.ndarray, quantized: bool = False) -> bytes | None:
+        """A digest of what evaluating the graph on x depends on: node classes, names, wiring, attrs,
+        params, tensor shapes and the input batch, and with `quantized` the integer model too (qattrs,
+        qparams, tensor formats); None for a graph with a recurrent cell (its op keeps state)."""
         if any(getattr(n, "body", None) is not None for n in self.nodes):
             return None
         h = hashlib.blake2b(digest_size=32)
-        _digest(h, (self.inputs, self.outputs, [(t.name, t.shape) for t in self.tensors.values()]))
+        _digest(h, (self.inputs, self.outputs, [(t.name, t.shape) + ((t.frac_bits, t.bits, t.zero_point) if quantized
+                                                                     else ()) for t in self.tensors.values()]))
         for n in self.nodes:
             _digest(h, (type(n).__module__, type(n).__qualname__, n.name, n.inputs, n.outputs, n.attrs, n.params))
+            if quantized:
+                _digest(h, (n.qattrs, n.qparams))
         _digest(h, np.asarray(x))
         return h.digest()
 

@@ -7,6 +7,7 @@ an exported project's manifest.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -90,10 +91,24 @@ def dequantize(graph: Graph, tensor: str, q: np.ndarray) -> np.ndarray:
     return numerics.dequantize(q, t.frac_bits, t.zero_point)
 
 
+DEQUANTIZED_CACHE_SIZE = 4  # run_dequantized results kept (passes compare one quantized graph more than once)
+_dequantized: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+
 def run_dequantized(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """Float in, float out through the integer model (for accuracy figures)."""
+    """Float in, float out through the integer model (for accuracy figures).  The last few results
+    are kept by Graph.content_key (the integer model and x): a repeat returns a copy of the same values."""
+    key = graph.content_key(x, quantized=True)
+    if key in _dequantized:
+        _dequantized.move_to_end(key)
+        return _dequantized[key].copy()
     y_q = graph.split_outputs(run_integer(graph, quantize_input(graph, x)))
-    return graph.join_outputs({t: dequantize(graph, t, q) for t, q in y_q.items()})
+    y = graph.join_outputs({t: dequantize(graph, t, q) for t, q in y_q.items()})
+    if key is not None:
+        _dequantized[key] = np.array(y, copy=True)
+        while len(_dequantized) > DEQUANTIZED_CACHE_SIZE:
+            _dequantized.popitem(last=False)
+    return y
 
 
 def output_error(graph: Graph, x: np.ndarray, reference: np.ndarray) -> float:

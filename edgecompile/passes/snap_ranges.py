@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import numerics, ops, simulate
+from .. import ops, simulate
 from ..ir import Graph
 from .equalize import PASS_THROUGH, scale_inputs, scale_outputs
 from .quantize import QuantOptions, TensorRange, format_for, quantize_graph, sample_error, zero_pointed
