@@ -41,7 +41,7 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
 
 
 TAP_CHUNK = 1 << 15  # output values per group of samples in tap_sum: its working set stays in cache
-SMALL_PLANE = 100  # output planes of fewer pixels: tap_sum works channels-last (one long row per pixel)
+SHORT_ROWS = 4  # tap_sum works channels-last when the output rows are this many times shorter than the channels
 
 
 def padded(x: np.ndarray, pads, fill, dtype) -> np.ndarray:
@@ -58,11 +58,11 @@ def padded(x: np.ndarray, pads, fill, dtype) -> np.ndarray:
 def tap_sum(xp: np.ndarray, w: np.ndarray, out_size, stride, dilation) -> np.ndarray:
     """sum over taps (i, j) of w[c, i, j] * xp[:, c] shifted by that tap, in tap order: (N, C, OH, OW).
     xp is the padded input.  Each output value is its own chain of float operations, so working a
-    few samples at a time (for the cache), or channels-last (small planes), gives the same values."""
+    few samples at a time (for the cache), or channels-last (short rows), gives the same values."""
     (oh, ow), (sh, sw), (dh, dw) = out_size, stride, dilation
     n, c = xp.shape[:2]
     dtype = np.result_type(xp, w)
-    if oh * ow < SMALL_PLANE:
+    if ow * SHORT_ROWS < c:  # numpy's loops would run over rows of a few pixels: run over the channels
         x = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))
         out = np.zeros((n, oh, ow, c), dtype=dtype)
         term = np.empty_like(out)
