@@ -215,8 +215,12 @@ class Graph:
 
         The passes ask for the same evaluation several times (the reference of one float graph on the
         same samples), so the outputs of the last few are kept, by the digest of everything they
-        depend on: a repeat returns a copy of the same floats, a changed graph or input misses."""
+        depend on: a repeat returns a copy of the same floats, a changed graph or input misses.  The
+        tensors of the last keep_all evaluation are kept as well (calibration's and cross-layer
+        equalization's statistics read the same graph's), as read-only arrays."""
         key = self.content_key(x)
+        if keep_all and key is not None and _float_env[0] == key:
+            return dict(_float_env[1])
         if not keep_all and key in _FLOAT_OUTPUTS:
             _FLOAT_OUTPUTS.move_to_end(key)
             return self.join_outputs({t: v.copy() for t, v in _FLOAT_OUTPUTS[key].items()})
@@ -225,6 +229,11 @@ class Graph:
             _FLOAT_OUTPUTS[key] = {t: env[t].copy() for t in self.outputs}
             while len(_FLOAT_OUTPUTS) > FLOAT_CACHE_SIZE:
                 _FLOAT_OUTPUTS.popitem(last=False)
+            if keep_all:  # the last whole evaluation is kept too, read-only (its readers only read)
+                for v in env.values():
+                    v.flags.writeable = False
+                small = sum(v.nbytes for v in env.values()) <= FLOAT_ENV_BYTES
+                _float_env[:] = [key, dict(env)] if small else [None, None]
         return env if keep_all else self.join_outputs(env)
 
     def content_key(self, x: np.ndarray, quantized: bool = False) -> bytes | None:
@@ -254,6 +263,8 @@ class Graph:
 
 FLOAT_CACHE_SIZE = 8  # float evaluations whose outputs Graph.run_float keeps
 _FLOAT_OUTPUTS: OrderedDict[bytes, dict[str, np.ndarray]] = OrderedDict()
+FLOAT_ENV_BYTES = 256 << 20  # the last keep_all evaluation (every tensor) is kept up to this size
+_float_env: list = [None, None]  # [key, env] of the last keep_all evaluation
 
 
 def _digest(h, value) -> None:

@@ -7,6 +7,7 @@ an exported project's manifest.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,6 +39,7 @@ def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
 
 WORKERS = min(2, os.cpu_count() or 1)  # threads that simulate parts of a batch at once
 MIN_PART = 8  # samples: smaller batches run whole
+POOL_NAME = "edgecompile-sim"
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -55,22 +57,42 @@ def batch_parts(graph: Graph, n: int) -> list[slice]:
 def map_parts(fn, parts: list):
     """[fn(part) for part in parts], the parts in threads when there are several."""
     global _pool
-    if len(parts) == 1:
-        return [fn(parts[0])]
+    if len(parts) == 1 or threading.current_thread().name.startswith(POOL_NAME):  # (no waiting on itself)
+        return [fn(part) for part in parts]
     if _pool is None:
-        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="edgecompile-sim")
+        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix=POOL_NAME)
     return list(_pool.map(fn, parts))
 
 
+OUTPUTS_CACHE_SIZE = 4  # run_integer results kept (the passes and the export ask for some twice)
+_outputs: OrderedDict[bytes, np.ndarray] = OrderedDict()
+_outputs_lock = threading.Lock()
+
+
 def run_integer(graph: Graph, x_q: np.ndarray, keep_all: bool = False):
-    """Integer inference on a batch (N, *sample_shape) of int8 inputs (see Graph for several)."""
+    """Integer inference on a batch (N, *sample_shape) of int8 inputs (see Graph for several).
+
+    The outputs of the last few runs are kept by Graph.content_key (the integer model and x_q):
+    range snapping and equalization measure one quantized graph twice, and the export simulates
+    the calibration samples it measured; a repeat returns a copy of the same integers."""
     x_q = np.asarray(x_q)
+    key = None if keep_all else graph.content_key(x_q, quantized=True)
+    with _outputs_lock:
+        if key is not None and key in _outputs:
+            _outputs.move_to_end(key)
+            return _outputs[key].copy()
     parts = batch_parts(graph, len(x_q))
     envs = map_parts(lambda part: evaluate_integer(graph, graph.split_inputs(x_q[part])), parts)
-    if not keep_all:
-        outputs = [graph.join_outputs(env) for env in envs]
-        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
-    return envs[0] if len(envs) == 1 else {t: np.concatenate([env[t] for env in envs]) for t in envs[0]}
+    if keep_all:
+        return envs[0] if len(envs) == 1 else {t: np.concatenate([env[t] for env in envs]) for t in envs[0]}
+    outputs = [graph.join_outputs(env) for env in envs]
+    y = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+    if key is not None:
+        with _outputs_lock:
+            _outputs[key] = np.array(y, copy=True)
+            while len(_outputs) > OUTPUTS_CACHE_SIZE:
+                _outputs.popitem(last=False)
+    return y
 
 
 def evaluate_integer(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -91,24 +113,10 @@ def dequantize(graph: Graph, tensor: str, q: np.ndarray) -> np.ndarray:
     return numerics.dequantize(q, t.frac_bits, t.zero_point)
 
 
-DEQUANTIZED_CACHE_SIZE = 4  # run_dequantized results kept (passes compare one quantized graph more than once)
-_dequantized: OrderedDict[bytes, np.ndarray] = OrderedDict()
-
-
 def run_dequantized(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """Float in, float out through the integer model (for accuracy figures).  The last few results
-    are kept by Graph.content_key (the integer model and x): a repeat returns a copy of the same values."""
-    key = graph.content_key(x, quantized=True)
-    if key in _dequantized:
-        _dequantized.move_to_end(key)
-        return _dequantized[key].copy()
+    """Float in, float out through the integer model (for accuracy figures)."""
     y_q = graph.split_outputs(run_integer(graph, quantize_input(graph, x)))
-    y = graph.join_outputs({t: dequantize(graph, t, q) for t, q in y_q.items()})
-    if key is not None:
-        _dequantized[key] = np.array(y, copy=True)
-        while len(_dequantized) > DEQUANTIZED_CACHE_SIZE:
-            _dequantized.popitem(last=False)
-    return y
+    return graph.join_outputs({t: dequantize(graph, t, q) for t, q in y_q.items()})
 
 
 def output_error(graph: Graph, x: np.ndarray, reference: np.ndarray) -> float:
