@@ -214,7 +214,7 @@ class WeightedOp(Op):
         x_max = max(abs(int(x_q.min())), abs(int(x_q.max())), abs(self.pad_value(graph)))
         row_sums = np.abs(w.reshape(n, -1).astype(np.int64)).sum(axis=1)
         need = int((row_sums * x_max + np.abs(bias) + np.where(shifts > 0, 1 << np.maximum(shifts - 1, 0), 0)).max())
-        if need > numerics.ACC_MAX:  # (an 8-bit layer quantize() accepted never gets here)
+        if need > numerics.ACC_MAX:  # an accumulator beyond int32 (or a shift near 31): the asserting reference
             return self.run_int_reference(graph, x_q)
         dtype = np.float32 if need < 1 << 24 else np.float64
         acc = self.float_products(graph, x_q, w, dtype)
