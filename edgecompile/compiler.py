@@ -210,8 +210,16 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         equalize(graph, samples, options.equalize)
     timings["passes"] = time.perf_counter() - t0
     log(f"calibrating on {len(samples)} {'synthetic N(0,1)' if synthetic else ''} samples".replace("  ", " "))
-    t0 = time.perf_counter()
+    t0 = lap = time.perf_counter()
+
+    def took(step: str) -> None:  # the seconds of each quantization step, within timings["quantize"]
+        nonlocal lap
+        now = time.perf_counter()
+        timings[step] = timings.get(step, 0.0) + now - lap
+        lap = now
+
     ranges = calibrate(graph, samples)
+    took("calibrate")
     if synthetic:
         apply_batchnorm_ranges(graph, ranges)
     qopts = quant_options(options, graph, synthetic)
@@ -223,12 +231,14 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         equalize_if_better(graph, ranges, qopts, samples, snap=options.snap_ranges, sparse=options.sparse)
     elif rescalable and options.snap_ranges:
         snap_ranges_if_better(graph, ranges, qopts, samples)
+    took("equalize_and_snap")
     precision = None
     if options.act_auto or options.act_bits == 16 or 16 in options.act_layer_bits.values():
         check_layers(graph, options.act_layer_bits)
         chosen, precision = choose_precision(graph, ranges, qopts, samples, options.act_auto)
         qopts.act_layer_bits.update(chosen)
     quantize_graph(graph, ranges, qopts)
+    took("quantize_graph")
     search = rounded = None
     # Trained formats and weights (quantization-aware training) are kept as they are: the C must
     # equal the trained model, so neither the format search nor the weight rounding may move them.
@@ -238,18 +248,22 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         graph.notes.append(f"format search: {len(search.changed)} tensor format(s) moved, output SQNR on the "
                            f"validation half {search.sqnr_before_db:.1f} -> {search.sqnr_after_db:.1f} dB"
                            if search.changed else "format search: the calibrated formats kept (no confirmed gain)")
+        took("format_search")
     if options.weight_rounding == "error-feedback" and not options.param_overrides and not synthetic:
         rounded = round_weights_if_better(graph, samples)
+        took("weight_rounding")
     elif options.weight_rounding not in WEIGHT_ROUNDING:
         raise EdgeCompileError(f"--weight-rounding {options.weight_rounding}: choose one of "
                                f"{', '.join(WEIGHT_ROUNDING)}")
     if options.bias_correction:
         correct_biases(graph, samples)
     sparsity = sparsify(graph, options.sparse)
+    took("sparsify")
     timings["quantize"] = time.perf_counter() - t0
     try:
         plan = plan_memory(graph, options.memory_plan, options.patch_budget)
     except EdgeCompileError as exc:
         raise EdgeCompileError(f"{loaded.source}: {exc}") from None
+    timings["plan_memory"] = time.perf_counter() - t0 - timings["quantize"]
     return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision,
                     softmax_dropped, search, rounded or 0)

@@ -9,7 +9,9 @@ structure.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterable
 
@@ -209,9 +211,46 @@ class Graph:
 
     # -- evaluation ----------------------------------------------------------
     def run_float(self, x: np.ndarray, keep_all: bool = False):
-        """Float reference: x has a leading batch axis.  Returns the output(s), or all tensors."""
+        """Float reference: x has a leading batch axis.  Returns the output(s), or all tensors.
+
+        The passes ask for the same evaluation several times (the reference of one float graph on the
+        same samples), so the outputs of the last few are kept, by the digest of everything they
+        depend on: a repeat returns a copy of the same floats, a changed graph or input misses.  The
+        tensors of the last keep_all evaluation are kept as well (calibration's and cross-layer
+        equalization's statistics read the same graph's), as read-only arrays."""
+        key = self.content_key(x)
+        if keep_all and key is not None and _float_env[0] == key:
+            return dict(_float_env[1])
+        if not keep_all and key in _FLOAT_OUTPUTS:
+            _FLOAT_OUTPUTS.move_to_end(key)
+            return self.join_outputs({t: v.copy() for t, v in _FLOAT_OUTPUTS[key].items()})
         env = self.evaluate(self.split_inputs(x))
+        if key is not None:
+            _FLOAT_OUTPUTS[key] = {t: env[t].copy() for t in self.outputs}
+            while len(_FLOAT_OUTPUTS) > FLOAT_CACHE_SIZE:
+                _FLOAT_OUTPUTS.popitem(last=False)
+            if keep_all:  # the last whole evaluation is kept too, read-only (its readers only read)
+                for v in env.values():
+                    v.flags.writeable = False
+                small = sum(v.nbytes for v in env.values()) <= FLOAT_ENV_BYTES
+                _float_env[:] = [key, dict(env)] if small else [None, None]
         return env if keep_all else self.join_outputs(env)
+
+    def content_key(self, x: np.ndarray, quantized: bool = False) -> bytes | None:
+        """A digest of what evaluating the graph on x depends on: node classes, names, wiring, attrs,
+        params, tensor shapes and the input batch, and with `quantized` the integer model too (qattrs,
+        qparams, tensor formats); None for a graph with a recurrent cell (its op keeps state)."""
+        if any(getattr(n, "body", None) is not None for n in self.nodes):
+            return None
+        h = hashlib.blake2b(digest_size=32)
+        _digest(h, (self.inputs, self.outputs, [(t.name, t.shape) + ((t.frac_bits, t.bits, t.zero_point) if quantized
+                                                                     else ()) for t in self.tensors.values()]))
+        for n in self.nodes:
+            _digest(h, (type(n).__module__, type(n).__qualname__, n.name, n.inputs, n.outputs, n.attrs, n.params))
+            if quantized:
+                _digest(h, (n.qattrs, n.qparams))
+        _digest(h, np.asarray(x))
+        return h.digest()
 
     def evaluate(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Float reference over named inputs (a recurrent cell's body has several): every tensor."""
@@ -220,6 +259,33 @@ class Graph:
             outs = n.run_float(*[env[t] for t in n.inputs])
             env[n.outputs[0]] = np.asarray(outs, dtype=np.float32)
         return env
+
+
+FLOAT_CACHE_SIZE = 8  # float evaluations whose outputs Graph.run_float keeps
+_FLOAT_OUTPUTS: OrderedDict[bytes, dict[str, np.ndarray]] = OrderedDict()
+FLOAT_ENV_BYTES = 256 << 20  # the last keep_all evaluation (every tensor) is kept up to this size
+_float_env: list = [None, None]  # [key, env] of the last keep_all evaluation
+
+
+def _digest(h, value) -> None:
+    """Feed a value of attrs/params (dicts, sequences, arrays, scalars, strings) to a hash, unambiguously."""
+    if isinstance(value, dict):
+        h.update(b"{%d" % len(value))
+        for k, v in value.items():
+            _digest(h, k)
+            _digest(h, v)
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[%d" % len(value))
+        for v in value:
+            _digest(h, v)
+    elif isinstance(value, np.ndarray) and value.dtype.hasobject:
+        _digest(h, ("object array", value.shape, value.reshape(-1).tolist()))
+    elif isinstance(value, np.ndarray):
+        h.update(f"a{value.dtype.str}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).view(np.uint8).reshape(-1) if value.size else b"")
+    else:
+        text = f"{type(value).__name__}:{value!r}".encode()
+        h.update(b"s%d:" % len(text) + text)
 
 
 _C_RESERVED = {

@@ -88,6 +88,27 @@ def rounding_shift_per_channel(acc, shifts, axis: int):
     return rounded * (np.int64(1) << np.maximum(-s, 0))  # s <= 0: exact (the C's clamp-then-shift proof)
 
 
+def requantize_float(acc: np.ndarray, bias, shifts, lo: int, hi: int, axis: int) -> np.ndarray:
+    """Rules 2 and 3 on an accumulator of integers held in a float array (one bias and shift per
+    slice along `axis`), overwriting `acc`; the result as int64.
+
+    Per channel it computes floor(acc * 2^-s + (b + h) * 2^-s), h = 2^(s-1) for s > 0 (else 0), then
+    clamps: that is (acc + b + h) * 2^-s floored, i.e. round half up of (acc + b) * 2^-s for s > 0 and
+    (acc + b) * 2^-s exactly for s <= 0, as rounding_shift.  It is exact, in any float type, when
+    |acc| + |b| + h is below 2^p (p: the type's significand bits, 24 or 53), which the caller proves:
+    multiplying by a power of two is exact, and every sum is an integer below 2^p times 2^-s."""
+    s = np.asarray(shifts, dtype=np.int64)
+    shape = [1] * acc.ndim
+    shape[axis] = -1
+    s = np.broadcast_to(s, (acc.shape[axis],))
+    half = np.where(s > 0, np.left_shift(1, np.maximum(s - 1, 0)), 0)
+    acc *= np.ldexp(1.0, -s).astype(acc.dtype).reshape(shape)
+    acc += np.ldexp(np.asarray(bias, dtype=np.float64) + half, -s).astype(acc.dtype).reshape(shape)
+    np.floor(acc, out=acc)
+    np.clip(acc, lo, hi, out=acc)
+    return acc.astype(np.int64)
+
+
 def align(x, k: int):
     """Move values to k more frac bits: exact x * 2^k for k >= 0, a rule-2 rounding shift for k < 0.
 

@@ -40,6 +40,49 @@ def patches(x: np.ndarray, kh: int, kw: int, stride, pads, fill=0, dilation=(1, 
     return win[:, :, ::stride[0], ::stride[1], ::dh, ::dw]
 
 
+TAP_CHUNK = 1 << 15  # output values per group of samples in tap_sum: its working set stays in cache
+SHORT_ROWS = 4  # tap_sum works channels-last when the output rows are this many times shorter than the channels
+
+
+def padded(x: np.ndarray, pads, fill, dtype) -> np.ndarray:
+    """x (N, C, H, W) as `dtype` inside a border of `fill` (pads: top, left, bottom, right): one copy."""
+    pt, pl, pb, pr = pads
+    n, c, h, w = x.shape
+    if not any(pads):
+        return np.asarray(x, dtype=dtype)
+    xp = np.full((n, c, h + pt + pb, w + pl + pr), fill, dtype=dtype)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    return xp
+
+
+def tap_sum(xp: np.ndarray, w: np.ndarray, out_size, stride, dilation) -> np.ndarray:
+    """sum over taps (i, j) of w[c, i, j] * xp[:, c] shifted by that tap, in tap order: (N, C, OH, OW).
+    xp is the padded input.  Each output value is its own chain of float operations, so working a
+    few samples at a time (for the cache), or channels-last (short rows), gives the same values."""
+    (oh, ow), (sh, sw), (dh, dw) = out_size, stride, dilation
+    n, c = xp.shape[:2]
+    dtype = np.result_type(xp, w)
+    if ow * SHORT_ROWS < c:  # numpy's loops would run over rows of a few pixels: run over the channels
+        x = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))
+        out = np.zeros((n, oh, ow, c), dtype=dtype)
+        term = np.empty_like(out)
+        for i in range(w.shape[1]):
+            for j in range(w.shape[2]):
+                plane = x[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw, :]
+                out += np.multiply(plane, w[:, i, j], out=term)
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    out = np.zeros((n, c, oh, ow), dtype=dtype)
+    term = np.empty_like(out)
+    step = max(1, TAP_CHUNK // max(c * oh * ow, 1))
+    for b in range(0, n, step):
+        o, t, x = out[b:b + step], term[b:b + step], xp[b:b + step]
+        for i in range(w.shape[1]):
+            for j in range(w.shape[2]):
+                plane = x[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+                o += np.multiply(plane, w[None, :, i, j, None, None], out=t)
+    return out
+
+
 @register
 class Conv2d(SlidingWindow, WeightedOp):
     op_type = "Conv2d"
@@ -104,7 +147,8 @@ class Conv2d(SlidingWindow, WeightedOp):
         if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
             return self._tap_products(np.repeat(x, oc // c, axis=1) if oc != c else x, w[:, 0], fill)
         (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill).transpose(1, 0, 2, 3)
+        xp = (np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill) if any((pt, pl, pb, pr))
+              else x).transpose(1, 0, 2, 3)
         oh = conv_output_size(x.shape[2], kh, sh, pt, pb, dh)
         ow = conv_output_size(x.shape[3], kw, sw, pl, pr, dw)
         out = np.zeros((oc, n * oh * ow), dtype=x.dtype)
@@ -120,15 +164,31 @@ class Conv2d(SlidingWindow, WeightedOp):
     def _tap_products(self, x: np.ndarray, w: np.ndarray, fill: int = 0) -> np.ndarray:
         """Depthwise: out[:, c] = sum over taps (i, j) of w[c, i, j] * the input plane shifted by that tap."""
         (sh, sw), (pt, pl, pb, pr), (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
-        xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
         oh = conv_output_size(x.shape[2], w.shape[1], sh, pt, pb, dh)
         ow = conv_output_size(x.shape[3], w.shape[2], sw, pl, pr, dw)
-        out = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
-        for i in range(w.shape[1]):
-            for j in range(w.shape[2]):
-                plane = xp[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
-                out += plane * w[None, :, i, j, None, None]
-        return out
+        return tap_sum(padded(x, (pt, pl, pb, pr), fill, x.dtype), w, (oh, ow), (sh, sw), (dh, dw))
+
+    def float_products(self, graph: Graph, x_q: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+        """W . x for run_int's exact float path: (N, OC, OH, OW) in `dtype`, a new array, padding read as
+        the input's zero point.  Depthwise: a multiply-add per tap (tap_sum); 1x1 unpadded: one matrix
+        product per sample; else one per sample and group on the im2col columns."""
+        fill = self.pad_value(graph)
+        n, c = x_q.shape[:2]
+        oc, cpg, kh, kw = w.shape
+        g = self.groups
+        (sh, sw), pads, (dh, dw) = self.attrs["stride"], self.attrs["pads"], self.dilation
+        oh = conv_output_size(x_q.shape[2], kh, sh, pads[0], pads[2], dh)
+        ow = conv_output_size(x_q.shape[3], kw, sw, pads[1], pads[3], dw)
+        w = w.astype(dtype)
+        if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
+            xp = padded(x_q if oc == c else np.repeat(x_q, oc // c, axis=1), pads, fill, dtype)
+            return tap_sum(xp, w[:, 0], (oh, ow), (sh, sw), (dh, dw))
+        if g == 1 and (kh, kw) == (1, 1) and not any(pads):
+            x = x_q[:, :, ::sh, ::sw].astype(dtype).reshape(n, c, oh * ow)
+            return np.matmul(w.reshape(oc, c), x).reshape(n, oc, oh, ow)
+        win = patches(padded(x_q, pads, fill, dtype), kh, kw, (sh, sw), (0, 0, 0, 0), dilation=(dh, dw))
+        cols = win.reshape(n, g, cpg, oh, ow, kh, kw).transpose(0, 1, 2, 5, 6, 3, 4).reshape(n, g, -1, oh * ow)
+        return np.matmul(w.reshape(g, oc // g, -1), cols).reshape(n, oc, oh, ow)
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
         y = self._products(np.asarray(x, np.float64), np.asarray(self.params["weight"], np.float64))

@@ -47,6 +47,9 @@ class Linear(WeightedOp):
         w = self.qparams["weight"]
         return exact_integer_products(lambda x, w: x @ w.T, x_q, w, w)
 
+    def float_products(self, graph: Graph, x_q: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+        return x_q.astype(dtype) @ w.astype(dtype).T
+
     def emit_c(self, em) -> None:
         from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, weighted_args
         xb, yb = em.element_bytes(self.inputs[0]), em.element_bytes(self.outputs[0])

@@ -81,7 +81,7 @@ class WeightedOp(Op):
         rows = weight.reshape(n, -1)
         # f_w per output channel: the largest with no clipping of that channel's weights;
         # per tensor, all channels take the smallest (the channel with the largest weights).
-        f_w = np.array([self._weight_frac_bits(r, bits, options) for r in rows], dtype=np.int64)
+        f_w = self._rows_frac_bits(rows, bits, options)
         per_channel = self.wants_per_channel(options)
         if not per_channel:
             f_w[:] = f_w.min()
@@ -152,6 +152,13 @@ class WeightedOp(Op):
             offsets = offsets + np.where(s >= 0, int(z_out) << np.maximum(s, 0), int(z_out) >> np.maximum(-s, 0))
         return offsets
 
+    @classmethod
+    def _rows_frac_bits(cls, rows: np.ndarray, bits: int, options) -> np.ndarray:
+        """_weight_frac_bits of every row of a 2-D array; for minmax all rows at once (the same f each)."""
+        if getattr(options, "weight_method", "minmax") == "minmax":
+            return numerics.frac_bits_for_intervals(rows.min(axis=1), rows.max(axis=1), bits)
+        return np.array([cls._weight_frac_bits(r, bits, options) for r in rows], dtype=np.int64)
+
     @staticmethod
     def _weight_frac_bits(row: np.ndarray, bits: int, options) -> int:
         """f of one channel's weights by --weight-method (default minmax: clip no weight)."""
@@ -178,7 +185,44 @@ class WeightedOp(Op):
         """W . x in int64 (exact), output channel on axis 1; run_int adds the bias."""
         raise NotImplementedError
 
+    def float_products(self, graph: Graph, x_q: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+        """W . x of the integers x_q, w computed in the float `dtype`, output channel on channel_axis, a
+        new array.  The sums may be taken in any order: the caller proves them exact (run_int)."""
+        raise NotImplementedError
+
+    def pad_value(self, graph: Graph) -> int:
+        """The code read for an input position outside the input (a padded conv: its zero point)."""
+        return 0
+
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        """The integer layer, computed in float32 (float64 if need be) where that is provably exact, which
+        is nearly always; else by run_int_reference, whose int64 steps spell the same arithmetic out.
+
+        Channel c's partial sums are bounded by sum|w_c| * x_max (x_max: the largest |input| or |pad
+        code|), and with its bias and rounding half h_c = 2^(s_c - 1) (s_c > 0) every value the float
+        path holds is an integer (times a power of two) of magnitude at most
+            need_c = sum|w_c| * x_max + |b_c| + h_c,
+        exact in a float type with p significand bits while need_c < 2^p (numerics.requantize_float).
+        need_c <= ACC_MAX also proves rule 1 (the int32 accumulator) without looking at the data."""
+        x_q = np.asarray(x_q)
+        w = self.qparams["weight"]
+        n = len(w)
+        shifts = self.channel_shifts().astype(np.int64)
+        bias = self.qparams["bias"].astype(np.int64) if "bias" in self.qparams else np.zeros(n, np.int64)
+        if x_q.size == 0 or shifts.min() < -numerics.MAX_SHIFT or shifts.max() > numerics.MAX_SHIFT:
+            return self.run_int_reference(graph, x_q)
+        x_max = max(abs(int(x_q.min())), abs(int(x_q.max())), abs(self.pad_value(graph)))
+        row_sums = np.abs(w.reshape(n, -1).astype(np.int64)).sum(axis=1)
+        need = int((row_sums * x_max + np.abs(bias) + np.where(shifts > 0, 1 << np.maximum(shifts - 1, 0), 0)).max())
+        if need > numerics.ACC_MAX:  # an accumulator beyond int32 (or a shift near 31): the asserting reference
+            return self.run_int_reference(graph, x_q)
+        dtype = np.float32 if need < 1 << 24 else np.float64
+        acc = self.float_products(graph, x_q, w, dtype)
+        return numerics.requantize_float(acc, bias, shifts, self.qattrs["act_min"], self.qattrs["act_max"],
+                                         self.channel_axis % acc.ndim)
+
+    def run_int_reference(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
+        """The integer layer step by step in int64 (rules 1-3): what run_int computes faster."""
         acc = self.accumulate(graph, x_q)
         axis = self.channel_axis % acc.ndim
         if "bias" in self.qparams:

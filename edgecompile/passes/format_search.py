@@ -61,13 +61,18 @@ class FormatSearch:
         self.signal = float(np.sum(self.reference ** 2)) or 1.0
         self.index = {n.outputs[0]: i for i, n in enumerate(graph.nodes)}
         self.desired = {t: graph.tensors[t].frac_bits for t in self.index}  # the formats asked of producers
-        self.env = simulate.evaluate_integer(graph, graph.split_inputs(simulate.quantize_input(graph, x)))
-        self.error = self._error(self.env)
+        x_q = simulate.quantize_input(graph, x)
+        # every tensor, per part of the samples (simulate.batch_parts: the parts run in threads)
+        self.parts = simulate.batch_parts(graph, len(x_q))
+        self.envs = simulate.map_parts(lambda part: simulate.evaluate_integer(graph, graph.split_inputs(x_q[part])),
+                                       self.parts)
+        self.error = self._error(self.envs)
 
-    def _error(self, env: dict[str, np.ndarray]) -> np.ndarray:
+    def _error(self, envs: list[dict[str, np.ndarray]]) -> np.ndarray:
         """The output's squared error on each half of the samples."""
         g = self.graph
-        out = g.join_outputs({t: simulate.dequantize(g, t, env[t]) for t in g.outputs})
+        out = np.concatenate([g.join_outputs({t: simulate.dequantize(g, t, env[t]) for t in g.outputs})
+                              for env in envs])
         per_sample = ((np.asarray(out, np.float64) - self.reference) ** 2).reshape(len(self.reference), -1).sum(1)
         half = (len(per_sample) + 1) // 2
         return np.array([per_sample[:half].sum(), per_sample[half:].sum()])
@@ -107,12 +112,15 @@ class FormatSearch:
                 moved.add(out.name)
         return undo
 
-    def _simulate_from(self, start: int) -> dict[str, np.ndarray]:
+    def _simulate_from(self, start: int) -> list[dict[str, np.ndarray]]:
         g = self.graph
-        env = dict(self.env)
-        for node in g.nodes[start:]:
-            env[node.outputs[0]] = node.run_int(g, *[env[t] for t in node.inputs])
-        return env
+
+        def run(env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            env = dict(env)
+            for node in g.nodes[start:]:
+                env[node.outputs[0]] = node.run_int(g, *[env[t] for t in node.inputs])
+            return env
+        return simulate.map_parts(run, self.envs)
 
     def try_format(self, tensor: str, frac_bits: int) -> bool:
         """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN, else undo."""
@@ -123,10 +131,10 @@ class FormatSearch:
         if any(shifts_left(node.qparams) and not shifts_left(qparams) for node, qparams, *_ in undo):
             self._undo(undo)  # a layer would requantize on the fast kernels' slow path: not for a format
             return False
-        env = self._simulate_from(self.index[undo[0][3].name])
-        error = self._error(env)
+        envs = self._simulate_from(self.index[undo[0][3].name])
+        error = self._error(envs)
         if np.all(error < self.error * (1 - MIN_GAIN)):
-            self.env, self.error = env, error
+            self.envs, self.error = envs, error
             self.desired[tensor] = frac_bits
             return True
         self._undo(undo)

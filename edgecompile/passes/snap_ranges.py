@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import numerics, ops, simulate
+from .. import ops, simulate
 from ..ir import Graph
 from .equalize import PASS_THROUGH, scale_inputs, scale_outputs
 from .quantize import QuantOptions, TensorRange, format_for, quantize_graph, sample_error, zero_pointed
@@ -109,10 +109,7 @@ def weight_noise(layer, c: float, options: QuantOptions) -> float:
     if not live.any():
         return 0.0
     bits = options.weight_bits_for(layer.name)
-    if getattr(options, "weight_method", "minmax") == "minmax":  # WeightedOp._weight_frac_bits, all rows at once
-        f = numerics.frac_bits_for_intervals(rows.min(axis=1), rows.max(axis=1), bits)
-    else:
-        f = np.array([layer._weight_frac_bits(r, bits, options) for r in rows], dtype=np.int64)
+    f = layer._rows_frac_bits(rows, bits, options)
     if not layer.wants_per_channel(options):
         f[:] = f.min()
     err = layer._quantize_weights(rows, f, bits) * np.ldexp(1.0, -f)[:, None] - rows
