@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 from conftest import IN_CI, require_tool
 
+import edgecompile
 from edgecompile import targets as T
 from edgecompile.errors import EdgeCompileError
+from edgecompile.targets import spec
 
 SMOKE = Path(__file__).parent / "data" / "target_smoke"
 QEMU_TARGETS = ["qemu-m0plus", "qemu-m0plus-an385", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-m55"]
@@ -163,12 +165,13 @@ def test_bad_description_names_its_file(tmp_path: Path, text: str, message: str)
 
 
 def test_targets_root_in_a_checkout_and_an_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert T.targets_root() == Path(T.__file__).resolve().parent.parent / "targets"
+    # the data folder at the top of the checkout, not the Python package edgecompile/targets/
+    assert T.targets_root() == Path(edgecompile.__file__).resolve().parent.parent / "targets"
 
     def not_in_package(name: str) -> Path:
         raise EdgeCompileError(f"no {name} in the package")
 
-    monkeypatch.setattr(T, "resource_dir", not_in_package)
+    monkeypatch.setattr(spec, "resource_dir", not_in_package)
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
     with pytest.raises(T.TargetError, match="no targets in the package; nor is it in .*share/edgecompile/targets"):
         T.targets_root()
