@@ -367,6 +367,22 @@ def test_elf_sizes_agree_with_binutils(builds: Builds) -> None:
     assert T.elf_sizes(_built(builds, "host", "smoke", "-O2").elf)["text"] > 0  # 64-bit host ELF too
 
 
+def test_elf_symbols_agree_with_binutils(builds: Builds, tmp_path: Path) -> None:
+    elf = _built(builds, "nucleo-g071rb", "smoke", "-Os", "images").elf
+    listed = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(elf)], capture_output=True, text=True,
+                            check=True).stdout.splitlines()  # fmt: skip
+    # nm: address, size (for symbols that have one), type letter (code, constants and data are in flash), name
+    theirs = sorted((f[3], int(f[0], 16), int(f[1], 16), f[2].upper() in "TRDW") for f in map(str.split, listed)
+                    if len(f) == 4)  # fmt: skip
+    ours = sorted((s.name, s.value & ~1 if s.kind == 2 else s.value, s.size, s.in_flash)  # nm drops the Thumb bit
+                  for s in T.elf_symbols(elf) if s.size)  # fmt: skip
+    assert ours == theirs and any(name == T.MARK_SYMBOL for name, *_ in ours)
+    (tmp_path / "not.elf").write_text("not an ELF file")
+    for read in (T.elf_sizes, T.elf_symbols):
+        with pytest.raises(T.TargetError, match="not a readable ELF file"):
+            read(tmp_path / "not.elf")
+
+
 def test_flash_says_what_is_missing(project: Path, builds: Builds, tmp_path: Path) -> None:
     _built(builds, "nucleo-f446re", "smoke", "-Os", "images")
     tools = tmp_path / "bin"

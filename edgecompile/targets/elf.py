@@ -1,44 +1,34 @@
 """What an ELF file (a linked image or an object) holds: section sizes by the
-memory they occupy, and symbols."""
+memory they occupy, and symbols. Read with pyelftools."""
 
 from __future__ import annotations
 
-import struct
+import io
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import SH_FLAGS
 
 from .spec import TargetError
 
-
-_SHF_WRITE, _SHF_ALLOC, _SHF_EXECINSTR = 0x1, 0x2, 0x4
-_SHT_SYMTAB, _SHT_NOBITS = 2, 8
-
-
-@dataclass(frozen=True)
-class _Section:
-    name: str
-    type: int
-    flags: int
-    offset: int
-    size: int
-    link: int
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 
-def _elf_sections(data: bytes, where: Path) -> list[_Section]:
-    if data[:4] != b"\x7fELF":
-        raise TargetError(f"{where}: not an ELF file")
-    wide = data[4] == 2  # ELFCLASS64
-    end = "<" if data[5] == 1 else ">"
-    shoff = struct.unpack_from(end + ("Q" if wide else "I"), data, 0x28 if wide else 0x20)[0]
-    shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", data, 0x3A if wide else 0x2E)
-    layout = end + ("IIQQQQII" if wide else "IIIIIIII")
-    raw = [struct.unpack_from(layout, data, shoff + i * shentsize) for i in range(shnum)]
-    names = raw[shstrndx][4]
+@contextmanager
+def _reading(elf: Path) -> Iterator[ELFFile]:
+    """``elf`` opened with pyelftools; a file it cannot parse raises TargetError."""
+    # Imported on first use: pyelftools' reader takes some 25 ms to import, which the
+    # commands that never read an ELF file (export, verify, targets) need not pay.
+    from elftools.elf.elffile import ELFFile
 
-    def name_at(offset: int) -> str:
-        return data[offset : data.index(b"\0", offset)].decode()
-
-    return [_Section(name_at(names + s[0]), s[1], s[2], s[4], s[5], s[6]) for s in raw]
+    try:
+        yield ELFFile(io.BytesIO(Path(elf).read_bytes()))  # read whole (they are small): no file left open
+    except ELFError as exc:
+        raise TargetError(f"{elf}: not a readable ELF file ({exc})") from exc
 
 
 def elf_sizes(elf: Path) -> dict[str, int]:
@@ -51,18 +41,20 @@ def elf_sizes(elf: Path) -> dict[str, int]:
     .data image is stored in flash); ram = data + bss + stack. Debug and other
     non-allocated sections are not counted."""
     sizes = dict.fromkeys(("text", "rodata", "data", "bss", "stack"), 0)
-    for s in _elf_sections(Path(elf).read_bytes(), elf):
-        if not s.flags & _SHF_ALLOC:
-            continue
-        if s.name == ".stack":
-            kind = "stack"
-        elif s.type == _SHT_NOBITS:
-            kind = "bss"
-        elif s.flags & _SHF_EXECINSTR:
-            kind = "text"
-        else:
-            kind = "data" if s.flags & _SHF_WRITE else "rodata"
-        sizes[kind] += s.size
+    with _reading(elf) as image:
+        for section in image.iter_sections():
+            flags = section["sh_flags"]
+            if not flags & SH_FLAGS.SHF_ALLOC:
+                continue
+            if section.name == ".stack":
+                kind = "stack"
+            elif section["sh_type"] == "SHT_NOBITS":
+                kind = "bss"
+            elif flags & SH_FLAGS.SHF_EXECINSTR:
+                kind = "text"
+            else:
+                kind = "data" if flags & SH_FLAGS.SHF_WRITE else "rodata"
+            sizes[kind] += section["sh_size"]
     sizes["flash"] = sizes["text"] + sizes["rodata"] + sizes["data"]
     sizes["ram"] = sizes["data"] + sizes["bss"] + sizes["stack"]
     return sizes
@@ -74,31 +66,27 @@ class ElfSymbol:
     value: int
     size: int
     kind: int  # STT_OBJECT 1, STT_FUNC 2, ...
-    in_flash: bool  # defined in an allocated section with contents that is not writable-only RAM
+    in_flash: bool  # defined in an allocated section with contents (code, constants, the .data image)
 
 
 def elf_symbols(elf: Path) -> list[ElfSymbol]:
     """The named symbols of ``elf``'s symbol tables (defined or not)."""
-    data = Path(elf).read_bytes()
-    sections = _elf_sections(data, elf)
-    wide = data[4] == 2
-    end = "<" if data[5] == 1 else ">"
-    entry = struct.Struct(end + ("IBBHQQ" if wide else "IIIBBH"))
+    from elftools.elf.enums import ENUM_ST_INFO_TYPE  # on first use, as in _reading
+
     symbols = []
-    for symtab in (s for s in sections if s.type == _SHT_SYMTAB):
-        strings = sections[symtab.link].offset
-        for offset in range(symtab.offset, symtab.offset + symtab.size, entry.size):
-            fields = entry.unpack_from(data, offset)
-            if wide:
-                name_off, info, _, shndx, value, size = fields
-            else:
-                name_off, value, size, info, _, shndx = fields
-            name = data[strings + name_off : data.index(b"\0", strings + name_off)].decode()
-            if not name:
-                continue
-            home = sections[shndx] if 0 < shndx < len(sections) else None
-            in_flash = bool(home and home.flags & _SHF_ALLOC and home.type != _SHT_NOBITS)
-            symbols.append(ElfSymbol(name, value, size, info & 0xF, in_flash))
+    with _reading(elf) as image:
+        # by section index: does the section occupy flash (allocated, with contents)?
+        stored = [bool(s["sh_flags"] & SH_FLAGS.SHF_ALLOC) and s["sh_type"] != "SHT_NOBITS"
+                  for s in image.iter_sections()]
+        for symtab in image.iter_sections("SHT_SYMTAB"):
+            for symbol in symtab.iter_symbols():
+                if not symbol.name:
+                    continue
+                kind = symbol["st_info"]["type"]  # a name if pyelftools knows the type, else its number
+                home = symbol["st_shndx"]  # a section index, or a name: SHN_UNDEF, SHN_ABS, SHN_COMMON
+                in_flash = isinstance(home, int) and 0 < home < len(stored) and stored[home]
+                symbols.append(ElfSymbol(symbol.name, symbol["st_value"], symbol["st_size"],
+                                         ENUM_ST_INFO_TYPE.get(kind, kind), in_flash))
     return symbols
 
 
