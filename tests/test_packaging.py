@@ -18,6 +18,8 @@ def test_wheel_carries_the_c_assets(tmp_path):
                    "edgecompile/_data/targets/common/ec_platform.h", "edgecompile/cli.py",
                    "edgecompile/targets/__init__.py", "edgecompile/targets/qemu.py"):  # the package, not the data
         assert needed in names, needed
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "Requires-Dist: pyelftools" in zipfile.ZipFile(wheel).read(metadata).decode()  # edgecompile.targets.elf
     # and the installed package looks there: extract it and ask resources where things are
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
