@@ -15,8 +15,11 @@ def test_wheel_carries_the_c_assets(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("edgecompile/_data/templates/model.c.j2", "edgecompile/_data/runtime_c/ec_fixed.h",
                    "edgecompile/_data/runtime_c/ec_conv2d.c", "edgecompile/_data/targets/qemu-m4/target.toml",
-                   "edgecompile/_data/targets/common/ec_platform.h", "edgecompile/cli.py"):
+                   "edgecompile/_data/targets/common/ec_platform.h", "edgecompile/cli.py",
+                   "edgecompile/targets/__init__.py", "edgecompile/targets/qemu.py"):  # the package, not the data
         assert needed in names, needed
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "Requires-Dist: pyelftools" in zipfile.ZipFile(wheel).read(metadata).decode()  # edgecompile.targets.elf
     # and the installed package looks there: extract it and ask resources where things are
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 from conftest import IN_CI, require_tool
 
+import edgecompile
 from edgecompile import targets as T
 from edgecompile.errors import EdgeCompileError
+from edgecompile.targets import spec
 
 SMOKE = Path(__file__).parent / "data" / "target_smoke"
 QEMU_TARGETS = ["qemu-m0plus", "qemu-m0plus-an385", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-m55"]
@@ -163,12 +165,13 @@ def test_bad_description_names_its_file(tmp_path: Path, text: str, message: str)
 
 
 def test_targets_root_in_a_checkout_and_an_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert T.targets_root() == Path(T.__file__).resolve().parent.parent / "targets"
+    # the data folder at the top of the checkout, not the Python package edgecompile/targets/
+    assert T.targets_root() == Path(edgecompile.__file__).resolve().parent.parent / "targets"
 
     def not_in_package(name: str) -> Path:
         raise EdgeCompileError(f"no {name} in the package")
 
-    monkeypatch.setattr(T, "resource_dir", not_in_package)
+    monkeypatch.setattr(spec, "resource_dir", not_in_package)
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
     with pytest.raises(T.TargetError, match="no targets in the package; nor is it in .*share/edgecompile/targets"):
         T.targets_root()
@@ -362,6 +365,22 @@ def test_elf_sizes_agree_with_binutils(builds: Builds) -> None:
     assert sizes["flash"] == text + data and sizes["ram"] == data + bss
     assert sizes["stack"] == T.load_target("nucleo-g071rb").stack_bytes and sizes["text"] > 0
     assert T.elf_sizes(_built(builds, "host", "smoke", "-O2").elf)["text"] > 0  # 64-bit host ELF too
+
+
+def test_elf_symbols_agree_with_binutils(builds: Builds, tmp_path: Path) -> None:
+    elf = _built(builds, "nucleo-g071rb", "smoke", "-Os", "images").elf
+    listed = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(elf)], capture_output=True, text=True,
+                            check=True).stdout.splitlines()  # fmt: skip
+    # nm: address, size (for symbols that have one), type letter (code, constants and data are in flash), name
+    theirs = sorted((f[3], int(f[0], 16), int(f[1], 16), f[2].upper() in "TRDW") for f in map(str.split, listed)
+                    if len(f) == 4)  # fmt: skip
+    ours = sorted((s.name, s.value & ~1 if s.kind == 2 else s.value, s.size, s.in_flash)  # nm drops the Thumb bit
+                  for s in T.elf_symbols(elf) if s.size)  # fmt: skip
+    assert ours == theirs and any(name == T.MARK_SYMBOL for name, *_ in ours)
+    (tmp_path / "not.elf").write_text("not an ELF file")
+    for read in (T.elf_sizes, T.elf_symbols):
+        with pytest.raises(T.TargetError, match="not a readable ELF file"):
+            read(tmp_path / "not.elf")
 
 
 def test_flash_says_what_is_missing(project: Path, builds: Builds, tmp_path: Path) -> None:
