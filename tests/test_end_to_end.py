@@ -193,7 +193,7 @@ def test_padded_convs_read_unsigned_relu_codes_bit_exactly(storage, tmp_path, rn
         assert g.node("3").is_wide(g) and g.node("3") in narrow and "ec_conv2d_any(" in text
     elif storage:  # some padded readers take the packed or sparse kernel
         assert any(isinstance(n, (ops.PackedConv2d, ops.SparseConv2d)) for n in readers)
-    assert re.search(r"ec_conv2d_\w+\([^;]*, 1, 1, -128, ", text)  # pads 1, 1 read -128
+    assert re.search(r"ec_conv2d_\w+\([^;]*/\*pad_top=\*/1, /\*pad_left=\*/1, /\*pad_value=\*/-128, ", text)
     v = verify(result.out_dir, sanitize=bool(storage))
     assert v.ok and v.total == 64, v.first_mismatch
 
