@@ -54,6 +54,12 @@ def load_model(path: str | Path, input_shape: tuple[int, ...] | None = None, tru
     if shape is None:
         raise EdgeCompileError(f"{path}: this PyTorch file does not record its input shape; pass "
                                "--input-shape C,H,W (without the batch axis), or to export, --calib with sample inputs")
-    model = torch_frontend.to_onnx(module, kind, shape, path)
+    if kind == "export":
+        try:  # the fast exporter first (torch_frontend.to_onnx); the dynamo exporter decides errors
+            model = torch_frontend.to_onnx(module, kind, shape, path)
+            return LoadedModel(import_onnx(model, path, tuple(shape)), model, path, kind, module)
+        except EdgeCompileError:
+            pass
+    model = torch_frontend.to_onnx(module, kind, shape, path, dynamo=True)
     graph = import_onnx(model, path, tuple(shape))
     return LoadedModel(graph, model, path, kind, module)
