@@ -104,6 +104,12 @@ def test_int16_inputs_take_the_float64_path_and_stay_exact(rng, monkeypatch):
     assert dtypes == [np.float64]  # 8 * 9 * 128 * 32768 is beyond float32's 2^24
 
 
+def test_int16_depthwise_takes_the_float64_path_and_stays_exact(rng):
+    g, node = conv_graph(rng, 6, 9, 8, 6, (3, 3), (2, 1), (1, 1, 1, 1), 6, in_bits=16, shifts=(14, 18),
+                         bias_scale=10 ** 6)
+    check(g, node, inputs(rng, g, 3, bits=16))  # sums near 9 * 128 * 32768: float64 in PyTorch's conv
+
+
 def test_beyond_int32_falls_back_to_the_reference(rng):
     g, node = conv_graph(rng, 8, 6, 6, 4, (3, 3), pads=(1, 1, 1, 1), bias_scale=0)
     node.qparams["weight"][:] = 127
