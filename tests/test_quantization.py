@@ -289,7 +289,7 @@ def test_16_bit_auto_and_per_layer(digits_lenet, tmp_path):
                                       act_bits="conv2=16", vectors=8))
     g = per_layer.compiled.graph
     wide = {n.name for n in g.nodes if g.tensors[n.outputs[0]].bits == 16}
-    assert wide == {"conv2", "max_pool2d_1", "view", "fc3"}  # the pool and the view after it follow; fc3
+    assert wide == {"conv2", "max_pool2d_1", "reshape", "fc3"}  # the pool and the view after it follow; fc3
     # writes the ten logits, int16 by --output-bits auto
     for bad, match in (("12", "8 or 16"), ("fc9=16", "fc9")):
         with pytest.raises(EdgeCompileError, match=match):

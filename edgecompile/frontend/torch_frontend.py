@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import linecache
 import logging
 import os
 import pickle
@@ -283,11 +284,32 @@ def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path, dynamo
                 mode = torch.onnx.TrainingMode.PRESERVE if kind == "exported-module" else torch.onnx.TrainingMode.EVAL
                 torch.onnx.export(model, examples, buf, dynamo=False, do_constant_folding=False,
                                   opset_version=OPSET, input_names=input_names, output_names=output_names,
-                                  training=mode)
+                                  training=mode, verbose=kind == "exported-module")  # (the source lines)
     except Exception as exc:
         raise EdgeCompileError(f"{source}: PyTorch could not export the model to ONNX (input shape "
                                f"{tuple(input_shape)}): {_reason(exc)}") from None
-    return onnx.load_from_string(buf.getvalue())
+    proto = onnx.load_from_string(buf.getvalue())
+    if kind == "exported-module":
+        _name_after_program(proto)
+    return proto
+
+
+_PROGRAM_FRAME = re.compile(r"^(<eval_with_key>\.\d+)\((\d+)\): forward$", re.M)
+_PROGRAM_LINE = re.compile(r"^\s*(\w+) = torch\.ops\.")
+
+
+def _name_after_program(proto: onnx.ModelProto) -> None:
+    """Name the ONNX nodes traced from an exported program's module after the program's own nodes
+    (node_max_pool2d_1, as the dynamo exporter names them), so that layer names do not depend on
+    the exporter: each node's doc string (verbose export) holds the stack of the trace, whose frame
+    in the program's generated code is the line that calls that node's op."""
+    for node in proto.graph.node:
+        frame = _PROGRAM_FRAME.search(node.doc_string)
+        line = linecache.getline(frame.group(1), int(frame.group(2))) if frame else ""
+        match = _PROGRAM_LINE.match(line)
+        if match and node.op_type != "Constant":
+            node.name = f"node_{match.group(1)}"
+        node.doc_string = ""
 
 
 def run_torch(model, kind: str, x: np.ndarray) -> np.ndarray:

@@ -87,6 +87,8 @@ class TensorRange:
     total: float = 0.0
     total_sq: float = 0.0
     sample: np.ndarray | None = None
+    # format_for's answers: the passes quantize the same ranges again and again (format_memo)
+    formats: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def max_abs(self) -> float:
@@ -108,6 +110,7 @@ class TensorRange:
                    flat)
 
     def add(self, value: np.ndarray, rng: np.random.Generator) -> None:
+        self.formats = {}
         flat = np.asarray(value, dtype=np.float64).reshape(-1)
         self.lo, self.hi = min(self.lo, float(flat.min())), max(self.hi, float(flat.max()))
         self.count += flat.size
@@ -168,9 +171,14 @@ def format_for(r: TensorRange, bits: int, method: str = "minmax", percentile: fl
     (numerics.frac_bits_for_span), each f with its zero_point_for: a ReLU output [0, r] gets z = -128
     and one bit more than a signed code (unsigned codes), a skewed signed tensor up to one bit more,
     a symmetric one the same f."""
-    if not zero_point:
-        return frac_bits_for(r, bits, method, percentile), 0
-    return _shifted_format(r, bits, method, percentile)
+    key = (r.lo, r.hi, r.count, r.total, r.total_sq, bits, method, percentile, zero_point)
+    known = r.formats.get(key)
+    if known is not None and known[0] is r.sample:  # the same values: the same answer
+        return known[1]
+    answer = (frac_bits_for(r, bits, method, percentile), 0) if not zero_point else \
+        _shifted_format(r, bits, method, percentile)
+    r.formats[key] = (r.sample, answer)
+    return answer
 
 
 def sample_error(r: TensorRange, f: int, z: int, bits: int) -> float:
