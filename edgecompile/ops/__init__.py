@@ -1,5 +1,5 @@
-"""The op set.  Adding an op: see README "Adding an op" (file here, kernel in
-runtime_c, import below, frontend mapping, test)."""
+"""The op set, one file per op.  Adding an op: docs/adding-an-op.md (the op's file here, its
+kernel in runtime_c, its import below, its frontend converter, tests, docs)."""
 from .base import OP_TYPES, Op, op_class, register  # noqa: F401
 from . import (add, clip, concat, conv2d, float_only, linear, lut, mul, pool2d, relu, reshape,  # noqa: F401
                packed, recurrent, slice, affine, dual_linear, softmax, sparse, transpose)  # (registration)

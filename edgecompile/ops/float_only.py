@@ -17,6 +17,8 @@ class BatchNorm(Op):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (axis 1)."""
 
     op_type = "BatchNorm"
+    onnx_ops = ("BatchNormalization",)
+    not_trainable = "float-only: folded into the layer before it, before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         return graph.shape(self.inputs[0])
@@ -38,6 +40,8 @@ class Identity(Op):
     """Identity, and Dropout in inference mode."""
 
     op_type = "Identity"
+    onnx_ops = ("Identity", "Dropout")
+    not_trainable = "float-only: removed before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         return graph.shape(self.inputs[0])
@@ -51,6 +55,8 @@ class Pad(Op):
     """Zero padding of the spatial axes; folded into the convolution after it."""
 
     op_type = "Pad"
+    onnx_ops = ("Pad",)
+    not_trainable = "float-only: folded into the convolution after it, before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         c, h, w = graph.shape(self.inputs[0])
