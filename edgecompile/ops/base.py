@@ -58,6 +58,9 @@ class Op(Node):
     made_by: ClassVar[str] = ""
     #: Why edgecompile.qat cannot train through it: "" when its qat_forward does.
     not_trainable: ClassVar[str] = ""
+    #: The pass that removes it before quantization ("" for the ops that are compiled): a float-only
+    #: op has no run_int, emit_c or qat_forward.
+    float_only: ClassVar[str] = ""
 
     # -- float graph -------------------------------------------------------
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:

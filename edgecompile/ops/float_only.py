@@ -18,6 +18,7 @@ class BatchNorm(Op):
 
     op_type = "BatchNorm"
     onnx_ops = ("BatchNormalization",)
+    float_only = "passes/fold_batchnorm.py folds it into the conv/linear before it"
     not_trainable = "float-only: folded into the layer before it, before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
@@ -41,6 +42,7 @@ class Identity(Op):
 
     op_type = "Identity"
     onnx_ops = ("Identity", "Dropout")
+    float_only = "passes/cleanup.py drops it"
     not_trainable = "float-only: removed before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
@@ -56,6 +58,7 @@ class Pad(Op):
 
     op_type = "Pad"
     onnx_ops = ("Pad",)
+    float_only = "passes/fold_pad.py folds it into the convolution after it"
     not_trainable = "float-only: folded into the convolution after it, before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
