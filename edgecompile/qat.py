@@ -12,6 +12,9 @@ value exactly:
     layers    acc = conv/linear(q_x, q_w) + q_b, then sat(floor(acc * 2^-s + 1/2))
     others    the same rules: aligned adds, table lookups, rounded averages...
 
+Each op computes its own step (`qat_forward` in its file under ops/, with the torch helpers of
+ops/qat_support.py); this module holds the trainable module and the training loop.
+
 Rounding uses the straight-through estimator: the forward value is the
 rounded integer, the gradient is that of the unrounded value; saturated values pass no
 gradient.  Weights that are exactly zero when prepared (pruned) stay zero: a mask is
@@ -23,220 +26,20 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import ops
 from .compiler import (CompileOptions, apply_param_overrides, check_layer_bits, check_options, optimize,
                        quant_options)
 from .errors import EdgeCompileError
 from .frontend import LoadedModel, load_model, load_module
+from .ops.qat_support import DTYPE, round_half_up, straight_through
 from .ops.weighted import WeightedOp
 from .passes.factorize import RankSpec
 from .passes.prune import prune
 from .passes.quantize import calibrate, parse_bits, quantize_graph
-
-DTYPE = torch.float64  # exact for every integer below 2^53, so for every int32 accumulator
-
-
-# -- straight-through rounding ------------------------------------------------------------------
-
-def straight_through(value: torch.Tensor, exact: torch.Tensor, lo=None, hi=None) -> torch.Tensor:
-    """`exact` (an integer-valued tensor computed from `value`) in the forward pass, the gradient of
-    `value` in the backward pass, none where `exact` saturated at lo/hi."""
-    grad = value - value.detach()  # exactly 0 in value, d(value) in gradient
-    if lo is not None or hi is not None:
-        inside = torch.ones_like(value, dtype=torch.bool)
-        if lo is not None:
-            inside &= value.detach() > lo - 0.5
-        if hi is not None:
-            inside &= value.detach() < hi + 0.5
-        grad = grad * inside
-    return exact.detach() + grad
-
-
-def round_half_up(v: torch.Tensor) -> torch.Tensor:
-    """Rule 2 / rule 4 on exact float64 values: floor(v + 1/2)."""
-    return torch.floor(v + 0.5)
-
-
-def requantize(acc: torch.Tensor, shifts, lo: int, hi: int, channel_axis: int = 1) -> torch.Tensor:
-    """sat(floor(acc * 2^-s + 1/2)) per channel, straight-through."""
-    s = torch.as_tensor(np.asarray(shifts, dtype=np.float64), dtype=DTYPE)
-    shape = [1] * acc.ndim
-    if s.numel() > 1:
-        shape[channel_axis] = -1
-    scaled = acc * torch.pow(2.0, -s).reshape(shape)
-    return straight_through(scaled, torch.clamp(round_half_up(scaled), lo, hi), lo, hi)
-
-
-# -- the ops, each as the simulator computes it -------------------------------------------------
-
-def _weighted(model: "QATModel", node: WeightedOp, x: torch.Tensor) -> torch.Tensor:
-    q = node.qparams  # quantized from the current weights by node.quantize (see QATModel.forward)
-    n = node.out_channels
-    f_w = np.array(np.broadcast_to(np.asarray(node.qattrs["weight_frac_bits"], dtype=np.float64), (n,)))
-    w = model.weights[node.name] * model.masks[node.name]
-    w_scaled = w * torch.pow(2.0, torch.as_tensor(f_w, dtype=DTYPE)).reshape((n,) + (1,) * (w.ndim - 1))
-    lo, hi = -(1 << (node.qattrs["weight_bits"] - 1)), (1 << (node.qattrs["weight_bits"] - 1)) - 1
-    w_int = straight_through(w_scaled, torch.as_tensor(q["weight"].astype(np.float64), dtype=DTYPE), lo, hi)
-    if isinstance(node, ops.Conv2d):
-        pt, pl, pb, pr = node.attrs["pads"]
-        acc = F.conv2d(F.pad(x, (pl, pr, pt, pb)), w_int, None, tuple(node.attrs["stride"]), 0,
-                       node.dilation, node.groups)
-    else:
-        acc = x @ w_int.T
-    if "bias" in q:
-        f_in = model.graph.tensors[node.inputs[0]].frac_bits
-        b = model.biases[node.name] * torch.pow(2.0, torch.as_tensor(f_in + f_w, dtype=DTYPE))
-        b_int = straight_through(b, torch.as_tensor(q["bias"].astype(np.float64), dtype=DTYPE))
-        shape = [1] * acc.ndim
-        shape[node.channel_axis % acc.ndim] = n
-        acc = acc + b_int.reshape(shape)
-    return requantize(acc, node.channel_shifts(), node.qattrs["act_min"], node.qattrs["act_max"],
-                      node.channel_axis % acc.ndim)
-
-
-def _maxpool(model, node, x):
-    pt, pl, pb, pr = node.attrs["pads"]
-    xp = F.pad(x, (pl, pr, pt, pb), value=-float(1 << 20))
-    return F.max_pool2d(xp, tuple(node.attrs["kernel"]), tuple(node.attrs["stride"]))
-
-
-def _window_sum(node, x):
-    pt, pl, pb, pr = node.attrs["pads"]
-    return F.avg_pool2d(F.pad(x, (pl, pr, pt, pb)), tuple(node.attrs["kernel"]), tuple(node.attrs["stride"]),
-                        divisor_override=1)
-
-
-def _avgpool(model, node, x):
-    k = int(node.qattrs["scale_shift"])
-    total = _window_sum(node, x) * float(1 << max(k, 0))
-    if node.attrs.get("count_include_pad", True):
-        n = float(node.attrs["kernel"][0] * node.attrs["kernel"][1])
-    else:
-        n = _window_sum(node, torch.ones_like(x[:1, :1]))
-    n = n * float(1 << max(-k, 0))
-    exact = torch.div(2 * total + n, 2 * n, rounding_mode="floor")  # rule 5, exact below 2^53
-    q = node.qattrs
-    return straight_through(total / n, torch.clamp(exact, q["act_min"], q["act_max"]), q["act_min"], q["act_max"])
-
-
-def _reshape(model, node, x):
-    return x.reshape((x.shape[0],) + tuple(node.attrs["shape"]))
-
-
-def _transpose(model, node, x):
-    return x.permute([0] + [p + 1 for p in node.attrs["perm"]])
-
-
-def _relu(model, node, x):
-    return torch.clamp(x, min=0)
-
-
-def _clip(model, node, x):
-    return torch.clamp(x, node.qattrs["act_min"], node.qattrs["act_max"])
-
-
-def _align(x: torch.Tensor, k: int) -> torch.Tensor:
-    if k >= 0:
-        return x * float(1 << k)
-    scaled = x * 2.0 ** k
-    return straight_through(scaled, round_half_up(scaled))
-
-
-def _add(model, node, a, b):
-    q = node.qattrs
-    acc = _align(a * q["mult_a"], q["shift_a"]) + _align(b * q["mult_b"], q["shift_b"])
-    return requantize(acc, [q["shift_out"]], q["act_min"], q["act_max"])
-
-
-def _mul(model, node, a, b):
-    q = node.qattrs
-    b = (b - q.get("zero_b", 0)).reshape(tuple(b.shape) + (1,) * (a.ndim - b.ndim))
-    return requantize((a - q.get("zero_a", 0)) * b, [q["shift"]], q["act_min"], q["act_max"])
-
-
-def _concat(model, node, *xs):
-    return torch.cat([_align(x, -s) for x, s in zip(xs, node.qattrs["shifts"])], dim=node.attrs["axis"] + 1)
-
-
-class _TableLookup(torch.autograd.Function):
-    """Forward: the op's exact table; backward: the derivative of the function it tabulates."""
-
-    @staticmethod
-    def forward(ctx, x, table, f_in, f_out, fn):
-        ctx.save_for_backward(x)
-        ctx.fn, ctx.f_in, ctx.f_out = fn, f_in, f_out
-        return table[(x + 128).long()]
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        with torch.enable_grad():
-            real = (x.detach() * 2.0 ** -ctx.f_in).requires_grad_(True)
-            y = ctx.fn(real)
-            (slope,) = torch.autograd.grad(y.sum(), real)
-        return grad * slope * 2.0 ** (ctx.f_out - ctx.f_in), None, None, None, None
-
-
-_TORCH_FUNCTIONS = {"hardswish": F.hardswish, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-                    "silu": F.silu}
-
-
-def _lut(model, node, x):
-    fn = _TORCH_FUNCTIONS.get(node.attrs["fn"])
-    if fn is None:  # hardsigmoid with ONNX's alpha and beta
-        alpha, beta = node.attrs.get("alpha", 1 / 6), node.attrs.get("beta", 0.5)
-
-        def fn(v):
-            return torch.clamp(alpha * v + beta, 0.0, 1.0)
-    table = torch.as_tensor(node.qparams["table"].astype(np.float64), dtype=DTYPE)
-    g = model.graph
-    return _TableLookup.apply(x, table, g.tensors[node.inputs[0]].frac_bits, g.tensors[node.outputs[0]].frac_bits, fn)
-
-
-class _Softmax(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, exp_table, f_in):
-        e = exp_table[(x.max(dim=-1, keepdim=True).values - x).long()]
-        total = e.sum(dim=-1, keepdim=True)
-        y = torch.clamp(torch.div(2 * e * 128 + total, 2 * total, rounding_mode="floor"), -128, 127)
-        ctx.save_for_backward(x)
-        ctx.f_in = f_in
-        return y
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        with torch.enable_grad():
-            real = (x.detach() * 2.0 ** -ctx.f_in).requires_grad_(True)
-            p = torch.softmax(real, dim=-1) * 128.0
-            (g,) = torch.autograd.grad(p, real, grad)
-        return g * 2.0 ** -ctx.f_in, None, None
-
-
-def _softmax(model, node, x):
-    table = torch.as_tensor(node.qparams["exp_table"].astype(np.float64), dtype=DTYPE)
-    return _Softmax.apply(x, table, model.graph.tensors[node.inputs[0]].frac_bits)
-
-
-QAT_OPS: dict[type, Callable] = {  # dispatch on the op's class (subclasses: sparse and packed layers)
-    ops.Conv2d: _weighted, ops.Linear: _weighted, ops.MaxPool2d: _maxpool, ops.AvgPool2d: _avgpool,
-    ops.Reshape: _reshape, ops.Transpose: _transpose, ops.Relu: _relu, ops.Clip: _clip, ops.Add: _add,
-    ops.Mul: _mul, ops.Concat: _concat, ops.Lut: _lut, ops.Softmax: _softmax,
-}
-
-
-def _implementation(node) -> Callable:
-    for cls in type(node).__mro__:
-        if cls in QAT_OPS:
-            return QAT_OPS[cls]
-    raise EdgeCompileError(f"quantization-aware training does not support {node.op_type} ('{node.name}') yet")
-
 
 # -- the module -------------------------------------------------------------------------------
 
@@ -268,7 +71,8 @@ class QATModel(torch.nn.Module):
         self.masks: dict[str, torch.Tensor] = {}
         keys = {}
         for node in graph.nodes:
-            _implementation(node)  # refuse unsupported ops now, not in the first forward pass
+            if not node.trainable():  # refuse unsupported ops now, not in the first forward pass
+                raise node.qat_refusal()
             if isinstance(node, WeightedOp):
                 key = node.name.replace(".", "__")  # ParameterDict keys cannot contain dots
                 keys[node.name] = key
@@ -319,7 +123,7 @@ class QATModel(torch.nn.Module):
         self._requantize_weights()
         env = {self.graph.inputs[0]: self.quantize_input(x)}
         for node in self.graph.nodes:
-            env[node.outputs[0]] = _implementation(node)(self, node, *[env[t] for t in node.inputs])
+            env[node.outputs[0]] = node.qat_forward(self, *[env[t] for t in node.inputs])
         out = env[self.graph.outputs[0]]
         return out if integers else out * 2.0 ** -self.graph.output.frac_bits
 

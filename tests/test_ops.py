@@ -342,3 +342,70 @@ def test_add_zero_points_are_the_signed_add_of_the_values(rng):
         both = add(-128, -128, 0, -128, 127, mult_b, 2, shift_b, shift_out).run_int(None, a, b)
         assert np.array_equal(both, add(0, 0, 0, -128, 127, mult_b, 2, shift_b, shift_out).run_int(None, a + 128,
                                                                                                       b + 128))
+
+
+def test_leaky_relu_bit_exact_on_the_host_and_under_qemu(tmp_path, rng):
+    """ONNX LeakyRelu (its default alpha and a given one) after convolutions: float vs onnxruntime,
+    integer vs float, C vs simulator on the host and on Cortex-M0+ and M4 under QEMU."""
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c1"], ["l1"]),
+             helper.make_node("Conv", ["l1", "W2"], ["c2"]),
+             helper.make_node("LeakyRelu", ["c2"], ["y"], alpha=0.2)]
+    inits = [const("W1", conv_w(rng, 6, 3, 3)), const("B1", rng.standard_normal(6) * 0.5), const("W2", conv_w(rng, 4, 6, 1))]
+    path = save_model(tmp_path, "leaky", nodes, [1, 3, 8, 8], inits)
+    result = compile_and_check(tmp_path, path, (3, 8, 8), rng)
+    leaky = [n for n in result.compiled.graph.nodes if isinstance(n, ops.LeakyRelu)]
+    assert [n.attrs["alpha"] for n in leaky] == [pytest.approx(0.01), pytest.approx(0.2)]
+    assert [n.qattrs["mult"] for n in leaky] == [164, 3277]  # round(alpha * 2^14)
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+    for target in ("qemu-m0plus", "qemu-m4"):
+        v = verify(result.out_dir, target=target)
+        assert v.ok and v.total == 64, (target, v.first_mismatch)
+
+
+def test_leaky_relu_rule_edges():
+    """y = x for x >= 0, else floor(x * m / 2^g + 1/2) saturated, for slopes that tie, flip and saturate."""
+    from fractions import Fraction
+
+    from edgecompile.ir import Graph
+
+    g = Graph()
+    g.add_tensor("x", (256,)).frac_bits = 4
+    g.add_tensor("y", (256,)).frac_bits = 4
+    x = np.arange(-128, 128)
+    for alpha, m, shift in ((0.01, 164, 14), (0.5, 8192, 14), (0.0, 0, 14), (1.0, 1, 0), (-1.0, -1, 0),
+                            (-0.25, -4096, 14), (3.0, 49152, 14)):
+        node = ops.LeakyRelu("l", ["x"], ["y"], attrs={"alpha": alpha})
+        node.quantize(g, None)
+        assert (node.qattrs["mult"], node.qattrs["shift"]) == (m, shift)
+        want = [v if v >= 0 else min(max(int(np.floor(Fraction(v * m, 2 ** shift) + Fraction(1, 2))), -128), 127)
+                for v in x.tolist()]
+        assert node.run_int(g, x[None]).tolist() == [want], alpha
+    half = ops.LeakyRelu("l", ["x"], ["y"], attrs={"alpha": 0.5})
+    half.quantize(g, None)
+    assert half.run_int(g, np.array([[-1, -3, -128, 0, 127]])).tolist() == [[0, -1, -64, 0, 127]]  # ties go up
+
+
+def test_leaky_relu_qat_forward_equals_the_simulator():
+    """nn.LeakyReLU reaches the op through the PyTorch frontend (ONNX LeakyRelu), and QAT's forward
+    pass computes the simulator's integers on it; gradients pass through its negative side."""
+    import torch
+
+    from edgecompile import qat, simulate
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.LeakyReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 4 * 4, 8), torch.nn.LeakyReLU(0.3), torch.nn.Linear(8, 3))
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((32, 2, 6, 6)).astype(np.float32)
+    model = qat.prepare(net, calib, bits=8)
+    assert sum(isinstance(n, ops.LeakyRelu) for n in model.graph.nodes) == 2
+    x = torch.from_numpy(rng.standard_normal((16, 2, 6, 6)).astype(np.float32))
+    model.train()
+    model(x).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        q = model(x, integers=True).numpy().astype(np.int64)
+    g = model.graph
+    assert np.array_equal(q, simulate.run_integer(g, simulate.quantize_input(g, x.numpy())))

@@ -213,6 +213,36 @@ def test_qat_prepare_takes_tensors_and_refuses_bad_specs():
             model.export("unused", **setting)  # it used to export C that differs from the QAT model
 
 
+class _Crop(torch.nn.Module):
+    def forward(self, x):
+        return x[:, :, 1:5, ::2]
+
+
+def test_qat_forward_equals_simulator_through_a_slice_and_refuses_recurrent_layers():
+    """A slice is a selection (exact in QAT); a recurrent layer is refused before training, with the reason."""
+    from edgecompile import qat
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), _Crop(), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 3, 4))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 2, 8, 8)).astype(np.float32)
+    model = qat.prepare(net, x, bits=6)
+    assert any(isinstance(n, ops.Slice) for n in model.graph.nodes)
+    g = model.graph
+    assert np.array_equal(qat_forward_integers(model, x), simulate.run_integer(g, simulate.quantize_input(g, x)))
+
+    class Rnn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = torch.nn.GRU(3, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.gru(x)[0][:, -1]
+
+    with pytest.raises(EdgeCompileError, match=r"does not support Recurrent .*: recurrent cells"):
+        qat.prepare(Rnn(), rng.standard_normal((8, 5, 3)).astype(np.float32))
+
+
 def test_qat_keeps_pruned_weights_at_zero(digits_lenet):
     from edgecompile import qat
 

@@ -501,6 +501,16 @@ def _relu(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     imp.add(ops.Relu(imp.layer_name(node), [x], [node.output[0]]), imp.batch_axis(x))
 
 
+@converter("LeakyRelu")
+def _leaky_relu(imp: OnnxImporter, node: onnx.NodeProto) -> None:
+    alpha = float(node_attr(node, "alpha", 0.01))  # ONNX's (and nn.LeakyReLU's) default
+    if not abs(alpha) <= ops.leaky_relu.MAX_ALPHA:
+        raise imp.error(node, f"alpha = {alpha}: slopes up to {ops.leaky_relu.MAX_ALPHA:g} in magnitude are "
+                              "supported (the int32 product of the C kernel)")
+    imp.add(ops.LeakyRelu(imp.layer_name(node), [imp.activation_input(node)], [node.output[0]],
+                          attrs={"alpha": alpha}))
+
+
 def _pool_common(imp: OnnxImporter, node: onnx.NodeProto):
     x = imp.activation_input(node)
     kernel = [int(k) for k in node_attr(node, "kernel_shape")]

@@ -1,7 +1,7 @@
-"""The op set.  Adding an op: see README "Adding an op" (file here, kernel in
-runtime_c, import below, frontend mapping, test)."""
+"""The op set, one file per op.  Adding an op: docs/adding-an-op.md (the op's file here, its
+kernel in runtime_c, its import below, its frontend converter, tests, docs)."""
 from .base import OP_TYPES, Op, op_class, register  # noqa: F401
-from . import (add, clip, concat, conv2d, float_only, linear, lut, mul, pool2d, relu, reshape,  # noqa: F401
+from . import (add, clip, concat, conv2d, float_only, leaky_relu, linear, lut, mul, pool2d, relu, reshape,  # noqa: F401
                packed, recurrent, slice, affine, dual_linear, softmax, sparse, transpose)  # (registration)
 from .conv2d import Conv2d  # noqa: F401
 from .linear import Linear  # noqa: F401
@@ -22,3 +22,4 @@ from .affine import Affine  # noqa: F401
 from .dual_linear import DualLinear  # noqa: F401
 from .recurrent import Recurrent  # noqa: F401
 from .slice import Slice  # noqa: F401
+from .leaky_relu import LeakyRelu  # noqa: F401

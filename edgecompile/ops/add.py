@@ -47,6 +47,7 @@ def multiplier(scale: float) -> tuple[int, int]:
 @register
 class Add(Op):
     op_type = "Add"
+    onnx_ops = ("Add", "Sum")
     in_place = True
     same_position = True
     runtime_files = ("ec_elementwise",)
@@ -99,6 +100,13 @@ class Add(Op):
         assert acc.size == 0 or (acc.max() <= numerics.ACC_MAX and acc.min() >= numerics.ACC_MIN)
         # sat(v + z_y, lo, hi) == sat(v, lo - z_y, hi - z_y) + z_y, the C's form
         return numerics.requantize(acc, q["shift_out"], q["act_min"] - zy, q["act_max"] - zy) + zy
+
+    def qat_forward(self, model, a, b):
+        from .qat_support import align, requantize
+
+        q = self.qattrs
+        acc = align(a * q["mult_a"], q["shift_a"]) + align(b * q["mult_b"], q["shift_b"])
+        return requantize(acc, [q["shift_out"]], q["act_min"], q["act_max"])
 
     def formats(self, graph: Graph) -> str:
         fa, fb = (self.format_of(graph, t) for t in self.inputs)

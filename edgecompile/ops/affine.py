@@ -18,6 +18,8 @@ from .base import Op, register
 @register
 class Affine(Op):
     op_type = "Affine"
+    made_by = "the recurrent cell builders (frontend/recurrent.py), inside a Recurrent's body"
+    not_trainable = "only inside a recurrent cell, which QAT does not train"
     in_place = True
     same_position = True
     runtime_files = ("ec_elementwise",)

@@ -5,7 +5,10 @@ An op class is a Node subclass with, in one file:
   * cost figures (`param_count`, `macs`, `weight_bytes`),
   * quantization of its parameters (`quantize`),
   * the integer kernel of the simulator (`run_int`, numpy, rules of numerics.py),
-  * its C generation rule (`emit_c`), calling a kernel of runtime_c.
+  * its C generation rule (`emit_c`), calling a kernel of runtime_c,
+  * its quantization-aware-training step (`qat_forward`, torch, for edgecompile.qat),
+and declares where it comes from (`onnx_ops`, or `made_by`).  docs/adding-an-op.md lists every
+step; tests/test_op_completeness.py checks that each op has them.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from .. import tiling
+from ..errors import EdgeCompileError
 from ..ir import Graph, Node
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +52,15 @@ class Op(Node):
     runtime_files: ClassVar[tuple[str, ...]] = ()
     #: Its kernels read and write int8 only: inputs and outputs stay 8-bit whatever --act-bits says.
     int8_only: ClassVar[bool] = False
+    #: The ONNX op types whose converters (frontend/onnx_frontend.py, frontend/recurrent.py) make it.
+    onnx_ops: ClassVar[tuple[str, ...]] = ()
+    #: What makes it when no ONNX converter does (a pass, a cell builder): "" for an imported op.
+    made_by: ClassVar[str] = ""
+    #: Why edgecompile.qat cannot train through it: "" when its qat_forward does.
+    not_trainable: ClassVar[str] = ""
+    #: The pass that removes it before quantization ("" for the ops that are compiled): a float-only
+    #: op has no run_int, emit_c or qat_forward.
+    float_only: ClassVar[str] = ""
 
     # -- float graph -------------------------------------------------------
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
@@ -113,6 +126,22 @@ class Op(Node):
 
     def emit_c(self, em: "Emitter") -> None:
         raise NotImplementedError
+
+    # -- quantization-aware training -----------------------------------------------
+    def qat_forward(self, model, *xs):
+        """run_int in torch for edgecompile.qat: integer-valued float64 tensors in and out (batch axis
+        first), straight-through gradients (ops/qat_support.py).  `model` is the QATModel: its graph
+        (formats), and the trainable weights, biases and masks of weighted layers."""
+        raise self.qat_refusal()
+
+    @classmethod
+    def trainable(cls) -> bool:
+        """Whether the op defines its QAT forward pass."""
+        return cls.qat_forward is not Op.qat_forward
+
+    def qat_refusal(self) -> EdgeCompileError:
+        why = f": {self.not_trainable}" if self.not_trainable else " yet"
+        return EdgeCompileError(f"quantization-aware training does not support {self.op_type} ('{self.name}'){why}")
 
     def formats(self, graph: Graph) -> str:
         """Q-format summary for tables: frac bits of input -> output (and weights)."""

@@ -16,6 +16,7 @@ from .base import Op, register
 @register
 class Clip(Op):
     op_type = "Clip"
+    onnx_ops = ("Clip",)
     preserves_format = True
     in_place = True
     same_position = True
@@ -37,6 +38,11 @@ class Clip(Op):
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         return numerics.saturate(x_q, self.qattrs["act_min"], self.qattrs["act_max"])
+
+    def qat_forward(self, model, x):
+        import torch
+
+        return torch.clamp(x, self.qattrs["act_min"], self.qattrs["act_max"])
 
     def emit_c(self, em) -> None:
         size = int(np.prod(em.graph.shape(self.inputs[0])))

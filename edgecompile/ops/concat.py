@@ -25,6 +25,7 @@ from .base import Op, register
 @register
 class Concat(Op):
     op_type = "Concat"
+    onnx_ops = ("Concat",)
     runtime_files = ("ec_layout",)
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
@@ -63,6 +64,13 @@ class Concat(Op):
         parts = [numerics.saturate(numerics.align(np.asarray(q, np.int64) - z, -s) + zy, lo, hi)
                  for q, s, z in zip(qs, self.qattrs["shifts"], zeros)]
         return np.concatenate(parts, axis=self.attrs["axis"] + 1)
+
+    def qat_forward(self, model, *xs):
+        import torch
+
+        from .qat_support import align
+
+        return torch.cat([align(x, -s) for x, s in zip(xs, self.qattrs["shifts"])], dim=self.attrs["axis"] + 1)
 
     def formats(self, graph: Graph) -> str:
         fs = ",".join(self.format_of(graph, t) for t in self.inputs)

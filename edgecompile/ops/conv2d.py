@@ -103,6 +103,7 @@ def torch_conv2d(xp: np.ndarray, w: np.ndarray, stride, dilation, groups: int) -
 @register
 class Conv2d(SlidingWindow, WeightedOp):
     op_type = "Conv2d"
+    onnx_ops = ("Conv",)
     runtime_files = ("ec_conv2d_fast", "ec_conv2d_mve", "ec_fast")
 
     @property
@@ -215,6 +216,13 @@ class Conv2d(SlidingWindow, WeightedOp):
         if "bias" in self.params:
             y = y + np.asarray(self.params["bias"], dtype=np.float64)[None, :, None, None]
         return self.run_float_act(y)
+
+    def qat_products(self, x, w_int):
+        import torch.nn.functional as F
+
+        pt, pl, pb, pr = self.attrs["pads"]
+        return F.conv2d(F.pad(x, (pl, pr, pt, pb)), w_int, None, tuple(self.attrs["stride"]), 0, self.dilation,
+                        self.groups)
 
     def accumulate(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         w = self.qparams["weight"]

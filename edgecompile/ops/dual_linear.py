@@ -23,6 +23,8 @@ from .base import Op, register
 @register
 class DualLinear(Op):
     op_type = "DualLinear"
+    made_by = "the recurrent cell builders (frontend/recurrent.py), inside a Recurrent's body"
+    not_trainable = "only inside a recurrent cell, which QAT does not train"
     runtime_files = ("ec_recurrent",)
 
     def _shape(self, key: str) -> tuple[int, int]:

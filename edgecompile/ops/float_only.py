@@ -17,6 +17,9 @@ class BatchNorm(Op):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (axis 1)."""
 
     op_type = "BatchNorm"
+    onnx_ops = ("BatchNormalization",)
+    float_only = "passes/fold_batchnorm.py folds it into the conv/linear before it"
+    not_trainable = "float-only: folded into the layer before it, before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         return graph.shape(self.inputs[0])
@@ -38,6 +41,9 @@ class Identity(Op):
     """Identity, and Dropout in inference mode."""
 
     op_type = "Identity"
+    onnx_ops = ("Identity", "Dropout")
+    float_only = "passes/cleanup.py drops it"
+    not_trainable = "float-only: removed before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         return graph.shape(self.inputs[0])
@@ -51,6 +57,9 @@ class Pad(Op):
     """Zero padding of the spatial axes; folded into the convolution after it."""
 
     op_type = "Pad"
+    onnx_ops = ("Pad",)
+    float_only = "passes/fold_pad.py folds it into the convolution after it"
+    not_trainable = "float-only: folded into the convolution after it, before quantization"
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         c, h, w = graph.shape(self.inputs[0])

@@ -18,6 +18,7 @@ from .weighted import WeightedOp, exact_integer_products
 @register
 class Linear(WeightedOp):
     op_type = "Linear"
+    onnx_ops = ("Gemm", "MatMul")
     runtime_files = ("ec_linear_fast", "ec_linear_mve", "ec_fast")
 
     channel_axis = -1
@@ -42,6 +43,9 @@ class Linear(WeightedOp):
         if "bias" in self.params:
             y = y + np.asarray(self.params["bias"], dtype=np.float64)
         return self.run_float_act(y)
+
+    def qat_products(self, x, w_int):
+        return x @ w_int.T
 
     def accumulate(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         w = self.qparams["weight"]

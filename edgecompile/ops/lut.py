@@ -35,6 +35,7 @@ FUNCTIONS = {  # name -> f(x, **attrs)
 @register
 class Lut(Op):
     op_type = "Lut"
+    onnx_ops = ("HardSwish", "HardSigmoid", "Sigmoid", "Tanh")
     in_place = True
     same_position = True
     runtime_files = ("ec_elementwise",)
@@ -69,6 +70,35 @@ class Lut(Op):
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         lo, _ = numerics.qrange(graph.tensors[self.inputs[0]].bits)
         return self.qparams["table"].astype(np.int64)[np.asarray(x_q, dtype=np.int64) - lo]
+
+    def torch_function(self):
+        """The tabulated function in torch, for the QAT gradient."""
+        import torch
+        import torch.nn.functional as F
+
+        named = {"hardswish": F.hardswish, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu}
+        if self.attrs["fn"] in named:
+            return named[self.attrs["fn"]]
+        alpha, beta = self.attrs.get("alpha", 1 / 6), self.attrs.get("beta", 0.5)  # hardsigmoid, ONNX's alpha, beta
+        return lambda v: torch.clamp(alpha * v + beta, 0.0, 1.0)
+
+    def qat_forward(self, model, x):
+        """Forward: the exact table; backward: the derivative of the function it tabulates."""
+        import torch
+
+        from .qat_support import Surrogate, as_tensor
+
+        table = as_tensor(self.qparams["table"])
+        fn = self.torch_function()
+        f_in, f_out = (model.graph.tensors[t].frac_bits for t in (self.inputs[0], self.outputs[0]))
+
+        def gradient(x, grad):
+            with torch.enable_grad():
+                real = (x.detach() * 2.0 ** -f_in).requires_grad_(True)
+                (slope,) = torch.autograd.grad(fn(real).sum(), real)
+            return grad * slope * 2.0 ** (f_out - f_in)
+
+        return Surrogate.apply(x, lambda x: table[(x + 128).long()], gradient)
 
     def emit_c(self, em) -> None:
         table = em.const_array(f"{self.name}_table", "int8_t", self.qparams["table"])

@@ -20,6 +20,7 @@ from .base import Op, register
 @register
 class Mul(Op):
     op_type = "Mul"
+    onnx_ops = ("Mul",)
     in_place = True
     same_position = True
     runtime_files = ("ec_elementwise",)
@@ -66,6 +67,13 @@ class Mul(Op):
         b = b.reshape(b.shape + (1,) * (np.ndim(a_q) - np.ndim(b)))
         return numerics.requantize((np.asarray(a_q, np.int64) - q.get("zero_a", 0)) * b, q["shift"], q["act_min"],
                                    q["act_max"])
+
+    def qat_forward(self, model, a, b):
+        from .qat_support import requantize
+
+        q = self.qattrs
+        b = (b - q.get("zero_b", 0)).reshape(tuple(b.shape) + (1,) * (a.ndim - b.ndim))
+        return requantize((a - q.get("zero_a", 0)) * b, [q["shift"]], q["act_min"], q["act_max"])
 
     def emit_c(self, em) -> None:
         outer, inner, so, si = self._broadcast(em.graph)

@@ -2,7 +2,7 @@
 
 Same arithmetic as their dense classes (quantization and the simulator's kernel are
 inherited); only storage and the C kernel differ (edgecompile/packing.py, runtime_c/ec_packed.c).
-passes/pack_weights.py swaps a layer of 4 or fewer weight bits for its packed class.
+passes/sparsify.py swaps a layer of 4 or fewer weight bits for its packed class.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from .linear import Linear
 
 
 class PackedMixin:
+    onnx_ops = ()
+    made_by = "passes/sparsify.py, from a layer of 4 or fewer weight bits"
     runtime_files = ("ec_packed",)
     int8_only = True  # the packed kernels take int8 activations
 

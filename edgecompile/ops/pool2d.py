@@ -66,6 +66,7 @@ class Pool2d(SlidingWindow, Op):
 @register
 class MaxPool2d(Pool2d):
     op_type = "MaxPool2d"
+    onnx_ops = ("MaxPool",)
     keeps_codes = True  # the max of codes is the code of the max, for any zero point
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
@@ -78,6 +79,13 @@ class MaxPool2d(Pool2d):
         win = patches(np.asarray(x_q, dtype=np.int64), *self.attrs["kernel"], self.attrs["stride"],
                       self.attrs["pads"], fill=np.iinfo(np.int64).min)
         return win.max(axis=(4, 5))
+
+    def qat_forward(self, model, x):
+        import torch.nn.functional as F
+
+        pt, pl, pb, pr = self.attrs["pads"]
+        xp = F.pad(x, (pl, pr, pt, pb), value=-float(1 << 20))  # below every code: padding never wins
+        return F.max_pool2d(xp, tuple(self.attrs["kernel"]), tuple(self.attrs["stride"]))
 
     def emit_c(self, em) -> None:
         x, geometry, y, out_size = self._c_geometry(em)
@@ -107,6 +115,7 @@ class AvgPool2d(Pool2d):
     """
 
     op_type = "AvgPool2d"
+    onnx_ops = ("AveragePool", "GlobalAveragePool", "ReduceMean")
     preserves_format = False
 
     def _divisors(self, h: int, w: int) -> np.ndarray:
@@ -161,6 +170,30 @@ class AvgPool2d(Pool2d):
         # Rule 5 per position: round half up of (sum * 2^k) / n, then rule 3.
         mean = numerics.round_half_up_div(total, n) + self.qattrs.get("offset", 0)
         return numerics.saturate(mean, self.qattrs["act_min"], self.qattrs["act_max"])
+
+    def _qat_window_sum(self, x):
+        import torch.nn.functional as F
+
+        pt, pl, pb, pr = self.attrs["pads"]
+        return F.avg_pool2d(F.pad(x, (pl, pr, pt, pb)), tuple(self.attrs["kernel"]), tuple(self.attrs["stride"]),
+                            divisor_override=1)
+
+    def qat_forward(self, model, x):
+        import torch
+
+        from .qat_support import straight_through
+
+        k = int(self.qattrs["scale_shift"])
+        total = self._qat_window_sum(x) * float(1 << max(k, 0))
+        if self.attrs.get("count_include_pad", True):
+            n = float(self.attrs["kernel"][0] * self.attrs["kernel"][1])
+        else:
+            n = self._qat_window_sum(torch.ones_like(x[:1, :1]))
+        n = n * float(1 << max(-k, 0))
+        exact = torch.div(2 * total + n, 2 * n, rounding_mode="floor")  # rule 5, exact below 2^53
+        q = self.qattrs
+        return straight_through(total / n, torch.clamp(exact, q["act_min"], q["act_max"]), q["act_min"],
+                                q["act_max"])
 
     def formats(self, graph: Graph) -> str:
         return super().formats(graph) + f" *2^{self.qattrs.get('scale_shift', 0)}"

@@ -28,6 +28,8 @@ from .base import Op, register
 @register
 class Recurrent(Op):
     op_type = "Recurrent"
+    onnx_ops = ("GRU", "LSTM", "RNN", "FastRNN", "FastGRNN")  # the last two: edgecompile.nn's own nodes
+    not_trainable = "recurrent cells have no QAT forward pass yet (their loop over the body graph)"
     runtime_files = ("ec_layout",)
     int8_only = True  # a cell's sequence and states are int8
 

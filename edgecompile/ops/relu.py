@@ -14,6 +14,7 @@ from .base import Op, register
 @register
 class Relu(Op):
     op_type = "Relu"
+    onnx_ops = ("Relu",)
     preserves_format = True
     in_place = True
     same_position = True
@@ -30,6 +31,11 @@ class Relu(Op):
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         return np.maximum(np.asarray(x_q, dtype=np.int64), 0)
+
+    def qat_forward(self, model, x):
+        import torch
+
+        return torch.clamp(x, min=0)
 
     def emit_c(self, em) -> None:
         size = int(np.prod(em.graph.shape(self.inputs[0])))

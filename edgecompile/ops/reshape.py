@@ -15,6 +15,7 @@ from .base import Op, register
 @register
 class Reshape(Op):
     op_type = "Reshape"
+    onnx_ops = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
     preserves_format = True
     keeps_codes = True
     is_alias = True
@@ -34,6 +35,9 @@ class Reshape(Op):
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         return np.reshape(x_q, (np.shape(x_q)[0],) + tuple(self.attrs["shape"]))
+
+    def qat_forward(self, model, x):
+        return x.reshape((x.shape[0],) + tuple(self.attrs["shape"]))
 
     def emit_c(self, em) -> None:
         em.comment(f"{self.name}: reshape to {self.describe()} is a view, no code")

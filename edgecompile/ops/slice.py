@@ -16,6 +16,7 @@ from .base import Op, register
 @register
 class Slice(Op):
     op_type = "Slice"
+    onnx_ops = ("Slice", "Gather")
     preserves_format = True
     keeps_codes = True
     runtime_files = ("ec_layout",)
@@ -39,6 +40,9 @@ class Slice(Op):
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         return np.asarray(x_q)[self._index()]
+
+    def qat_forward(self, model, x):
+        return x[self._index()]
 
     def is_window(self, graph: Graph) -> bool:
         """Every channel, rows and columns in unit steps, int8: ec_crop_s8's case."""

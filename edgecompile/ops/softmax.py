@@ -17,6 +17,7 @@ EXP_FRAC_BITS = 15
 @register
 class Softmax(Op):
     op_type = "Softmax"
+    onnx_ops = ("Softmax",)
     runtime_files = ("ec_softmax",)
     int8_only = True
 
@@ -44,6 +45,29 @@ class Softmax(Op):
         e = self.qparams["exp_table"].astype(np.int64)[x.max(axis=-1, keepdims=True) - x]
         total = e.sum(axis=-1, keepdims=True)
         return numerics.saturate(numerics.round_half_up_div(e << OUT_FRAC_BITS, total), -128, 127)
+
+    def qat_forward(self, model, x):
+        """Forward: the exact rule of run_int; backward: the gradient of 128 * softmax."""
+        import torch
+
+        from .qat_support import Surrogate, as_tensor
+
+        exp_table = as_tensor(self.qparams["exp_table"])
+        f_in = model.graph.tensors[self.inputs[0]].frac_bits
+
+        def exact(x):
+            e = exp_table[(x.max(dim=-1, keepdim=True).values - x).long()]
+            total = e.sum(dim=-1, keepdim=True)
+            return torch.clamp(torch.div(2 * e * 128 + total, 2 * total, rounding_mode="floor"), -128, 127)
+
+        def gradient(x, grad):
+            with torch.enable_grad():
+                real = (x.detach() * 2.0 ** -f_in).requires_grad_(True)
+                p = torch.softmax(real, dim=-1) * 128.0
+                (g,) = torch.autograd.grad(p, real, grad)
+            return g * 2.0 ** -f_in
+
+        return Surrogate.apply(x, exact, gradient)
 
     def emit_c(self, em) -> None:
         shape = em.graph.shape(self.inputs[0])

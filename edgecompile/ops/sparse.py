@@ -22,6 +22,8 @@ _C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.d
 
 
 class SparseMixin:
+    onnx_ops = ()
+    made_by = "passes/sparsify.py, from a layer whose weights are sparse"
     runtime_files = ("ec_sparse",)
     int8_only = True  # the sparse kernels take int8 activations
 
@@ -83,6 +85,7 @@ class SparseDualLinear(DualLinear):
     dense | bitmap | delta); ec_dual_linear_sparse_s8 adds the same products as the dense kernel."""
 
     op_type = "SparseDualLinear"
+    made_by = "passes/sparsify.py, from a DualLinear whose weights are sparse"
     runtime_files = ("ec_sparse",)
 
     def _encoded(self, key: str):

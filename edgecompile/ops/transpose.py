@@ -15,6 +15,7 @@ from .base import Op, register
 @register
 class Transpose(Op):
     op_type = "Transpose"
+    onnx_ops = ("Transpose",)
     preserves_format = True
     keeps_codes = True
     runtime_files = ("ec_layout",)
@@ -34,6 +35,9 @@ class Transpose(Op):
 
     def run_int(self, graph: Graph, x_q: np.ndarray) -> np.ndarray:
         return np.transpose(x_q, [0] + [p + 1 for p in self.attrs["perm"]])
+
+    def qat_forward(self, model, x):
+        return x.permute([0] + [p + 1 for p in self.attrs["perm"]])
 
     def emit_c(self, em) -> None:
         shape = em.graph.shape(self.inputs[0])

@@ -234,6 +234,37 @@ class WeightedOp(Op):
         shifted = numerics.rounding_shift_per_channel(acc, self.channel_shifts(), axis=axis)
         return numerics.saturate(shifted, self.qattrs["act_min"], self.qattrs["act_max"])
 
+    # -- quantization-aware training ------------------------------------------------
+    def qat_forward(self, model, x):
+        """acc = W . x + b on the integers the compiler's weight rule gives the current float weights
+        (self.quantize ran on them: QATModel.forward), then requantize; sparse and packed layers
+        compute the same integers."""
+        import torch
+
+        from .qat_support import DTYPE, requantize, straight_through
+
+        q = self.qparams
+        n = self.out_channels
+        f_w = np.array(np.broadcast_to(np.asarray(self.qattrs["weight_frac_bits"], dtype=np.float64), (n,)))
+        w = model.weights[self.name] * model.masks[self.name]
+        w_scaled = w * torch.pow(2.0, torch.as_tensor(f_w, dtype=DTYPE)).reshape((n,) + (1,) * (w.ndim - 1))
+        lo, hi = -(1 << (self.qattrs["weight_bits"] - 1)), (1 << (self.qattrs["weight_bits"] - 1)) - 1
+        w_int = straight_through(w_scaled, torch.as_tensor(q["weight"].astype(np.float64), dtype=DTYPE), lo, hi)
+        acc = self.qat_products(x, w_int)
+        if "bias" in q:
+            f_in = model.graph.tensors[self.inputs[0]].frac_bits
+            b = model.biases[self.name] * torch.pow(2.0, torch.as_tensor(f_in + f_w, dtype=DTYPE))
+            b_int = straight_through(b, torch.as_tensor(q["bias"].astype(np.float64), dtype=DTYPE))
+            shape = [1] * acc.ndim
+            shape[self.channel_axis % acc.ndim] = n
+            acc = acc + b_int.reshape(shape)
+        return requantize(acc, self.channel_shifts(), self.qattrs["act_min"], self.qattrs["act_max"],
+                          self.channel_axis % acc.ndim)
+
+    def qat_products(self, x, w_int):
+        """W . x in torch (float64, exact), output channel on channel_axis."""
+        raise NotImplementedError
+
     def formats(self, graph: Graph) -> str:
         fi, fo = self.format_of(graph, self.inputs[0]), self.format_of(graph, self.outputs[0])
         fw = sorted(set(self.qattrs.get("weight_frac_bits", [])))
