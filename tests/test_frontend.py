@@ -66,17 +66,54 @@ def test_torch_export_program_carries_its_input_shape(tmp_path, rng):
         assert np.max(np.abs(loaded.graph.run_float(x) - model(torch.from_numpy(x)).numpy())) <= 1e-4
 
 
+@pytest.mark.parametrize("dynamo", [False, True])
 @pytest.mark.parametrize("name", ["dscnn", "mobilenetv2", "mobilenetv3_block", "shufflenet"])
-def test_torch_export_programs_of_the_zoo_load_and_match_torch(name, tmp_path, rng):
-    """Bias-free convolutions, ReLU6, h-swish and shuffles as torch.export writes them (its
-    exporter casts a zero bias like the input: a CastLike the importer turns into a constant)."""
+def test_torch_export_programs_of_the_zoo_load_and_match_torch(name, dynamo, tmp_path, rng):
+    """Bias-free convolutions, ReLU6, h-swish and shuffles as torch.export writes them, through
+    both exporters: the TorchScript one that load_model tries first, and the dynamo one it falls
+    back to (which casts a zero bias like the input: a CastLike the importer turns into a constant)."""
     import cnn_zoo
+    from edgecompile.frontend import import_onnx, torch_frontend
 
     model, shape = cnn_zoo.build(name)
     path = tmp_path / f"{name}.pt2"
     torch.export.save(torch.export.export(model.eval(), (torch.zeros((1,) + shape),)), str(path))
-    loaded = load_model(path)
+    if dynamo:
+        program = torch.export.load(str(path))
+        graph = import_onnx(torch_frontend.to_onnx(program, "export", shape, path, dynamo=True), path, shape)
+    else:
+        graph = load_model(path).graph
     x = rng.standard_normal((2,) + shape).astype(np.float32)
+    with torch.no_grad():
+        assert np.max(np.abs(graph.run_float(x) - model(torch.from_numpy(x)).numpy())) <= 1e-4
+
+
+class _PoolReshapeLSTM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.rnn = torch.nn.LSTM(12, 8, batch_first=True)  # its ONNX export is several nodes of one op
+        self.fc = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        y = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)  # (N, 4, 3, 3)
+        y, _ = self.rnn(y.reshape(x.shape[0], 3, 12))
+        return self.fc(y[:, -1])
+
+
+def test_torch_export_layers_are_named_after_the_program(tmp_path, rng):
+    """The layers of a .pt2 take the names of the program's nodes (what the user's code called),
+    unique even where one op of the program becomes several ONNX nodes."""
+    model = _PoolReshapeLSTM().eval()
+    path = tmp_path / "m.pt2"
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 8, 8),)), str(path))
+    loaded = load_model(path)
+    assert loaded.kind == "export"
+    names = [n.name for n in loaded.graph.nodes]
+    assert {"conv", "max_pool2d", "reshape", "fc"} <= set(names), names
+    onnx_names = [n.name for n in loaded.onnx_model.graph.node]
+    assert len(set(onnx_names)) == len(onnx_names)
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
     with torch.no_grad():
         assert np.max(np.abs(loaded.graph.run_float(x) - model(torch.from_numpy(x)).numpy())) <= 1e-4
 

@@ -303,12 +303,19 @@ def _name_after_program(proto: onnx.ModelProto) -> None:
     (node_max_pool2d_1, as the dynamo exporter names them), so that layer names do not depend on
     the exporter: each node's doc string (verbose export) holds the stack of the trace, whose frame
     in the program's generated code is the line that calls that node's op."""
+    used = {node.name for node in proto.graph.node}
     for node in proto.graph.node:
         frame = _PROGRAM_FRAME.search(node.doc_string)
         line = linecache.getline(frame.group(1), int(frame.group(2))) if frame else ""
         match = _PROGRAM_LINE.match(line)
         if match and node.op_type != "Constant":
-            node.name = f"node_{match.group(1)}"
+            name, k = f"node_{match.group(1)}", 1
+            while name in used:  # one op of the program may become several ONNX nodes; names stay unique
+                k += 1
+                name = f"node_{match.group(1)}_{k}"
+            used.discard(node.name)
+            used.add(name)
+            node.name = name
         node.doc_string = ""
 
 
