@@ -180,6 +180,59 @@ def test_stacked_layers_chain_two_loops(tmp_path):
     assert verify(result.out_dir).ok
 
 
+class FinalState(nn.Module):
+    """The everyday read-out through the final state: fc(h_n[-1]), or fc of every layer's h_n."""
+
+    def __init__(self, kind: str, layers: int, batch_first: bool, every_layer: bool):
+        super().__init__()
+        self.kind, self.batch_first, self.every_layer = kind, batch_first, every_layer
+        self.rnn = getattr(nn, kind)(8, 16, num_layers=layers, batch_first=batch_first)
+        self.fc = nn.Linear(16 * (layers if every_layer else 1), 5)
+
+    def forward(self, x):
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        _, state = self.rnn(x)
+        h = state[0] if self.kind == "LSTM" else state  # (layers, batch, hidden)
+        if self.every_layer:
+            return self.fc(h.transpose(0, 1).reshape(x.shape[0 if self.batch_first else 1], -1))
+        return self.fc(h[-1])
+
+
+@pytest.mark.parametrize("kind,layers,batch_first,every_layer,fmt", [
+    ("LSTM", 2, True, False, "pt2"), ("LSTM", 2, False, False, "ts"), ("GRU", 2, True, False, "ts"),
+    ("GRU", 3, False, False, "pt2"), ("LSTM", 1, True, False, "pt2"), ("LSTM", 2, True, True, "pt2"),
+    ("GRU", 2, True, True, "ts")])
+def test_stacked_layers_read_by_their_final_state(kind, layers, batch_first, every_layer, fmt, tmp_path):
+    """_, (h, c) = lstm(x); fc(h[-1]) (and _, h = gru(x)), batch first or not, through a .pt2 program
+    and TorchScript: the layers' final states are concatenated time-major, (layer, batch, hidden)."""
+    require_tool("gcc", "make")
+    torch.manual_seed(1)
+    model = FinalState(kind, layers, batch_first, every_layer).eval()
+    example = torch.zeros(1, 6, 8)
+    path = tmp_path / f"m.{fmt}"
+    if fmt == "pt2":
+        torch.export.save(torch.export.export(model, (example,)), str(path))
+    else:
+        torch.jit.save(torch.jit.trace(model, example), str(path))
+    calib = np.random.default_rng(0).standard_normal((64, 6, 8)).astype(np.float32)
+    result = export(ExportSettings(path, tmp_path / "out", calib, vectors=256))
+    g = result.compiled.graph
+    assert sum(isinstance(n, ops.Recurrent) for n in g.nodes) == layers
+    x = np.random.default_rng(3).standard_normal((32, 6, 8)).astype(np.float32)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(x)).numpy()
+    assert np.max(np.abs(g.run_float(x) - reference)) < 1e-4
+    from edgecompile import metrics
+    assert metrics.sqnr_db(reference, simulate.run_dequantized(g, x)) > 20
+    v = verify(result.out_dir)
+    assert v.total == 256 and v.ok, v.first_mismatch
+    if (kind, layers, fmt) in (("LSTM", 2, "pt2"), ("GRU", 2, "ts")):  # and a sample on a Cortex-M4
+        require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+        v = verify(result.out_dir, target="qemu-m4")
+        assert v.total == 256 and v.ok, v.first_mismatch
+
+
 def test_trained_sequence_classifiers_within_2_points(tmp_path):
     """The example's models trained briefly on digits rows: integer accuracy within 2 points of float."""
     require_tool("gcc", "make")

@@ -431,12 +431,16 @@ def _lut(imp: OnnxImporter, node: onnx.NodeProto) -> None:
 
 @converter("Concat")
 def _concat(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    inputs = [imp.activation_input(node, i) for i in range(len(node.input))]
+    inputs = [imp.activation_input(node, i, any_batch_axis=True) for i in range(len(node.input))]
+    batch = {imp.batch_axis(t) for t in inputs}
+    if len(batch) > 1:
+        raise imp.error(node, "its inputs have their batch axes at different positions; transpose them alike")
+    b = batch.pop()  # 1: the final states of stacked recurrent layers, (layer, batch, hidden)
     rank = len(imp.graph.shape(inputs[0])) + 1
     axis = int(node_attr(node, "axis")) % rank
-    if axis == 0:
+    if axis == b:
         raise imp.error(node, "concatenating along the batch axis is not supported")
-    imp.add(ops.Concat(imp.layer_name(node), inputs, [node.output[0]], attrs={"axis": axis - 1}))
+    imp.add(ops.Concat(imp.layer_name(node), inputs, [node.output[0]], attrs={"axis": axis if axis < b else axis - 1}), b)
 
 
 @converter("Softmax")
