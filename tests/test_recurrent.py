@@ -259,3 +259,74 @@ def test_saved_onnx_with_custom_cell_compiles_through_the_cli(tmp_path):
                                  "-o", str(tmp_path / "out"), "-q", "--vectors", "16"])
     assert r.exit_code == 0, r.output
     assert "Recurrent" in r.output and "FastRNN x8 steps" in r.output
+
+
+def _onnx_recurrent_model(tmp_path, name, nodes, inits, x_shape, y_shape):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)], inits)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), str(path))
+    return path
+
+
+def _check_onnx_sequence_model(tmp_path, path, steps, d):
+    calib = np.random.default_rng(0).standard_normal((64, steps, d)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=256))
+    assert result.summary["oracle_max_abs_err"] <= 1e-4  # the IR's float loop is onnxruntime's
+    assert result.summary["output_sqnr_db"] > 20
+    require_tool("gcc", "make")
+    v = verify(result.out_dir)
+    assert v.total == 256 and v.ok, v.first_mismatch
+    return result
+
+
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_onnx_gru_with_and_without_linear_before_reset(linear_before_reset, tmp_path):
+    """ONNX's two GRU forms: r scales U_n h + b_hn (PyTorch) or h before U_n (the ONNX default, Keras)."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    t, d, h = 7, 5, 12
+    inits = [numpy_helper.from_array((rng.standard_normal((1, 3 * h, d)) * 0.4).astype(np.float32), "W"),
+             numpy_helper.from_array((rng.standard_normal((1, 3 * h, h)) * 0.3).astype(np.float32), "R"),
+             numpy_helper.from_array((rng.standard_normal((1, 6 * h)) * 0.2).astype(np.float32), "B"),
+             numpy_helper.from_array(np.array([0], np.int64), "axes0")]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("GRU", ["xt", "W", "R", "B"], ["", "yh"], hidden_size=h,
+                              linear_before_reset=linear_before_reset),
+             helper.make_node("Squeeze", ["yh", "axes0"], ["y"])]
+    path = _onnx_recurrent_model(tmp_path, f"gru_lbr{linear_before_reset}", nodes, inits, ["N", t, d], ["N", h])
+    _check_onnx_sequence_model(tmp_path, path, t, d)
+
+
+def test_keras_lstm_as_tf2onnx_writes_it(tmp_path):
+    """A Keras LSTM(return_sequences=False) + Dense as tf2onnx converts it: a batch-major input
+    transposed to time-major, the full sequence_lens, zero initial states as constants, the final
+    state squeezed, and the Dense as MatMul + Add."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    t, d, h = 9, 6, 10
+    f32 = np.float32
+    inits = [numpy_helper.from_array((rng.standard_normal((1, 4 * h, d)) * 0.4).astype(f32), "W"),
+             numpy_helper.from_array((rng.standard_normal((1, 4 * h, h)) * 0.3).astype(f32), "R"),
+             numpy_helper.from_array((rng.standard_normal((1, 8 * h)) * 0.2).astype(f32), "B"),
+             numpy_helper.from_array(np.full(1, t, np.int32), "lens"),
+             numpy_helper.from_array(np.zeros((1, 1, h), f32), "h0"),
+             numpy_helper.from_array(np.zeros((1, 1, h), f32), "c0"),
+             numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+             numpy_helper.from_array((rng.standard_normal((h, 4)) * 0.5).astype(f32), "Wd"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(f32), "Bd")]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["xt", "W", "R", "B", "lens", "h0", "c0"], ["", "yh", ""], hidden_size=h),
+             helper.make_node("Squeeze", ["yh", "axes0"], ["hs"]),
+             helper.make_node("MatMul", ["hs", "Wd"], ["mm"]),
+             helper.make_node("Add", ["mm", "Bd"], ["y"])]
+    path = _onnx_recurrent_model(tmp_path, "keras_lstm", nodes, inits, [1, t, d], [1, 4])
+    result = _check_onnx_sequence_model(tmp_path, path, t, d)
+    assert [type(n).__name__ for n in result.compiled.graph.nodes if type(n).__name__ != "Reshape"] == \
+        ["Recurrent", "Linear"]
