@@ -164,9 +164,60 @@ class Wrapped(nn.Module):
         return self.fc(self.rnn(x)[0][:, -1])
 
 
-def test_bidirectional_is_a_clear_error():
-    with pytest.raises(EdgeCompileError, match="bidirectional"):
-        load_module(Wrapped(nn.GRU(8, 16, batch_first=True, bidirectional=True)).eval(), (8, 8))
+class Bidirectional(nn.Module):
+    """A bidirectional layer read three ways: its outputs concatenated at the last step, the two
+    directions summed at every step, or both directions' final states."""
+
+    def __init__(self, kind: str, readout: str, layers: int = 1, batch_first: bool = True):
+        super().__init__()
+        self.kind, self.readout, self.batch_first = kind, readout, batch_first
+        self.rnn = getattr(nn, kind)(8, 12, num_layers=layers, batch_first=batch_first, bidirectional=True)
+        self.fc = nn.Linear(12 if readout == "sum" else 24, 5)
+
+    def forward(self, x):
+        y, state = self.rnn(x if self.batch_first else x.transpose(0, 1))
+        if not self.batch_first:
+            y = y.transpose(0, 1)
+        if self.readout == "concat":
+            return self.fc(y[:, -1])
+        if self.readout == "sum":
+            return self.fc((y[..., :12] + y[..., 12:])[:, 0])  # (the backward half's final state)
+        h = state[0] if self.kind == "LSTM" else state
+        return self.fc(torch.cat([h[-2], h[-1]], dim=1))
+
+
+@pytest.mark.parametrize("kind,readout,layers,batch_first,fmt", [
+    ("LSTM", "concat", 1, True, "pt2"), ("GRU", "concat", 1, False, "ts"), ("LSTM", "sum", 1, True, "ts"),
+    ("GRU", "final", 1, True, "pt2"), ("LSTM", "final", 2, True, "ts"), ("RNN", "concat", 2, True, "pt2")])
+def test_bidirectional_layers_bit_exact(kind, readout, layers, batch_first, fmt, tmp_path):
+    """A forward and a reversed loop, their outputs side by side (concatenated or summed) or their
+    final states: float equal to PyTorch, 256 sequences bit-exact on the host (one on qemu-m4)."""
+    require_tool("gcc", "make")
+    torch.manual_seed(2)
+    model = Bidirectional(kind, readout, layers, batch_first).eval()
+    example = torch.zeros(1, 7, 8)
+    path = tmp_path / f"m.{fmt}"
+    if fmt == "pt2":
+        torch.export.save(torch.export.export(model, (example,)), str(path))
+    else:
+        torch.jit.save(torch.jit.trace(model, example), str(path))
+    calib = np.random.default_rng(0).standard_normal((64, 7, 8)).astype(np.float32)
+    result = export(ExportSettings(path, tmp_path / "out", calib, vectors=256))
+    g = result.compiled.graph
+    recurrent = [n for n in g.nodes if isinstance(n, ops.Recurrent)]
+    assert len(recurrent) == 2 * layers and sum(n.reverse for n in recurrent) == layers
+    x = np.random.default_rng(3).standard_normal((32, 7, 8)).astype(np.float32)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(x)).numpy()
+    assert np.max(np.abs(g.run_float(x) - reference)) < 1e-4
+    from edgecompile import metrics
+    assert metrics.sqnr_db(reference, simulate.run_dequantized(g, x)) > 20
+    v = verify(result.out_dir)
+    assert v.total == 256 and v.ok, v.first_mismatch
+    if (kind, readout) == ("LSTM", "concat"):
+        require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+        v = verify(result.out_dir, target="qemu-m4")
+        assert v.total == 256 and v.ok, v.first_mismatch
 
 
 def test_stacked_layers_chain_two_loops(tmp_path):

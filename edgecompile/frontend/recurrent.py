@@ -168,55 +168,87 @@ def elman_body(prefix: str, input_size: int, hidden: int, w, r, bias, nonlineari
 
 
 def recurrent_node(name: str, seq: str, out: str, body: Graph, steps: int, cell: str, mode: str,
-                   output_state: int = 0) -> ops.Recurrent:
+                   output_state: int = 0, reverse: bool = False) -> ops.Recurrent:
     states = [[a, nb, int(body.shape(a)[0])] for a, nb in zip(body.inputs[1:], body.outputs)]
-    node = ops.Recurrent(name, [seq], [out], attrs={"steps": steps, "states": states, "output": output_state,
-                                                    "mode": mode, "cell": cell})
+    attrs = {"steps": steps, "states": states, "output": output_state, "mode": mode, "cell": cell}
+    if reverse:
+        attrs["reverse"] = True
+    node = ops.Recurrent(name, [seq], [out], attrs=attrs)
     node.body = body
     return node
 
 
 # -- ONNX converters ---------------------------------------------------------------------------
+def _run_direction(imp: OnnxImporter, name: str, seq: str, body, steps: int, cell: str, want_all: bool,
+                   want_last: bool, reverse: bool = False) -> tuple[str | None, str | None]:
+    """One direction's Recurrent node: its every-step output (T, H) and/or final state (H,) (a
+    slice of the every-step one when both are wanted: the last step, or the first when reversed)."""
+    hidden = body.shape(body.outputs[0])[0]
+    if not want_all:
+        final = imp.graph.unique_tensor_name(f"{name}/final")
+        imp.add(recurrent_node(name, seq, final, body, steps, cell, "last", reverse=reverse))
+        return None, final
+    every = imp.graph.unique_tensor_name(f"{name}/steps")
+    imp.add(recurrent_node(name, seq, every, body, steps, cell, "all", reverse=reverse))
+    if not want_last:
+        return every, None
+    last = imp.graph.unique_tensor_name(f"{name}/last")
+    imp.add(ops.Slice(f"{name}.last", [every], [last], attrs={"starts": [0 if reverse else steps - 1, 0],
+                                                               "steps": [1, 1], "out_shape": [1, hidden]}))
+    return every, last
+
+
 def _recurrent_outputs(imp: OnnxImporter, node: onnx.NodeProto, seq: str, body, steps: int, cell: str,
                        out_all: str | None, out_last: str | None, all_batch: int, last_batch: int,
-                       all_extra: tuple, last_extra: tuple) -> None:
+                       all_extra: tuple, last_extra: tuple, reverse: bool = False) -> None:
     """Add the Recurrent node and views giving its outputs the ONNX node's shapes: every step
     (with `all_extra` axes of size 1, e.g. ONNX's num_directions) and/or the final state."""
     name = imp.layer_name(node)
     hidden = body.shape(body.outputs[0])[0]
+    every, last = _run_direction(imp, name, seq, body, steps, cell, bool(out_all), bool(out_last), reverse)
     if out_all:
-        every = imp.graph.unique_tensor_name(f"{name}/steps")
-        imp.add(recurrent_node(name, seq, every, body, steps, cell, "all"))
         imp.view(node, every, (steps,) + all_extra + (hidden,), all_batch, out_all)
-        if out_last:
-            last = imp.graph.unique_tensor_name(f"{name}/last")
-            imp.add(ops.Slice(f"{name}.last", [every], [last], attrs={"starts": [steps - 1, 0], "steps": [1, 1],
-                                                                       "out_shape": [1, hidden]}))
-            imp.view(node, last, last_extra + (hidden,), last_batch, out_last)
-    elif out_last:
-        final = imp.graph.unique_tensor_name(f"{name}/final")
-        imp.add(recurrent_node(name, seq, final, body, steps, cell, "last"))
-        imp.view(node, final, last_extra + (hidden,), last_batch, out_last)
+    if out_last:
+        imp.view(node, last, last_extra + (hidden,), last_batch, out_last)
+
+
+def _bidirectional_outputs(imp: OnnxImporter, node: onnx.NodeProto, seq: str, bodies, steps: int,
+                           out_all: str | None, out_last: str | None, layout: int) -> None:
+    """A bidirectional layer: a forward and a reversed loop over the sequence, their outputs side
+    by side on ONNX's direction axis: Y (T, 2, N, H) [layout 1: (N, T, 2, H)], Y_h (2, N, H)
+    [layout 1: (N, 2, H)]; both are (T, 2, H) and (2, H) without the batch axis."""
+    hidden = bodies[0].shape(bodies[0].outputs[0])[0]
+    halves = [_run_direction(imp, body.name, seq, body, steps, node.op_type, bool(out_all), bool(out_last),
+                             reverse=k == 1) for k, body in enumerate(bodies)]
+    for out, k, shape, axis, batch in ((out_all, 0, (steps, 1, hidden), 1, 0 if layout else 2),
+                                       (out_last, 1, (1, hidden), 0, 0 if layout else 1)):
+        if out:
+            parts = [imp.view(node, half[k], shape, batch, imp.graph.unique_tensor_name(f"{half[k]}/dir"))
+                     for half in halves]
+            imp.add(ops.Concat(imp.layer_name(node), parts, [out], attrs={"axis": axis}), batch)
 
 
 @converter("GRU", "LSTM", "RNN")
 def _onnx_recurrent(imp: OnnxImporter, node: onnx.NodeProto) -> None:
-    """ONNX's recurrent layers (nn.GRU/LSTM/RNN exported by PyTorch): one direction, one layer."""
+    """ONNX's recurrent layers (nn.GRU/LSTM/RNN exported by PyTorch): one layer, forward, reverse
+    or bidirectional (stacked layers are one ONNX node each)."""
     x = imp.activation_input(node, any_batch_axis=True)
     layout = int(node_attr(node, "layout", 0))
     if imp.batch_axis(x) != (0 if layout else 1):
         raise imp.error(node, f"the input's batch axis is at position {imp.batch_axis(x)}, but layout={layout} "
                               f"expects it at {0 if layout else 1}")
-    if decode_attr(node_attr(node, "direction", "forward")) != "forward":
-        raise imp.error(node, "only forward (not reverse or bidirectional) recurrent layers are supported")
+    direction = decode_attr(node_attr(node, "direction", "forward"))
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise imp.error(node, f"direction {direction!r}: expected forward, reverse or bidirectional")
     if node_attr(node, "clip") is not None:
         raise imp.error(node, "cell clipping is not supported")
     hidden = int(node_attr(node, "hidden_size"))
     gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[node.op_type]
-    w = imp.const(node, 1, "W")[0].astype(np.float64)
-    r = imp.const(node, 2, "R")[0].astype(np.float64)
-    b = imp.optional_const(node, 3)
-    b = np.zeros(2 * gates * hidden) if b is None else np.asarray(b, np.float64)[0]
+    dirs = 2 if direction == "bidirectional" else 1
+    ws = imp.const(node, 1, "W").astype(np.float64)
+    rs = imp.const(node, 2, "R").astype(np.float64)
+    bs = imp.optional_const(node, 3)
+    bs = np.zeros((dirs, 2 * gates * hidden)) if bs is None else np.asarray(bs, np.float64)
     steps, d = imp.graph.shape(x)
     lens = imp.optional_const(node, 4)
     if lens is not None and not np.all(np.asarray(lens) == steps):
@@ -227,28 +259,33 @@ def _onnx_recurrent(imp: OnnxImporter, node: onnx.NodeProto) -> None:
             raise imp.error(node, f"a nonzero or computed {what} is not supported (states start at zero)")
     activations = [decode_attr(a).lower() for a in (node_attr(node, "activations") or [])]
     name = imp.layer_name(node)
+    prefixes = [name] if dirs == 1 else [f"{name}.forward", f"{name}.backward"]  # the bodies' names
     if node.op_type == "GRU":
-        if activations not in ([], ["sigmoid", "tanh"]):
+        if activations not in ([], ["sigmoid", "tanh"] * dirs):
             raise imp.error(node, f"GRU activations {activations}: only the default sigmoid, tanh")
-        body = gru_body(name, d, hidden, w, r, b, bool(node_attr(node, "linear_before_reset", 0)))
+        lbr = bool(node_attr(node, "linear_before_reset", 0))
+        bodies = [gru_body(p, d, hidden, ws[k], rs[k], bs[k], lbr) for k, p in enumerate(prefixes)]
     elif node.op_type == "LSTM":
-        if activations not in ([], ["sigmoid", "tanh", "tanh"]):
+        if activations not in ([], ["sigmoid", "tanh", "tanh"] * dirs):
             raise imp.error(node, f"LSTM activations {activations}: only the default sigmoid, tanh, tanh")
         if len(node.input) > 7 and node.input[7]:
             raise imp.error(node, "peephole connections are not supported")
         if len(node.output) > 2 and node.output[2] and imp.uses.get(node.output[2], 0):
             raise imp.error(node, "the final cell state Y_c is not supported as an output")
-        body = lstm_body(name, d, hidden, w, r, b)
+        bodies = [lstm_body(p, d, hidden, ws[k], rs[k], bs[k]) for k, p in enumerate(prefixes)]
     else:
-        act = activations[0] if activations else "tanh"
-        if act not in ("tanh", "relu", "sigmoid"):
-            raise imp.error(node, f"RNN activation {act}: use tanh, relu or sigmoid")
-        body = elman_body(name, d, hidden, w, r, b, act)
+        acts = activations or ["tanh"] * dirs
+        if any(a not in ("tanh", "relu", "sigmoid") for a in acts):
+            raise imp.error(node, f"RNN activations {acts}: use tanh, relu or sigmoid")
+        bodies = [elman_body(p, d, hidden, ws[k], rs[k], bs[k], acts[k]) for k, p in enumerate(prefixes)]
     out_all = node.output[0] if len(node.output) > 0 and node.output[0] and imp.uses.get(node.output[0]) else None
     out_last = node.output[1] if len(node.output) > 1 and node.output[1] and imp.uses.get(node.output[1]) else None
+    if dirs == 2:
+        _bidirectional_outputs(imp, node, x, bodies, steps, out_all, out_last, layout)
+        return
     # Y is (T, num_directions, N, H) [layout 1: (N, T, dirs, H)], Y_h (dirs, N, H) [layout 1: (N, dirs, H)]
-    _recurrent_outputs(imp, node, x, body, steps, node.op_type, out_all, out_last,
-                       0 if layout else 2, 0 if layout else 1, (1,), (1,))
+    _recurrent_outputs(imp, node, x, bodies[0], steps, node.op_type, out_all, out_last,
+                       0 if layout else 2, 0 if layout else 1, (1,), (1,), reverse=direction == "reverse")
 
 
 def _fast_rnn(imp: OnnxImporter, node: onnx.NodeProto) -> None:

@@ -13,7 +13,9 @@ by its input and output sides (it is the same buffer).
 
 attrs: steps (T), states [[input name, output name, size], ...] (body tensor names),
 output (index of the state the node returns), mode "last" (its final value, shape
-(H,)) or "all" (every step, (T, H)).  Input: the sequence, shape (T, D).
+(H,)) or "all" (every step, (T, H)), reverse (optional: the loop runs from the last step to
+the first, as the backward half of a bidirectional layer; "all" keeps each output at its own
+step).  Input: the sequence, shape (T, D).
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ class Recurrent(Op):
 
     def describe(self) -> str:
         cell = self.attrs.get("cell", "cell")
-        return f"{cell} x{self.steps} steps, {self.attrs['mode']}"
+        return f"{cell} x{self.steps} steps{' reversed' if self.reverse else ''}, {self.attrs['mode']}"
 
     def param_count(self) -> int:
         return int(sum(n.param_count() for n in self.body.nodes))
@@ -77,15 +79,20 @@ class Recurrent(Op):
         return int(total)
 
     # -- float -------------------------------------------------------------------------------
+    @property
+    def reverse(self) -> bool:
+        return bool(self.attrs.get("reverse", False))
+
     def _loop(self, seq: np.ndarray, step, zeros):
         states = [zeros((len(seq), n)) for _, _, n in self.state_pairs()]
         outputs = []
         for t in range(self.steps):
-            env = step({self.x_name: seq[:, t], **{a: s for (a, _, _), s in zip(self.state_pairs(), states)}})
+            k = self.steps - 1 - t if self.reverse else t
+            env = step({self.x_name: seq[:, k], **{a: s for (a, _, _), s in zip(self.state_pairs(), states)}})
             states = [env[b] for _, b, _ in self.state_pairs()]
             outputs.append(states[self.attrs["output"]])
             yield env
-        self._last = (states, outputs)
+        self._last = (states, outputs[::-1] if self.reverse else outputs)  # outputs in step order
 
     def run_float(self, seq: np.ndarray) -> np.ndarray:
         for _ in self._loop(np.asarray(seq, np.float32), self.body.evaluate, lambda s: np.zeros(s, np.float32)):
@@ -176,7 +183,8 @@ class Recurrent(Op):
         def at(offset: int) -> str:
             return em.arena(base + offset)
 
-        externals = {self.x_name: f"({seq} + {t} * {d})"}
+        k = f"({self.steps - 1} - {t})" if self.reverse else t  # the step the loop's pass t reads and writes
+        externals = {self.x_name: f"({seq} + {k} * {d})"}
         for (a, b, _), p, q in zip(self.state_pairs(), prev, nxt):
             externals[a], externals[b] = at(p), at(q)
         for (_, _, n), p in zip(self.state_pairs(), prev):
@@ -191,7 +199,7 @@ class Recurrent(Op):
         h = self.state_pairs()[self.attrs["output"]][2]
         out_prev = prev[self.attrs["output"]]
         if self.attrs["mode"] == "all":
-            em.call(f"ec_copy_s8({at(out_prev)}, {em.buffer(self.outputs[0])} + {t} * {h}, {h})")
+            em.call(f"ec_copy_s8({at(out_prev)}, {em.buffer(self.outputs[0])} + {k} * {h}, {h})")
         em.raw("}")
         if self.attrs["mode"] == "last":
             em.call(f"ec_copy_s8({at(out_prev)}, {em.buffer(self.outputs[0])}, {h})")
