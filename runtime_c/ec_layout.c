@@ -120,6 +120,14 @@ void ec_paste_s8(const int8_t *input, int c, int h, int w, int8_t *output, int o
     }
 }
 
+void ec_align_s8(const int8_t *input, int8_t *output, int n, int shift)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        output[i] = (int8_t)ec_requantize(input[i], shift, -128, 127);  /* |input| <= 2^7: no overflow */
+    }
+}
+
 void ec_fill_s8(int8_t *output, int8_t v, int n)
 {
     int i;

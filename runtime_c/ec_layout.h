@@ -34,6 +34,10 @@ void ec_strided_copy_any(const void *input, void *output, int bytes, int ndim, c
 void ec_copy_s8(const int8_t *input, int8_t *output, int n);
 void ec_fill_s8(int8_t *output, int8_t v, int n);
 
+/* Copy n values into another format (a recurrent state's initial value): each value
+ * requantized by shift (ec_requantize: > 0 rounds half up, <= 0 shifts left), saturated to int8. */
+void ec_align_s8(const int8_t *input, int8_t *output, int n, int shift);
+
 /* Patch-based execution (edgecompile/passes/patches.py): copy the window of rows [y0, y0 + h) and
  * columns [x0, x0 + w) of each of c planes (in_h x in_w) into c contiguous h x w planes, and the
  * reverse, c planes of h x w into that window of c planes out_h x out_w. */

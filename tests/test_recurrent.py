@@ -381,3 +381,61 @@ def test_keras_lstm_as_tf2onnx_writes_it(tmp_path):
     result = _check_onnx_sequence_model(tmp_path, path, t, d)
     assert [type(n).__name__ for n in result.compiled.graph.nodes if type(n).__name__ != "Reshape"] == \
         ["Recurrent", "Linear"]
+
+
+class GivenState(nn.Module):
+    """A layer whose initial state the caller gives: lstm(x, (h0, c0)) or gru(x, h0)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.rnn = getattr(nn, kind)(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, frames, h0, c0):
+        y, _ = self.rnn(frames, (h0, c0) if self.kind == "LSTM" else h0 + c0)
+        return self.fc(y[:, -1])
+
+
+@pytest.mark.parametrize("kind,fmt", [("LSTM", "pt2"), ("GRU", "ts")])
+def test_initial_states_given_as_inputs(kind, fmt, tmp_path):
+    """States that start from inputs (h0 and c0, shape (1, H) a sample, as PyTorch takes them with
+    a batch of 1): requantized into the state's format once, then the loop; bit-exact on the host,
+    and the C API takes them as inputs."""
+    require_tool("gcc", "make")
+    torch.manual_seed(4)
+    model = GivenState(kind).eval()
+    examples = (torch.zeros(1, 6, 8), torch.zeros(1, 1, 16), torch.zeros(1, 1, 16))
+    path = tmp_path / f"m.{fmt}"
+    if fmt == "pt2":
+        torch.export.save(torch.export.export(model, examples), str(path))
+    else:
+        torch.jit.save(torch.jit.trace(model, examples), str(path))
+    rng = np.random.default_rng(0)
+    def arrays(n):
+        return {"frames": rng.standard_normal((n, 6, 8)).astype(np.float32),
+                "h0": (0.5 * rng.standard_normal((n, 1, 16))).astype(np.float32),
+                "c0": (0.05 * rng.standard_normal((n, 1, 16))).astype(np.float32)}  # finer
+    np.savez(tmp_path / "calib.npz", **arrays(64))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npz", vectors=256))
+    g = result.compiled.graph
+    rec = next(n for n in g.nodes if isinstance(n, ops.Recurrent))
+    assert len(rec.inputs) == (3 if kind == "LSTM" else 2) and rec.initial == ([0, 1] if kind == "LSTM" else [0])
+    shifts = rec.qattrs["initial_shifts"]
+    assert kind == "GRU" or max(shifts) > 0, shifts  # c0, finer than its state, is rounded into it
+    x = arrays(32)
+    with torch.no_grad():  # PyTorch takes the states (layers, batch, hidden)
+        reference = model(torch.from_numpy(x["frames"]), torch.from_numpy(x["h0"]).transpose(0, 1).contiguous(),
+                          torch.from_numpy(x["c0"]).transpose(0, 1).contiguous()).numpy()
+    flat = np.concatenate([x[k].reshape(32, -1) for k in ("frames", "h0", "c0")], axis=1)
+    assert np.max(np.abs(g.run_float(flat) - reference)) < 1e-4
+    from edgecompile import metrics
+    assert metrics.sqnr_db(reference, simulate.run_dequantized(g, flat)) > 20
+    header = (result.out_dir / "src" / "m.h").read_text()
+    assert "'h0'" in header and "'c0'" in header and "#define M_INPUT_COUNT 3" in header
+    v = verify(result.out_dir)
+    assert v.total == 256 and v.ok, v.first_mismatch
+    if kind == "LSTM":
+        require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+        v = verify(result.out_dir, target="qemu-m4")
+        assert v.total == 256 and v.ok, v.first_mismatch

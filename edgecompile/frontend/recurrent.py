@@ -168,28 +168,32 @@ def elman_body(prefix: str, input_size: int, hidden: int, w, r, bias, nonlineari
 
 
 def recurrent_node(name: str, seq: str, out: str, body: Graph, steps: int, cell: str, mode: str,
-                   output_state: int = 0, reverse: bool = False) -> ops.Recurrent:
+                   output_state: int = 0, reverse: bool = False, initial: dict[int, str] | None = None) -> ops.Recurrent:
+    """`initial`: state index -> the tensor it starts from (else zero)."""
     states = [[a, nb, int(body.shape(a)[0])] for a, nb in zip(body.inputs[1:], body.outputs)]
     attrs = {"steps": steps, "states": states, "output": output_state, "mode": mode, "cell": cell}
     if reverse:
         attrs["reverse"] = True
-    node = ops.Recurrent(name, [seq], [out], attrs=attrs)
+    initial = dict(sorted((initial or {}).items()))
+    if initial:
+        attrs["initial"] = list(initial)
+    node = ops.Recurrent(name, [seq] + list(initial.values()), [out], attrs=attrs)
     node.body = body
     return node
 
 
 # -- ONNX converters ---------------------------------------------------------------------------
 def _run_direction(imp: OnnxImporter, name: str, seq: str, body, steps: int, cell: str, want_all: bool,
-                   want_last: bool, reverse: bool = False) -> tuple[str | None, str | None]:
+                   want_last: bool, reverse: bool = False, initial=None) -> tuple[str | None, str | None]:
     """One direction's Recurrent node: its every-step output (T, H) and/or final state (H,) (a
     slice of the every-step one when both are wanted: the last step, or the first when reversed)."""
     hidden = body.shape(body.outputs[0])[0]
     if not want_all:
         final = imp.graph.unique_tensor_name(f"{name}/final")
-        imp.add(recurrent_node(name, seq, final, body, steps, cell, "last", reverse=reverse))
+        imp.add(recurrent_node(name, seq, final, body, steps, cell, "last", reverse=reverse, initial=initial))
         return None, final
     every = imp.graph.unique_tensor_name(f"{name}/steps")
-    imp.add(recurrent_node(name, seq, every, body, steps, cell, "all", reverse=reverse))
+    imp.add(recurrent_node(name, seq, every, body, steps, cell, "all", reverse=reverse, initial=initial))
     if not want_last:
         return every, None
     last = imp.graph.unique_tensor_name(f"{name}/last")
@@ -200,12 +204,12 @@ def _run_direction(imp: OnnxImporter, name: str, seq: str, body, steps: int, cel
 
 def _recurrent_outputs(imp: OnnxImporter, node: onnx.NodeProto, seq: str, body, steps: int, cell: str,
                        out_all: str | None, out_last: str | None, all_batch: int, last_batch: int,
-                       all_extra: tuple, last_extra: tuple, reverse: bool = False) -> None:
+                       all_extra: tuple, last_extra: tuple, reverse: bool = False, initial=None) -> None:
     """Add the Recurrent node and views giving its outputs the ONNX node's shapes: every step
     (with `all_extra` axes of size 1, e.g. ONNX's num_directions) and/or the final state."""
     name = imp.layer_name(node)
     hidden = body.shape(body.outputs[0])[0]
-    every, last = _run_direction(imp, name, seq, body, steps, cell, bool(out_all), bool(out_last), reverse)
+    every, last = _run_direction(imp, name, seq, body, steps, cell, bool(out_all), bool(out_last), reverse, initial)
     if out_all:
         imp.view(node, every, (steps,) + all_extra + (hidden,), all_batch, out_all)
     if out_last:
@@ -253,10 +257,24 @@ def _onnx_recurrent(imp: OnnxImporter, node: onnx.NodeProto) -> None:
     lens = imp.optional_const(node, 4)
     if lens is not None and not np.all(np.asarray(lens) == steps):
         raise imp.error(node, "sequence_lens must be the full length (padded sequences are not supported)")
+    initial = {}  # state index (h 0, c 1) -> the activation it starts from
     for i, what in ((5, "initial_h"), (6, "initial_c")):
-        init = imp.optional_const(node, i) if i < len(node.input) else None
-        if i < len(node.input) and node.input[i] and (init is None or np.any(np.asarray(init) != 0)):
-            raise imp.error(node, f"a nonzero or computed {what} is not supported (states start at zero)")
+        if i >= len(node.input) or not node.input[i]:
+            continue
+        init = imp.optional_const(node, i)
+        if init is not None:
+            if np.any(np.asarray(init) != 0):
+                raise imp.error(node, f"a nonzero constant {what} is not supported (pass it as an input, or start "
+                                      "at zero)")
+            continue
+        if dirs > 1:
+            raise imp.error(node, f"{what} as an input of a bidirectional layer is not supported (states start at "
+                                  "zero)")
+        t = imp.activation_input(node, i, any_batch_axis=True)  # (1, N, H): with a batch of 1, (1, H) either way
+        if imp.graph.shape(t) != (1, hidden):
+            raise imp.error(node, f"{what} '{node.input[i]}' has shape {imp.graph.shape(t)} without the batch; "
+                                  f"expected (1, {hidden}) (one layer, one direction)")
+        initial[i - 5] = imp.view(node, t, (hidden,), 0, imp.graph.unique_tensor_name(f"{node.input[i]}/state"))
     activations = [decode_attr(a).lower() for a in (node_attr(node, "activations") or [])]
     name = imp.layer_name(node)
     prefixes = [name] if dirs == 1 else [f"{name}.forward", f"{name}.backward"]  # the bodies' names
@@ -285,7 +303,8 @@ def _onnx_recurrent(imp: OnnxImporter, node: onnx.NodeProto) -> None:
         return
     # Y is (T, num_directions, N, H) [layout 1: (N, T, dirs, H)], Y_h (dirs, N, H) [layout 1: (N, dirs, H)]
     _recurrent_outputs(imp, node, x, bodies[0], steps, node.op_type, out_all, out_last,
-                       0 if layout else 2, 0 if layout else 1, (1,), (1,), reverse=direction == "reverse")
+                       0 if layout else 2, 0 if layout else 1, (1,), (1,), reverse=direction == "reverse",
+                       initial=initial)
 
 
 def _fast_rnn(imp: OnnxImporter, node: onnx.NodeProto) -> None:

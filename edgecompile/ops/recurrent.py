@@ -15,7 +15,9 @@ attrs: steps (T), states [[input name, output name, size], ...] (body tensor nam
 output (index of the state the node returns), mode "last" (its final value, shape
 (H,)) or "all" (every step, (T, H)), reverse (optional: the loop runs from the last step to
 the first, as the backward half of a bidirectional layer; "all" keeps each output at its own
-step).  Input: the sequence, shape (T, D).
+step), initial (optional: the indices of the states that start from the node's further
+inputs, in order, instead of zero; each is requantized from its tensor's format to its
+state's once, before the loop).  Inputs: the sequence, shape (T, D), then those initial states.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ import copy
 
 import numpy as np
 
+from .. import numerics
+from ..errors import EdgeCompileError
 from ..ir import Graph
 from .base import Op, register
 
@@ -48,7 +52,19 @@ class Recurrent(Op):
     def state_pairs(self) -> list[tuple[str, str, int]]:
         return [(a, b, int(n)) for a, b, n in self.attrs["states"]]
 
+    @property
+    def initial(self) -> list[int]:
+        return [int(k) for k in self.attrs.get("initial", [])]
+
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
+        pairs = self.state_pairs()
+        if len(self.inputs) != 1 + len(self.initial):
+            raise ValueError(f"recurrent {self.name}: {len(self.inputs) - 1} initial-state inputs for states "
+                             f"{self.initial}")
+        for k, name in zip(self.initial, self.inputs[1:]):
+            if graph.shape(name) != (pairs[k][2],):
+                raise ValueError(f"recurrent {self.name}: initial state {name} has shape {graph.shape(name)}, "
+                                 f"its state ({pairs[k][2]},)")
         t, d = graph.shape(self.inputs[0])
         if t != self.steps or self.body.shape(self.x_name) != (d,):
             raise ValueError(f"recurrent {self.name}: expects ({self.steps}, {self.body.shape(self.x_name)[0]}) "
@@ -83,8 +99,10 @@ class Recurrent(Op):
     def reverse(self) -> bool:
         return bool(self.attrs.get("reverse", False))
 
-    def _loop(self, seq: np.ndarray, step, zeros):
+    def _loop(self, seq: np.ndarray, step, zeros, initial=()):
         states = [zeros((len(seq), n)) for _, _, n in self.state_pairs()]
+        for k, value in zip(self.initial, initial):
+            states[k] = value
         outputs = []
         for t in range(self.steps):
             k = self.steps - 1 - t if self.reverse else t
@@ -94,8 +112,9 @@ class Recurrent(Op):
             yield env
         self._last = (states, outputs[::-1] if self.reverse else outputs)  # outputs in step order
 
-    def run_float(self, seq: np.ndarray) -> np.ndarray:
-        for _ in self._loop(np.asarray(seq, np.float32), self.body.evaluate, lambda s: np.zeros(s, np.float32)):
+    def run_float(self, seq: np.ndarray, *initial: np.ndarray) -> np.ndarray:
+        initial = [np.asarray(v, np.float32) for v in initial]
+        for _ in self._loop(np.asarray(seq, np.float32), self.body.evaluate, lambda s: np.zeros(s, np.float32), initial):
             pass
         return self._result(np.float32)
 
@@ -105,10 +124,12 @@ class Recurrent(Op):
             return states[self.attrs["output"]]
         return np.stack(outputs, axis=1).astype(dtype)
 
-    def body_values(self, seq: np.ndarray) -> dict[str, np.ndarray]:
+    def body_values(self, seq: np.ndarray, *initial: np.ndarray) -> dict[str, np.ndarray]:
         """Every body tensor over all steps (stacked on the batch axis), for calibration."""
         values: dict[str, list] = {}
-        for env in self._loop(np.asarray(seq, np.float32), self.body.evaluate, lambda s: np.zeros(s, np.float32)):
+        initial = [np.asarray(v, np.float32) for v in initial]
+        for env in self._loop(np.asarray(seq, np.float32), self.body.evaluate, lambda s: np.zeros(s, np.float32),
+                              initial):
             for name, v in env.items():
                 values.setdefault(name, []).append(v)
         return {k: np.concatenate(v, axis=0) for k, v in values.items()}
@@ -119,10 +140,12 @@ class Recurrent(Op):
 
         ranges = options.ranges
         fixed = {self.x_name: graph.tensors[self.inputs[0]].frac_bits}
-        for a, b, _ in self.state_pairs():
-            # a state's range: every value its output takes (it also starts at 0, inside any range)
-            fixed[a] = fixed[b] = frac_bits_for(ranges[b], self.body.tensors[b].bits, options.calib_method,
-                                                options.percentile)
+        for k, (a, b, _) in enumerate(self.state_pairs()):
+            # a state's range: every value its output takes (it also starts at 0, inside any range,
+            # or at its initial value, which its input side's range holds)
+            fixed[a] = fixed[b] = min(frac_bits_for(ranges[t], self.body.tensors[b].bits, options.calib_method,
+                                                    options.percentile)
+                                      for t in ((b, a) if k in self.initial else (b,)))
         for _ in range(4):  # an op may lower a format to keep its shifts legal: settle on one
             sub = copy.copy(options)
             sub.fixed_formats = {**(options.fixed_formats or {}), **fixed}
@@ -139,16 +162,28 @@ class Recurrent(Op):
         out_state = self.state_pairs()[self.attrs["output"]][1]
         graph.tensors[self.outputs[0]].frac_bits = self.body.tensors[out_state].frac_bits
         self.qattrs = {"state_frac_bits": [fixed[a] for a, _, _ in self.state_pairs()]}
+        if self.initial:  # from each initial state's format to its state's (a shift, either way)
+            shifts = [graph.tensors[t].frac_bits - fixed[self.state_pairs()[k][0]]
+                      for k, t in zip(self.initial, self.inputs[1:])]
+            if any(abs(v) > numerics.MAX_SHIFT for v in shifts):
+                raise EdgeCompileError(f"layer '{self.name}': an initial state's format is {max(shifts, key=abs)} bits "
+                                       f"from its state's (at most {numerics.MAX_SHIFT}): its values are far "
+                                       "larger or smaller than the state's; check the initial-state inputs")
+            self.qattrs["initial_shifts"] = shifts
 
     def formats(self, graph: Graph) -> str:
         states = ",".join(str(f) for f in self.qattrs.get("state_frac_bits", []))
         return f"x:{graph.tensors[self.inputs[0]].frac_bits} h:{states} y:{graph.tensors[self.outputs[0]].frac_bits}"
 
-    def run_int(self, graph: Graph, seq_q: np.ndarray) -> np.ndarray:
+    def _initial_int(self, initial_q) -> list[np.ndarray]:
+        return [numerics.requantize(np.asarray(v, np.int64), s, -128, 127)
+                for v, s in zip(initial_q, self.qattrs.get("initial_shifts", []))]
+
+    def run_int(self, graph: Graph, seq_q: np.ndarray, *initial_q: np.ndarray) -> np.ndarray:
         from ..simulate import evaluate_integer
 
         for _ in self._loop(np.asarray(seq_q, np.int64), lambda inputs: evaluate_integer(self.body, inputs),
-                            lambda s: np.zeros(s, np.int64)):
+                            lambda s: np.zeros(s, np.int64), self._initial_int(initial_q)):
             pass
         return self._result(np.int64)
 
@@ -187,8 +222,12 @@ class Recurrent(Op):
         externals = {self.x_name: f"({seq} + {k} * {d})"}
         for (a, b, _), p, q in zip(self.state_pairs(), prev, nxt):
             externals[a], externals[b] = at(p), at(q)
-        for (_, _, n), p in zip(self.state_pairs(), prev):
-            em.call(f"ec_fill_s8({at(p)}, 0, {n})")
+        starts = dict(zip(self.initial, zip(self.inputs[1:], self.qattrs.get("initial_shifts", []))))
+        for j, ((_, _, n), p) in enumerate(zip(self.state_pairs(), prev)):
+            if j in starts:
+                em.call(f"ec_align_s8({em.buffer(starts[j][0])}, {at(p)}, {n}, {starts[j][1]})")
+            else:
+                em.call(f"ec_fill_s8({at(p)}, 0, {n})")
         em.raw(f"for (int {t} = 0; {t} < {self.steps}; ++{t}) {{")
         body = BodyEmitter(em, self.body, plan, externals, base + body_base)
         for node in self.body.nodes:

@@ -129,7 +129,7 @@ def calibrate(graph: Graph, samples: np.ndarray, batch: int = 256) -> dict[str, 
         env = graph.run_float(samples[start:start + batch], keep_all=True)
         for node in graph.nodes:  # a recurrent cell's tensors, over every time step
             if getattr(node, "body", None) is not None:
-                env.update(node.body_values(env[node.inputs[0]]))
+                env.update(node.body_values(*[env[t] for t in node.inputs]))
         for name, value in env.items():
             if not np.all(np.isfinite(value)):
                 raise EdgeCompileError(f"tensor '{name}' becomes NaN/Inf on the calibration data: "
