@@ -13,7 +13,8 @@ from edgecompile.compiler import CompileOptions, compile_model, optimize, quant_
 from edgecompile.export import ExportSettings, export
 from edgecompile.frontend import load_model
 from edgecompile.passes.format_search import search_formats
-from edgecompile.passes.quantize import calibrate, frac_bits_for, quantize_graph
+from edgecompile.formats import frac_bits_for
+from edgecompile.passes.quantize import calibrate, quantize_graph
 from edgecompile.verify import verify
 from conftest import randomize_batchnorm, require_tool, save_torchscript
 from models_for_tests import ConvBNNet

@@ -11,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edgecompile import ops, packing, simulate
 from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
-from edgecompile.passes.quantize import TensorRange, frac_bits_for, parse_bits
+from edgecompile.formats import TensorRange, frac_bits_for
+from edgecompile.passes.quantize import parse_bits
 from edgecompile.verify import verify
 from conftest import require_tool
 

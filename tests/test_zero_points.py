@@ -7,7 +7,7 @@ import pytest
 from onnx import helper
 
 from edgecompile import numerics, ops
-from edgecompile.passes.quantize import TensorRange, format_for
+from edgecompile.formats import TensorRange, format_for
 from edgecompile.verify import verify
 from test_ops import compile_and_check, const, conv_w, save_model
 

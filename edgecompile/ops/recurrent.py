@@ -21,6 +21,7 @@ import copy
 
 import numpy as np
 
+from ..formats import frac_bits_for
 from ..ir import Graph
 from .base import Op, register
 
@@ -106,7 +107,7 @@ class Recurrent(Op):
 
     # -- quantization --------------------------------------------------------------------------
     def quantize(self, graph: Graph, options) -> None:
-        from ..passes.quantize import frac_bits_for, quantize_graph
+        from ..passes.quantize import quantize_graph
 
         ranges = options.ranges
         fixed = {self.x_name: graph.tensors[self.inputs[0]].frac_bits}
