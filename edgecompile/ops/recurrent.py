@@ -21,6 +21,7 @@ import copy
 
 import numpy as np
 
+from ..arena import round_up
 from ..formats import frac_bits_for
 from ..ir import Graph
 from .base import Op, register
@@ -147,14 +148,14 @@ class Recurrent(Op):
     # -- C ----------------------------------------------------------------------------------------
     def _layout(self):
         """Scratch layout: every state's buffer, every next state's buffer, then the body's arena."""
-        from ..passes.plan_memory import plan_memory, _round_up
+        from ..passes.plan_memory import plan_memory
 
         offsets, at = [], 0
         for _ in range(2):
             row = []
             for _, _, n in self.state_pairs():
                 row.append(at)
-                at += _round_up(n)
+                at += round_up(n)
             offsets.append(row)
         plan = plan_memory(self.body)
         return offsets, at, plan
