@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from edgecompile import c_api, simulate
+from edgecompile import c_api
 from edgecompile.bench import bench
 from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
@@ -370,7 +370,7 @@ def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     x = np.fromfile(out / "vectors" / "inputs.bin", dtype=np.int8).reshape(32, 32)
     y = np.fromfile(out / "vectors" / "expected.bin", dtype="<i2").reshape(32, 7)
     assert np.array_equal(c_api.read_outputs(graph, (out / "vectors" / "expected.bin").read_bytes(), "expected"), y)
-    env = simulate.evaluate_integer(graph, {"a": x[:, :16], "b": x[:, 16:]})
+    env = graph.evaluate_int({"a": x[:, :16], "b": x[:, 16:]})
     assert np.array_equal(y[:, :5], env[graph.outputs[0]]) and np.array_equal(y[:, 5:], env[graph.outputs[1]])
     per_tensor = {f: np.fromfile(out / "vectors" / f"{f}.bin", dtype=np.int8 if f.startswith("input") else "<i2")
                   for f in ("input0", "input1", "expected_output0", "expected_output1")}

@@ -73,7 +73,7 @@ def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):
     covered = np.zeros(whole.shape[1:], dtype=bool)
     for tile in patches.tiles:
         y0, y1, x0, x1 = tile.x_region
-        out = simulate.evaluate_integer(tile.graph, {patches.x: x[..., y0:y1, x0:x1]})[patches.y]
+        out = tile.graph.evaluate_int({patches.x: x[..., y0:y1, x0:x1]})[patches.y]
         p0, p1, q0, q1 = tile.y_region
         assert np.array_equal(out, whole[..., p0:p1, q0:q1]), tile.y_region
         covered[..., p0:p1, q0:q1] = True
@@ -95,7 +95,7 @@ def test_random_stages_and_grids_tile_exactly(patched, seed):
     whole = simulate.run_integer(graph, x, keep_all=True)[patches.y]
     for tile in patches.tiles:
         y0, y1, x0, x1 = tile.x_region
-        out = simulate.evaluate_integer(tile.graph, {patches.x: x[..., y0:y1, x0:x1]})[patches.y]
+        out = tile.graph.evaluate_int({patches.x: x[..., y0:y1, x0:x1]})[patches.y]
         p0, p1, q0, q1 = tile.y_region
         assert np.array_equal(out, whole[..., p0:p1, q0:q1]), (k, grid, tile.y_region)
 

@@ -138,10 +138,7 @@ class Recurrent(Op):
         return f"x:{graph.tensors[self.inputs[0]].frac_bits} h:{states} y:{graph.tensors[self.outputs[0]].frac_bits}"
 
     def run_int(self, graph: Graph, seq_q: np.ndarray) -> np.ndarray:
-        from ..simulate import evaluate_integer
-
-        for _ in self._loop(np.asarray(seq_q, np.int64), lambda inputs: evaluate_integer(self.body, inputs),
-                            lambda s: np.zeros(s, np.int64)):
+        for _ in self._loop(np.asarray(seq_q, np.int64), self.body.evaluate_int, lambda s: np.zeros(s, np.int64)):
             pass
         return self._result(np.int64)
 
