@@ -14,6 +14,13 @@ by its input and output sides (it is the same buffer).
 attrs: steps (T), states [[input name, output name, size], ...] (body tensor names),
 output (index of the state the node returns), mode "last" (its final value, shape
 (H,)) or "all" (every step, (T, H)).  Input: the sequence, shape (T, D).
+
+The body is compiled like a model, by the layers above the ops, which hand the cell what
+it needs with the arguments they already pass (the ops do not import them): the
+quantization pass's options quantize a graph (QuantOptions.quantize_graph), the memory
+planner hands its planner to plan_subgraphs before it asks for scratch_bytes, and the C
+generator's emitter makes the body's emitter (Emitter.sub_emitter).  The body's integer
+steps are Graph.evaluate_int, the simulator's walk.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ class Recurrent(Op):
     int8_only = True  # a cell's sequence and states are int8
 
     body: Graph = None  # set by the frontend (or the manifest reader)
+    body_plan = None  # the body's MemoryPlan, set by plan_subgraphs
 
     @property
     def steps(self) -> int:
@@ -108,8 +116,6 @@ class Recurrent(Op):
 
     # -- quantization --------------------------------------------------------------------------
     def quantize(self, graph: Graph, options) -> None:
-        from ..passes.quantize import quantize_graph
-
         ranges = options.ranges
         fixed = {self.x_name: graph.tensors[self.inputs[0]].frac_bits}
         for a, b, _ in self.state_pairs():
@@ -121,7 +127,7 @@ class Recurrent(Op):
             sub.fixed_formats = {**(options.fixed_formats or {}), **fixed}
             sub.act_bits, sub.act_layer_bits, sub.output_bits = 8, {}, 8  # a cell's tensors stay int8
             sub.unsigned_relu = sub.asymmetric = False  # and signed
-            quantize_graph(self.body, ranges, sub, clip_outputs=True)  # the states have their formats
+            sub.quantize_graph(self.body, ranges, clip_outputs=True)  # the states have their formats
             moved = {b: self.body.tensors[b].frac_bits for _, b, _ in self.state_pairs()
                      if self.body.tensors[b].frac_bits != fixed[b]}
             if not moved:
@@ -143,10 +149,13 @@ class Recurrent(Op):
         return self._result(np.int64)
 
     # -- C ----------------------------------------------------------------------------------------
+    def plan_subgraphs(self, planner) -> None:
+        self.body_plan = planner(self.body)
+
     def _layout(self):
         """Scratch layout: every state's buffer, every next state's buffer, then the body's arena."""
-        from ..passes.plan_memory import plan_memory
-
+        if self.body_plan is None:
+            raise RuntimeError(f"recurrent {self.name}: its body has no memory plan yet (plan_subgraphs)")
         offsets, at = [], 0
         for _ in range(2):
             row = []
@@ -154,16 +163,13 @@ class Recurrent(Op):
                 row.append(at)
                 at += round_up(n)
             offsets.append(row)
-        plan = plan_memory(self.body)
-        return offsets, at, plan
+        return offsets, at, self.body_plan
 
     def scratch_bytes(self, graph: Graph) -> int:
         _, states, plan = self._layout()
         return states + plan.arena_size
 
     def emit_c(self, em) -> None:
-        from ..codegen import BodyEmitter
-
         (prev, nxt), body_base, plan = self._layout()
         base = em.scratch_offset(self)
         seq = em.buffer(self.inputs[0])
@@ -179,7 +185,7 @@ class Recurrent(Op):
         for (_, _, n), p in zip(self.state_pairs(), prev):
             em.call(f"ec_fill_s8({at(p)}, 0, {n})")
         em.raw(f"for (int {t} = 0; {t} < {self.steps}; ++{t}) {{")
-        body = BodyEmitter(em, self.body, plan, externals, base + body_base)
+        body = em.sub_emitter(self.body, plan, externals, base + body_base)
         for node in self.body.nodes:
             em.runtime.update(node.runtime_files)
             node.emit_c(body)

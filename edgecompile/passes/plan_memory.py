@@ -143,6 +143,7 @@ def build_buffers(graph: Graph, overwrite: bool = False) -> list[Buffer]:
         _pair_overwrites(graph, buffers)
     # Working memory a kernel needs while it runs (e.g. an im2col buffer): live for its step only.
     for i, node in enumerate(graph.nodes):
+        node.plan_subgraphs(plan_memory)  # a recurrent cell's scratch holds its body's arena
         need = node.scratch_bytes(graph)
         if need > 0:
             buffers.append(Buffer([scratch_name(node)], round_up(need), i, i))

@@ -45,6 +45,11 @@ class QuantOptions:
         if r is not None:
             t.zero_point = zero_point_for(r, t.frac_bits, t.bits)
 
+    def quantize_graph(self, graph: Graph, ranges: dict, clip_outputs: bool = False) -> None:
+        """quantize_graph with these options: how an op quantizes the sub-graph it holds (a recurrent
+        cell's body) with the options it was given, as the ops do not import the passes."""
+        quantize_graph(graph, ranges, self, clip_outputs)
+
     def weight_bits_for(self, layer: str) -> int:
         """A layer's weight bits: its own entry, its factorized parent's ("fc1" for "fc1.V"), or the default."""
         parent = layer.rsplit(".", 1)[0] if layer.endswith((".V", ".U")) else layer
