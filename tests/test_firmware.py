@@ -57,6 +57,7 @@ def test_extern_arena_bit_exact_on_host_with_sanitizers(extern_project):
     assert verify(extern_project, sanitize=True, count=8).ok
 
 
+@pytest.mark.qemu
 def test_extern_arena_bit_exact_and_benched_on_qemu(extern_project):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     assert verify(extern_project, target="qemu-m4").ok
@@ -211,7 +212,7 @@ def test_shared_runtime_files_are_identical(two_models):
         assert (alpha / "runtime" / name).read_bytes() == (beta / "runtime" / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("target", ["host", "qemu-m4"])
+@pytest.mark.parametrize("target", ["host", pytest.param("qemu-m4", marks=pytest.mark.qemu)])
 def test_two_models_in_one_firmware(two_models, target):
     require_tool("make", "gcc" if target == "host" else "arm-none-eabi-gcc")
     if target != "host":
@@ -315,6 +316,7 @@ def test_multi_io_bit_exact_on_host(multi_io_projects):
     assert verify(multi_io_projects["heads_pt"].out_dir, sanitize=True, count=8).ok
 
 
+@pytest.mark.qemu
 def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     for name, result in multi_io_projects.items():
@@ -335,6 +337,7 @@ def test_multi_io_c_is_warning_free_under_gcc_and_clang(multi_io_projects, tmp_p
                                 str(out / "src" / src), "-o", str(tmp_path / f"{cc}_{src}.o")], check=True)
 
 
+@pytest.mark.qemu
 def test_multi_io_linked_vectors_runner_on_qemu(multi_io_projects):
     """The board runner (vectors compiled into the image) with two inputs, two outputs and the caller's arena."""
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")

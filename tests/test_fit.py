@@ -134,6 +134,7 @@ def test_lenet_fits_12k_within_one_and_a_half_points_of_float(lenet_fit):
     assert float(np.mean(pred == y)) == pytest.approx(chosen["accuracy"])
 
 
+@pytest.mark.qemu
 def test_fitted_project_is_bit_exact_on_host_and_qemu_and_builds_for_a_board(lenet_fit):
     require_tool("gcc", "make", "arm-none-eabi-gcc", "qemu-system-arm")
     _, out, _ = lenet_fit

@@ -205,6 +205,7 @@ def test_a_plan_that_ignores_the_kernels_order_is_caught_by_verify(separable, mo
     assert not verify(result.out_dir).ok
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", ["qemu-m55", "qemu-m4", "qemu-m0plus-an385"])
 def test_in_place_plan_runs_bit_exact_on_helium_dsp_and_portable_kernels(separable, target):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")

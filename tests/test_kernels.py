@@ -205,6 +205,7 @@ def test_the_harness_catches_a_wrong_kernel(tmp_path):
 # --------------------------------------------------------------------------- C, Cortex-M under QEMU
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target,extra", [("qemu-m0plus", ""), ("qemu-m4", ""), ("qemu-m4", "-DEC_FAST_NO_DSP"),
                                           ("qemu-m7", ""), ("qemu-m33", ""), ("qemu-m55", ""),
                                           ("qemu-m55", "-DEC_FAST_NO_MVE")])

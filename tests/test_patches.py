@@ -122,6 +122,7 @@ def test_patched_c_is_bit_exact_on_the_host_and_clean_under_sanitizers(patched):
     assert verify(patched.out_dir, sanitize=True, count=8).ok
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", ["qemu-m55", "qemu-m4", "qemu-m0plus-an385"])
 def test_patched_c_is_bit_exact_on_helium_dsp_and_portable_cores(patched, target):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
@@ -129,6 +130,7 @@ def test_patched_c_is_bit_exact_on_helium_dsp_and_portable_cores(patched, target
     assert v.total == 64 and v.ok, (target, v.first_mismatch)
 
 
+@pytest.mark.qemu
 def test_bench_counts_the_patches_as_one_step_that_adds_up(patched):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     r = bench(patched.out_dir, "qemu-m4", samples=2)

@@ -266,6 +266,7 @@ def test_16_bit_activations_bit_exact_through_every_op(name, tmp_path):
     assert v.ok, v.first_mismatch
 
 
+@pytest.mark.qemu
 def test_16_bit_lenet_on_cortex_m(digits_lenet, tmp_path):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "a16", digits_lenet["calib"], act_bits="16",

@@ -243,7 +243,7 @@ def _run(project: Path, target: str, prog: str, workdir: Path, *extra: str, opt:
     return _make(project, f"TARGET={target}", f"PROG={prog}", f"EC_OPT={opt}", "run", f"RUN_DIR={workdir}", *extra)
 
 
-@pytest.mark.parametrize("target", ["host", *QEMU_TARGETS])
+@pytest.mark.parametrize("target", ["host", *(pytest.param(t, marks=pytest.mark.qemu) for t in QEMU_TARGETS)])
 def test_round_trip_is_bit_exact(project: Path, builds: Builds, target: str, tmp_path: Path) -> None:
     _built(builds, target, "smoke", "-O2")
     inputs = random.Random(target).randbytes(SAMPLE_BYTES * SAMPLES)
@@ -254,6 +254,7 @@ def test_round_trip_is_bit_exact(project: Path, builds: Builds, target: str, tmp
     assert (tmp_path / "outputs.bin").read_bytes() == bytes(b ^ 0x5A for b in inputs)
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", QEMU_TARGETS)
 def test_fault_exits_with_121(project: Path, builds: Builds, target: str, tmp_path: Path) -> None:
     _built(builds, target, "fault", "-Os")
@@ -263,6 +264,7 @@ def test_fault_exits_with_121(project: Path, builds: Builds, target: str, tmp_pa
     assert "still running" not in ran.stderr
 
 
+@pytest.mark.qemu
 def test_store_to_a_bad_address_exits_with_121(project: Path, builds: Builds, tmp_path: Path) -> None:
     extra = ("VARIANT=-store", "CFLAGS=-DSMOKE_BAD_ADDRESS=0x70000000")  # unmapped on mps2-an385
     _built(builds, "qemu-m3", "fault", "-Os", *extra)
@@ -270,6 +272,7 @@ def test_store_to_a_bad_address_exits_with_121(project: Path, builds: Builds, tm
     assert f"Error {T.EXIT_FAULT}" in ran.stderr and "still running" not in ran.stderr
 
 
+@pytest.mark.qemu
 def test_m0plus_code_on_the_large_machine_faults_on_unaligned_access(project: Path, builds: Builds,
                                                                      tmp_path: Path) -> None:
     """qemu-m0plus-an385 runs Armv6-M code on an Armv7-M machine: an unaligned LDR must fault there
@@ -284,6 +287,7 @@ def test_m0plus_code_on_the_large_machine_faults_on_unaligned_access(project: Pa
             assert ran.returncode == 0 and "still running" in ran.stdout + ran.stderr, ran.stderr
 
 
+@pytest.mark.qemu
 def test_guest_that_never_ends_is_stopped_by_the_timeout(project: Path, builds: Builds, tmp_path: Path) -> None:
     spin = _built(builds, "qemu-m3", "spin", "-Os")
     started = time.monotonic()
@@ -306,6 +310,7 @@ def _marker_length(elf: Path) -> int:
     return len(re.findall(r"^\s+[0-9a-f]+:\s", body, flags=re.MULTILINE))
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", QEMU_TARGETS)
 def test_instruction_counts_are_exact_and_repeatable(builds: Builds, target: str, tmp_path: Path) -> None:
     elf = _built(builds, target, "dot", "-O2").elf
@@ -319,6 +324,7 @@ def test_instruction_counts_are_exact_and_repeatable(builds: Builds, target: str
     assert first.deltas[0] == 7 * DOT_N + 4 + _marker_length(elf) == 7005
 
 
+@pytest.mark.qemu
 def test_profile_marks_follow_the_runner(project: Path, builds: Builds, tmp_path: Path) -> None:
     elf = _built(builds, "qemu-m4", "smoke", "-O2").elf
     (tmp_path / "inputs.bin").write_bytes(bytes(SAMPLE_BYTES * SAMPLES))
