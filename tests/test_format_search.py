@@ -11,9 +11,9 @@ import torch.nn as nn
 from edgecompile import metrics, simulate
 from edgecompile.compiler import CompileOptions, compile_model, optimize, quant_options
 from edgecompile.export import ExportSettings, export
+from edgecompile.formats import frac_bits_for
 from edgecompile.frontend import load_model
 from edgecompile.passes.format_search import search_formats
-from edgecompile.formats import frac_bits_for
 from edgecompile.passes.quantize import calibrate, quantize_graph
 from edgecompile.verify import verify
 from conftest import randomize_batchnorm, require_tool, save_torchscript
