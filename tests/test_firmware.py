@@ -51,6 +51,7 @@ def test_extern_arena_api(extern_project):
     assert doc["c_api"]["arena"] == "extern"
 
 
+@pytest.mark.slow
 def test_extern_arena_bit_exact_on_host_with_sanitizers(extern_project):
     require_tool("gcc", "make")
     assert verify(extern_project).ok
@@ -99,6 +100,7 @@ def build_elf(project: Path, target: str, build: str, extra: str = "") -> Path:
 
 @pytest.mark.parametrize("target,objdump", [("host", "objdump"), ("qemu-m4", "arm-none-eabi-objdump")])
 @pytest.mark.parametrize("arena", ["static", "extern"])
+@pytest.mark.slow
 def test_section_macros_place_weights_and_arena(convnet, tmp_path, target, objdump, arena):
     require_tool("make", objdump, "gcc" if target == "host" else "arm-none-eabi-gcc")
     project = export(ExportSettings(convnet, tmp_path / "out", input_shape=(3, 24, 24), arena=arena,
@@ -281,6 +283,7 @@ def multi_io_projects(tmp_path_factory):
     return projects
 
 
+@pytest.mark.slow
 def test_multi_io_c_api(multi_io_projects):
     heads = multi_io_projects["heads_onnx"].out_dir
     header = (heads / "src" / "heads_onnx.h").read_text()
@@ -300,6 +303,7 @@ def test_multi_io_c_api(multi_io_projects):
     assert doc["inputs"] == ["a", "b"] and doc["outputs"] == ["y0", "y1"]
 
 
+@pytest.mark.slow
 def test_multi_io_simulator_matches_the_float_model(multi_io_projects):
     for name, result in multi_io_projects.items():
         s = result.summary
@@ -308,6 +312,7 @@ def test_multi_io_simulator_matches_the_float_model(multi_io_projects):
         assert (s["top1_agreement"] is None) == name.startswith("heads")  # two heads side by side: no top-1
 
 
+@pytest.mark.slow
 def test_multi_io_bit_exact_on_host(multi_io_projects):
     require_tool("gcc", "make")
     for name, result in multi_io_projects.items():
@@ -326,6 +331,7 @@ def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
     assert b.bit_exact and b.repeatable
 
 
+@pytest.mark.slow
 def test_multi_io_c_is_warning_free_under_gcc_and_clang(multi_io_projects, tmp_path):
     require_tool("gcc", "clang")
     for name in ("heads_onnx", "imgx_pt"):  # the caller's arena, and a static one
@@ -348,6 +354,7 @@ def test_multi_io_linked_vectors_runner_on_qemu(multi_io_projects):
     assert "bit-exact samples: 4" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_exports_a_multi_input_model_with_the_callers_arena(multi_io_projects, tmp_path):
     require_tool("gcc", "make")
     from click.testing import CliRunner
@@ -365,6 +372,7 @@ def test_cli_exports_a_multi_input_model_with_the_callers_arena(multi_io_project
     assert r.exit_code == 2 and "heap" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     """inputs.bin holds each sample's inputs one after the other, outputs.bin each sample's outputs
     (here int16, little-endian); verify --inputs takes the same .npz as --calib."""
@@ -387,6 +395,7 @@ def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     assert v.total == 6 and v.ok
 
 
+@pytest.mark.slow
 def test_multi_input_calibration_errors(tmp_path, multi_io_projects):
     rng = np.random.default_rng(0)
     model = next(iter(multi_io_projects.values())).out_dir.parent / "heads.onnx"
@@ -433,6 +442,7 @@ def test_single_input_two_outputs_keeps_the_input_name(tmp_path):
     assert verify(result.out_dir).ok
 
 
+@pytest.mark.slow
 def test_explore_and_qat_refuse_several_inputs_clearly(multi_io_projects, tmp_path):
     from edgecompile.explore import explore
     from edgecompile.qat import prepare

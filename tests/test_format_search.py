@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
@@ -76,6 +77,7 @@ def _quantized_convnet(tmp_path, bad: dict | None = None):
     return graph, options, calib
 
 
+@pytest.mark.slow
 def test_search_recovers_from_a_format_that_saturates(tmp_path):
     good, options, calib = _quantized_convnet(tmp_path)
     tensor = next(n.outputs[0] for n in good.nodes if n.name == "conv2")
@@ -135,6 +137,7 @@ def test_search_leaves_the_model_outputs_at_min_max(tmp_path):
     assert graph.outputs[0] in final_tensors(graph)
 
 
+@pytest.mark.slow
 def test_export_with_searched_formats_is_bit_exact(tmp_path):
     """A model whose search keeps new formats (the held-out half confirms them): the C equals them."""
     require_tool("gcc", "make")

@@ -40,12 +40,14 @@ def test_ir_float_matches_onnxruntime_and_torch(cls, tmp_path, rng):
     assert np.max(np.abs(ir - ref)) <= 1e-4
 
 
+@pytest.mark.slow
 def test_digits_lenet_matches_onnxruntime(digits_lenet):
     loaded = load_model(digits_lenet["model"], (1, 28, 28))
     x = np.load(digits_lenet["test_x"])[:32]
     assert np.max(np.abs(loaded.graph.run_float(x) - metrics.onnxruntime_outputs(loaded.onnx_model, x))) <= 1e-4
 
 
+@pytest.mark.slow
 def test_torch_export_program_carries_its_input_shape(tmp_path, rng):
     model = make(ConvBNNet)
     program = torch.export.export(model, (torch.zeros(1, 3, 24, 24),))
@@ -67,6 +69,7 @@ def test_torch_export_program_carries_its_input_shape(tmp_path, rng):
 
 
 @pytest.mark.parametrize("name", ["dscnn", "mobilenetv2", "mobilenetv3_block", "shufflenet"])
+@pytest.mark.slow
 def test_torch_export_programs_of_the_zoo_load_and_match_torch(name, tmp_path, rng):
     """Bias-free convolutions, ReLU6, h-swish and shuffles as torch.export writes them (its
     exporter casts a zero bias like the input: a CastLike the importer turns into a constant)."""

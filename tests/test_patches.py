@@ -63,6 +63,7 @@ def patched(stage_net):
     return export_example(stage_net, "auto", patch_budget=0.5)
 
 
+@pytest.mark.slow
 def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):
     graph, plan = patched.compiled.graph, patched.compiled.plan
     patches = plan.patches
@@ -81,6 +82,7 @@ def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.slow
 def test_random_stages_and_grids_tile_exactly(patched, seed):
     """Any stage length and grid, not only the chosen one."""
     graph = patched.compiled.graph
@@ -100,6 +102,7 @@ def test_random_stages_and_grids_tile_exactly(patched, seed):
         assert np.array_equal(out, whole[..., p0:p1, q0:q1]), (k, grid, tile.y_region)
 
 
+@pytest.mark.slow
 def test_patches_go_below_the_in_place_plan_within_the_budget(patched, stage_net):
     plan = patched.compiled.plan
     graph = patched.compiled.graph
@@ -114,6 +117,7 @@ def test_patches_go_below_the_in_place_plan_within_the_budget(patched, stage_net
     assert plan_memory(graph, "auto", patch_budget=0).patches is None  # --patch-budget 0: none
 
 
+@pytest.mark.slow
 def test_patched_c_is_bit_exact_on_the_host_and_clean_under_sanitizers(patched):
     require_tool("gcc", "make")
     assert "ec_paste_s8" in (patched.out_dir / f"src/{patched.name}.c").read_text()
@@ -142,6 +146,7 @@ def test_bench_counts_the_patches_as_one_step_that_adds_up(patched):
     assert sum(c.instructions for c in r.layers) == r.per_inference[0]
 
 
+@pytest.mark.slow
 def test_the_command_line_chooses_the_plan(stage_net):
     import json
 
@@ -166,6 +171,7 @@ def test_the_command_line_chooses_the_plan(stage_net):
     assert r.exit_code != 0 and "--patch-budget" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_crop_takes_its_window_in_float_and_integer_alike(patched):
     crop = next(n for t in patched.compiled.plan.patches.tiles for n in t.graph.nodes if n.op_type == "Slice")
     tile = next(t.graph for t in patched.compiled.plan.patches.tiles if crop in t.graph.nodes)

@@ -54,6 +54,7 @@ def compile_seq(kind, tmp_path, steps=8, every_step=False, vectors=256):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.slow
 def test_recurrent_cells_bit_exact_over_256_sequences(kind, tmp_path):
     require_tool("gcc", "make")
     model, result = compile_seq(kind, tmp_path)
@@ -72,6 +73,7 @@ def test_recurrent_cells_bit_exact_over_256_sequences(kind, tmp_path):
     assert v.total == 256 and v.ok, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_every_step_outputs(tmp_path):
     require_tool("gcc", "make")
     for kind in ("GRU", "FastGRNN"):
@@ -88,6 +90,7 @@ def object_text_bytes(project, name) -> int:
     return sum(int(line.split()[1]) for line in out.splitlines() if line.startswith(".text"))
 
 
+@pytest.mark.slow
 def test_code_size_does_not_grow_with_the_sequence_length(tmp_path):
     require_tool("gcc")
     sizes = []
@@ -133,6 +136,7 @@ def test_fastrnn_cell_matches_its_formula():
     assert torch.allclose(grnn(x, h), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sparse_recurrent_weights_stay_zero_and_exact(tmp_path):
     require_tool("gcc", "make")
     torch.manual_seed(0)
@@ -169,6 +173,7 @@ def test_bidirectional_is_a_clear_error():
         load_module(Wrapped(nn.GRU(8, 16, batch_first=True, bidirectional=True)).eval(), (8, 8))
 
 
+@pytest.mark.slow
 def test_stacked_layers_chain_two_loops(tmp_path):
     require_tool("gcc", "make")
     torch.manual_seed(0)
@@ -180,6 +185,7 @@ def test_stacked_layers_chain_two_loops(tmp_path):
     assert verify(result.out_dir).ok
 
 
+@pytest.mark.slow
 def test_trained_sequence_classifiers_within_2_points(tmp_path):
     """The example's models trained briefly on digits rows: integer accuracy within 2 points of float."""
     require_tool("gcc", "make")

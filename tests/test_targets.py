@@ -211,6 +211,7 @@ def test_target_mk_defines_the_contract(project: Path) -> None:
 
 @pytest.mark.parametrize("opt", OPTS)
 @pytest.mark.parametrize("target", ["host", *QEMU_TARGETS, *BOARDS])
+@pytest.mark.slow
 def test_smoke_project_builds_without_warnings(builds: Builds, target: str, opt: str) -> None:
     extra = ("images",) if target in BOARDS else ()
     build = _built(builds, target, "smoke", opt, *extra)
@@ -231,6 +232,7 @@ def _check_board_image(target: T.Target, elf: Path) -> None:
     assert reset & 1 and code.origin <= reset < code.origin + len(image)
 
 
+@pytest.mark.slow
 def test_board_can_use_semihosting_instead_of_the_uart(builds: Builds) -> None:
     build = _built(builds, "nucleo-f446re", "smoke", "-Os", "images", "EC_IO=semihost")
     assert "warning:" not in build.log.lower() and "platform_semihost" in build.log
@@ -244,6 +246,7 @@ def _run(project: Path, target: str, prog: str, workdir: Path, *extra: str, opt:
 
 
 @pytest.mark.parametrize("target", ["host", *(pytest.param(t, marks=pytest.mark.qemu) for t in QEMU_TARGETS)])
+@pytest.mark.slow
 def test_round_trip_is_bit_exact(project: Path, builds: Builds, target: str, tmp_path: Path) -> None:
     _built(builds, target, "smoke", "-O2")
     inputs = random.Random(target).randbytes(SAMPLE_BYTES * SAMPLES)
@@ -363,6 +366,7 @@ def test_oversized_image_is_refused_with_its_sizes(project: Path) -> None:
     assert re.search(r"needs \d+ bytes of flash, has 65536", refused.stderr), refused.stderr
 
 
+@pytest.mark.slow
 def test_elf_sizes_agree_with_binutils(builds: Builds) -> None:
     elf = _built(builds, "nucleo-g071rb", "smoke", "-Os", "images").elf
     sizes = T.elf_sizes(elf)
@@ -373,6 +377,7 @@ def test_elf_sizes_agree_with_binutils(builds: Builds) -> None:
     assert T.elf_sizes(_built(builds, "host", "smoke", "-O2").elf)["text"] > 0  # 64-bit host ELF too
 
 
+@pytest.mark.slow
 def test_elf_symbols_agree_with_binutils(builds: Builds, tmp_path: Path) -> None:
     elf = _built(builds, "nucleo-g071rb", "smoke", "-Os", "images").elf
     listed = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(elf)], capture_output=True, text=True,
@@ -389,6 +394,7 @@ def test_elf_symbols_agree_with_binutils(builds: Builds, tmp_path: Path) -> None
             read(tmp_path / "not.elf")
 
 
+@pytest.mark.slow
 def test_flash_says_what_is_missing(project: Path, builds: Builds, tmp_path: Path) -> None:
     _built(builds, "nucleo-f446re", "smoke", "-Os", "images")
     tools = tmp_path / "bin"
