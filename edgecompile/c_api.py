@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arena import ALIGN as ARENA_ALIGN
 from .errors import EdgeCompileError
 from .ir import Graph
-from .passes.plan_memory import ALIGN as ARENA_ALIGN
 
 ARENA_MODES = ("static", "extern")
 

@@ -157,6 +157,11 @@ class Emitter:
     def comment(self, text: str) -> None:
         self.body.append(Statement(text, "comment"))
 
+    def sub_emitter(self, graph: Graph, plan: MemoryPlan, externals: dict[str, str], base: int) -> "Emitter":
+        """The emitter of a sub-graph run inside this function (a recurrent cell's body, BodyEmitter):
+        the op that holds it asks for it here, as the ops do not import the C generator."""
+        return BodyEmitter(self, graph, plan, externals, base)
+
 
 def emit_model(graph: Graph, plan: MemoryPlan) -> Emitter:
     em = Emitter(graph, plan)

@@ -12,6 +12,7 @@ from . import ops
 from .ops import activation
 from .calibration import synthetic_inputs
 from .errors import EdgeCompileError
+from .formats import TensorRange
 from .frontend import LoadedModel
 from .ir import Graph
 from .passes.bias_correction import correct_biases
@@ -27,7 +28,7 @@ from .passes.fuse_activation import fuse_activations
 from .passes.plan_memory import PATCH_BUDGET, MemoryPlan, plan_memory
 from .passes.prune import prune
 from .passes.precision import check_layers, choose_precision
-from .passes.quantize import QuantOptions, TensorRange, calibrate, final_tensors, quantize_graph
+from .passes.quantize import QuantOptions, calibrate, final_tensors, quantize_graph
 from .passes.sparsify import SparsityDecision, compressed_layers, sparsify
 from .passes.weight_rounding import round_weights_if_better
 

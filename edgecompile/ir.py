@@ -17,6 +17,7 @@ from typing import ClassVar, Iterable
 
 import numpy as np
 
+from . import numerics
 from .errors import EdgeCompileError
 
 
@@ -258,6 +259,19 @@ class Graph:
         for n in self.nodes:
             outs = n.run_float(*[env[t] for t in n.inputs])
             env[n.outputs[0]] = np.asarray(outs, dtype=np.float32)
+        return env
+
+    def evaluate_int(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Integer inference over named inputs, every tensor: the simulator's walk (simulate.py), here
+        beside the float one because a recurrent cell runs its body with it (ops/recurrent.py)."""
+        env = {name: np.asarray(v, dtype=np.int64) for name, v in inputs.items()}
+        for node in self.nodes:
+            y = node.run_int(self, *[env[t] for t in node.inputs])
+            t = self.tensors[node.outputs[0]]
+            lo, hi = numerics.qrange(t.bits)
+            # Every kernel saturates; a value outside the type is a simulator bug.
+            assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside int{t.bits}"
+            env[node.outputs[0]] = y
         return env
 
 

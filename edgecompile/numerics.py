@@ -7,7 +7,7 @@ Notation (the same as runtime_c/ec_fixed.h, which implements these rules in C):
     An 8-bit tensor may also carry a zero point z, an int8 code: its value is
     (q - z) * 2^-f.  z = -128 makes an unsigned code (one more bit for values that are
     never negative, ReLU outputs); another z places a skewed range in the codes
-    (passes/quantize.py: zero_point_tensors, format_for).  Conv and linear kernels never
+    (passes/quantize.py: zero_point_tensors; formats.py: format_for).  Conv and linear kernels never
     see z: the compiler folds it into the int32 biases and the clamps of the layers
     that write and read the tensor (ops/weighted.py), and a padded conv pads with it.
     Adds, products, average pools, tables and concatenations take it as a constant in

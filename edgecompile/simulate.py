@@ -1,8 +1,8 @@
 """The integer simulator: the golden model the generated C must match bit for bit.
 
 It runs each node's `run_int` (numpy, int64, the rules of numerics.py) on a
-quantized graph, either the one the compiler just built or one read back from
-an exported project's manifest.
+quantized graph (Graph.evaluate_int walks the nodes), either the one the compiler
+just built or one read back from an exported project's manifest.
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def run_integer(graph: Graph, x_q: np.ndarray, keep_all: bool = False):
             _outputs.move_to_end(key)
             return _outputs[key].copy()
     parts = batch_parts(graph, len(x_q))
-    envs = map_parts(lambda part: evaluate_integer(graph, graph.split_inputs(x_q[part])), parts)
+    envs = map_parts(lambda part: graph.evaluate_int(graph.split_inputs(x_q[part])), parts)
     if keep_all:
         return envs[0] if len(envs) == 1 else {t: np.concatenate([env[t] for env in envs]) for t in envs[0]}
     outputs = [graph.join_outputs(env) for env in envs]
@@ -93,19 +93,6 @@ def run_integer(graph: Graph, x_q: np.ndarray, keep_all: bool = False):
             while len(_outputs) > OUTPUTS_CACHE_SIZE:
                 _outputs.popitem(last=False)
     return y
-
-
-def evaluate_integer(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Integer inference over named inputs (a recurrent cell's body has several): every tensor."""
-    env = {name: np.asarray(v, dtype=np.int64) for name, v in inputs.items()}
-    for node in graph.nodes:
-        y = node.run_int(graph, *[env[t] for t in node.inputs])
-        t = graph.tensors[node.outputs[0]]
-        lo, hi = numerics.qrange(t.bits)
-        # Every kernel saturates; a value outside the type is a simulator bug.
-        assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside int{t.bits}"
-        env[node.outputs[0]] = y
-    return env
 
 
 def dequantize(graph: Graph, tensor: str, q: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ def test_literals_are_named_and_everything_else_is_kept():
 
 
 @pytest.mark.parametrize("model_class", [ConvBNNet, OddConvNet, ResidualNet])
+@pytest.mark.slow
 def test_every_kernel_call_of_an_export_is_named(model_class, tmp_path):
     result = export_example(random_example(model_class, INPUT_SHAPES[model_class], tmp_path), "out", vectors=4)
     text = (result.out_dir / "src" / f"{result.name}.c").read_text()

@@ -43,6 +43,7 @@ def test_help_and_version():
     assert run("--version").exit_code == 0
 
 
+@pytest.mark.slow
 def test_export_verify_inspect(mlp_files, tmp_path):
     require_tool("gcc", "make")
     d, model = mlp_files
@@ -68,6 +69,7 @@ def test_export_verify_inspect(mlp_files, tmp_path):
     assert r.exit_code == 0 and "layers.0" in r.output and "MACs" in r.output
 
 
+@pytest.mark.slow
 def test_generated_project_builds_and_tests_with_make_alone(mlp_files, tmp_path):
     require_tool("gcc", "make")
     d, model = mlp_files
@@ -79,6 +81,7 @@ def test_generated_project_builds_and_tests_with_make_alone(mlp_files, tmp_path)
     assert proc.returncode != 0 and "unknown TARGET 'bogus'" in proc.stderr and "qemu-m4" in proc.stderr
 
 
+@pytest.mark.slow
 def test_verify_detects_a_tampered_binary(mlp_files, tmp_path):
     require_tool("gcc", "make")
     d, model = mlp_files
@@ -141,6 +144,7 @@ def test_bad_inputs(mlp_files, tmp_path):
     assert not out.exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_file_names_that_the_project_uses_get_a_prefix(mlp_files, tmp_path):
     require_tool("gcc", "make")
     d, model = mlp_files
@@ -153,6 +157,7 @@ def test_file_names_that_the_project_uses_get_a_prefix(mlp_files, tmp_path):
     assert r.exit_code == 0 and "bit-exact: 8/8" in r.output, r.output
 
 
+@pytest.mark.slow
 def test_verify_refuses_empty_inputs(mlp_files, tmp_path):
     d, model = mlp_files
     assert run("export", model, "--calib", d / "calib.npy", "-o", tmp_path / "out", "-q", "--vectors", 4).exit_code == 0
@@ -179,6 +184,7 @@ def test_refuses_to_overwrite_a_foreign_directory(mlp_files, tmp_path):
     assert (foreign / "precious.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_failed_export_keeps_the_previous_project(mlp_files, tmp_path):
     d, model = mlp_files
     out = tmp_path / "out"
@@ -221,6 +227,7 @@ def assert_refused_untouched(tmp_path, args, *fragments, subprocess_run=False):
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
+@pytest.mark.slow
 def test_random_bytes_as_pt2_is_one_clean_line(tmp_path):
     bad = tmp_path / "random.pt2"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
@@ -295,6 +302,7 @@ def test_every_command_help_ends_with_an_example():
         assert last.startswith(f"Example: edgecompile {name} "), (name, last)
 
 
+@pytest.mark.slow
 def test_json_is_the_result_alone_on_stdout(mlp_files, tmp_path):
     require_tool("gcc", "make")
 
@@ -324,6 +332,7 @@ def test_json_is_the_result_alone_on_stdout(mlp_files, tmp_path):
     assert swept["baseline_weight_bytes"] == swept["points"][0]["weight_bytes"]
 
 
+@pytest.mark.slow
 def test_export_says_which_samples_it_measured_on(mlp_files, tmp_path):
     d, model = mlp_files
     r = run("export", model, "--calib", d / "calib.npy", "-o", tmp_path / "a", "-q", "--vectors", 4)

@@ -66,12 +66,14 @@ def test_rank_spec_parsing_and_errors():
         RankSpec.parse("8", energy=0.9)
 
 
+@pytest.mark.slow
 def test_unknown_layer_in_rank_spec_lists_the_factorizable_ones(digits_lenet):
     g = load_model(digits_lenet["model"], (1, 28, 28)).graph
     with pytest.raises(EdgeCompileError, match="fc9.*factorizable layers: fc1, fc2, fc3"):
         optimize(g, CompileOptions(ranks=RankSpec.parse("fc9=4")))
 
 
+@pytest.mark.slow
 def test_per_layer_ranks(digits_lenet, tmp_path):
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "o", digits_lenet["calib"],
                                    rank="fc1=32,fc2=8", vectors=32))
@@ -228,6 +230,7 @@ def generated_weight_bytes(project, name) -> int:
     return sum(sizes[t] * int(n) for t, n in re.findall(r"static const (\w+) \w+\[(\d+)\]", text))
 
 
+@pytest.mark.slow
 def test_explore_table_plots_and_memory_figures_match_the_c(digits_lenet, tmp_path):
     from click.testing import CliRunner
 
@@ -253,6 +256,7 @@ def test_explore_table_plots_and_memory_figures_match_the_c(digits_lenet, tmp_pa
         assert result.summary["weight_bytes"] == c_bytes == points[label]["weight_bytes"], label
 
 
+@pytest.mark.slow
 def test_explore_bad_inputs(digits_lenet, tmp_path):
     from click.testing import CliRunner
 
@@ -283,6 +287,7 @@ def test_explore_bad_inputs(digits_lenet, tmp_path):
     assert r.exit_code == 1 and "--save" in r.output and "existing folder" in r.output, r.output
 
 
+@pytest.mark.slow
 def test_pruned_lenet_halves_weight_flash_at_the_same_accuracy(tmp_path):
     """70 % global magnitude pruning -> at least half the weight flash, same accuracy."""
     require_tool("gcc", "make")

@@ -24,6 +24,7 @@ def _tools():
     require_tool("gcc", "make")
 
 
+@pytest.mark.slow
 def test_digits_lenet_accuracy_and_bit_exactness(digits_lenet, digits_lenet_export):
     result = digits_lenet_export
     x, y = np.load(digits_lenet["test_x"]), np.load(digits_lenet["test_y"])
@@ -35,6 +36,7 @@ def test_digits_lenet_accuracy_and_bit_exactness(digits_lenet, digits_lenet_expo
     assert v.total == 256 and v.ok
 
 
+@pytest.mark.slow
 def test_digits_mlp_accuracy_and_bit_exactness(digits_mlp, tmp_path):
     result = export(ExportSettings(digits_mlp["model"], tmp_path / "mlp", digits_mlp["calib"]))
     x, y = np.load(digits_mlp["test_x"]), np.load(digits_mlp["test_y"])
@@ -44,11 +46,13 @@ def test_digits_mlp_accuracy_and_bit_exactness(digits_mlp, tmp_path):
     assert result.compiled.plan.arena_size == 256 + 128  # the two hidden layers, input/output are the caller's
 
 
+@pytest.mark.slow
 def test_digits_lenet_under_sanitizers(digits_lenet_export):
     v = verify(digits_lenet_export.out_dir, sanitize=True, count=64)
     assert v.ok and v.total == 64
 
 
+@pytest.mark.slow
 def test_generated_c_is_warning_free_under_gcc_and_clang(digits_lenet_export, tmp_path):
     require_tool("clang")
     out = digits_lenet_export.out_dir
@@ -59,6 +63,7 @@ def test_generated_c_is_warning_free_under_gcc_and_clang(digits_lenet_export, tm
                        check=True)
 
 
+@pytest.mark.slow
 def test_inference_path_has_no_float_or_malloc(digits_lenet_export):
     out = digits_lenet_export.out_dir
     model_c = (out / "src" / f"{digits_lenet_export.name}.c").read_text()
@@ -67,6 +72,7 @@ def test_inference_path_has_no_float_or_malloc(digits_lenet_export):
         assert "float" not in text and "double" not in text and "malloc" not in text
 
 
+@pytest.mark.slow
 def test_manifest_round_trip_gives_the_same_simulation(digits_lenet, digits_lenet_export):
     graph, _ = read_manifest(digits_lenet_export.out_dir)
     x = np.load(digits_lenet["test_x"])[:64]
@@ -75,6 +81,7 @@ def test_manifest_round_trip_gives_the_same_simulation(digits_lenet, digits_lene
                           simulate.run_integer(digits_lenet_export.compiled.graph, q))
 
 
+@pytest.mark.slow
 def test_rank_16_shrinks_fc_weights_by_the_formula_and_stays_exact(digits_lenet, tmp_path):
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "r16", digits_lenet["calib"], rank=16))
     g = result.compiled.graph
@@ -107,6 +114,7 @@ def random_model(cls, seed):
 @pytest.mark.parametrize("cls, rank", [(ConvBNNet, None), (ConvBNNet, 4), (OddConvNet, None),
                                        (WideMLP, None), (WideMLP, 12)],
                          ids=["convbn", "convbn-rank4", "oddconv", "mlp", "mlp-rank12"])
+@pytest.mark.slow
 def test_random_models_bit_exact(cls, rank, tmp_path, rng):
     shape = INPUT_SHAPES[cls]
     path = save_torchscript(random_model(cls, 3), tmp_path / "m.pt")
@@ -122,6 +130,7 @@ def test_random_models_bit_exact(cls, rank, tmp_path, rng):
     assert verify(result.out_dir, inputs=tmp_path / "wild.npy").ok
 
 
+@pytest.mark.slow
 def test_residual_relu_codes_are_unsigned_through_adds_and_pools(tmp_path, rng):
     """ReLU outputs read by the skip Add, Add+ReLU outputs read by a conv and a global average pool, and
     the pools' outputs (read by Linears) are unsigned codes (zero point -128); the C is bit-exact."""
@@ -172,6 +181,7 @@ def _padded_readers_net():
 
 @pytest.mark.parametrize("storage", [{}, dict(bits="4"), dict(sparse="on"), dict(act_bits="3=16")],
                          ids=["dense", "packed", "sparse", "int16-output"])
+@pytest.mark.slow
 def test_padded_convs_read_unsigned_relu_codes_bit_exactly(storage, tmp_path, rng):
     """A ReLU conv's output read by padded convs (dense, depthwise, grouped, dilated; with packed
     or sparse weights; or writing int16, through ec_conv2d_any) is stored as unsigned codes (zero
@@ -198,6 +208,7 @@ def test_padded_convs_read_unsigned_relu_codes_bit_exactly(storage, tmp_path, rn
     assert v.ok and v.total == 64, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_export_without_calibration_uses_batchnorm_statistics(tmp_path):
     path = save_torchscript(random_model(ConvBNNet, 5), tmp_path / "m.pt")
     result = export(ExportSettings(path, tmp_path / "out", None, input_shape=(3, 24, 24), vectors=64))

@@ -201,6 +201,7 @@ def spread_convbn_net(tmp_path):
     return save_torchscript(model, tmp_path / "m.pt")
 
 
+@pytest.mark.slow
 def test_equalized_model_is_bit_exact_in_c(tmp_path, rng):
     require_tool("gcc", "make")
     from edgecompile.export import ExportSettings, export
@@ -281,6 +282,7 @@ def _left_shifting(compiled) -> set[str]:
     return {n.name for n in compiled.graph.nodes if "shift" in n.qparams and int(np.min(n.qparams["shift"])) < 0}
 
 
+@pytest.mark.slow
 def test_auto_leaves_alone_the_layers_equalization_would_make_shift_left(tmp_path, monkeypatch):
     """Spread channels make the noise equalization scale the last pointwise layer's weights up until
     it needs left shifts (the fast kernels' slow path); auto equalizes the other pairs only."""
@@ -323,6 +325,7 @@ def test_slower_layers_names_a_layer_equalization_would_store_sparse(tmp_path):
     assert slower_layers(plain, thinned, "off") == set()  # --sparse off stores it dense anyway
 
 
+@pytest.mark.slow
 def test_auto_equalizes_uneven_channels_and_stays_bit_exact_in_c(tmp_path):
     """--equalize auto on a conv/BN net with channels spread over x1/8..x8: equalization is kept,
     the output error on the calibration samples is below the plain graph's, and the C is bit-exact."""

@@ -64,7 +64,7 @@ def test_integer_outputs_follow_every_change_of_the_integer_model(rng):
     x = rng.standard_normal((20, 2, 6, 6)).astype(np.float32)
 
     def fresh() -> np.ndarray:
-        y_q = simulate.evaluate_integer(g, g.split_inputs(simulate.quantize_input(g, x)))["h"]
+        y_q = g.evaluate_int(g.split_inputs(simulate.quantize_input(g, x)))["h"]
         return simulate.dequantize(g, "h", y_q)
 
     np.testing.assert_array_equal(simulate.run_dequantized(g, x), fresh())

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from edgecompile import c_api, simulate
+from edgecompile import c_api
 from edgecompile.bench import bench
 from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
@@ -51,12 +51,14 @@ def test_extern_arena_api(extern_project):
     assert doc["c_api"]["arena"] == "extern"
 
 
+@pytest.mark.slow
 def test_extern_arena_bit_exact_on_host_with_sanitizers(extern_project):
     require_tool("gcc", "make")
     assert verify(extern_project).ok
     assert verify(extern_project, sanitize=True, count=8).ok
 
 
+@pytest.mark.qemu
 def test_extern_arena_bit_exact_and_benched_on_qemu(extern_project):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     assert verify(extern_project, target="qemu-m4").ok
@@ -98,6 +100,7 @@ def build_elf(project: Path, target: str, build: str, extra: str = "") -> Path:
 
 @pytest.mark.parametrize("target,objdump", [("host", "objdump"), ("qemu-m4", "arm-none-eabi-objdump")])
 @pytest.mark.parametrize("arena", ["static", "extern"])
+@pytest.mark.slow
 def test_section_macros_place_weights_and_arena(convnet, tmp_path, target, objdump, arena):
     require_tool("make", objdump, "gcc" if target == "host" else "arm-none-eabi-gcc")
     project = export(ExportSettings(convnet, tmp_path / "out", input_shape=(3, 24, 24), arena=arena,
@@ -211,7 +214,7 @@ def test_shared_runtime_files_are_identical(two_models):
         assert (alpha / "runtime" / name).read_bytes() == (beta / "runtime" / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("target", ["host", "qemu-m4"])
+@pytest.mark.parametrize("target", ["host", pytest.param("qemu-m4", marks=pytest.mark.qemu)])
 def test_two_models_in_one_firmware(two_models, target):
     require_tool("make", "gcc" if target == "host" else "arm-none-eabi-gcc")
     if target != "host":
@@ -280,6 +283,7 @@ def multi_io_projects(tmp_path_factory):
     return projects
 
 
+@pytest.mark.slow
 def test_multi_io_c_api(multi_io_projects):
     heads = multi_io_projects["heads_onnx"].out_dir
     header = (heads / "src" / "heads_onnx.h").read_text()
@@ -299,6 +303,7 @@ def test_multi_io_c_api(multi_io_projects):
     assert doc["inputs"] == ["a", "b"] and doc["outputs"] == ["y0", "y1"]
 
 
+@pytest.mark.slow
 def test_multi_io_simulator_matches_the_float_model(multi_io_projects):
     for name, result in multi_io_projects.items():
         s = result.summary
@@ -307,6 +312,7 @@ def test_multi_io_simulator_matches_the_float_model(multi_io_projects):
         assert (s["top1_agreement"] is None) == name.startswith("heads")  # two heads side by side: no top-1
 
 
+@pytest.mark.slow
 def test_multi_io_bit_exact_on_host(multi_io_projects):
     require_tool("gcc", "make")
     for name, result in multi_io_projects.items():
@@ -315,6 +321,7 @@ def test_multi_io_bit_exact_on_host(multi_io_projects):
     assert verify(multi_io_projects["heads_pt"].out_dir, sanitize=True, count=8).ok
 
 
+@pytest.mark.qemu
 def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     for name, result in multi_io_projects.items():
@@ -324,6 +331,7 @@ def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
     assert b.bit_exact and b.repeatable
 
 
+@pytest.mark.slow
 def test_multi_io_c_is_warning_free_under_gcc_and_clang(multi_io_projects, tmp_path):
     require_tool("gcc", "clang")
     for name in ("heads_onnx", "imgx_pt"):  # the caller's arena, and a static one
@@ -335,6 +343,7 @@ def test_multi_io_c_is_warning_free_under_gcc_and_clang(multi_io_projects, tmp_p
                                 str(out / "src" / src), "-o", str(tmp_path / f"{cc}_{src}.o")], check=True)
 
 
+@pytest.mark.qemu
 def test_multi_io_linked_vectors_runner_on_qemu(multi_io_projects):
     """The board runner (vectors compiled into the image) with two inputs, two outputs and the caller's arena."""
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
@@ -345,6 +354,7 @@ def test_multi_io_linked_vectors_runner_on_qemu(multi_io_projects):
     assert "bit-exact samples: 4" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_exports_a_multi_input_model_with_the_callers_arena(multi_io_projects, tmp_path):
     require_tool("gcc", "make")
     from click.testing import CliRunner
@@ -362,6 +372,7 @@ def test_cli_exports_a_multi_input_model_with_the_callers_arena(multi_io_project
     assert r.exit_code == 2 and "heap" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     """inputs.bin holds each sample's inputs one after the other, outputs.bin each sample's outputs
     (here int16, little-endian); verify --inputs takes the same .npz as --calib."""
@@ -370,7 +381,7 @@ def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     x = np.fromfile(out / "vectors" / "inputs.bin", dtype=np.int8).reshape(32, 32)
     y = np.fromfile(out / "vectors" / "expected.bin", dtype="<i2").reshape(32, 7)
     assert np.array_equal(c_api.read_outputs(graph, (out / "vectors" / "expected.bin").read_bytes(), "expected"), y)
-    env = simulate.evaluate_integer(graph, {"a": x[:, :16], "b": x[:, 16:]})
+    env = graph.evaluate_int({"a": x[:, :16], "b": x[:, 16:]})
     assert np.array_equal(y[:, :5], env[graph.outputs[0]]) and np.array_equal(y[:, 5:], env[graph.outputs[1]])
     per_tensor = {f: np.fromfile(out / "vectors" / f"{f}.bin", dtype=np.int8 if f.startswith("input") else "<i2")
                   for f in ("input0", "input1", "expected_output0", "expected_output1")}
@@ -384,6 +395,7 @@ def test_multi_io_vectors_and_verify_inputs(multi_io_projects, tmp_path):
     assert v.total == 6 and v.ok
 
 
+@pytest.mark.slow
 def test_multi_input_calibration_errors(tmp_path, multi_io_projects):
     rng = np.random.default_rng(0)
     model = next(iter(multi_io_projects.values())).out_dir.parent / "heads.onnx"
@@ -430,6 +442,7 @@ def test_single_input_two_outputs_keeps_the_input_name(tmp_path):
     assert verify(result.out_dir).ok
 
 
+@pytest.mark.slow
 def test_explore_and_qat_refuse_several_inputs_clearly(multi_io_projects, tmp_path):
     from edgecompile.explore import explore
     from edgecompile.qat import prepare

@@ -111,6 +111,7 @@ def lenet_fit(digits_lenet, tmp_path_factory):
     return json.loads(r.stdout), out, d
 
 
+@pytest.mark.slow
 def test_lenet_fits_12k_within_one_and_a_half_points_of_float(lenet_fit):
     result, out, d = lenet_fit
     chosen = result["chosen"]
@@ -134,6 +135,7 @@ def test_lenet_fits_12k_within_one_and_a_half_points_of_float(lenet_fit):
     assert float(np.mean(pred == y)) == pytest.approx(chosen["accuracy"])
 
 
+@pytest.mark.qemu
 def test_fitted_project_is_bit_exact_on_host_and_qemu_and_builds_for_a_board(lenet_fit):
     require_tool("gcc", "make", "arm-none-eabi-gcc", "qemu-system-arm")
     _, out, _ = lenet_fit
@@ -146,6 +148,7 @@ def test_fitted_project_is_bit_exact_on_host_and_qemu_and_builds_for_a_board(len
     assert r.exit_code == 0 and "nucleo-g071rb: flash" in r.output, r.output
 
 
+@pytest.mark.slow
 def test_recorded_command_reproduces_the_export(lenet_fit, tmp_path):
     result, out, _ = lenet_fit
     args = shlex.split(result["export_command"])
@@ -159,6 +162,7 @@ def test_recorded_command_reproduces_the_export(lenet_fit, tmp_path):
         assert (tmp_path / "again" / "src" / name).read_bytes() == (out / "src" / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_nothing_fits_says_what_was_reached(digits_lenet, tmp_path):
     d = digits_lenet
     out = tmp_path / "none"
@@ -185,6 +189,7 @@ def wide_mlp(tmp_path_factory):
     return save_torchscript(WideMLP(), d / "mlp.pt"), d
 
 
+@pytest.mark.slow
 def test_board_budget_without_labels_maximizes_sqnr(wide_mlp, tmp_path):
     model, d = wide_mlp
     r = run("fit", model, "--calib", d / "calib.npy", "--val", d / "val.npy", "--board", "nucleo-g071rb",
@@ -198,6 +203,7 @@ def test_board_budget_without_labels_maximizes_sqnr(wide_mlp, tmp_path):
     assert chosen["sqnr_db"] == max(p["sqnr_db"] for p in result["points"])
 
 
+@pytest.mark.slow
 def test_a_tight_ram_budget_is_refused_naming_the_arena(wide_mlp, tmp_path):
     model, d = wide_mlp
     r = run("fit", model, "--calib", d / "calib.npy", "--val", d / "val.npy", "--flash", "64k", "--ram", "100",
@@ -214,6 +220,7 @@ def test_finetune_needs_training_data(wide_mlp, tmp_path):
     assert r.exit_code != 0 and "--finetune needs training data" in r.output
 
 
+@pytest.mark.slow
 def test_finetune_keeps_the_better_model_and_the_c_equals_it(digits_lenet, tmp_path):
     """QAT on the chosen configuration of a 6 KB LeNet: the project holds whichever of the
     fine-tuned and the post-training model scores better on the labels, bit-exact."""

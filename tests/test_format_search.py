@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
 from edgecompile import metrics, simulate
 from edgecompile.compiler import CompileOptions, compile_model, optimize, quant_options
 from edgecompile.export import ExportSettings, export
+from edgecompile.formats import frac_bits_for
 from edgecompile.frontend import load_model
 from edgecompile.passes.format_search import search_formats
-from edgecompile.passes.quantize import calibrate, frac_bits_for, quantize_graph
+from edgecompile.passes.quantize import calibrate, quantize_graph
 from edgecompile.verify import verify
 from conftest import randomize_batchnorm, require_tool, save_torchscript
 from models_for_tests import ConvBNNet
@@ -75,6 +77,7 @@ def _quantized_convnet(tmp_path, bad: dict | None = None):
     return graph, options, calib
 
 
+@pytest.mark.slow
 def test_search_recovers_from_a_format_that_saturates(tmp_path):
     good, options, calib = _quantized_convnet(tmp_path)
     tensor = next(n.outputs[0] for n in good.nodes if n.name == "conv2")
@@ -134,6 +137,7 @@ def test_search_leaves_the_model_outputs_at_min_max(tmp_path):
     assert graph.outputs[0] in final_tensors(graph)
 
 
+@pytest.mark.slow
 def test_export_with_searched_formats_is_bit_exact(tmp_path):
     """A model whose search keeps new formats (the held-out half confirms them): the C equals them."""
     require_tool("gcc", "make")

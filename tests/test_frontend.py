@@ -40,12 +40,14 @@ def test_ir_float_matches_onnxruntime_and_torch(cls, tmp_path, rng):
     assert np.max(np.abs(ir - ref)) <= 1e-4
 
 
+@pytest.mark.slow
 def test_digits_lenet_matches_onnxruntime(digits_lenet):
     loaded = load_model(digits_lenet["model"], (1, 28, 28))
     x = np.load(digits_lenet["test_x"])[:32]
     assert np.max(np.abs(loaded.graph.run_float(x) - metrics.onnxruntime_outputs(loaded.onnx_model, x))) <= 1e-4
 
 
+@pytest.mark.slow
 def test_torch_export_program_carries_its_input_shape(tmp_path, rng):
     model = make(ConvBNNet)
     program = torch.export.export(model, (torch.zeros(1, 3, 24, 24),))
@@ -68,6 +70,7 @@ def test_torch_export_program_carries_its_input_shape(tmp_path, rng):
 
 @pytest.mark.parametrize("dynamo", [False, True])
 @pytest.mark.parametrize("name", ["dscnn", "mobilenetv2", "mobilenetv3_block", "shufflenet"])
+@pytest.mark.slow
 def test_torch_export_programs_of_the_zoo_load_and_match_torch(name, dynamo, tmp_path, rng):
     """Bias-free convolutions, ReLU6, h-swish and shuffles as torch.export writes them, through
     both exporters: the TorchScript one that load_model tries first, and the dynamo one it falls
@@ -101,6 +104,7 @@ class _PoolReshapeLSTM(torch.nn.Module):
         return self.fc(y[:, -1])
 
 
+@pytest.mark.slow
 def test_torch_export_layers_are_named_after_the_program(tmp_path, rng):
     """The layers of a .pt2 take the names of the program's nodes (what the user's code called),
     unique even where one op of the program becomes several ONNX nodes."""

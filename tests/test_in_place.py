@@ -163,6 +163,7 @@ def separable(tmp_path_factory):
     return random_example(SeparableNet, (3, 30, 30), tmp_path_factory.mktemp("in_place"))
 
 
+@pytest.mark.slow
 def test_in_place_plan_goes_below_the_layer_by_layer_bound_and_places_outputs_at_their_gaps(separable):
     auto = export_example(separable, "auto", memory_plan="in-place")
     layer = export_example(separable, "layer", memory_plan="layer")
@@ -186,6 +187,7 @@ def test_in_place_plan_goes_below_the_layer_by_layer_bound_and_places_outputs_at
     assert f"{a.arena_size}" in (auto.out_dir / f"src/{auto.name}.h").read_text()
 
 
+@pytest.mark.slow
 def test_in_place_plan_runs_bit_exact_on_the_host_and_clean_under_sanitizers(separable):
     require_tool("gcc", "make")
     out = export_example(separable, "auto_host", memory_plan="in-place").out_dir
@@ -195,6 +197,7 @@ def test_in_place_plan_runs_bit_exact_on_the_host_and_clean_under_sanitizers(sep
     assert v.ok, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_a_plan_that_ignores_the_kernels_order_is_caught_by_verify(separable, monkeypatch):
     """Without the rule (every output exactly over its input) the full 3x3 convs overwrite rows that
     later windows still read: the host run disagrees with the simulator."""
@@ -205,6 +208,7 @@ def test_a_plan_that_ignores_the_kernels_order_is_caught_by_verify(separable, mo
     assert not verify(result.out_dir).ok
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", ["qemu-m55", "qemu-m4", "qemu-m0plus-an385"])
 def test_in_place_plan_runs_bit_exact_on_helium_dsp_and_portable_kernels(separable, target):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")

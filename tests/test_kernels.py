@@ -125,6 +125,7 @@ def test_round_folded_refuses_what_could_overflow():
 # --------------------------------------------------------------------------- C, host
 
 
+@pytest.mark.slow
 def test_host_gcc_and_clang_match_the_reference(cases_file, tmp_path):
     require_tool("gcc", "clang", "make")
     path, count = cases_file
@@ -133,6 +134,7 @@ def test_host_gcc_and_clang_match_the_reference(cases_file, tmp_path):
     _check(_run(project, "host", "clang", cc="clang"), count)
 
 
+@pytest.mark.slow
 def test_host_sanitizers_find_nothing(cases_file, tmp_path):
     require_tool("gcc", "make")
     path, count = cases_file
@@ -185,6 +187,7 @@ def test_cases_pad_with_the_zero_points():
     assert any(c["pad_value"] == -128 and np.all(c["input"] == -128) for c in cases if c.get("pad_value"))
 
 
+@pytest.mark.slow
 def test_the_harness_catches_a_wrong_kernel(tmp_path):
     """Weights left in the logical order (not packed) must make the fast kernels differ."""
     require_tool("gcc", "make")
@@ -205,6 +208,7 @@ def test_the_harness_catches_a_wrong_kernel(tmp_path):
 # --------------------------------------------------------------------------- C, Cortex-M under QEMU
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target,extra", [("qemu-m0plus", ""), ("qemu-m4", ""), ("qemu-m4", "-DEC_FAST_NO_DSP"),
                                           ("qemu-m7", ""), ("qemu-m33", ""), ("qemu-m55", ""),
                                           ("qemu-m55", "-DEC_FAST_NO_MVE")])
@@ -219,6 +223,7 @@ def test_qemu_cores_match_the_reference(cases_file, tmp_path, target, extra):
 # --------------------------------------------------------------------------- compiles
 
 
+@pytest.mark.slow
 def test_fast_kernels_compile_warning_free_everywhere(tmp_path):
     """gcc and clang on the host, arm-none-eabi-gcc with every Cortex-M target's flags, at -Os and
     -O2 (also with a frame pointer, and at -O0, where the DSP path steps aside); no float, no 64-bit
@@ -252,6 +257,7 @@ def test_fast_kernels_compile_warning_free_everywhere(tmp_path):
 # --------------------------------------------------------------------------- the code generator
 
 
+@pytest.mark.slow
 def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
     """A random conv/BN/pool/linear model (padding, strides, a 1x1 conv, avg and max pooling): the
     generated C calls the fast kernels (the pointwise one for the 1x1 conv) with aligned, packed weights whose bytes are the reported flash figure,
@@ -291,6 +297,7 @@ def test_generated_model_calls_the_fast_kernels(tmp_path, rng):
     assert v.ok and v.total == 32
 
 
+@pytest.mark.slow
 def test_generated_model_calls_the_fast_depthwise_kernel(tmp_path, rng):
     """Depthwise 3x3 (stride 1 and 2, padding), a channel multiplier of 2, a dilated depthwise 3x3
     and a 5x5 depthwise call ec_conv2d_grouped_fast_s8, with scratch; a grouped conv with 2 input

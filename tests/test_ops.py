@@ -88,6 +88,7 @@ def test_squeeze_excite_mul_and_tables(tmp_path, rng):
     assert any(isinstance(n, ops.Mul) for n in result.compiled.graph.nodes)
 
 
+@pytest.mark.slow
 def test_squeeze_excite_product_reads_unsigned_codes_bit_exact(tmp_path, rng):
     """A MobileNet-style gate: ReLU6(conv) * hardsigmoid(...).  The ReLU6 output keeps its unsigned
     codes (z = -128) although a Mul reads it, and the C is bit-exact under ASan/UBSan."""
@@ -147,6 +148,7 @@ def test_concat_keeps_each_branch_format_until_the_join(tmp_path, rng):
     assert cat.qattrs["shifts"] == [fa - fy, fb - fy] and fb - fy in (0, 1)  # (1: the output's zero point)
 
 
+@pytest.mark.slow
 def test_channel_shuffle_reshape_transpose_reshape(tmp_path, rng):
     nodes = [helper.make_node("Conv", ["x", "W"], ["c"], group=2),
              helper.make_node("Reshape", ["c", "s5"], ["r"]),
@@ -159,6 +161,7 @@ def test_channel_shuffle_reshape_transpose_reshape(tmp_path, rng):
     assert any(isinstance(n, ops.Transpose) for n in result.compiled.graph.nodes)
 
 
+@pytest.mark.slow
 def test_nhwc_input_with_symbolic_batch_and_clip_as_relu6(tmp_path, rng):
     nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]),
              helper.make_node("Conv", ["xt", "W", "B"], ["c"], pads=[1, 1, 1, 1]),
@@ -178,6 +181,7 @@ def test_nhwc_input_with_symbolic_batch_and_clip_as_relu6(tmp_path, rng):
     assert "NHWC" in header and "H,W,C" in header
 
 
+@pytest.mark.slow
 def test_tf2onnx_patterns_dequantized_weights_pad_matmul_and_dynamic_flatten(tmp_path, rng):
     w_q = rng.integers(-127, 128, size=(4, 2, 3, 3)).astype(np.int8)
     nodes = [helper.make_node("DequantizeLinear", ["Wq", "scale", "zp"], ["W"], axis=0),
@@ -252,6 +256,7 @@ def test_layer_table_shows_uneven_padding_and_strides(tmp_path, rng):
     assert conv.describe().startswith("3x3 s2,1 p1,0,1,0")  # it printed '3x3 s2 p1'
 
 
+@pytest.mark.slow
 def test_opset_18_pad_with_axes_folds_into_the_conv(tmp_path, rng):
     nodes = [helper.make_node("Pad", ["x", "p", "", "ax"], ["xp"]), helper.make_node("Conv", ["xp", "W"], ["y"])]
     inits = [const("W", conv_w(rng, 3, 2, 3)), const("p", [1, 2], np.int64), const("ax", [-2], np.int64)]
@@ -270,6 +275,7 @@ def test_a_model_that_computes_nothing_is_a_clear_error(tmp_path, rng):
         export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy"))
 
 
+@pytest.mark.slow
 def test_reduce_mean_is_a_global_pool(tmp_path, rng):
     nodes = [helper.make_node("Conv", ["x", "W"], ["c"]),
              helper.make_node("ReduceMean", ["c", "axes"], ["y"], keepdims=0)]

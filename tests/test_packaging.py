@@ -5,9 +5,12 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_wheel_carries_the_c_assets(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path)], check=True, cwd=tmp_path)

@@ -51,6 +51,7 @@ def test_relu_fuses_as_lower_clamp(tmp_path):
     assert acts == ["relu", "relu", None]
 
 
+@pytest.mark.slow
 def test_factorization_rule_and_exact_svd(tmp_path, rng):
     _, lm = loaded(WideMLP, tmp_path, (64,))
     g = lm.graph
@@ -142,6 +143,7 @@ def test_dag_plans_never_overlap_live_buffers(rng):
         assert plan.lower_bound == lower_bound(build_buffers(g))
 
 
+@pytest.mark.slow
 def test_lenet_arena_is_the_largest_pair(digits_lenet_export):
     auto = digits_lenet_export.compiled.plan
     plan = plan_memory(digits_lenet_export.compiled.graph, "in-place")

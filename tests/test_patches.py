@@ -63,6 +63,7 @@ def patched(stage_net):
     return export_example(stage_net, "auto", patch_budget=0.5)
 
 
+@pytest.mark.slow
 def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):
     graph, plan = patched.compiled.graph, patched.compiled.plan
     patches = plan.patches
@@ -73,7 +74,7 @@ def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):
     covered = np.zeros(whole.shape[1:], dtype=bool)
     for tile in patches.tiles:
         y0, y1, x0, x1 = tile.x_region
-        out = simulate.evaluate_integer(tile.graph, {patches.x: x[..., y0:y1, x0:x1]})[patches.y]
+        out = tile.graph.evaluate_int({patches.x: x[..., y0:y1, x0:x1]})[patches.y]
         p0, p1, q0, q1 = tile.y_region
         assert np.array_equal(out, whole[..., p0:p1, q0:q1]), tile.y_region
         covered[..., p0:p1, q0:q1] = True
@@ -81,6 +82,7 @@ def test_every_tile_of_the_tiled_run_equals_the_whole_tensor_run(patched):
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.slow
 def test_random_stages_and_grids_tile_exactly(patched, seed):
     """Any stage length and grid, not only the chosen one."""
     graph = patched.compiled.graph
@@ -95,11 +97,12 @@ def test_random_stages_and_grids_tile_exactly(patched, seed):
     whole = simulate.run_integer(graph, x, keep_all=True)[patches.y]
     for tile in patches.tiles:
         y0, y1, x0, x1 = tile.x_region
-        out = simulate.evaluate_integer(tile.graph, {patches.x: x[..., y0:y1, x0:x1]})[patches.y]
+        out = tile.graph.evaluate_int({patches.x: x[..., y0:y1, x0:x1]})[patches.y]
         p0, p1, q0, q1 = tile.y_region
         assert np.array_equal(out, whole[..., p0:p1, q0:q1]), (k, grid, tile.y_region)
 
 
+@pytest.mark.slow
 def test_patches_go_below_the_in_place_plan_within_the_budget(patched, stage_net):
     plan = patched.compiled.plan
     graph = patched.compiled.graph
@@ -114,6 +117,7 @@ def test_patches_go_below_the_in_place_plan_within_the_budget(patched, stage_net
     assert plan_memory(graph, "auto", patch_budget=0).patches is None  # --patch-budget 0: none
 
 
+@pytest.mark.slow
 def test_patched_c_is_bit_exact_on_the_host_and_clean_under_sanitizers(patched):
     require_tool("gcc", "make")
     assert "ec_paste_s8" in (patched.out_dir / f"src/{patched.name}.c").read_text()
@@ -122,6 +126,7 @@ def test_patched_c_is_bit_exact_on_the_host_and_clean_under_sanitizers(patched):
     assert verify(patched.out_dir, sanitize=True, count=8).ok
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", ["qemu-m55", "qemu-m4", "qemu-m0plus-an385"])
 def test_patched_c_is_bit_exact_on_helium_dsp_and_portable_cores(patched, target):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
@@ -129,6 +134,7 @@ def test_patched_c_is_bit_exact_on_helium_dsp_and_portable_cores(patched, target
     assert v.total == 64 and v.ok, (target, v.first_mismatch)
 
 
+@pytest.mark.qemu
 def test_bench_counts_the_patches_as_one_step_that_adds_up(patched):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     r = bench(patched.out_dir, "qemu-m4", samples=2)
@@ -140,6 +146,7 @@ def test_bench_counts_the_patches_as_one_step_that_adds_up(patched):
     assert sum(c.instructions for c in r.layers) == r.per_inference[0]
 
 
+@pytest.mark.slow
 def test_the_command_line_chooses_the_plan(stage_net):
     import json
 
@@ -164,6 +171,7 @@ def test_the_command_line_chooses_the_plan(stage_net):
     assert r.exit_code != 0 and "--patch-budget" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_crop_takes_its_window_in_float_and_integer_alike(patched):
     crop = next(n for t in patched.compiled.plan.patches.tiles for n in t.graph.nodes if n.op_type == "Slice")
     tile = next(t.graph for t in patched.compiled.plan.patches.tiles if crop in t.graph.nodes)

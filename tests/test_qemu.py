@@ -18,6 +18,8 @@ from edgecompile.targets import list_targets, load_target
 from edgecompile.verify import verify
 from conftest import require_tool
 
+pytestmark = pytest.mark.qemu  # every test here needs qemu-system-arm (the autouse _tools)
+
 QEMU_TARGETS = ["qemu-m0plus", "qemu-m3", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-m55"]
 BOARDS = [t for t in list_targets() if load_target(t).kind == "board"]
 

@@ -11,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edgecompile import ops, packing, simulate
 from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
-from edgecompile.passes.quantize import TensorRange, frac_bits_for, parse_bits
+from edgecompile.formats import TensorRange, frac_bits_for
+from edgecompile.passes.quantize import parse_bits
 from edgecompile.verify import verify
 from conftest import require_tool
 
@@ -80,6 +81,7 @@ def linear_and_conv_model(tmp_path, rng):
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4])
+@pytest.mark.slow
 def test_packed_kernels_bit_exact(bits, tmp_path, rng):
     require_tool("gcc", "make")
     path, calib = linear_and_conv_model(tmp_path, rng)
@@ -91,6 +93,7 @@ def test_packed_kernels_bit_exact(bits, tmp_path, rng):
     assert v.ok, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_4_bit_packing_halves_weight_flash(digits_lenet, tmp_path):
     eight = export(ExportSettings(digits_lenet["model"], tmp_path / "b8", digits_lenet["calib"], vectors=4,
                                   sparse="off"))
@@ -106,6 +109,7 @@ def test_4_bit_packing_halves_weight_flash(digits_lenet, tmp_path):
     assert verify(four.out_dir).ok
 
 
+@pytest.mark.slow
 def test_mixed_precision_per_layer(digits_lenet, tmp_path):
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "mix", digits_lenet["calib"],
                                    bits=("8", "fc1=4,conv2=6,fc2=2"), vectors=32))
@@ -119,6 +123,7 @@ def test_mixed_precision_per_layer(digits_lenet, tmp_path):
     assert verify(result.out_dir).ok
 
 
+@pytest.mark.slow
 def test_bits_specs_and_errors(digits_lenet, tmp_path):
     assert parse_bits(["8", "fc1=4,conv2=6"]) == (8, {"fc1": 4, "conv2": 6})
     assert parse_bits("6") == (6, {})
@@ -129,6 +134,7 @@ def test_bits_specs_and_errors(digits_lenet, tmp_path):
         export(ExportSettings(digits_lenet["model"], tmp_path / "bad", digits_lenet["calib"], bits="fcX=4"))
 
 
+@pytest.mark.slow
 def test_bias_correction_changes_only_biases_and_stays_exact(digits_lenet, tmp_path):
     plain = export(ExportSettings(digits_lenet["model"], tmp_path / "p", digits_lenet["calib"], bits="4", vectors=8))
     corrected = export(ExportSettings(digits_lenet["model"], tmp_path / "c", digits_lenet["calib"], bits="4",
@@ -161,6 +167,7 @@ def short_fine_tune(model, x, y, steps=8):
         opt.step()
 
 
+@pytest.mark.slow
 def test_qat_forward_equals_simulator_and_c_on_lenet(digits_lenet, tmp_path):
     from edgecompile import qat
 
@@ -179,6 +186,7 @@ def test_qat_forward_equals_simulator_and_c_on_lenet(digits_lenet, tmp_path):
     assert v.ok and np.array_equal(v.outputs.reshape(q.shape), q)
 
 
+@pytest.mark.slow
 def test_qat_covers_the_efficient_cnn_ops_bit_exactly(tmp_path):
     """Residual add, squeeze-excite gate, tables, depthwise conv, global pooling: still exact."""
     import cnn_zoo
@@ -243,6 +251,7 @@ def test_qat_forward_equals_simulator_through_a_slice_and_refuses_recurrent_laye
         qat.prepare(Rnn(), rng.standard_normal((8, 5, 3)).astype(np.float32))
 
 
+@pytest.mark.slow
 def test_qat_keeps_pruned_weights_at_zero(digits_lenet):
     from edgecompile import qat
 
@@ -256,6 +265,7 @@ def test_qat_keeps_pruned_weights_at_zero(digits_lenet):
     assert np.all(model.float_params()["fc1"]["weight"][:, ::2] == 0)
 
 
+@pytest.mark.slow
 def test_qat_recovers_4_bit_lenet_within_2_points(digits_lenet):
     """At 4 bits with QAT the digits LeNet is within 2 points of float."""
     import qat as qat_example
@@ -272,6 +282,7 @@ def test_qat_recovers_4_bit_lenet_within_2_points(digits_lenet):
 # -- 16-bit activations ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["squeezenet", "mobilenetv3_block", "shufflenet"])
+@pytest.mark.slow
 def test_16_bit_activations_bit_exact_through_every_op(name, tmp_path):
     """Concat, add, SE multiply, tables (kept 8-bit), depthwise and grouped convs, pools, transposes."""
     require_tool("gcc", "make")
@@ -295,6 +306,7 @@ def test_16_bit_activations_bit_exact_through_every_op(name, tmp_path):
     assert v.ok, v.first_mismatch
 
 
+@pytest.mark.qemu
 def test_16_bit_lenet_on_cortex_m(digits_lenet, tmp_path):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "a16", digits_lenet["calib"], act_bits="16",
@@ -309,6 +321,7 @@ def test_16_bit_lenet_on_cortex_m(digits_lenet, tmp_path):
         assert verify(result.out_dir, target=target).ok
 
 
+@pytest.mark.slow
 def test_16_bit_auto_and_per_layer(digits_lenet, tmp_path):
     result = export(ExportSettings(digits_lenet["model"], tmp_path / "auto", digits_lenet["calib"], bits="4",
                                    act_bits="auto", vectors=8))
@@ -327,6 +340,7 @@ def test_16_bit_auto_and_per_layer(digits_lenet, tmp_path):
 
 
 @pytest.mark.parametrize("storage", [dict(bits="4"), dict(sparse="on")])
+@pytest.mark.slow
 def test_16_bit_layers_keep_plain_weights_beside_packed_and_sparse_ones(digits_lenet, tmp_path, storage):
     """The packed and sparse kernels take int8 activations: a layer that reads or writes int16
     keeps one weight per byte (found by fuzzing: it used to call the int8 kernel and mismatch)."""

@@ -5,6 +5,7 @@ import re
 import subprocess
 
 import numpy as np
+import pytest
 
 from edgecompile import simulate
 from edgecompile.export import ExportSettings, export
@@ -20,6 +21,7 @@ def readme_main() -> str:
     return match.group(1) + "\n"
 
 
+@pytest.mark.slow
 def test_readme_firmware_main_links_against_the_library_and_classifies(digits_lenet, tmp_path):
     require_tool("gcc", "make", "arm-none-eabi-gcc")
     out = tmp_path / "out"

@@ -54,6 +54,7 @@ def compile_seq(kind, tmp_path, steps=8, every_step=False, vectors=256):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.slow
 def test_recurrent_cells_bit_exact_over_256_sequences(kind, tmp_path):
     require_tool("gcc", "make")
     model, result = compile_seq(kind, tmp_path)
@@ -72,6 +73,7 @@ def test_recurrent_cells_bit_exact_over_256_sequences(kind, tmp_path):
     assert v.total == 256 and v.ok, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_every_step_outputs(tmp_path):
     require_tool("gcc", "make")
     for kind in ("GRU", "FastGRNN"):
@@ -88,6 +90,7 @@ def object_text_bytes(project, name) -> int:
     return sum(int(line.split()[1]) for line in out.splitlines() if line.startswith(".text"))
 
 
+@pytest.mark.slow
 def test_code_size_does_not_grow_with_the_sequence_length(tmp_path):
     require_tool("gcc")
     sizes = []
@@ -133,6 +136,7 @@ def test_fastrnn_cell_matches_its_formula():
     assert torch.allclose(grnn(x, h), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sparse_recurrent_weights_stay_zero_and_exact(tmp_path):
     require_tool("gcc", "make")
     torch.manual_seed(0)
@@ -186,6 +190,8 @@ class Bidirectional(nn.Module):
         return self.fc(torch.cat([h[-2], h[-1]], dim=1))
 
 
+@pytest.mark.slow
+@pytest.mark.qemu  # (some of its cases also run on qemu-m4)
 @pytest.mark.parametrize("kind,readout,layers,batch_first,fmt", [
     ("LSTM", "concat", 1, True, "pt2"), ("GRU", "concat", 1, False, "ts"), ("LSTM", "sum", 1, True, "ts"),
     ("GRU", "final", 1, True, "pt2"), ("LSTM", "final", 2, True, "ts"), ("RNN", "concat", 2, True, "pt2")])
@@ -220,6 +226,7 @@ def test_bidirectional_layers_bit_exact(kind, readout, layers, batch_first, fmt,
         assert v.total == 256 and v.ok, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_stacked_layers_chain_two_loops(tmp_path):
     require_tool("gcc", "make")
     torch.manual_seed(0)
@@ -250,6 +257,8 @@ class FinalState(nn.Module):
         return self.fc(h[-1])
 
 
+@pytest.mark.slow
+@pytest.mark.qemu  # (some of its cases also run on qemu-m4)
 @pytest.mark.parametrize("kind,layers,batch_first,every_layer,fmt", [
     ("LSTM", 2, True, False, "pt2"), ("LSTM", 2, False, False, "ts"), ("GRU", 2, True, False, "ts"),
     ("GRU", 3, False, False, "pt2"), ("LSTM", 1, True, False, "pt2"), ("LSTM", 2, True, True, "pt2"),
@@ -284,6 +293,7 @@ def test_stacked_layers_read_by_their_final_state(kind, layers, batch_first, eve
         assert v.total == 256 and v.ok, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_trained_sequence_classifiers_within_2_points(tmp_path):
     """The example's models trained briefly on digits rows: integer accuracy within 2 points of float."""
     require_tool("gcc", "make")
@@ -335,6 +345,7 @@ def _check_onnx_sequence_model(tmp_path, path, steps, d):
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("linear_before_reset", [0, 1])
 def test_onnx_gru_with_and_without_linear_before_reset(linear_before_reset, tmp_path):
     """ONNX's two GRU forms: r scales U_n h + b_hn (PyTorch) or h before U_n (the ONNX default, Keras)."""
@@ -354,6 +365,7 @@ def test_onnx_gru_with_and_without_linear_before_reset(linear_before_reset, tmp_
     _check_onnx_sequence_model(tmp_path, path, t, d)
 
 
+@pytest.mark.slow
 def test_keras_lstm_as_tf2onnx_writes_it(tmp_path):
     """A Keras LSTM(return_sequences=False) + Dense as tf2onnx converts it: a batch-major input
     transposed to time-major, the full sequence_lens, zero initial states as constants, the final
@@ -397,6 +409,8 @@ class GivenState(nn.Module):
         return self.fc(y[:, -1])
 
 
+@pytest.mark.slow
+@pytest.mark.qemu  # (some of its cases also run on qemu-m4)
 @pytest.mark.parametrize("kind,fmt", [("LSTM", "pt2"), ("GRU", "ts")])
 def test_initial_states_given_as_inputs(kind, fmt, tmp_path):
     """States that start from inputs (h0 and c0, shape (1, H) a sample, as PyTorch takes them with

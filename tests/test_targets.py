@@ -211,6 +211,7 @@ def test_target_mk_defines_the_contract(project: Path) -> None:
 
 @pytest.mark.parametrize("opt", OPTS)
 @pytest.mark.parametrize("target", ["host", *QEMU_TARGETS, *BOARDS])
+@pytest.mark.slow
 def test_smoke_project_builds_without_warnings(builds: Builds, target: str, opt: str) -> None:
     extra = ("images",) if target in BOARDS else ()
     build = _built(builds, target, "smoke", opt, *extra)
@@ -231,6 +232,7 @@ def _check_board_image(target: T.Target, elf: Path) -> None:
     assert reset & 1 and code.origin <= reset < code.origin + len(image)
 
 
+@pytest.mark.slow
 def test_board_can_use_semihosting_instead_of_the_uart(builds: Builds) -> None:
     build = _built(builds, "nucleo-f446re", "smoke", "-Os", "images", "EC_IO=semihost")
     assert "warning:" not in build.log.lower() and "platform_semihost" in build.log
@@ -243,7 +245,8 @@ def _run(project: Path, target: str, prog: str, workdir: Path, *extra: str, opt:
     return _make(project, f"TARGET={target}", f"PROG={prog}", f"EC_OPT={opt}", "run", f"RUN_DIR={workdir}", *extra)
 
 
-@pytest.mark.parametrize("target", ["host", *QEMU_TARGETS])
+@pytest.mark.parametrize("target", ["host", *(pytest.param(t, marks=pytest.mark.qemu) for t in QEMU_TARGETS)])
+@pytest.mark.slow
 def test_round_trip_is_bit_exact(project: Path, builds: Builds, target: str, tmp_path: Path) -> None:
     _built(builds, target, "smoke", "-O2")
     inputs = random.Random(target).randbytes(SAMPLE_BYTES * SAMPLES)
@@ -254,6 +257,7 @@ def test_round_trip_is_bit_exact(project: Path, builds: Builds, target: str, tmp
     assert (tmp_path / "outputs.bin").read_bytes() == bytes(b ^ 0x5A for b in inputs)
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", QEMU_TARGETS)
 def test_fault_exits_with_121(project: Path, builds: Builds, target: str, tmp_path: Path) -> None:
     _built(builds, target, "fault", "-Os")
@@ -263,6 +267,7 @@ def test_fault_exits_with_121(project: Path, builds: Builds, target: str, tmp_pa
     assert "still running" not in ran.stderr
 
 
+@pytest.mark.qemu
 def test_store_to_a_bad_address_exits_with_121(project: Path, builds: Builds, tmp_path: Path) -> None:
     extra = ("VARIANT=-store", "CFLAGS=-DSMOKE_BAD_ADDRESS=0x70000000")  # unmapped on mps2-an385
     _built(builds, "qemu-m3", "fault", "-Os", *extra)
@@ -270,6 +275,7 @@ def test_store_to_a_bad_address_exits_with_121(project: Path, builds: Builds, tm
     assert f"Error {T.EXIT_FAULT}" in ran.stderr and "still running" not in ran.stderr
 
 
+@pytest.mark.qemu
 def test_m0plus_code_on_the_large_machine_faults_on_unaligned_access(project: Path, builds: Builds,
                                                                      tmp_path: Path) -> None:
     """qemu-m0plus-an385 runs Armv6-M code on an Armv7-M machine: an unaligned LDR must fault there
@@ -284,6 +290,7 @@ def test_m0plus_code_on_the_large_machine_faults_on_unaligned_access(project: Pa
             assert ran.returncode == 0 and "still running" in ran.stdout + ran.stderr, ran.stderr
 
 
+@pytest.mark.qemu
 def test_guest_that_never_ends_is_stopped_by_the_timeout(project: Path, builds: Builds, tmp_path: Path) -> None:
     spin = _built(builds, "qemu-m3", "spin", "-Os")
     started = time.monotonic()
@@ -306,6 +313,7 @@ def _marker_length(elf: Path) -> int:
     return len(re.findall(r"^\s+[0-9a-f]+:\s", body, flags=re.MULTILINE))
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", QEMU_TARGETS)
 def test_instruction_counts_are_exact_and_repeatable(builds: Builds, target: str, tmp_path: Path) -> None:
     elf = _built(builds, target, "dot", "-O2").elf
@@ -319,6 +327,7 @@ def test_instruction_counts_are_exact_and_repeatable(builds: Builds, target: str
     assert first.deltas[0] == 7 * DOT_N + 4 + _marker_length(elf) == 7005
 
 
+@pytest.mark.qemu
 def test_profile_marks_follow_the_runner(project: Path, builds: Builds, tmp_path: Path) -> None:
     elf = _built(builds, "qemu-m4", "smoke", "-O2").elf
     (tmp_path / "inputs.bin").write_bytes(bytes(SAMPLE_BYTES * SAMPLES))
@@ -357,6 +366,7 @@ def test_oversized_image_is_refused_with_its_sizes(project: Path) -> None:
     assert re.search(r"needs \d+ bytes of flash, has 65536", refused.stderr), refused.stderr
 
 
+@pytest.mark.slow
 def test_elf_sizes_agree_with_binutils(builds: Builds) -> None:
     elf = _built(builds, "nucleo-g071rb", "smoke", "-Os", "images").elf
     sizes = T.elf_sizes(elf)
@@ -367,6 +377,7 @@ def test_elf_sizes_agree_with_binutils(builds: Builds) -> None:
     assert T.elf_sizes(_built(builds, "host", "smoke", "-O2").elf)["text"] > 0  # 64-bit host ELF too
 
 
+@pytest.mark.slow
 def test_elf_symbols_agree_with_binutils(builds: Builds, tmp_path: Path) -> None:
     elf = _built(builds, "nucleo-g071rb", "smoke", "-Os", "images").elf
     listed = subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", str(elf)], capture_output=True, text=True,
@@ -383,6 +394,7 @@ def test_elf_symbols_agree_with_binutils(builds: Builds, tmp_path: Path) -> None
             read(tmp_path / "not.elf")
 
 
+@pytest.mark.slow
 def test_flash_says_what_is_missing(project: Path, builds: Builds, tmp_path: Path) -> None:
     _built(builds, "nucleo-f446re", "smoke", "-Os", "images")
     tools = tmp_path / "bin"

@@ -7,6 +7,7 @@ import copy
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import ROOT, randomize_batchnorm
@@ -28,6 +29,7 @@ def float_graph(model, shape, tmp_path):
     return g
 
 
+@pytest.mark.slow
 def test_emulated_int8_is_close_to_float_but_not_exact(tmp_path, rng):
     torch.manual_seed(0)
     model = ConvBNNet()
@@ -39,6 +41,7 @@ def test_emulated_int8_is_close_to_float_but_not_exact(tmp_path, rng):
     assert 25 < sqnr < 60, sqnr  # int8 through five layers: tens of dB, never float-exact
 
 
+@pytest.mark.slow
 def test_conv_weights_per_channel_symmetric_and_linear_per_tensor(tmp_path, rng):
     torch.manual_seed(0)
     model = ConvBNNet()
@@ -61,6 +64,7 @@ def test_conv_weights_per_channel_symmetric_and_linear_per_tensor(tmp_path, rng)
     assert np.array_equal(flipped, -nodes[0].params["weight"])  # zero point 0: symmetric
 
 
+@pytest.mark.slow
 def test_single_conv_matches_an_integer_implementation(tmp_path, rng):
     """int32 accumulation of (x_q - zp) * w_q + b_q, requantized with s_in * s_w / s_out, rounded
     half away from zero: TFLM's conv arithmetic, which the float emulation claims to reproduce."""

@@ -74,6 +74,7 @@ def layer_errors(graph, reference, calib) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("cls", [ConvBNNet, WideMLP, GroupedNet], ids=["conv", "linear", "grouped"])
+@pytest.mark.slow
 def test_lowers_every_layers_error_keeping_formats_and_bounds(cls, tmp_path):
     compiled = compiled_model(cls, tmp_path)
     nearest = compiled.graph
@@ -134,6 +135,7 @@ def test_layer_keeps_nearest_when_it_is_already_exact(tmp_path):
                                                                              if isinstance(n, Linear)]))
 
 
+@pytest.mark.slow
 def test_generated_c_equals_the_simulator_with_the_pass(tmp_path):
     """The export runs the pass by default; the C it writes runs the re-rounded weights bit-exactly."""
     require_tool("gcc", "make")

@@ -7,7 +7,7 @@ import pytest
 from onnx import helper
 
 from edgecompile import numerics, ops
-from edgecompile.passes.quantize import TensorRange, format_for
+from edgecompile.formats import TensorRange, format_for
 from edgecompile.verify import verify
 from test_ops import compile_and_check, const, conv_w, save_model
 
@@ -109,6 +109,7 @@ def test_channel_shuffle_keeps_unsigned_codes(tmp_path, rng):
     assert len(shuffle) == 3 and set(_zero_pointed(g, shuffle).values()) == {-128}
 
 
+@pytest.mark.slow
 def test_hardswish_table_writes_and_reads_zero_points(tmp_path, rng):
     """An h-swish output (never below -0.375) gets a zero point that gives most codes to the positive
     side; the next table indexes codes with it; the C equals the simulator."""
@@ -130,6 +131,7 @@ def test_hardswish_table_writes_and_reads_zero_points(tmp_path, rng):
 
 
 @pytest.mark.parametrize("output", ["unsigned", "signed", "int16"])
+@pytest.mark.slow
 def test_average_pool_of_unsigned_codes_as_the_model_output_does_not_clip(output, tmp_path, rng, monkeypatch):
     """A ReLU conv read by the final average pool: an int8 output is unsigned too (a range of one
     sign); kept signed, it takes one frac bit fewer than its input, since unsigned codes span
@@ -174,6 +176,7 @@ def test_average_pool_of_unsigned_codes_as_the_model_output_does_not_clip(output
     assert v.ok and v.total == 64
 
 
+@pytest.mark.slow
 def test_an_output_of_one_sign_gets_a_zero_point_in_the_c_api(tmp_path, rng):
     """All-negative outputs (a conv with a negative bias, then the global average pool): the output
     takes a zero point and one frac bit more than a signed code, without clipping what calibration

@@ -23,6 +23,7 @@ def zoo_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
+@pytest.mark.slow
 def test_zoo_model_exports_bit_exact_and_accurate(name, zoo_dir):
     require_tool("gcc", "make")
     import cnn_zoo
@@ -44,6 +45,7 @@ def test_zoo_model_exports_bit_exact_and_accurate(name, zoo_dir):
     assert v.total == 256 and v.ok, v.first_mismatch
 
 
+@pytest.mark.slow
 def test_trained_mobilenet_style_classifier_keeps_agreement(tmp_path):
     """A classifier with the efficient-CNN ops trained on real data (digits): >= 98 % top-1 agreement."""
     require_tool("gcc", "make")

@@ -88,6 +88,11 @@ class Op(Node):
         """Arena bytes the C kernel needs while it runs (planned like a tensor live for one step)."""
         return 0
 
+    def plan_subgraphs(self, planner) -> None:
+        """Plan the memory of the sub-graphs the op holds (a recurrent cell's body) with `planner`,
+        which the memory planner hands over before it asks for scratch_bytes (the ops sit below
+        the passes and do not import them).  Most ops hold none."""
+
     def tile_input_regions(self, graph: Graph, region) -> list | None:
         """The region of each input that the output's spatial `region` reads (tiling.py), for
         running the op on tiles (passes/patches.py); None: the op cannot run on a tile.  int8 only

@@ -18,6 +18,13 @@ the first, as the backward half of a bidirectional layer; "all" keeps each outpu
 step), initial (optional: the indices of the states that start from the node's further
 inputs, in order, instead of zero; each is requantized from its tensor's format to its
 state's once, before the loop).  Inputs: the sequence, shape (T, D), then those initial states.
+
+The body is compiled like a model, by the layers above the ops, which hand the cell what
+it needs with the arguments they already pass (the ops do not import them): the
+quantization pass's options quantize a graph (QuantOptions.quantize_graph), the memory
+planner hands its planner to plan_subgraphs before it asks for scratch_bytes, and the C
+generator's emitter makes the body's emitter (Emitter.sub_emitter).  The body's integer
+steps are Graph.evaluate_int, the simulator's walk.
 """
 from __future__ import annotations
 
@@ -26,7 +33,9 @@ import copy
 import numpy as np
 
 from .. import numerics
+from ..arena import round_up
 from ..errors import EdgeCompileError
+from ..formats import frac_bits_for
 from ..ir import Graph
 from .base import Op, register
 
@@ -40,6 +49,7 @@ class Recurrent(Op):
     int8_only = True  # a cell's sequence and states are int8
 
     body: Graph = None  # set by the frontend (or the manifest reader)
+    body_plan = None  # the body's MemoryPlan, set by plan_subgraphs
 
     @property
     def steps(self) -> int:
@@ -136,8 +146,6 @@ class Recurrent(Op):
 
     # -- quantization --------------------------------------------------------------------------
     def quantize(self, graph: Graph, options) -> None:
-        from ..passes.quantize import frac_bits_for, quantize_graph
-
         ranges = options.ranges
         fixed = {self.x_name: graph.tensors[self.inputs[0]].frac_bits}
         for k, (a, b, _) in enumerate(self.state_pairs()):
@@ -151,7 +159,7 @@ class Recurrent(Op):
             sub.fixed_formats = {**(options.fixed_formats or {}), **fixed}
             sub.act_bits, sub.act_layer_bits, sub.output_bits = 8, {}, 8  # a cell's tensors stay int8
             sub.unsigned_relu = sub.asymmetric = False  # and signed
-            quantize_graph(self.body, ranges, sub, clip_outputs=True)  # the states have their formats
+            sub.quantize_graph(self.body, ranges, clip_outputs=True)  # the states have their formats
             moved = {b: self.body.tensors[b].frac_bits for _, b, _ in self.state_pairs()
                      if self.body.tensors[b].frac_bits != fixed[b]}
             if not moved:
@@ -180,35 +188,33 @@ class Recurrent(Op):
                 for v, s in zip(initial_q, self.qattrs.get("initial_shifts", []))]
 
     def run_int(self, graph: Graph, seq_q: np.ndarray, *initial_q: np.ndarray) -> np.ndarray:
-        from ..simulate import evaluate_integer
-
-        for _ in self._loop(np.asarray(seq_q, np.int64), lambda inputs: evaluate_integer(self.body, inputs),
-                            lambda s: np.zeros(s, np.int64), self._initial_int(initial_q)):
+        for _ in self._loop(np.asarray(seq_q, np.int64), self.body.evaluate_int, lambda s: np.zeros(s, np.int64),
+                            self._initial_int(initial_q)):
             pass
         return self._result(np.int64)
 
     # -- C ----------------------------------------------------------------------------------------
+    def plan_subgraphs(self, planner) -> None:
+        self.body_plan = planner(self.body)
+
     def _layout(self):
         """Scratch layout: every state's buffer, every next state's buffer, then the body's arena."""
-        from ..passes.plan_memory import plan_memory, _round_up
-
+        if self.body_plan is None:
+            raise RuntimeError(f"recurrent {self.name}: its body has no memory plan yet (plan_subgraphs)")
         offsets, at = [], 0
         for _ in range(2):
             row = []
             for _, _, n in self.state_pairs():
                 row.append(at)
-                at += _round_up(n)
+                at += round_up(n)
             offsets.append(row)
-        plan = plan_memory(self.body)
-        return offsets, at, plan
+        return offsets, at, self.body_plan
 
     def scratch_bytes(self, graph: Graph) -> int:
         _, states, plan = self._layout()
         return states + plan.arena_size
 
     def emit_c(self, em) -> None:
-        from ..codegen import BodyEmitter
-
         (prev, nxt), body_base, plan = self._layout()
         base = em.scratch_offset(self)
         seq = em.buffer(self.inputs[0])
@@ -229,7 +235,7 @@ class Recurrent(Op):
             else:
                 em.call(f"ec_fill_s8({at(p)}, 0, {n})")
         em.raw(f"for (int {t} = 0; {t} < {self.steps}; ++{t}) {{")
-        body = BodyEmitter(em, self.body, plan, externals, base + body_base)
+        body = em.sub_emitter(self.body, plan, externals, base + body_base)
         for node in self.body.nodes:
             em.runtime.update(node.runtime_files)
             node.emit_c(body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import numerics
+from ..formats import TensorRange, frac_bits_for
 from ..ir import Graph
 from . import activation
 from .base import Op
@@ -165,8 +166,6 @@ class WeightedOp(Op):
         method = getattr(options, "weight_method", "minmax")
         if method == "minmax":
             return numerics.frac_bits_for_values(row, bits)
-        from ..passes.quantize import TensorRange, frac_bits_for
-
         return frac_bits_for(TensorRange.of(row), bits, method, options.percentile)
 
     @staticmethod

@@ -23,11 +23,12 @@ import copy
 
 import numpy as np
 
+from ..formats import TensorRange
 from ..ir import Graph
 from ..simulate import output_error
 from ..ops.weighted import shifts_left
 from .equalize import equalize
-from .quantize import QuantOptions, TensorRange, calibrate
+from .quantize import QuantOptions, calibrate
 from .snap_ranges import adopt, quantized_copy, snap_ranges_if_better
 from .sparsify import sparsify
 

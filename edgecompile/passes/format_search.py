@@ -64,7 +64,7 @@ class FormatSearch:
         x_q = simulate.quantize_input(graph, x)
         # every tensor, per part of the samples (simulate.batch_parts: the parts run in threads)
         self.parts = simulate.batch_parts(graph, len(x_q))
-        self.envs = simulate.map_parts(lambda part: simulate.evaluate_integer(graph, graph.split_inputs(x_q[part])),
+        self.envs = simulate.map_parts(lambda part: graph.evaluate_int(graph.split_inputs(x_q[part])),
                                        self.parts)
         self.error = self._error(self.envs)
 

@@ -26,11 +26,11 @@ import copy
 from dataclasses import dataclass, field, replace
 
 from .. import tiling
+from ..arena import round_up
 from ..ir import Graph
 from ..ops.base import Op
 from ..ops.slice import Slice
 
-ALIGN = 4
 # Bands of whole rows: each kernel keeps its long rows, and the copies in and out are one run per
 # plane.  (2x2 tiles of the VWW MobileNet measured +14 % instructions on an M4 and +20 % on an M55,
 # four bands +5 % and +7 %, for about the same arena.)
@@ -45,10 +45,6 @@ RECOMPUTE_COST = 3.0
 CALL_COST = 500
 # An arena within this fraction of the smallest is as good: the cheapest such plan wins.
 ARENA_SLACK = 0.05
-
-
-def _round_up(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
 @dataclass
@@ -74,11 +70,11 @@ class PatchPlan:
 
     @property
     def x_bytes(self) -> int:
-        return max(_round_up(t.graph.tensors[self.x].nbytes) for t in self.tiles)
+        return max(round_up(t.graph.tensors[self.x].nbytes) for t in self.tiles)
 
     @property
     def y_bytes(self) -> int:
-        return max(_round_up(t.graph.tensors[self.y].nbytes) for t in self.tiles)
+        return max(round_up(t.graph.tensors[self.y].nbytes) for t in self.tiles)
 
     @property
     def body_bytes(self) -> int:
@@ -200,7 +196,7 @@ def _least_arena(graph: Graph, patches: PatchPlan) -> int:
     output tile and live tensors (at least their bound), at the stage's last step."""
     from .plan_memory import build_buffers, lower_bound
     body = max(lower_bound(build_buffers(t.graph, overwrite=True)) for t in patches.tiles)
-    return patches.x_bytes + patches.y_bytes + body + _round_up(graph.tensors[patches.y].nbytes)
+    return patches.x_bytes + patches.y_bytes + body + round_up(graph.tensors[patches.y].nbytes)
 
 
 def outer_graph(graph: Graph, patches: PatchPlan) -> Graph:

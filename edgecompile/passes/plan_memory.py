@@ -29,15 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..access_order import smallest_gap
+from ..arena import ALIGN, round_up
 from ..errors import EdgeCompileError
 from ..ir import Graph
-
-ALIGN = 4
-
-
-def _round_up(n: int, a: int = ALIGN) -> int:
-    return (n + a - 1) // a * a
-
 
 @dataclass
 class Buffer:
@@ -143,15 +137,16 @@ def build_buffers(graph: Graph, overwrite: bool = False) -> list[Buffer]:
                                        "or view ops (Identity, Dropout, Flatten, Reshape); export a model with at "
                                        "least one layer")
             external, last = "output", end
-        size = _round_up(graph.tensors[members[0]].nbytes)
+        size = round_up(graph.tensors[members[0]].nbytes)
         buffers.append(Buffer(members, size, min(steps_def), last, external, io_tensor=io_tensor))
     if overwrite:
         _pair_overwrites(graph, buffers)
     # Working memory a kernel needs while it runs (e.g. an im2col buffer): live for its step only.
     for i, node in enumerate(graph.nodes):
+        node.plan_subgraphs(plan_memory)  # a recurrent cell's scratch holds its body's arena
         need = node.scratch_bytes(graph)
         if need > 0:
-            buffers.append(Buffer([scratch_name(node)], _round_up(need), i, i))
+            buffers.append(Buffer([scratch_name(node)], round_up(need), i, i))
     return buffers
 
 
@@ -169,7 +164,7 @@ def _pair_overwrites(graph: Graph, buffers: list[Buffer]) -> None:
         orders = node.overwrite_orders(graph)
         if not orders:
             continue
-        gap = _round_up(smallest_gap(orders))
+        gap = round_up(smallest_gap(orders))
         if gap < y.size:
             y.writes_over, y.gap = x, gap
 

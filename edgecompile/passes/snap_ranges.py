@@ -29,9 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ops, simulate
+from ..formats import TensorRange, format_for, sample_error
 from ..ir import Graph
 from .equalize import PASS_THROUGH, scale_inputs, scale_outputs
-from .quantize import QuantOptions, TensorRange, format_for, quantize_graph, sample_error, zero_pointed
+from .quantize import QuantOptions, quantize_graph, zero_pointed
 
 LAYERS = (ops.Conv2d, ops.Linear)
 CANDIDATES = 2.0 ** (np.arange(16) / 16.0)
