@@ -168,6 +168,38 @@ class Wrapped(nn.Module):
         return self.fc(self.rnn(x)[0][:, -1])
 
 
+def save_torch(model, examples: tuple, path):
+    """The model as a .pt2 program or traced TorchScript, by the path's suffix."""
+    if path.suffix == ".pt2":
+        torch.export.save(torch.export.export(model, examples), str(path))
+    else:
+        torch.jit.save(torch.jit.trace(model, examples), str(path))
+    return path
+
+
+def export_sequence_model(model, steps: int, fmt: str, tmp_path):
+    """Save a (N, steps, 8)-input model as .pt2 or TorchScript and export it with 64 calibration sequences."""
+    path = save_torch(model, (torch.zeros(1, steps, 8),), tmp_path / f"m.{fmt}")
+    calib = np.random.default_rng(0).standard_normal((64, steps, 8)).astype(np.float32)
+    return export(ExportSettings(path, tmp_path / "out", calib, vectors=256))
+
+
+def check_sequence_export(result, model, torch_inputs: tuple, flat_inputs, qemu: bool = False) -> None:
+    """The export's float graph equals PyTorch, its integers are close, and 256 vectors are bit-exact
+    on the host (and on qemu-m4 if asked)."""
+    g = result.compiled.graph
+    with torch.no_grad():
+        reference = model(*[torch.from_numpy(a) for a in torch_inputs]).numpy()
+    assert np.max(np.abs(g.run_float(flat_inputs) - reference)) < 1e-4
+    from edgecompile import metrics
+    assert metrics.sqnr_db(reference, simulate.run_dequantized(g, flat_inputs)) > 20
+    for target in ["host"] + (["qemu-m4"] if qemu else []):
+        if target != "host":
+            require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+        v = verify(result.out_dir, target=target)
+        assert v.total == 256 and v.ok, (target, v.first_mismatch)
+
+
 class Bidirectional(nn.Module):
     """A bidirectional layer read three ways: its outputs concatenated at the last step, the two
     directions summed at every step, or both directions' final states."""
@@ -201,29 +233,11 @@ def test_bidirectional_layers_bit_exact(kind, readout, layers, batch_first, fmt,
     require_tool("gcc", "make")
     torch.manual_seed(2)
     model = Bidirectional(kind, readout, layers, batch_first).eval()
-    example = torch.zeros(1, 7, 8)
-    path = tmp_path / f"m.{fmt}"
-    if fmt == "pt2":
-        torch.export.save(torch.export.export(model, (example,)), str(path))
-    else:
-        torch.jit.save(torch.jit.trace(model, example), str(path))
-    calib = np.random.default_rng(0).standard_normal((64, 7, 8)).astype(np.float32)
-    result = export(ExportSettings(path, tmp_path / "out", calib, vectors=256))
-    g = result.compiled.graph
-    recurrent = [n for n in g.nodes if isinstance(n, ops.Recurrent)]
+    result = export_sequence_model(model, 7, fmt, tmp_path)
+    recurrent = [n for n in result.compiled.graph.nodes if isinstance(n, ops.Recurrent)]
     assert len(recurrent) == 2 * layers and sum(n.reverse for n in recurrent) == layers
     x = np.random.default_rng(3).standard_normal((32, 7, 8)).astype(np.float32)
-    with torch.no_grad():
-        reference = model(torch.from_numpy(x)).numpy()
-    assert np.max(np.abs(g.run_float(x) - reference)) < 1e-4
-    from edgecompile import metrics
-    assert metrics.sqnr_db(reference, simulate.run_dequantized(g, x)) > 20
-    v = verify(result.out_dir)
-    assert v.total == 256 and v.ok, v.first_mismatch
-    if (kind, readout) == ("LSTM", "concat"):
-        require_tool("arm-none-eabi-gcc", "qemu-system-arm")
-        v = verify(result.out_dir, target="qemu-m4")
-        assert v.total == 256 and v.ok, v.first_mismatch
+    check_sequence_export(result, model, (x,), x, qemu=(kind, readout) == ("LSTM", "concat"))
 
 
 @pytest.mark.slow
@@ -269,28 +283,10 @@ def test_stacked_layers_read_by_their_final_state(kind, layers, batch_first, eve
     require_tool("gcc", "make")
     torch.manual_seed(1)
     model = FinalState(kind, layers, batch_first, every_layer).eval()
-    example = torch.zeros(1, 6, 8)
-    path = tmp_path / f"m.{fmt}"
-    if fmt == "pt2":
-        torch.export.save(torch.export.export(model, (example,)), str(path))
-    else:
-        torch.jit.save(torch.jit.trace(model, example), str(path))
-    calib = np.random.default_rng(0).standard_normal((64, 6, 8)).astype(np.float32)
-    result = export(ExportSettings(path, tmp_path / "out", calib, vectors=256))
-    g = result.compiled.graph
-    assert sum(isinstance(n, ops.Recurrent) for n in g.nodes) == layers
+    result = export_sequence_model(model, 6, fmt, tmp_path)
+    assert sum(isinstance(n, ops.Recurrent) for n in result.compiled.graph.nodes) == layers
     x = np.random.default_rng(3).standard_normal((32, 6, 8)).astype(np.float32)
-    with torch.no_grad():
-        reference = model(torch.from_numpy(x)).numpy()
-    assert np.max(np.abs(g.run_float(x) - reference)) < 1e-4
-    from edgecompile import metrics
-    assert metrics.sqnr_db(reference, simulate.run_dequantized(g, x)) > 20
-    v = verify(result.out_dir)
-    assert v.total == 256 and v.ok, v.first_mismatch
-    if (kind, layers, fmt) in (("LSTM", 2, "pt2"), ("GRU", 2, "ts")):  # and a sample on a Cortex-M4
-        require_tool("arm-none-eabi-gcc", "qemu-system-arm")
-        v = verify(result.out_dir, target="qemu-m4")
-        assert v.total == 256 and v.ok, v.first_mismatch
+    check_sequence_export(result, model, (x,), x, qemu=(kind, layers, fmt) in (("LSTM", 2, "pt2"), ("GRU", 2, "ts")))
 
 
 @pytest.mark.slow
@@ -419,12 +415,8 @@ def test_initial_states_given_as_inputs(kind, fmt, tmp_path):
     require_tool("gcc", "make")
     torch.manual_seed(4)
     model = GivenState(kind).eval()
-    examples = (torch.zeros(1, 6, 8), torch.zeros(1, 1, 16), torch.zeros(1, 1, 16))
-    path = tmp_path / f"m.{fmt}"
-    if fmt == "pt2":
-        torch.export.save(torch.export.export(model, examples), str(path))
-    else:
-        torch.jit.save(torch.jit.trace(model, examples), str(path))
+    path = save_torch(model, (torch.zeros(1, 6, 8), torch.zeros(1, 1, 16), torch.zeros(1, 1, 16)),
+                      tmp_path / f"m.{fmt}")
     rng = np.random.default_rng(0)
     def arrays(n):
         return {"frames": rng.standard_normal((n, 6, 8)).astype(np.float32),
@@ -433,23 +425,13 @@ def test_initial_states_given_as_inputs(kind, fmt, tmp_path):
     np.savez(tmp_path / "calib.npz", **arrays(64))
     result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npz", vectors=256))
     g = result.compiled.graph
-    rec = next(n for n in g.nodes if isinstance(n, ops.Recurrent))
+    rec = next(n for n in result.compiled.graph.nodes if isinstance(n, ops.Recurrent))
     assert len(rec.inputs) == (3 if kind == "LSTM" else 2) and rec.initial == ([0, 1] if kind == "LSTM" else [0])
     shifts = rec.qattrs["initial_shifts"]
     assert kind == "GRU" or max(shifts) > 0, shifts  # c0, finer than its state, is rounded into it
-    x = arrays(32)
-    with torch.no_grad():  # PyTorch takes the states (layers, batch, hidden)
-        reference = model(torch.from_numpy(x["frames"]), torch.from_numpy(x["h0"]).transpose(0, 1).contiguous(),
-                          torch.from_numpy(x["c0"]).transpose(0, 1).contiguous()).numpy()
-    flat = np.concatenate([x[k].reshape(32, -1) for k in ("frames", "h0", "c0")], axis=1)
-    assert np.max(np.abs(g.run_float(flat) - reference)) < 1e-4
-    from edgecompile import metrics
-    assert metrics.sqnr_db(reference, simulate.run_dequantized(g, flat)) > 20
     header = (result.out_dir / "src" / "m.h").read_text()
     assert "'h0'" in header and "'c0'" in header and "#define M_INPUT_COUNT 3" in header
-    v = verify(result.out_dir)
-    assert v.total == 256 and v.ok, v.first_mismatch
-    if kind == "LSTM":
-        require_tool("arm-none-eabi-gcc", "qemu-system-arm")
-        v = verify(result.out_dir, target="qemu-m4")
-        assert v.total == 256 and v.ok, v.first_mismatch
+    x = arrays(32)
+    states = [np.ascontiguousarray(x[k].transpose(1, 0, 2)) for k in ("h0", "c0")]  # PyTorch: (layers, N, H)
+    flat = np.concatenate([x[k].reshape(32, -1) for k in ("frames", "h0", "c0")], axis=1)
+    check_sequence_export(result, model, (x["frames"], *states), flat, qemu=kind == "LSTM")
