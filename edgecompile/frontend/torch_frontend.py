@@ -226,6 +226,20 @@ def _quiet_exporter():
         onnx_log.setLevel(level)
 
 
+def _program_output_names(module) -> list[str]:
+    """The names of the nodes an exported program's module returns (its outputs' names, as the
+    dynamo exporter gives them), or [] when they cannot be read."""
+    import torch.fx
+
+    try:
+        returned = next(n for n in module.graph.nodes if n.op == "output").args[0]
+    except (AttributeError, StopIteration, IndexError):
+        return []
+    returned = returned if isinstance(returned, (tuple, list)) else [returned]
+    names = [n.name for n in returned if isinstance(n, torch.fx.Node)]
+    return names if len(names) == len(returned) and len(set(names)) == len(names) else []
+
+
 def _argument_names(model, kind: str, count: int) -> list[str]:
     """The names of forward()'s arguments (the C header and calibration .npz keys use them),
     or input0, input1, ... when they cannot be read."""
@@ -257,15 +271,19 @@ def to_onnx(model, kind: str, input_shape: tuple[int, ...], source: Path, dynamo
         # dynamo exporter's time (which first runs every ATen decomposition of the program) and
         # the same ONNX ops; load_model falls back to dynamo when this fails or imports badly.
         model, kind = model.module(), "exported-module"
-    input_names = ["input"] if len(shapes) == 1 else _argument_names(model, kind, len(shapes))
-    output_names = ["output"]
+    input_names = ["input"] if len(shapes) == 1 and kind != "exported-module" else \
+        _argument_names(model, kind, len(shapes))
+    output_names = _program_output_names(model) if kind == "exported-module" else ["output"]
+    if set(output_names) & set(input_names):  # (ONNX names each value once)
+        output_names = []
     buf = io.BytesIO()
     if kind != "export":  # a wrong input shape fails here with PyTorch's own clear message
         try:
             with torch.no_grad():
                 result = model(*examples)
-            if isinstance(result, (tuple, list)):
-                output_names = [f"output{i}" for i in range(len(result))]
+            count = len(result) if isinstance(result, (tuple, list)) else 1
+            if len(output_names) != count:
+                output_names = [f"output{i}" for i in range(count)] if count > 1 else ["output"]
         except Exception as exc:
             raise InputShapeError(f"{source}: the model does not run on an input of shape {tuple(input_shape)} "
                                    f"(plus batch 1): {_reason(exc)}. Check --input-shape (C,H,W without batch) "
