@@ -73,7 +73,14 @@ def draw_pool(rng, c, h, w):
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     if oh < 1 or ow < 1:
         return None
-    return {"op": "pool", "kind": kind, "k": k, "stride": stride, "pad": pad}, (c, oh, ow)
+    layer = {"op": "pool", "kind": kind, "k": k, "stride": stride, "pad": pad}
+    if kind == "max" and rng.random() < 0.3:
+        layer["ceil"] = True
+        oh, ow = -(-(h + 2 * pad - k) // stride) + 1, -(-(w + 2 * pad - k) // stride) + 1
+        # PyTorch drops a last window that starts in the right padding
+        oh -= (oh - 1) * stride >= h + pad
+        ow -= (ow - 1) * stride >= w + pad
+    return layer, (c, oh, ow)
 
 
 def draw_residual(rng, c, h, w):
@@ -125,6 +132,10 @@ def draw_spec(seed: int) -> dict:
         features = out
     spec["layers"].append({"op": "linear", "in": features, "out": int(rng.integers(1, 11)), "bias": True,
                            "bn": False, "act": "none"})
+    if rng.random() < 0.1:
+        spec["layers"].append({"op": "softmax"})
+    spec["weight_scale"] = float(rng.choice([1.0, 1.0, 1.0, 1e-3, 0.05, 20.0]))
+    spec["calib_kind"] = str(rng.choice(["normal", "normal", "normal", "positive", "constant-channel", "sparse"]))
     spec["frontend"] = str(rng.choice(FRONTENDS))
     spec["opset"] = int(rng.integers(11, 19))
     spec["options"] = draw_options(rng)
@@ -150,6 +161,21 @@ def draw_options(rng) -> dict:
     o["equalize"] = "off" if quick else "auto"
     o["weight_rounding"] = "nearest" if quick else "error-feedback"
     o["unsigned_relu"] = bool(rng.random() < 0.8)
+    if rng.random() < 0.15:
+        o["act_bits"] = "auto"
+    if rng.random() < 0.15:
+        o["sparse"] = "on"
+    if rng.random() < 0.15:
+        o["bias_correction"] = True
+    if rng.random() < 0.3:
+        o["calib_method"] = str(rng.choice(["minmax", "percentile", "sigma", "mse"]))
+        o["weight_method"] = str(rng.choice(["minmax", "percentile", "sigma", "mse"]))
+    if rng.random() < 0.2:
+        o["output_bits"] = int(rng.choice([8, 16]))
+    if rng.random() < 0.1:
+        o["drop_softmax"] = True
+    if rng.random() < 0.1 and "rank" not in o:
+        o["energy"] = float(rng.choice([0.5, 0.9, 0.99]))
     o["asymmetric"] = bool(rng.random() < 0.8)
     return o
 
@@ -189,15 +215,15 @@ class Concat(nn.Module):
 
 
 class Pool(nn.Module):
-    def __init__(self, kind, k=1, stride=1, pad=0):
+    def __init__(self, kind, k=1, stride=1, pad=0, ceil=False):
         super().__init__()
-        self.kind, self.k, self.stride, self.pad = kind, k, stride, pad
+        self.kind, self.k, self.stride, self.pad, self.ceil = kind, k, stride, pad, ceil
 
     def forward(self, x):
         if self.kind == "global":
             return F.adaptive_avg_pool2d(x, 1)
         if self.kind == "max":
-            return F.max_pool2d(x, self.k, self.stride, self.pad)
+            return F.max_pool2d(x, self.k, self.stride, self.pad, ceil_mode=self.ceil)
         return F.avg_pool2d(x, self.k, self.stride, self.pad)
 
 
@@ -210,7 +236,8 @@ def build_layer(layer: dict, g: torch.Generator) -> nn.Module:
             parts.append(randomize_bn(nn.BatchNorm2d(layer["out"]), g))
         return nn.Sequential(*parts, activation(layer["act"]))
     if op == "pool":
-        return Pool(layer["kind"], layer.get("k", 1), layer.get("stride", 1), layer.get("pad", 0))
+        return Pool(layer["kind"], layer.get("k", 1), layer.get("stride", 1), layer.get("pad", 0),
+                    layer.get("ceil", False))
     if op == "residual":
         c, k, dil = layer["c"], layer["k"], layer["dil"]
         parts = [nn.Conv2d(c, c, k, padding=dil * (k - 1) // 2, dilation=dil)]
@@ -222,6 +249,8 @@ def build_layer(layer: dict, g: torch.Generator) -> nn.Module:
                       nn.Sequential(nn.Conv2d(layer["c"], layer["b"], 3, padding=1), nn.ReLU()))
     if op == "flatten":
         return nn.Flatten()
+    if op == "softmax":
+        return nn.Softmax(dim=1)
     if op == "linear":
         parts = [nn.Linear(layer["in"], layer["out"], bias=layer["bias"])]
         if layer["bn"]:
@@ -233,12 +262,27 @@ def build_layer(layer: dict, g: torch.Generator) -> nn.Module:
 def build_model(spec: dict) -> nn.Module:
     torch.manual_seed(spec["seed"])
     g = torch.Generator().manual_seed(spec["seed"])
-    return nn.Sequential(*[build_layer(layer, g) for layer in spec["layers"]]).eval()
+    model = nn.Sequential(*[build_layer(layer, g) for layer in spec["layers"]]).eval()
+    scale = spec.get("weight_scale", 1.0)
+    if scale != 1.0:  # tiny or large weights stress the weight formats and shifts
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    m.weight.mul_(scale)
+    return model
 
 
 def calibration(spec: dict, n: int = 32) -> np.ndarray:
     rng = np.random.default_rng(spec["seed"] + 1)
-    return (rng.standard_normal((n, *spec["input"])) * spec["calib_scale"]).astype(np.float32)
+    x = rng.standard_normal((n, *spec["input"])) * spec["calib_scale"]
+    kind = spec.get("calib_kind", "normal")
+    if kind == "positive":  # like images in [0, scale]
+        x = np.abs(x)
+    elif kind == "constant-channel":  # one input channel (or feature) never changes
+        x[:, 0] = 0.5
+    elif kind == "sparse":  # mostly zeros
+        x *= rng.random(x.shape) < 0.1
+    return x.astype(np.float32)
 
 
 # -- saving it through a frontend --------------------------------------------------------------
