@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from conftest import require_tool
 from fuzz_models import ACTIVATIONS, FRONTENDS, REGRESSIONS, draw_spec, run_trial
 
-EXAMPLES = 24  # about three seconds each on a 2-core machine
+EXAMPLES = 40  # two to three seconds each on a 2-core machine
 
 
 @pytest.fixture(autouse=True)
