@@ -74,6 +74,8 @@ def draw_pool(rng, c, h, w):
     if oh < 1 or ow < 1:
         return None
     layer = {"op": "pool", "kind": kind, "k": k, "stride": stride, "pad": pad}
+    if kind == "avg" and pad and rng.random() < 0.5:
+        layer["exclude_pad"] = True  # count_include_pad=False: border windows divide by fewer
     if kind == "max" and rng.random() < 0.3:
         layer["ceil"] = True
         oh, ow = -(-(h + 2 * pad - k) // stride) + 1, -(-(w + 2 * pad - k) // stride) + 1
@@ -95,6 +97,23 @@ def draw_concat(rng, c, h, w):
     return {"op": "concat", "c": c, "a": a, "b": b, "act": _act(rng)}, (a + b, h, w)
 
 
+def draw_se(rng, c, h, w):
+    """Squeeze-and-excitation: x times a gate computed from its global average."""
+    return {"op": "se", "c": c, "mid": int(rng.integers(1, 9)),
+            "gate": str(rng.choice(["sigmoid", "hardsigmoid"]))}, (c, h, w)
+
+
+def draw_pad(rng, c, h, w):
+    p = [int(v) for v in rng.integers(0, 3, 4)]  # left, right, top, bottom
+    return {"op": "pad", "pads": p}, (c, h + p[2] + p[3], w + p[0] + p[1])
+
+
+def draw_add2(rng, c, h, w):
+    """Two different branches added: a 1x1 conv and a 3x3 conv of the same input."""
+    out = int(rng.integers(1, 17))
+    return {"op": "add2", "c": c, "out": out, "act": _act(rng)}, (out, h, w)
+
+
 def draw_spec(seed: int) -> dict:
     rng = np.random.default_rng(seed)
     spec = {"seed": int(seed), "layers": []}
@@ -109,13 +128,18 @@ def draw_spec(seed: int) -> dict:
             if h * w * c > 4096 and rng.random() < 0.7:  # keep the examples small and fast
                 drawn = draw_pool(rng, c, h, w) if rng.random() < 0.5 else draw_conv(rng, c, h, w)
             else:
-                kind = str(rng.choice(["conv", "conv", "pool", "residual", "concat"]))
-                drawn = {"conv": draw_conv, "pool": draw_pool, "residual": draw_residual,
-                         "concat": draw_concat}[kind](rng, c, h, w)
+                kind = str(rng.choice(["conv", "conv", "pool", "residual", "concat", "se", "pad", "add2"]))
+                drawn = {"conv": draw_conv, "pool": draw_pool, "residual": draw_residual, "concat": draw_concat,
+                         "se": draw_se, "pad": draw_pad, "add2": draw_add2}[kind](rng, c, h, w)
             if drawn is None:
                 continue
             layer, (c, h, w) = drawn
             spec["layers"].append(layer)
+            if layer["op"] == "pad" and rng.random() < 0.8:  # mostly where it folds: into a convolution
+                drawn = draw_conv(rng, c, h, w)
+                if drawn is not None:
+                    layer, (c, h, w) = drawn
+                    spec["layers"].append(layer)
         if rng.random() < 0.3 and h * w > 1:
             spec["layers"].append({"op": "pool", "kind": "global"})
             h = w = 1
@@ -214,17 +238,45 @@ class Concat(nn.Module):
         return torch.cat([self.a(x), self.b(x)], 1)
 
 
+class SqueezeExcite(nn.Module):
+    def __init__(self, gate):
+        super().__init__()
+        self.gate = gate
+
+    def forward(self, x):
+        return x * self.gate(x)
+
+
+class Pad(nn.Module):
+    def __init__(self, pads):
+        super().__init__()
+        self.pads = list(pads)
+
+    def forward(self, x):
+        return F.pad(x, self.pads)
+
+
+class Add2(nn.Module):
+    def __init__(self, a, b):
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x):
+        return self.a(x) + self.b(x)
+
+
 class Pool(nn.Module):
-    def __init__(self, kind, k=1, stride=1, pad=0, ceil=False):
+    def __init__(self, kind, k=1, stride=1, pad=0, ceil=False, exclude_pad=False):
         super().__init__()
         self.kind, self.k, self.stride, self.pad, self.ceil = kind, k, stride, pad, ceil
+        self.exclude_pad = exclude_pad
 
     def forward(self, x):
         if self.kind == "global":
             return F.adaptive_avg_pool2d(x, 1)
         if self.kind == "max":
             return F.max_pool2d(x, self.k, self.stride, self.pad, ceil_mode=self.ceil)
-        return F.avg_pool2d(x, self.k, self.stride, self.pad)
+        return F.avg_pool2d(x, self.k, self.stride, self.pad, count_include_pad=not self.exclude_pad)
 
 
 def build_layer(layer: dict, g: torch.Generator) -> nn.Module:
@@ -237,7 +289,16 @@ def build_layer(layer: dict, g: torch.Generator) -> nn.Module:
         return nn.Sequential(*parts, activation(layer["act"]))
     if op == "pool":
         return Pool(layer["kind"], layer.get("k", 1), layer.get("stride", 1), layer.get("pad", 0),
-                    layer.get("ceil", False))
+                    layer.get("ceil", False), layer.get("exclude_pad", False))
+    if op == "se":
+        gate = nn.Sigmoid() if layer["gate"] == "sigmoid" else nn.Hardsigmoid()
+        return SqueezeExcite(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(layer["c"], layer["mid"], 1), nn.ReLU(),
+                                           nn.Conv2d(layer["mid"], layer["c"], 1), gate))
+    if op == "pad":
+        return Pad(layer["pads"])
+    if op == "add2":
+        return Add2(nn.Conv2d(layer["c"], layer["out"], 1),
+                    nn.Sequential(nn.Conv2d(layer["c"], layer["out"], 3, padding=1), activation(layer["act"])))
     if op == "residual":
         c, k, dil = layer["c"], layer["k"], layer["dil"]
         parts = [nn.Conv2d(c, c, k, padding=dil * (k - 1) // 2, dilation=dil)]

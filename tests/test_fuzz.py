@@ -48,7 +48,8 @@ def test_the_generator_covers_the_op_set():
         seen["act16"] += spec["options"].get("act_bits") == 16
         seen[f"plan-{spec['options']['memory_plan']}"] += 1
         seen["odd-size"] += len(spec["input"]) == 3 and spec["input"][1] % 2 == 1
-    wanted = ([*FRONTENDS, "conv", "pool", "residual", "concat", "linear", "flatten", "grouped", "depthwise",
+    wanted = ([*FRONTENDS, "conv", "pool", "residual", "concat", "se", "pad", "add2", "softmax", "linear",
+               "flatten", "grouped", "depthwise",
                "dilated", "strided", "padded", "batchnorm", "rank", "per-tensor", "act16", "odd-size"]
               + [f"act-{a}" for a in ACTIVATIONS] + [f"pool-{k}" for k in ("max", "avg", "global")]
               + [f"opset{o}" for o in range(11, 19)] + [f"bits{b}" for b in range(2, 9)]
