@@ -423,5 +423,7 @@ REGRESSIONS = Path(__file__).resolve().parent / "fuzz_regressions"
 def save_regression(spec: dict, outcome: Outcome, folder: Path = REGRESSIONS) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / f"seed_{spec['seed']}.json"
-    path.write_text(json.dumps({"spec": spec, "found": outcome.kind, "detail": outcome.detail}, indent=1) + "\n")
+    # the exception's own line: a traceback would carry this machine's paths into the repository
+    detail = outcome.detail.strip().splitlines()[-1] if outcome.detail.strip() else ""
+    path.write_text(json.dumps({"spec": spec, "found": outcome.kind, "detail": detail}, indent=1) + "\n")
     return path
