@@ -167,7 +167,12 @@ def board_budget(board: str, io_bytes: int) -> Budget:
     why = (f"{target.name}: {fmt_int(target.region('code').length)} B flash - {fmt_int(FLASH_RESERVE)} B for code; "
            f"{fmt_int(target.region('data').length)} B RAM - {fmt_int(target.stack_bytes)} B stack - "
            f"{fmt_int(RAM_RESERVE)} B runtime data - {fmt_int(io_bytes)} B input/output buffers")
-    return Budget(max(flash, 0), max(ram, 0), io_bytes, why)
+    if ram <= 0:  # no arena size can fit: say so now rather than after a hopeless search
+        raise EdgeCompileError(f"--board {target.name}: the model's input and output buffers alone take "
+                               f"{fmt_int(io_bytes)} B of its {fmt_int(target.region('data').length)} B RAM, which "
+                               f"also holds {fmt_int(target.stack_bytes + RAM_RESERVE)} B of stack and runtime data; "
+                               "choose a board with more RAM or a model with smaller inputs")
+    return Budget(max(flash, 0), ram, io_bytes, why)
 
 
 # -- measuring one configuration ----------------------------------------------------------

@@ -5,13 +5,28 @@ import numpy as np
 import onnx
 
 from . import simulate
+from .errors import EdgeCompileError
 from .ir import Graph
 
 
-def onnxruntime_outputs(model: onnx.ModelProto, x: np.ndarray, graph: Graph | None = None) -> np.ndarray:
+def onnxruntime_outputs(model: onnx.ModelProto, x: np.ndarray, graph: Graph | None = None,
+                        source=None) -> np.ndarray:
     """The float oracle: run the ONNX model with onnxruntime, one sample at a time
     when the model fixes its batch size.  With several inputs or outputs, `graph` (the imported
     IR, whose inputs and outputs carry the ONNX names) splits and joins them (see Graph)."""
+    try:
+        return _onnxruntime_outputs(model, x, graph)
+    except EdgeCompileError:
+        raise
+    except Exception as exc:  # onnxruntime refuses the file (e.g. it infers other shapes than its exporter)
+        where = f"{source}: " if source is not None else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgeCompileError(f"{where}onnxruntime, the float reference every export is checked against, "
+                               f"cannot run this model: {first}. Re-export the model (another opset or "
+                               f"exporter) or save it as .pt2") from None
+
+
+def _onnxruntime_outputs(model: onnx.ModelProto, x: np.ndarray, graph: Graph | None) -> np.ndarray:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -39,7 +54,7 @@ def float_reference(loaded, x: np.ndarray, graph: Graph | None = None) -> np.nda
     (edgecompile.nn recurrent cells, which onnxruntime cannot run) the PyTorch model itself
     when it is at hand; None when neither can run (then the IR's float evaluation is the reference)."""
     if not any(n.domain == "edgecompile" for n in loaded.onnx_model.graph.node):
-        return onnxruntime_outputs(loaded.onnx_model, x, graph)
+        return onnxruntime_outputs(loaded.onnx_model, x, graph, loaded.source)
     if loaded.torch_model is not None and (graph is None or len(graph.inputs) == len(graph.outputs) == 1):
         import torch
 

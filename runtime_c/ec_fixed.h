@@ -49,8 +49,10 @@ static inline int32_t ec_clamp32(int32_t v, int32_t lo, int32_t hi)
  * and |lo|, |hi| < 2^(31 + s) when s < 0 (the quantizer, ops/weighted.py, guarantees
  * both), so no intermediate overflows:
  *   s > 0: acc >> s and the rounding bit add up to at most 2^(31-s) + 1.
- *   s < 0: sat(acc * 2^k) == sat(sat(acc) * 2^k) for k >= 0 because lo <= 0 <= hi,
- *          and |sat(acc)| * 2^k < 2^31. */
+ *   s < 0: sat(acc * 2^k) == sat(sat'(acc) * 2^k) for k >= 0 with sat' to [min(lo, 0), max(hi, 0)]:
+ *          that range holds 0, which a left shift keeps in place (a fused activation with a zero
+ *          point can give [lo, hi] = [-128, -32], and clamping to that first would be wrong),
+ *          and |sat'(acc)| * 2^k < 2^31. */
 static inline int32_t ec_requantize(int32_t acc, int s, int32_t lo, int32_t hi)
 {
     int32_t v;
@@ -59,7 +61,7 @@ static inline int32_t ec_requantize(int32_t acc, int s, int32_t lo, int32_t hi)
     } else if (s == 0) {
         v = acc;
     } else {
-        v = ec_clamp32(acc, lo, hi) * ((int32_t)1 << (-s));
+        v = ec_clamp32(acc, lo < 0 ? lo : 0, hi > 0 ? hi : 0) * ((int32_t)1 << (-s));
     }
     return ec_clamp32(v, lo, hi);
 }

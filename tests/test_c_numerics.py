@@ -40,7 +40,8 @@ def requant_cases(rng):
     accs += rng.integers(-(2**31), 2**31, size=300).tolist()
     cases = []
     for s in list(range(-23, 0)) + list(range(0, 32)):
-        for lo, hi in ((-128, 127), (0, 127)):
+        # a fused activation with a zero point can clamp to codes that exclude 0 (ReLU6 from -128 to -32)
+        for lo, hi in ((-128, 127), (0, 127), (-128, -32), (32, 127)):
             for acc in accs[:17] + accs[17 + (s % 7)::7]:
                 cases.append((int(acc), s, lo, hi))
             if s > 0:  # exact ties and their neighbours

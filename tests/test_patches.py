@@ -181,3 +181,32 @@ def test_crop_takes_its_window_in_float_and_integer_alike(patched):
     assert crop.infer_shape(tile) == tile.shape(crop.outputs[0]) == (x.shape[1], h, w)
     assert np.array_equal(crop.run_int(tile, x), x[:, :, y0:y0 + h, x0:x0 + w])
     assert np.array_equal(crop.run_float(x), x[:, :, y0:y0 + h, x0:x0 + w])
+
+
+class _PaddingOnlyRows(nn.Module):
+    """A 1x1 conv with stride 2 after two rows of zero padding: its first output row reads padding alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 9, 2, padding=1), nn.ReLU(), nn.ZeroPad2d((2, 1, 2, 2)),
+                                  nn.Conv2d(9, 9, 1, stride=2), nn.Hardswish(), nn.Conv2d(9, 6, 3, padding=1),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_no_band_of_padding_alone(tmp_path):
+    """Found by fuzzing: such a row made a band of -1 input rows (a negative memcpy in ec_crop_s8, garbage
+    outputs, a fault on Cortex-M); bands whose tiles would be empty are not chosen."""
+    require_tool("gcc", "make")
+    example = random_example(_PaddingOnlyRows, (3, 4, 20), tmp_path)
+    result = export_example(example, "out", vectors=16, bits="3", memory_plan="auto", format_search=False,
+                            snap_ranges=False, equalize="off", weight_rounding="nearest")
+    g = result.compiled.graph
+    stage = P.build(g, P.stage_ends(g)[-1], (5, 1))
+    assert P.has_empty_tile(stage)  # the banding the planner used to pick
+    chosen = result.compiled.plan.patches
+    assert chosen is None or not P.has_empty_tile(chosen)
+    v = verify(result.out_dir, sanitize=True)
+    assert v.ok, v.first_mismatch

@@ -379,3 +379,33 @@ def test_a_bias_too_large_for_int32_lowers_the_weight_format_instead_of_clipping
     assert result.summary["output_sqnr_db"] > 40
     assert any("bias fits" in n for n in result.compiled.graph.notes)
     assert verify(result.out_dir).ok
+
+
+class _TwoBranchConcat(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 4, 1)
+        self.b = torch.nn.Conv2d(3, 2, 3, padding=1)
+        self.fc = torch.nn.Linear(6 * 5 * 5, 4)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.cat([self.a(x), torch.relu(self.b(x))], 1), 1))
+
+
+def test_one_16_bit_branch_widens_the_concat_and_the_views_after_it(tmp_path):
+    """Found by fuzzing: a Concat takes its widest branch's width when it is quantized, but the Flatten
+    after it had been given the width before, so int16 codes went through an int8 view (the simulator
+    stopped; the C misread them)."""
+    require_tool("gcc", "make")
+    from conftest import save_torchscript
+
+    torch.manual_seed(0)
+    path = save_torchscript(_TwoBranchConcat(), tmp_path / "m.pt")
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).standard_normal((32, 3, 5, 5)).astype(np.float32))
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", act_bits="a=16", vectors=16,
+                                   output_bits=8))
+    g = result.compiled.graph
+    cat = next(n for n in g.nodes if n.op_type == "Concat")
+    flat = next(n for n in g.nodes if n.inputs[0] == cat.outputs[0])
+    assert g.tensors[cat.outputs[0]].bits == g.tensors[flat.outputs[0]].bits == 16
+    assert verify(result.out_dir).ok

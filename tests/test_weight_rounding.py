@@ -151,3 +151,21 @@ def test_generated_c_equals_the_simulator_with_the_pass(tmp_path):
     nearest = export(ExportSettings(path, tmp_path / "near", tmp_path / "calib.npy", sparse="off", vectors=8,
                                     weight_rounding="nearest"))
     assert nearest.summary["weight_rounding"]["layers_changed"] == 0
+
+
+def test_too_wide_a_layer_keeps_nearest_rounding(tmp_path, monkeypatch):
+    """Its H would be fan_in^2 floats: a 40,000-input Linear asked for 12 GiB and died. Layers wider than
+    MAX_FAN_IN keep their nearest weights, say so, and the narrower ones are still re-rounded."""
+    result = compiled_model(WideMLP, tmp_path)  # fan-ins 64, 200, 150
+    monkeypatch.setattr(weight_rounding, "MAX_FAN_IN", 100)
+    graph = copy.deepcopy(result.graph)
+    before = {n.name: n.qparams["weight"].copy() for n in graph.nodes if isinstance(n, Linear)}
+    calib = correlated_inputs(np.random.default_rng(3), (64,) + SHAPES[WideMLP])
+    round_weights(graph, calib)
+    wide = [n for n in graph.nodes if isinstance(n, Linear) and n.params["weight"].shape[1] > 100]
+    assert len(wide) == 2
+    for node in wide:
+        assert np.array_equal(node.qparams["weight"], before[node.name])
+        assert any(node.name in note and "too many for error-feedback" in note for note in graph.notes)
+    narrow = next(n for n in graph.nodes if isinstance(n, Linear) and n.params["weight"].shape[1] == 64)
+    assert not np.array_equal(narrow.qparams["weight"], before[narrow.name])

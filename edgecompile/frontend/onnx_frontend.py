@@ -172,8 +172,12 @@ class OnnxImporter:
         elif len(dims) >= 2 and all(d is not None and d > 0 for d in dims[1:]):
             shape = tuple(int(d) for d in dims[1:])
         else:
-            raise EdgeCompileError(f"{self.source}: the input '{value.name}' has no static shape "
-                                   f"({dims}); pass --input-shape C,H,W (without the batch axis)")
+            # name the symbolic axes (dim_param) so the user sees which one is dynamic
+            shown = ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+                              for d in value.type.tensor_type.shape.dim)
+            raise EdgeCompileError(f"{self.source}: the input '{value.name}' has no static shape ([{shown}]: "
+                                   f"only the batch axis may be dynamic); pass --input-shape C,H,W (without the "
+                                   f"batch axis)")
         if value.type.tensor_type.elem_type not in (onnx.TensorProto.FLOAT, 0):
             raise EdgeCompileError(f"{self.source}: input '{value.name}' must be float32")
         self.graph.inputs.append(value.name)

@@ -210,6 +210,12 @@ def outer_graph(graph: Graph, patches: PatchPlan) -> Graph:
     return g
 
 
+def has_empty_tile(patches: PatchPlan) -> bool:
+    """A tile whose output rows read only a layer's padding (a strided conv with a wide pad) needs
+    no rows of the layers before it: an empty band, which the kernels cannot take."""
+    return any(d <= 0 for tile in patches.tiles for info in tile.graph.tensors.values() for d in info.shape)
+
+
 def tile_grid_fits(graph: Graph, k: int, grid: tuple[int, int]) -> bool:
     _, h, w = graph.shape(graph.nodes[k - 1].outputs[0])
     return grid[0] <= h and grid[1] <= w
@@ -231,6 +237,8 @@ def choose(graph: Graph, budget: float, without, plan_memory):
             patches = build(graph, k, grid)
             if patches.cost > budget * total:
                 break  # a longer stage recomputes more
+            if has_empty_tile(patches):
+                continue
             smallest = min((a for a, _, _, _ in found), default=without.arena_size)
             if _least_arena(graph, patches) > smallest * (1 + ARENA_SLACK):
                 continue

@@ -117,14 +117,21 @@ def assign_activation_bits(graph: Graph, options: QuantOptions) -> None:
         if node.int8_only:
             narrow.update(node.inputs)
             narrow.update(node.outputs)
+    from ..ops.concat import Concat
+
     for node in reversed(graph.nodes):  # a pool or view keeps its input's width: narrow that too
         if node.preserves_format and node.outputs[0] in narrow:
             narrow.add(node.inputs[0])
+        elif isinstance(node, Concat) and node.outputs[0] in narrow:  # it is as wide as its widest branch
+            narrow.update(node.inputs)
     for name in narrow:
         graph.tensors[name].bits = 8
     for node in graph.nodes:  # in order, so chains of views follow their source
         if node.preserves_format:
             graph.tensors[node.outputs[0]].bits = graph.tensors[node.inputs[0]].bits
+        elif isinstance(node, Concat):  # as Concat.quantize will: views after it must follow that width
+            y = graph.tensors[node.outputs[0]]
+            y.bits = max(y.bits, *(graph.tensors[t].bits for t in node.inputs))
 
 
 # --output-bits auto: a model output of at most this many values is int16.  Its rounding error

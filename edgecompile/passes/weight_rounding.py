@@ -31,6 +31,7 @@ from ..ops.linear import Linear
 DAMP = 0.01  # fraction of the mean diagonal of H added to it: keeps H invertible and the updates tame
 CHUNK_ROWS = 4096  # im2col patches gathered at a time while summing H
 BLOCK = 128  # columns per block: updates inside a block are rank-1, the rest one matmul per block
+MAX_FAN_IN = 4096  # H is fan_in^2 float64 (128 MiB here) and its factorization cubic: wider layers keep nearest
 
 
 def round_weights(graph: Graph, calib: np.ndarray, damp: float = DAMP, chunk_rows: int = CHUNK_ROWS) -> int:
@@ -45,7 +46,12 @@ def round_weights(graph: Graph, calib: np.ndarray, damp: float = DAMP, chunk_row
     changed = 0
     for i, node in enumerate(graph.nodes):
         if type(node) in (Conv2d, Linear) and "weight" in node.params and "weight" in node.qparams:
-            changed += round_layer(graph, node, env[node.inputs[0]], damp, chunk_rows)
+            fan_in = node.params["weight"].size // node.out_channels
+            if fan_in > MAX_FAN_IN:
+                graph.notes.append(f"{node.name}: kept round-to-nearest weights: {fan_in} inputs per output "
+                                   f"are too many for error-feedback rounding (at most {MAX_FAN_IN})")
+            else:
+                changed += round_layer(graph, node, env[node.inputs[0]], damp, chunk_rows)
         y = node.run_int(graph, *[env[t] for t in node.inputs])
         lo, hi = numerics.qrange(graph.tensors[node.outputs[0]].bits)
         assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside its type"
