@@ -379,7 +379,10 @@ def float_reference(model: nn.Module, path: Path, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).numpy()
 
 
-def run_trial(spec: dict, workdir: Path | None = None, verify_c: bool = True) -> Outcome:
+def run_trial(spec: dict, workdir: Path | None = None, verify_c: bool = True,
+              targets: tuple[str, ...] = ("host",), sanitize: bool = False) -> Outcome:
+    """Generate, save, export and check one model; `targets` verify the C (the host's build under
+    ASan and UBSan when `sanitize`)."""
     from edgecompile.errors import EdgeCompileError
     from edgecompile.export import ExportSettings, export
     from edgecompile.verify import verify
@@ -404,12 +407,12 @@ def run_trial(spec: dict, workdir: Path | None = None, verify_c: bool = True) ->
         err = float(np.abs(reference - mine).max())
         if not err <= 1e-4 * scale:
             return Outcome("mismatch", f"float path differs from {path.suffix} reference by {err:.3g}")
-        if verify_c:
-            v = verify(result.out_dir)
+        for target in targets if verify_c else ():
+            v = verify(result.out_dir, target=target, sanitize=sanitize and target == "host")
             if not v.ok:
                 m = v.first_mismatch
-                return Outcome("mismatch", f"C differs from the simulator: {v.exact}/{v.total} exact, sample "
-                                           f"{m.sample} index {m.index}: C {m.c_value} sim {m.sim_value}")
+                return Outcome("mismatch", f"{target}: C differs from the simulator: {v.exact}/{v.total} exact, "
+                                           f"sample {m.sample} index {m.index}: C {m.c_value} sim {m.sim_value}")
         return Outcome("exact")
     except Exception:
         return Outcome("crash", traceback.format_exc()[-3000:])

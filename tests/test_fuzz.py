@@ -79,3 +79,21 @@ REGRESSION_FILES = sorted(REGRESSIONS.glob("*.json"))
 def test_regression_seeds(path: Path):
     """Every model the fuzzer (or a person) once broke the compiler with."""
     assert check(json.loads(path.read_text())["spec"]) != "skipped"
+
+
+SAMPLE_SEEDS = range(7000, 7006)  # a fixed sample of the generator's models
+
+
+@pytest.mark.qemu
+def test_a_sample_on_cortex_m0plus_and_m4_and_under_sanitizers():
+    """Random models' C on an M0+ (no unaligned access, no DSP) and an M4 (DSP kernels) under QEMU,
+    and on the host under ASan and UBSan: bit-exact wherever it exports."""
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+    kinds = [check_on(draw_spec(seed)) for seed in SAMPLE_SEEDS]
+    assert kinds.count("exact") >= len(kinds) // 2, kinds  # the sample tests the C, not only refusals
+
+
+def check_on(spec: dict) -> str:
+    outcome = run_trial(spec, targets=("host", "qemu-m0plus-an385", "qemu-m4"), sanitize=True)
+    assert outcome.kind in ("exact", "refused", "skipped"), (json.dumps(spec), outcome.detail)
+    return outcome.kind
