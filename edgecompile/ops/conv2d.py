@@ -191,7 +191,7 @@ class Conv2d(SlidingWindow, WeightedOp):
 
     def float_products(self, graph: Graph, x_q: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
         """W . x for run_int's exact float path: (N, OC, OH, OW) in `dtype`, a new array, padding read as
-        the input's zero point.  Depthwise: a multiply-add per tap (tap_sum); 1x1 unpadded: one matrix
+        the input's zero point.  Depthwise: torch_conv2d; 1x1 unpadded: one matrix
         product per sample; else one per sample and group on the im2col columns."""
         fill = self.pad_value(graph)
         n, c = x_q.shape[:2]
