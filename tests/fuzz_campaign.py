@@ -3,7 +3,8 @@
     python tests/fuzz_campaign.py N [--start SEED] [--save DIR]
 
 Seeds run from --start (default: from the clock, printed so a campaign can be repeated).  Every
-mismatch or crash is saved as DIR/seed_<seed>.json (default tests/fuzz_regressions/), a spec that
+mismatch or crash is shrunk (fuzz_models.shrink: layers and options dropped while it fails the
+same way) and saved as DIR/seed_<seed>.json (default tests/fuzz_regressions/), a spec that
 test_fuzz.py replays; its traceback or numbers go in the same file."""
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fuzz_models import REGRESSIONS, draw_spec, run_trial, save_regression  # noqa: E402
+from fuzz_models import REGRESSIONS, draw_spec, run_trial, save_regression, shrink  # noqa: E402
 
 KINDS = ("generated", "exported", "refused", "exact", "mismatched", "crashed", "skipped")
 
@@ -41,8 +42,10 @@ def main(argv=None) -> int:
                 "skipped": "skipped"}[outcome.kind]] += 1
         counts["exported"] += outcome.kind in ("exact", "mismatch")
         if outcome.kind in ("mismatch", "crash"):
-            path = save_regression(spec, outcome, args.save)
-            print(f"seed {seed}: {outcome.kind}, saved {path}\n{outcome.detail}", flush=True)
+            small = shrink(spec, outcome)  # the smallest model that still fails the same way
+            path = save_regression(small, run_trial(small) if small is not spec else outcome, args.save)
+            print(f"seed {seed}: {outcome.kind}, shrunk from {len(spec['layers'])} to {len(small['layers'])} "
+                  f"layers and {len(small['options'])} options, saved {path}\n{outcome.detail}", flush=True)
         elif outcome.kind in ("refused", "skipped"):
             print(f"seed {seed}: {outcome.kind}: {outcome.detail.splitlines()[0][:200]}", flush=True)
         if counts["generated"] % 25 == 0:

@@ -420,6 +420,59 @@ def run_trial(spec: dict, workdir: Path | None = None, verify_c: bool = True,
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# -- shrinking a failure ------------------------------------------------------------------------
+def failure_signature(outcome: Outcome) -> tuple[str, str]:
+    """What a failure is, for shrinking: its kind and, for a crash, the exception's type (the
+    message carries numbers that change with the model); for a mismatch, which check failed."""
+    last = outcome.detail.strip().splitlines()[-1] if outcome.detail.strip() else ""
+    if outcome.kind == "crash":
+        return "crash", last.split(":")[0]
+    return outcome.kind, last.split(":")[0] if outcome.kind != "mismatch" else last.split(" differs")[0]
+
+
+def _builds(spec: dict) -> bool:
+    """Whether PyTorch builds and runs the candidate (a dropped layer may break the shapes)."""
+    try:
+        with torch.no_grad():
+            build_model(spec)(torch.zeros(2, *spec["input"]))
+        return True
+    except Exception:
+        return False
+
+
+def _smaller(spec: dict):
+    """Candidates one step simpler than spec: a layer dropped (never the last Linear), an option
+    dropped (its default), plain weights and calibration data, the ONNX frontend."""
+    for i in range(len(spec["layers"]) - 1):
+        yield {**spec, "layers": spec["layers"][:i] + spec["layers"][i + 1:]}
+    for key in sorted(spec["options"]):
+        yield {**spec, "options": {k: v for k, v in spec["options"].items() if k != key}}
+    for key, plain in (("weight_scale", 1.0), ("calib_kind", "normal"), ("calib_scale", 1.0), ("frontend", "onnx")):
+        if spec.get(key, plain) != plain:
+            yield {**spec, key: plain}
+
+
+def shrink(spec: dict, outcome: Outcome, trial=None, budget: int = 60) -> dict:
+    """A smaller spec that fails the same way (failure_signature): one simplification at a time,
+    kept while the failure stays, until none is left or `budget` trials are spent (greedy)."""
+    trial = trial or run_trial
+    want = failure_signature(outcome)
+    tried = 0
+    improved = True
+    while improved and tried < budget:
+        improved = False
+        for candidate in _smaller(spec):
+            if tried >= budget:
+                break
+            if not _builds(candidate):
+                continue
+            tried += 1
+            if failure_signature(trial(candidate)) == want:
+                spec, improved = candidate, True
+                break
+    return spec
+
+
 REGRESSIONS = Path(__file__).resolve().parent / "fuzz_regressions"
 
 

@@ -97,3 +97,20 @@ def check_on(spec: dict) -> str:
     outcome = run_trial(spec, targets=("host", "qemu-m0plus-an385", "qemu-m4"), sanitize=True)
     assert outcome.kind in ("exact", "refused", "skipped"), (json.dumps(spec), outcome.detail)
     return outcome.kind
+
+
+def test_a_failure_shrinks_to_the_layers_and_options_that_cause_it():
+    """With a stand-in trial that "fails" whenever a squeeze-and-excitation gate and 16-bit
+    activations meet, a failing spec shrinks to one that keeps both and little else."""
+    from fuzz_models import Outcome, shrink
+
+    def trial(spec):
+        bad = any(layer["op"] == "se" for layer in spec["layers"]) and spec["options"].get("act_bits") == 16
+        return Outcome("mismatch", "C differs from the simulator") if bad else Outcome("exact")
+
+    seed = next(s for s in range(10_000) if any(layer["op"] == "se" for layer in draw_spec(s)["layers"])
+                and len(draw_spec(s)["layers"]) >= 5 and len(draw_spec(s)["options"]) >= 3)
+    spec = {**draw_spec(seed), "options": {**draw_spec(seed)["options"], "act_bits": 16}}
+    small = shrink(spec, trial(spec), trial=trial)
+    assert any(layer["op"] == "se" for layer in small["layers"]) and small["options"] == {"act_bits": 16}
+    assert len(small["layers"]) < len(spec["layers"])
