@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 ACTIVATIONS = ("relu", "relu6", "hardswish", "sigmoid", "none")
-FRONTENDS = ("pt2", "torchscript", "onnx")
+FRONTENDS = ("pt2", "torchscript", "onnx", "tf2onnx")  # tf2onnx: ONNX rewritten the way tf2onnx writes it
 
 
 # -- drawing a spec ----------------------------------------------------------------------------
@@ -160,7 +161,9 @@ def draw_spec(seed: int) -> dict:
         spec["layers"].append({"op": "softmax"})
     spec["weight_scale"] = float(rng.choice([1.0, 1.0, 1.0, 1e-3, 0.05, 20.0]))
     spec["calib_kind"] = str(rng.choice(["normal", "normal", "normal", "positive", "constant-channel", "sparse"]))
-    spec["frontend"] = str(rng.choice(FRONTENDS))
+    spec["frontend"] = str(rng.choice(FRONTENDS[:3]))
+    if spec["frontend"] == "onnx" and np.random.default_rng(seed + 7).random() < 0.5:  # (its own stream: the
+        spec["frontend"] = "tf2onnx"  # other draws stay those of the seeds found before it was added)
     spec["opset"] = int(rng.integers(11, 19))
     spec["options"] = draw_options(rng)
     spec["calib_scale"] = float(rng.choice([0.1, 1.0, 3.0]))
@@ -358,7 +361,65 @@ def save_model(model: nn.Module, spec: dict, folder: Path, frontend: str) -> Pat
         return folder / "model.pt"
     torch.onnx.export(model, (example,), folder / "model.onnx", dynamo=False, opset_version=spec["opset"],
                       input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    if frontend == "tf2onnx":
+        onnx.save(tf2onnx_style(onnx.load(str(folder / "model.onnx"))), str(folder / "model.onnx"))
     return folder / "model.onnx"
+
+
+def tf2onnx_style(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same function as tf2onnx writes it from Keras: Gemm as MatMul + Add, Flatten as a
+    Reshape to a shape computed at run time (Shape, Gather, Unsqueeze, Concat), and a padded Conv
+    as an explicit Pad before an unpadded Conv."""
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    inits = {i.name: i for i in g.initializer}
+    nodes, extra = [], []
+
+    def const(name, value):
+        extra.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    for k, n in enumerate(g.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Gemm" and n.input[1] in inits and attrs.get("alpha", 1.0) == 1.0 \
+                and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0):
+            w = numpy_helper.to_array(inits[n.input[1]])
+            wt = const(f"tf_w{k}", w.T.copy() if attrs.get("transB", 0) else w)
+            if len(n.input) > 2 and n.input[2]:
+                nodes.append(helper.make_node("MatMul", [n.input[0], wt], [f"tf_mm{k}"]))
+                nodes.append(helper.make_node("Add", [f"tf_mm{k}", n.input[2]], list(n.output)))
+            else:
+                nodes.append(helper.make_node("MatMul", [n.input[0], wt], list(n.output)))
+        elif n.op_type == "Flatten" and attrs.get("axis", 1) == 1:
+            nodes.append(helper.make_node("Shape", [n.input[0]], [f"tf_shape{k}"]))
+            nodes.append(helper.make_node("Gather", [f"tf_shape{k}", const(f"tf_zero{k}", np.array(0, np.int64))],
+                                          [f"tf_n{k}"], axis=0))
+            if opset >= 13:
+                nodes.append(helper.make_node("Unsqueeze", [f"tf_n{k}", const(f"tf_ax{k}", np.array([0], np.int64))],
+                                              [f"tf_n1{k}"]))
+            else:
+                nodes.append(helper.make_node("Unsqueeze", [f"tf_n{k}"], [f"tf_n1{k}"], axes=[0]))
+            nodes.append(helper.make_node("Concat", [f"tf_n1{k}", const(f"tf_m1{k}", np.array([-1], np.int64))],
+                                          [f"tf_target{k}"], axis=0))
+            nodes.append(helper.make_node("Reshape", [n.input[0], f"tf_target{k}"], list(n.output)))
+        elif n.op_type == "Conv" and any(attrs.get("pads", [0])):
+            pt, pl, pb, pr = attrs["pads"]
+            pads = const(f"tf_pads{k}", np.array([0, 0, pt, pl, 0, 0, pb, pr], np.int64))
+            nodes.append(helper.make_node("Pad", [n.input[0], pads], [f"tf_padded{k}"], mode="constant"))
+            rest = {a: v for a, v in attrs.items() if a not in ("pads", "auto_pad")}
+            nodes.append(helper.make_node("Conv", [f"tf_padded{k}", *n.input[1:]], list(n.output), **rest))
+        else:
+            nodes.append(n)
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {name for n in nodes for name in n.input}
+    kept = [i for i in list(g.initializer) + extra if i.name in used]  # (the Gemms' weights are transposed copies)
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    onnx.checker.check_model(model)
+    return model
 
 
 # -- one trial ---------------------------------------------------------------------------------
