@@ -134,3 +134,34 @@ def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | N
         i = int(np.argmax(got[s] != expected[s]))
         first = Mismatch(s, i, int(got[s, i]), int(expected[s, i]))
     return VerifyResult(len(q), int(np.sum(same)), first, target, got)
+
+
+def run_stream(out_dir: Path, graph, frames: np.ndarray, target: str = "host", sanitize: bool = False,
+               timeout: float = 600) -> np.ndarray:
+    """Build the runner of a --streaming project in stream mode (-DEC_STREAM) for `target` and run it on
+    the int8 frames (N, frame size): NAME_reset, then one NAME_step per frame; each step's outputs,
+    (N, output_size)."""
+    if shutil.which("make") is None:
+        raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
+    from .targets import find_toolchain, load_target
+
+    t = load_target(target)
+    if t.kind == "board":
+        raise EdgeCompileError(f"{target} is a board: it cannot run here")
+    find_toolchain(t)
+    flags = "-DEC_STREAM" + (f" {SANITIZE_FLAGS}" if sanitize else "")
+    args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}",
+            f"BUILD=build/{target}-stream{'-sanitize' if sanitize else ''}", f"EXTRA_CFLAGS={flags}"]
+    build = subprocess.run(args + ["all"], capture_output=True, text=True)
+    if build.returncode != 0:
+        raise EdgeCompileError(explain_build_failure(out_dir, t, build.stdout + build.stderr))
+    with tempfile.TemporaryDirectory(prefix="edgecompile-stream-") as run_dir:
+        np.asarray(frames).astype(np.int8).tofile(Path(run_dir) / "frames.bin")
+        run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True, timeout=timeout)
+        if run.returncode != 0:
+            raise EdgeCompileError(f"running the {target} stream build of {out_dir} failed (exit {run.returncode}):\n"
+                                   f"{_tail(run.stdout + run.stderr)}")
+        got = read_outputs(graph, (Path(run_dir) / "outputs.bin").read_bytes(), "outputs.bin")
+    if len(got) != len(frames):
+        raise EdgeCompileError(f"the program wrote {len(got)} output records for {len(frames)} frames")
+    return got
