@@ -34,7 +34,7 @@ import numpy as np
 from .arena import round_up
 from .errors import EdgeCompileError
 from .ir import Graph, TensorInfo
-from .ops import Recurrent, Reshape
+from .ops import Recurrent, Reshape, Slice
 from .ops.base import SlidingWindow
 from .passes.plan_memory import MemoryPlan, plan_memory
 
@@ -97,8 +97,7 @@ def plan_streaming(graph: Graph, memory_plan: str = "auto") -> StreamPlan:
                                "outputs; streaming supports one input (the frames) and one output")
     x = graph.inputs[0]
     shape = graph.shape(x)
-    users = graph.consumers(x)
-    if len(shape) == 2 and users and all(isinstance(u, Recurrent) for u in users):
+    if len(shape) == 2 and any(isinstance(n, Recurrent) for n in graph.nodes):
         axis, kind = 0, RECURRENT
     elif len(shape) == 3:
         axis, kind = 1, WINDOW
@@ -180,6 +179,17 @@ def plan_streaming(graph: Graph, memory_plan: str = "auto") -> StreamPlan:
                 new.inputs[0] = history(node, node.inputs[0], k)
                 timed[out] = 1
                 add(out, one_row(out))
+        elif kind == RECURRENT and isinstance(node, Reshape) and full_out[0] == graph.shape(node.inputs[0])[0]:
+            new.attrs["shape"] = (1,) + tuple(full_out[1:])  # a view that keeps the steps apart: per step
+            timed[out] = 0
+            add(out, one_row(out))
+        elif kind == RECURRENT and isinstance(node, Slice) and timed[node.inputs[0]] == 0:
+            t = graph.shape(node.inputs[0])[0]
+            if int(node.attrs["starts"][0]) != t - 1 or full_out[0] != 1:
+                raise refuse(node, "it selects steps other than the last one; streaming computes the newest step "
+                                   "only")
+            new.attrs["starts"] = [0] + list(node.attrs["starts"][1:])  # the newest step: the one there is
+            add(out, full_out)
         elif kind == WINDOW and isinstance(node, Reshape) and len(node.inputs) == 1:
             new.inputs[0] = history(node, node.inputs[0], graph.shape(node.inputs[0])[1])  # a Flatten: the window
             add(out, full_out)
@@ -244,6 +254,12 @@ def retimed(graph: Graph, steps: int) -> Graph:
             if node.attrs["mode"] == "all":
                 timed.add(node.outputs[0])
                 g.tensors[node.outputs[0]].shape = (steps,) + graph.shape(node.outputs[0])[1:]
+        elif isinstance(node, Reshape) and node.inputs[0] in timed and graph.shape(node.outputs[0])[0] == t_full:
+            new.attrs["shape"] = (steps,) + tuple(graph.shape(node.outputs[0])[1:])
+            timed.add(node.outputs[0])
+            g.tensors[node.outputs[0]].shape = tuple(new.attrs["shape"])
+        elif isinstance(node, Slice) and node.inputs[0] in timed:
+            new.attrs["starts"] = [steps - 1] + list(node.attrs["starts"][1:])  # the last step, as in the model
         elif any(t in timed for t in node.inputs):
             raise EdgeCompileError(f"layer '{node.name}' reads the sequence of {t_full} steps outside a recurrent "
                                    "layer")
