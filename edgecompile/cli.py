@@ -445,6 +445,14 @@ def print_bench(r) -> None:
     click.echo(f"{r.target}: {fmt_int(r.instructions)} instructions per inference{spread}; counts are "
                f"instructions, not cycles; {'identical on a second run' if r.repeatable else 'NOT REPEATABLE'}; "
                f"outputs {'bit-exact' if r.bit_exact else 'DIFFER from the simulator'}")
+    st = r.extra.get("streaming")
+    if st:
+        share = 100 * st["instructions_step_max"] / max(r.instructions, 1)
+        click.echo(f"{r.target} streaming: {fmt_int(st['instructions_step_max'])} instructions per NAME_step call "
+                   f"at most (median {fmt_int(st['instructions_step_median'])}, {st['frames']} frames), "
+                   f"{share:.1f} % of an inference; {fmt_int(st['macs_per_frame'])} MACs per frame vs "
+                   f"{fmt_int(st['macs_full_window'])} per window; outputs "
+                   f"{'bit-exact' if st['bit_exact'] else 'DIFFER from the simulator'}")
     stack = fmt_int(r.stack_estimate) if r.stack_estimate is not None else "unknown"
     click.echo(f"flash: model+kernels {fmt_int(r.model_flash)} B, whole test image {fmt_int(r.image['flash'])} B; "
                f"RAM: arena {fmt_int(r.arena)} B, inference stack ~{stack} B, whole image "
