@@ -305,7 +305,10 @@ def emit_step(run_em, stream: StreamPlan, frame_param: str = "frame"):
     params.update({h.tensor: state(h.offset) for h in stream.histories})
     em = Emitter(graph, stream.plan, run_em.arrays, [], run_em.runtime, run_em._idents, run_em._shared,
                  run_em.structs, params)
-    em.share_all_arrays = True
+    em.share_all_arrays = True  # and every array of the run, however small, is found again by its content
+    for a in run_em.arrays:
+        values = np.asarray(a.values)
+        run_em._shared.setdefault((a.ctype, a.align, values.shape, values.tobytes()), a.ident)
     em.runtime.update(("ec_stream", "ec_layout"))
 
     def push(source: str) -> None:
