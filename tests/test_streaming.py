@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from click.testing import CliRunner
 
+from edgecompile import nn as enn
 from edgecompile import simulate
 from edgecompile.cli import cli
 from edgecompile.errors import EdgeCompileError
@@ -86,11 +87,22 @@ def test_flatten_linear_over_the_window_and_dilation_along_time(tmp_path):
     assert rows == {5, 12}  # conv1's 5 rows and conv2's 5 (3 taps dilated by 2), the Flatten's 12
 
 
+class FastKWS(nn.Module):
+    def __init__(self, kind: str):
+        super().__init__()
+        self.rnn = enn.RNN(getattr(enn, f"{kind}Cell")(10, 16, w_rank=4))
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,layers", [("LSTM", 1), ("GRU", 2)])
+@pytest.mark.parametrize("kind,layers", [("LSTM", 1), ("GRU", 2), ("FastGRNN", 1), ("FastRNN", 1)])
 def test_recurrent_steps_equal_the_sequence_since_reset(kind, layers, tmp_path):
     require_tool("gcc", "make")
-    result = export_streaming(LSTMKeyword(16, 5, layers, kind), (12, 10), tmp_path, name=kind.lower())
+    model = FastKWS(kind) if kind.startswith("Fast") else LSTMKeyword(16, 5, layers, kind)
+    result = export_streaming(model, (12, 10), tmp_path, name=kind.lower())
     checked = check_steps(result, 9)  # 21 frames through a model of T = 12
     graph, frames, expected = checked["graph"], checked["frames"], checked["expected"]
     np.testing.assert_array_equal(simulate.run_integer(graph, frames[None, :12]).reshape(-1), expected[11])
