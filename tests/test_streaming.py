@@ -79,9 +79,11 @@ def test_dscnn_steps_equal_the_window_ending_at_each_frame(arena, tmp_path):
 
 
 @pytest.mark.slow
-def test_flatten_linear_over_the_window_and_dilation_along_time(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"act_bits": 16}, {"bits": 4, "memory_plan": "layer"}])
+def test_flatten_linear_over_the_window_and_dilation_along_time(options, tmp_path):
+    """Also with 16-bit activations (histories of int16 rows) and packed 4-bit weights."""
     require_tool("gcc", "make")
-    result = export_streaming(FlattenKWS(), (1, 20, 10), tmp_path)
+    result = export_streaming(FlattenKWS(), (1, 20, 10), tmp_path, **options)
     check_steps(result, 15)
     rows = {h["rows"] for h in result.summary["streaming"]["histories"]}
     assert rows == {5, 12}  # conv1's 5 rows and conv2's 5 (3 taps dilated by 2), the Flatten's 12
