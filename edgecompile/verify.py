@@ -137,10 +137,10 @@ def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | N
 
 
 def run_stream(out_dir: Path, graph, frames: np.ndarray, target: str = "host", sanitize: bool = False,
-               timeout: float = 600) -> np.ndarray:
+               timeout: float = 600, reset_every: int | None = None) -> np.ndarray:
     """Build the runner of a --streaming project in stream mode (-DEC_STREAM) for `target` and run it on
-    the int8 frames (N, frame size): NAME_reset, then one NAME_step per frame; each step's outputs,
-    (N, output_size)."""
+    the int8 frames (N, frame size): NAME_reset, then one NAME_step per frame (and NAME_reset again
+    before every `reset_every`-th); each step's outputs, (N, output_size)."""
     if shutil.which("make") is None:
         raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
     from .targets import find_toolchain, load_target
@@ -149,9 +149,11 @@ def run_stream(out_dir: Path, graph, frames: np.ndarray, target: str = "host", s
     if t.kind == "board":
         raise EdgeCompileError(f"{target} is a board: it cannot run here")
     find_toolchain(t)
-    flags = "-DEC_STREAM" + (f" {SANITIZE_FLAGS}" if sanitize else "")
-    args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}",
-            f"BUILD=build/{target}-stream{'-sanitize' if sanitize else ''}", f"EXTRA_CFLAGS={flags}"]
+    flags = ("-DEC_STREAM" + (f" -DEC_STREAM_RESET_EVERY={int(reset_every)}" if reset_every else "")
+             + (f" {SANITIZE_FLAGS}" if sanitize else ""))
+    build_dir = f"build/{target}-stream{'-sanitize' if sanitize else ''}{f'-reset{reset_every}' if reset_every else ''}"
+    args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}", f"BUILD={build_dir}",
+            f"EXTRA_CFLAGS={flags}"]
     build = subprocess.run(args + ["all"], capture_output=True, text=True)
     if build.returncode != 0:
         raise EdgeCompileError(explain_build_failure(out_dir, t, build.stdout + build.stderr))

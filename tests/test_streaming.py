@@ -180,3 +180,21 @@ def test_cli_streaming_flag_and_refusal(tmp_path):
     assert r.exit_code != 0 and "Traceback" not in r.output
     assert "error: --streaming: layer 'conv1' (Conv2d): stride 2 along time" in r.output, r.output
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["conv", "recurrent"])
+def test_reset_mid_stream_starts_over(which, tmp_path):
+    """NAME_reset after some frames: the following steps are those of a fresh start (histories refilled
+    with zero frames, states zeroed), whatever came before."""
+    require_tool("gcc", "make")
+    if which == "conv":
+        result = export_streaming(FlattenKWS(), (1, 20, 10), tmp_path)
+    else:
+        result = export_streaming(LSTMKeyword(16, 5, 2, "GRU"), (12, 10), tmp_path, name="gru")
+    graph, doc = read_manifest(result.out_dir)
+    stream = plan_streaming(graph, doc["summary"]["memory_plan"])
+    frames = frames_for(stream, 50, seed=9)
+    got = run_stream(result.out_dir, graph, frames, sanitize=True, reset_every=23)
+    expected = np.concatenate([reference_outputs(graph, stream, frames[i:i + 23]) for i in range(0, 50, 23)])
+    np.testing.assert_array_equal(got, expected)
