@@ -254,20 +254,14 @@ def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = No
                          plain.sizes, model_flash, int(doc["summary"]["arena_bytes"]), stack,
                          exact and exact2, first.marks == second.marks and first.total == second.total)
     if doc.get("c_api", {}).get("streaming"):
-        frames = stream_frames(graph, inputs)
+        from .streaming import stream_frames
+
+        frames = stream_frames(inputs)
         with progress(1, f"counting the instructions of {len(frames)} streaming steps") as bar:
             result.extra["streaming"] = bench_stream(out_dir, target, frames, graph, doc, timeout)
             bar.update(1)
         result.bit_exact = result.bit_exact and result.extra["streaming"]["bit_exact"]
     return result
-
-
-def stream_frames(graph, inputs: np.ndarray) -> np.ndarray:
-    """The test vectors' frames one after the other (a window's rows along time, or a sequence's steps)."""
-    x = np.asarray(inputs)
-    if x.ndim == 4:  # (N, C, H, W) -> (N * H, C, W)
-        x = x.transpose(0, 2, 1, 3)
-    return x.reshape((-1,) + x.shape[2:])
 
 
 def bench_stream(out_dir: Path, target: str, frames: np.ndarray, graph=None, doc=None, timeout: float = 300) -> dict:

@@ -254,10 +254,17 @@ def verify(project, inputs, count, target, sanitize, as_json):
     m = result.first_mismatch
     if as_json:
         print_json({"target": result.target, "sanitize": sanitize, "total": result.total, "exact": result.exact,
-                    "bit_exact": result.ok, "first_mismatch": asdict(m) if m else None})
+                    "bit_exact": result.ok, "first_mismatch": asdict(m) if m else None,
+                    **({"stream_steps": result.stream_total, "stream_exact": result.stream_exact,
+                        "stream_first_mismatch": result.stream_first_mismatch} if result.stream_total else {})})
     else:
         click.echo(f"target {result.target}{' (ASan+UBSan)' if sanitize else ''}: "
                    f"bit-exact: {result.exact}/{result.total}")
+        if result.stream_total:
+            click.echo(f"streaming: NAME_step bit-exact on {result.stream_exact}/{result.stream_total} frames "
+                       "(each against the simulator on its window or sequence)"
+                       + (f"; first mismatch at step {result.stream_first_mismatch}"
+                          if result.stream_first_mismatch is not None else ""))
         if m:
             click.echo(f"first mismatch: sample {m.sample}, output index {m.index}: C {m.c_value}, "
                        f"simulator {m.sim_value}", err=True)

@@ -22,7 +22,7 @@ from . import __version__, metrics, simulate
 from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
 from .c_api import ARENA_MODES, api_context, caller_tensors, file_dtype, io_parameters, output_bytes
 from .codegen import emit_model, template_env
-from .streaming import emit_step, plan_streaming
+from .streaming import emit_step, plan_streaming, reference_outputs, stream_frames
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
 from .passes.factorize import RankSpec
@@ -302,6 +302,11 @@ def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, l
         vec_in.astype(np.int8).tofile(tmp / "vectors" / "inputs.bin")
         (tmp / "vectors" / "expected.bin").write_bytes(output_bytes(compiled.graph, vec_out))
         write_tensor_vectors(tmp / "vectors", compiled.graph, vec_in, vec_out)
+        if stream is not None:  # `make test-stream`: the first two vectors' frames, and each step's outputs
+            frames = stream_frames(vec_in[:2])
+            frames.astype(np.int8).tofile(tmp / "vectors" / "frames.bin")
+            (tmp / "vectors" / "expected_stream.bin").write_bytes(
+                output_bytes(compiled.graph, reference_outputs(compiled.graph, stream, frames)))
         render_linked_vectors(tmp, compiled.graph, vec_in, vec_out)
         write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()},
                                              "c_api": {"arena": settings.arena,

@@ -267,6 +267,14 @@ def retimed(graph: Graph, steps: int) -> Graph:
     return g
 
 
+def stream_frames(inputs: np.ndarray) -> np.ndarray:
+    """Whole inputs (N, C, H, W) or (N, T, D) -> their frames one after the other: (N * H, C, W) or (N * T, D)."""
+    x = np.asarray(inputs)
+    if x.ndim == 4:
+        x = x.transpose(0, 2, 1, 3)
+    return x.reshape((-1,) + x.shape[2:])
+
+
 def reference_outputs(graph: Graph, stream: StreamPlan, frames: np.ndarray) -> np.ndarray:
     """What each NAME_step call returns on `frames` (N, *frame_shape) int8 after a reset, by the
     simulator on full inputs: (N, output size) integers."""

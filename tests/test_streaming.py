@@ -8,6 +8,7 @@ the layer and says why."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from edgecompile.export import ExportSettings, export
 from edgecompile.frontend import load_module
 from edgecompile.manifest import read_manifest
 from edgecompile.streaming import plan_streaming, reference_outputs
-from edgecompile.verify import run_stream
+from edgecompile.verify import run_stream, verify
 from conftest import randomize_batchnorm, require_tool, save_torchscript
 from streaming_models import FlattenKWS, LSTMKeyword, StreamingDSCNN
 
@@ -76,6 +77,8 @@ def test_dscnn_steps_equal_the_window_ending_at_each_frame(arena, tmp_path):
     assert f"#define KWS_STREAM_FRAME_SIZE 10 " in header
     report = (result.out_dir / "report.md").read_text()
     assert f"{s['macs_per_frame']:,} MACs per frame vs {s['macs_full_window']:,}" in report
+    v = verify(result.out_dir)  # verify checks NAME_step as well, on the first two vectors' 98 frames
+    assert v.ok and v.total == 4 and (v.stream_total, v.stream_exact) == (98, 98)
 
 
 @pytest.mark.slow
@@ -85,6 +88,8 @@ def test_flatten_linear_over_the_window_and_dilation_along_time(options, tmp_pat
     require_tool("gcc", "make")
     result = export_streaming(FlattenKWS(), (1, 20, 10), tmp_path, **options)
     check_steps(result, 15)
+    make = subprocess.run(["make", "-C", str(result.out_dir), "test-stream"], capture_output=True, text=True)
+    assert make.returncode == 0 and "bit-exact: every step's outputs" in make.stdout, make.stdout + make.stderr
     rows = {h["rows"] for h in result.summary["streaming"]["histories"]}
     assert rows == {5, 12}  # conv1's 5 rows and conv2's 5 (3 taps dilated by 2), the Flatten's 12
 
