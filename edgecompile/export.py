@@ -404,6 +404,7 @@ def stream_context(graph, stream, step, arena: str) -> dict | None:
     return {
         "kind": stream.kind, "window": stream.window, "frame_size": stream.frame_size, "warmup": stream.warmup,
         "state_size": stream.state_bytes, "ctype": out.ctype, "output_size": out.size,
+        "reset_output": stream.reset_output,
         "macs_step": s["macs_per_frame"], "macs_full": s["macs_full_window"],
         "summary": f"{what}, {s['macs_per_frame']:,} MACs per frame ({s['macs_full_window']:,} per window)",
         "params": f"const int8_t *frame, {out.ctype} *output" + (", void *arena" if extern else ""),

@@ -66,6 +66,7 @@ class StreamPlan:
     histories: list[History] = field(default_factory=list)
     states: dict[str, list[int]] = field(default_factory=dict)  # Recurrent node -> each state's offset
     state_bytes: int = 0  # the static block of histories and states, bytes (4-aligned)
+    reset_output: int = -1  # WINDOW: where in it NAME_reset's warm-up steps write their outputs
     macs_step: int = 0
     macs_full: int = 0
 
@@ -83,6 +84,7 @@ class StreamPlan:
                 "state_bytes": self.state_bytes, "step_arena_bytes": self.plan.arena_size,
                 "macs_per_frame": self.macs_step, "macs_full_window": self.macs_full,
                 "histories": [{"tensor": h.source, "rows": h.rows, "bytes": h.nbytes} for h in self.histories],
+                "reset_output_bytes": self.state_bytes - self.reset_output if self.reset_output >= 0 else 0,
                 "reset_frames": self.warmup}
 
 
@@ -231,6 +233,9 @@ def plan_streaming(graph: Graph, memory_plan: str = "auto") -> StreamPlan:
         for _, _, n in node.state_pairs():
             sp.states[node.name].append(at)
             at += round_up(n)
+    if kind == WINDOW:  # the outputs of NAME_reset's zero frames go nowhere the caller sees: here
+        sp.reset_output = at
+        at += round_up(graph.tensors[graph.outputs[0]].nbytes)
     sp.state_bytes = at
     sp.macs_step = int(sum(n.macs(step) for n in step.nodes))
     sp.macs_full = int(sum(n.macs(graph) for n in graph.nodes))
