@@ -107,11 +107,12 @@ class FastKWS(nn.Module):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,layers", [("LSTM", 1), ("GRU", 2), ("FastGRNN", 1), ("FastRNN", 1)])
-def test_recurrent_steps_equal_the_sequence_since_reset(kind, layers, tmp_path):
+@pytest.mark.parametrize("kind,layers,arena", [("LSTM", 1, "static"), ("LSTM", 1, "extern"), ("GRU", 2, "static"),
+                                              ("FastGRNN", 1, "static"), ("FastRNN", 1, "static")])
+def test_recurrent_steps_equal_the_sequence_since_reset(kind, layers, arena, tmp_path):
     require_tool("gcc", "make")
     model = FastKWS(kind) if kind.startswith("Fast") else LSTMKeyword(16, 5, layers, kind)
-    result = export_streaming(model, (12, 10), tmp_path, name=kind.lower())
+    result = export_streaming(model, (12, 10), tmp_path, name=kind.lower(), arena=arena)
     checked = check_steps(result, 9)  # 21 frames through a model of T = 12
     graph, frames, expected = checked["graph"], checked["frames"], checked["expected"]
     np.testing.assert_array_equal(simulate.run_integer(graph, frames[None, :12]).reshape(-1), expected[11])
