@@ -113,6 +113,7 @@ class BenchResult:
             "image": self.image, "model_flash_bytes": self.model_flash, "arena_bytes": self.arena,
             "stack_estimate_bytes": self.stack_estimate, "bit_exact": self.bit_exact,
             "repeatable": self.repeatable, "unit": "instructions (not cycles)",
+            **({"streaming": self.extra["streaming"]} if "streaming" in self.extra else {}),
         }
 
 
@@ -249,6 +250,47 @@ def bench(out_dir: str | Path, target: str = "qemu-m4", samples: int | None = No
     per_inference = [marks[k * per + per - 1] - marks[k * per] for k in range(len(inputs))]
     costs = [LayerCost(name, op, macs, marks[j + 1] - marks[j]) for j, (name, op, macs) in enumerate(layers)]
     model_flash, stack = model_costs(out_dir, t, doc["name"], plain.elf)
-    return BenchResult(target, len(inputs), per_inference, costs, sum(n.macs(graph) for n in graph.nodes),
-                       plain.sizes, model_flash, int(doc["summary"]["arena_bytes"]), stack,
-                       exact and exact2, first.marks == second.marks and first.total == second.total)
+    result = BenchResult(target, len(inputs), per_inference, costs, sum(n.macs(graph) for n in graph.nodes),
+                         plain.sizes, model_flash, int(doc["summary"]["arena_bytes"]), stack,
+                         exact and exact2, first.marks == second.marks and first.total == second.total)
+    if doc.get("c_api", {}).get("streaming"):
+        from .streaming import stream_frames
+
+        frames = stream_frames(inputs)
+        with progress(1, f"counting the instructions of {len(frames)} streaming steps") as bar:
+            result.extra["streaming"] = bench_stream(out_dir, target, frames, graph, doc, timeout)
+            bar.update(1)
+        result.bit_exact = result.bit_exact and result.extra["streaming"]["bit_exact"]
+    return result
+
+
+def bench_stream(out_dir: Path, target: str, frames: np.ndarray, graph=None, doc=None, timeout: float = 300) -> dict:
+    """Instructions of each NAME_step call of a --streaming project on `frames` under QEMU (the stream
+    runner, -DEC_STREAM, marks before and after each step), and whether every step's outputs equal
+    the simulator's (streaming.reference_outputs)."""
+    from .streaming import plan_streaming, reference_outputs
+
+    out_dir = Path(out_dir).resolve()
+    if graph is None:
+        graph, doc = read_manifest(out_dir)
+    t = load_target(target)
+    stream = plan_streaming(graph, doc["summary"].get("memory_plan", "auto"))
+    elf = build(out_dir, target, build_dir=f"build/{target}-stream-profile",
+                extra_cflags="-DEC_STREAM -DEC_PROFILE").elf
+    frames = np.asarray(frames, dtype=np.int8).reshape((-1,) + tuple(stream.frame_shape))
+    with tempfile.TemporaryDirectory(prefix="ec-bench-stream-") as run_dir:
+        frames.tofile(Path(run_dir) / "frames.bin")
+        run = count_instructions(t, elf, Path(run_dir), timeout)
+        if run.timed_out or run.exit_code != 0:
+            raise EdgeCompileError(f"the profiled stream program failed on {t.name} (exit {run.exit_code}"
+                                   f"{', timed out' if run.timed_out else ''}):\n{run.output[-2000:]}")
+        got = read_outputs(graph, (Path(run_dir) / "outputs.bin").read_bytes(), "outputs.bin")
+    marks = run.marks
+    if len(marks) != 2 * len(frames):
+        raise EdgeCompileError(f"expected {2 * len(frames)} profile marks from the stream runner, got {len(marks)}")
+    steps = [marks[2 * k + 1] - marks[2 * k] for k in range(len(frames))]
+    expected = reference_outputs(graph, stream, frames)
+    return {"frames": len(frames), "instructions_per_step": steps, "instructions_step_max": max(steps),
+            "instructions_step_median": int(np.median(steps)), "macs_per_frame": stream.macs_step,
+            "macs_full_window": stream.macs_full, "window_frames": stream.window,
+            "bit_exact": bool(len(got) == len(expected) and np.array_equal(got, expected))}

@@ -7,6 +7,12 @@ real value is (q - zero point) * 2^-frac bits) and float helper.  Inputs are int
 is int8_t or, as --output-bits says (passes/quantize.py output_width), int16_t.  The arena is
 static inside NAME.c, or with --arena extern the caller's, passed as NAME_run's last argument.
 
+With --streaming (streaming.py) NAME.h also declares NAME_reset() and NAME_step(frame, output),
+one new frame (NAME_STREAM_FRAME_SIZE int8 values: a row of the (C, H, W) input along H, in (C, W)
+order, or one step of a (T, D) sequence) per call, the output in NAME_run's type, and with an
+extern arena both take it as their last argument; the state kept between calls is a static
+block of NAME_STREAM_STATE_SIZE bytes (export.stream_context gives the templates their view).
+
 The runner writes each sample's outputs one after the other in their C types, little-endian
 (outputs.bin; the export's vectors/expected.bin is the same record): output_record.
 """

@@ -171,17 +171,21 @@ def with_model_options(fn):
               "counts three times, each further kernel call 500 MACs (README, Memory plan).")
 @click.option("--arena", type=click.Choice(["static", "extern"]), default="static", show_default=True,
               help="Activation memory: a static array inside NAME.c, or a buffer the caller passes to NAME_run.")
+@click.option("--streaming", is_flag=True,
+              help="Also generate NAME_reset() and NAME_step(frame, output): one new frame per call on state kept "
+              "between calls (a conv net over a window of frames with stride 1 and no padding along time, or a "
+              "recurrent net; README, Streaming).")
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, prune, calib_method, weight_method,
            bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
-           act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, memory_plan, patch_budget, arena, as_json, quiet, input_shape,
-           trust_pickle, imports):
+           act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, memory_plan, patch_budget, arena, streaming, as_json, quiet,
+           input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
-    from .report import arena_note, factorization_table, fmt_db, fmt_int, sparsity_table
+    from .report import arena_note, factorization_table, fmt_db, fmt_int, sparsity_table, streaming_line
 
     settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, prune=tuple(prune), drop_softmax=drop_softmax,
@@ -193,7 +197,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
                               act_bits=tuple(act_bits),
                               output_bits=output_bits if output_bits == "auto" else int(output_bits), name=name,
                               input_shape=parse_shape(input_shape), trust_pickle=trust_pickle,
-                              imports=tuple(imports), vectors=vectors, val=val, arena=arena)
+                              imports=tuple(imports), vectors=vectors, val=val, arena=arena,
+                              streaming=streaming)
     stages = Progress(quiet)
     result = run_export(settings, stages, progress=stages.bar)
     s = result.summary
@@ -211,6 +216,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
         click.echo("")
     click.echo(f"weights (flash): {fmt_int(s['weight_bytes'])} B   arena (RAM): {fmt_int(s['arena_bytes'])} B "
                f"({arena_note(s)})   MACs: {fmt_int(s['macs'])}")
+    if "streaming" in s:
+        click.echo(streaming_line(s))
     agree = s["top1_agreement"]
     click.echo(f"integer vs float on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
                + (f", top-1 agreement {100 * agree:.2f} %" if agree is not None else "")
@@ -247,10 +254,17 @@ def verify(project, inputs, count, target, sanitize, as_json):
     m = result.first_mismatch
     if as_json:
         print_json({"target": result.target, "sanitize": sanitize, "total": result.total, "exact": result.exact,
-                    "bit_exact": result.ok, "first_mismatch": asdict(m) if m else None})
+                    "bit_exact": result.ok, "first_mismatch": asdict(m) if m else None,
+                    **({"stream_steps": result.stream_total, "stream_exact": result.stream_exact,
+                        "stream_first_mismatch": result.stream_first_mismatch} if result.stream_total else {})})
     else:
         click.echo(f"target {result.target}{' (ASan+UBSan)' if sanitize else ''}: "
                    f"bit-exact: {result.exact}/{result.total}")
+        if result.stream_total:
+            click.echo(f"streaming: NAME_step bit-exact on {result.stream_exact}/{result.stream_total} frames "
+                       "(each against the simulator on its window or sequence)"
+                       + (f"; first mismatch at step {result.stream_first_mismatch}"
+                          if result.stream_first_mismatch is not None else ""))
         if m:
             click.echo(f"first mismatch: sample {m.sample}, output index {m.index}: C {m.c_value}, "
                        f"simulator {m.sim_value}", err=True)
@@ -438,6 +452,14 @@ def print_bench(r) -> None:
     click.echo(f"{r.target}: {fmt_int(r.instructions)} instructions per inference{spread}; counts are "
                f"instructions, not cycles; {'identical on a second run' if r.repeatable else 'NOT REPEATABLE'}; "
                f"outputs {'bit-exact' if r.bit_exact else 'DIFFER from the simulator'}")
+    st = r.extra.get("streaming")
+    if st:
+        share = 100 * st["instructions_step_max"] / max(r.instructions, 1)
+        click.echo(f"{r.target} streaming: {fmt_int(st['instructions_step_max'])} instructions per NAME_step call "
+                   f"at most (median {fmt_int(st['instructions_step_median'])}, {st['frames']} frames), "
+                   f"{share:.1f} % of an inference; {fmt_int(st['macs_per_frame'])} MACs per frame vs "
+                   f"{fmt_int(st['macs_full_window'])} per window; outputs "
+                   f"{'bit-exact' if st['bit_exact'] else 'DIFFER from the simulator'}")
     stack = fmt_int(r.stack_estimate) if r.stack_estimate is not None else "unknown"
     click.echo(f"flash: model+kernels {fmt_int(r.model_flash)} B, whole test image {fmt_int(r.image['flash'])} B; "
                f"RAM: arena {fmt_int(r.arena)} B, inference stack ~{stack} B, whole image "

@@ -22,6 +22,7 @@ from . import __version__, metrics, simulate
 from .calibration import NPZ_KEYS, load_arrays, load_inputs, match_inputs, match_shape
 from .c_api import ARENA_MODES, api_context, caller_tensors, file_dtype, io_parameters, output_bytes
 from .codegen import emit_model, template_env
+from .streaming import emit_step, plan_streaming, reference_outputs, stream_frames
 from .compiler import Compiled, CompileOptions, Log, compile_model
 from .passes.cleanup import drop_final_softmax
 from .passes.factorize import RankSpec
@@ -74,6 +75,7 @@ class ExportSettings:
     vectors: int = 256
     val: Path | None = None  # held-out inputs to measure integer vs float on (default: the calibration samples)
     arena: str = "static"  # static: inside NAME.c; extern: the caller passes it to NAME_run
+    streaming: bool = False  # also NAME_reset/NAME_step: one new frame per call (edgecompile/streaming.py)
     loaded: object = None  # a LoadedModel already in memory (edgecompile.qat): `model` only names it
     param_overrides: dict = field(default_factory=dict)
     fixed_formats: dict | None = None
@@ -177,12 +179,20 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              act_bits=act_bits, act_layer_bits=act_layers, act_auto=act_auto,
                              output_bits=settings.output_bits)
     compiled = compile_model(loaded, calib, options, log)
+    stream = None
+    if settings.streaming:
+        log("planning the streaming step")
+        stream = plan_streaming(compiled.graph, settings.memory_plan)
     log("measuring accuracy against the float model")
     summary = measure(loaded, compiled, val, settings.val)
     layers = layer_table(compiled.graph, compiled.plan, summary.pop("_layer_sqnr"))
     vec_in = vector_inputs(compiled, settings.vectors)
     vec_out = simulate_vectors(compiled.graph, vec_in, progress)
     summary.update(totals(compiled.graph, compiled.plan))
+    if stream is not None:
+        summary["streaming"] = stream.summary()
+        summary["run_arena_bytes"] = summary["arena_bytes"]
+        summary["arena_bytes"] = max(summary["arena_bytes"], stream.plan.arena_size)  # NAME_ARENA_SIZE
     if compiled.format_search is not None:
         r = compiled.format_search
         summary["format_search"] = {"changed": {t: list(v) for t, v in r.changed.items()}, "trials": r.trials,
@@ -199,7 +209,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                     "calibration": "synthetic N(0,1) + BatchNorm statistics" if compiled.calib_is_synthetic
                     else f"{_calib_name(settings.calib)} ({len(compiled.calib)} samples)"})
     log(f"writing {settings.out_dir}")
-    files = write_project(settings, compiled, summary, layers, vec_in, vec_out)
+    files = write_project(settings, compiled, summary, layers, vec_in, vec_out, stream)
     summary["export_seconds"] = round(time.perf_counter() - t_start, 3)
     return ExportResult(graph.name, settings.out_dir, compiled, layers, summary, files)
 
@@ -282,19 +292,25 @@ def vector_inputs(compiled: Compiled, count: int) -> np.ndarray:
 
 
 def write_project(settings: ExportSettings, compiled: Compiled, summary: dict, layers: Table,
-                  vec_in: np.ndarray, vec_out: np.ndarray) -> list[str]:
+                  vec_in: np.ndarray, vec_out: np.ndarray, stream=None) -> list[str]:
     out_dir = settings.out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        render_sources(tmp, compiled, settings, summary)
+        render_sources(tmp, compiled, settings, summary, stream)
         (tmp / "vectors").mkdir()
         vec_in.astype(np.int8).tofile(tmp / "vectors" / "inputs.bin")
         (tmp / "vectors" / "expected.bin").write_bytes(output_bytes(compiled.graph, vec_out))
         write_tensor_vectors(tmp / "vectors", compiled.graph, vec_in, vec_out)
+        if stream is not None:  # `make test-stream`: the first two vectors' frames, and each step's outputs
+            frames = stream_frames(vec_in[:2])
+            frames.astype(np.int8).tofile(tmp / "vectors" / "frames.bin")
+            (tmp / "vectors" / "expected_stream.bin").write_bytes(
+                output_bytes(compiled.graph, reference_outputs(compiled.graph, stream, frames)))
         render_linked_vectors(tmp, compiled.graph, vec_in, vec_out)
         write_manifest(compiled.graph, tmp, {"summary": {k: v for k, v in summary.items()},
-                                             "c_api": {"arena": settings.arena}})
+                                             "c_api": {"arena": settings.arena,
+                                                       "streaming": stream is not None}})
         (tmp / "report.md").write_text(markdown_report(compiled, summary, layers))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
         from .targets import write_target_support
@@ -343,10 +359,11 @@ def runtime_closure(runtime_dir: Path, files: list[str]) -> list[str]:
     return out
 
 
-def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, summary: dict) -> None:
+def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, summary: dict, stream=None) -> None:
     graph = compiled.graph
     name = graph.name
     em = emit_model(graph, compiled.plan)
+    step = emit_step(em, stream) if stream is not None else None
     runtime_dir = resource_dir("runtime_c")
     (root / "src").mkdir()
     (root / "runtime").mkdir()
@@ -359,18 +376,42 @@ def render_sources(root: Path, compiled: Compiled, settings: ExportSettings, sum
     ctx = {
         **api_context(graph, code, settings.arena),
         "name": name, "NAME": name.upper(), "source": settings.model.name,
-        "arena_size": compiled.plan.arena_size, "arena_bound": compiled.plan.lower_bound,
+        "arena_size": summary["arena_bytes"], "arena_bound": compiled.plan.lower_bound,
         "arena_total": compiled.plan.total_activation_bytes,
         "weight_bytes": summary["weight_bytes"], "layer_count": len(graph.nodes),
         "arrays": em.arrays, "structs": em.structs, "body": em.body,
         "runtime_headers": [f"{b}.h" for b in sorted(em.runtime)],
         "model_sources": [f"src/{name}.c", f"src/{name}_io.c"],
         "runtime_sources": [f"runtime/{f}" for f in runtime_files if f.endswith(".c")],
+        "stream": stream_context(graph, stream, step, settings.arena),
     }
     files = {f"src/{name}.h": "model.h.j2", f"src/{name}.c": "model.c.j2", f"src/{name}_io.c": "model_io.c.j2",
              "src/runner.c": "runner.c.j2", "Makefile": "Makefile.j2"}
     for rel, template in files.items():
         (root / rel).write_text(env.get_template(template).render(**ctx))
+
+
+def stream_context(graph, stream, step, arena: str) -> dict | None:
+    """The templates' view of NAME_step and NAME_reset (None without --streaming)."""
+    if stream is None:
+        return None
+    out = caller_tensors(graph, "output")[0]
+    extern = arena == "extern"
+    code = "\n".join(s.code for s in step.body if s.kind != "comment")
+    s = stream.summary()
+    what = (f"{stream.window}-frame window, {len(stream.histories)} histories" if stream.kind == "window"
+            else f"recurrent, {len(stream.states)} cells")
+    return {
+        "kind": stream.kind, "window": stream.window, "frame_size": stream.frame_size, "warmup": stream.warmup,
+        "state_size": stream.state_bytes, "ctype": out.ctype, "output_size": out.size,
+        "reset_output": stream.reset_output,
+        "macs_step": s["macs_per_frame"], "macs_full": s["macs_full_window"],
+        "summary": f"{what}, {s['macs_per_frame']:,} MACs per frame ({s['macs_full_window']:,} per window)",
+        "params": f"const int8_t *frame, {out.ctype} *output" + (", void *arena" if extern else ""),
+        "reset_params": "void *arena" if extern else "void",
+        "body": step.body, "uses_arena": "ec_arena" in code,
+        "unused_params": [p for p in ("frame", "output") if not re.search(rf"\b{p}\b", code)],
+    }
 
 
 def render_linked_vectors(root: Path, graph, vec_in: np.ndarray, vec_out: np.ndarray, count: int = 4) -> None:

@@ -99,6 +99,19 @@ def totals(graph: Graph, plan) -> dict[str, int]:
     }
 
 
+def streaming_line(s: dict) -> str:
+    """The export's line on NAME_step (--streaming): MACs per new frame against the whole window's, and
+    its RAM: the static state kept between calls and the arena a step uses (inside NAME_ARENA_SIZE)."""
+    st = s["streaming"]
+    share = 100 * st["macs_per_frame"] / st["macs_full_window"] if st["macs_full_window"] else 0.0
+    kept = (f"histories of {len(st['histories'])} tensors" if st["kind"] == "window" else "recurrent states")
+    what = f"{st['window_frames']}-frame window" if st["kind"] == "window" else f"{st['window_frames']}-step sequence"
+    return (f"streaming: NAME_step {fmt_int(st['macs_per_frame'])} MACs per frame vs {fmt_int(st['macs_full_window'])} "
+            f"per {what} ({share:.1f} %); state {fmt_int(st['state_bytes'])} B static ({kept}), step arena "
+            f"{fmt_int(st['step_arena_bytes'])} B (inside the {fmt_int(s['arena_bytes'])} B arena)"
+            ).replace("NAME", s["name"])
+
+
 def patches_summary(graph: Graph, patches) -> dict | None:
     """The first layers run in patches (passes/patches.py): which, on what grid, at what cost."""
     if patches is None:
@@ -153,8 +166,10 @@ def markdown_report(compiled, summary: dict, layers: Table) -> str:
              f"- arena (RAM): {fmt_int(s['arena_bytes'])} bytes ({arena_note(s)}; plan: "
              f"{compiled.plan.strategy}, --memory-plan {s['memory_plan']})"
              + (f"; written over their input: {', '.join(s['layers_over_input'])}" if s["layers_over_input"] else ""),
-             f"- caller's buffers: input {fmt_int(s['input_bytes'])} bytes, output {fmt_int(s['output_bytes'])} bytes",
-             "", "## Accuracy", "",
+             f"- caller's buffers: input {fmt_int(s['input_bytes'])} bytes, output {fmt_int(s['output_bytes'])} bytes"]
+    if "streaming" in s:
+        lines.append(f"- {streaming_line(s)}")
+    lines += ["", "## Accuracy", "",
              f"- calibration: {s['calibration']}",
              f"- float oracle: IR float evaluation vs onnxruntime, max |error| {s['oracle_max_abs_err']:.2e}",
              f"- integer vs float model on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"

@@ -36,10 +36,13 @@ class VerifyResult:
     first_mismatch: Mismatch | None
     target: str
     outputs: np.ndarray
+    stream_total: int = 0  # a --streaming project: NAME_step calls checked (the vectors' frames in turn)
+    stream_exact: int = 0  # and how many equal the simulator's output on their window or sequence
+    stream_first_mismatch: int | None = None  # the first step that does not
 
     @property
     def ok(self) -> bool:
-        return self.exact == self.total
+        return self.exact == self.total and self.stream_exact == self.stream_total
 
 
 def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None) -> np.ndarray:
@@ -123,7 +126,7 @@ def _tail(text: str, lines: int = 30) -> str:
 def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | None = None,
            target: str = "host", sanitize: bool = False, progress: ProgressFactory = no_progress) -> VerifyResult:
     out_dir = Path(out_dir)
-    graph, _doc = read_manifest(out_dir)
+    graph, doc = read_manifest(out_dir)
     q = project_inputs(out_dir, graph, Path(inputs) if inputs else None, count)
     expected = simulate.run_integer(graph, q).reshape(len(q), -1)
     got = build_and_run(out_dir, graph, q, target, sanitize, progress=progress)
@@ -133,4 +136,49 @@ def verify(out_dir: str | Path, inputs: str | Path | None = None, count: int | N
         s = int(np.argmin(same))
         i = int(np.argmax(got[s] != expected[s]))
         first = Mismatch(s, i, int(got[s, i]), int(expected[s, i]))
-    return VerifyResult(len(q), int(np.sum(same)), first, target, got)
+    result = VerifyResult(len(q), int(np.sum(same)), first, target, got)
+    if doc.get("c_api", {}).get("streaming"):  # NAME_step too, on the first two inputs' frames in turn
+        from .streaming import plan_streaming, reference_outputs, stream_frames
+
+        stream = plan_streaming(graph, doc["summary"].get("memory_plan", "auto"))
+        frames = stream_frames(q[:2])
+        with progress(1, f"running {len(frames)} streaming steps on {target}") as bar:
+            steps = run_stream(out_dir, graph, frames, target, sanitize)
+            bar.update(1)
+        ok = np.all(steps == reference_outputs(graph, stream, frames), axis=1)
+        result.stream_total, result.stream_exact = len(frames), int(np.sum(ok))
+        result.stream_first_mismatch = None if np.all(ok) else int(np.argmin(ok))
+    return result
+
+
+def run_stream(out_dir: Path, graph, frames: np.ndarray, target: str = "host", sanitize: bool = False,
+               timeout: float = 600, reset_every: int | None = None) -> np.ndarray:
+    """Build the runner of a --streaming project in stream mode (-DEC_STREAM) for `target` and run it on
+    the int8 frames (N, frame size): NAME_reset, then one NAME_step per frame (and NAME_reset again
+    before every `reset_every`-th); each step's outputs, (N, output_size)."""
+    if shutil.which("make") is None:
+        raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
+    from .targets import find_toolchain, load_target
+
+    t = load_target(target)
+    if t.kind == "board":
+        raise EdgeCompileError(f"{target} is a board: it cannot run here")
+    find_toolchain(t)
+    flags = ("-DEC_STREAM" + (f" -DEC_STREAM_RESET_EVERY={int(reset_every)}" if reset_every else "")
+             + (f" {SANITIZE_FLAGS}" if sanitize else ""))
+    build_dir = f"build/{target}-stream{'-sanitize' if sanitize else ''}{f'-reset{reset_every}' if reset_every else ''}"
+    args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}", f"BUILD={build_dir}",
+            f"EXTRA_CFLAGS={flags}"]
+    build = subprocess.run(args + ["all"], capture_output=True, text=True)
+    if build.returncode != 0:
+        raise EdgeCompileError(explain_build_failure(out_dir, t, build.stdout + build.stderr))
+    with tempfile.TemporaryDirectory(prefix="edgecompile-stream-") as run_dir:
+        np.asarray(frames).astype(np.int8).tofile(Path(run_dir) / "frames.bin")
+        run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True, timeout=timeout)
+        if run.returncode != 0:
+            raise EdgeCompileError(f"running the {target} stream build of {out_dir} failed (exit {run.returncode}):\n"
+                                   f"{_tail(run.stdout + run.stderr)}")
+        got = read_outputs(graph, (Path(run_dir) / "outputs.bin").read_bytes(), "outputs.bin")
+    if len(got) != len(frames):
+        raise EdgeCompileError(f"the program wrote {len(got)} output records for {len(frames)} frames")
+    return got

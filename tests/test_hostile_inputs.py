@@ -186,6 +186,8 @@ CASES = [
     export_case("no-input-shape", TINY, "tiny.pt", "--input-shape"),
     export_case("bad-input-shape", TINY + ["--input-shape", "a,b"], "--input-shape"),
     export_case("wrong-input-shape", TINY + ["--input-shape", "3,5"], "tiny.pt", "(3, 5)"),
+    export_case("streaming-without-time-axis", TINY + ["--input-shape", "8", "--streaming"], "--streaming", "(8,)",
+                "(C, time, W)"),
     # weights
     export_case("nan-weight", ["{d}/nan_weight.pt", "--input-shape", "8"], "fc2", "NaN"),
     export_case("inf-weight", ["{d}/inf_weight.pt", "--input-shape", "8"], "fc2", "inf"),
