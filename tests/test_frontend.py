@@ -161,6 +161,28 @@ def test_onnx_matmul_add_becomes_linear_with_bias(tmp_path, rng):
     assert np.allclose(loaded.graph.run_float(x), x @ w + b, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("attr, value, expected", [
+    ("value", helper.make_tensor("v", TensorProto.FLOAT, [4], [1.5, -2.0, 0.25, 3.0]), [1.5, -2.0, 0.25, 3.0]),
+    ("value_floats", [1.5, -2.0, 0.25, 3.0], [1.5, -2.0, 0.25, 3.0]),
+    ("value_ints", [2, -1, 0, 5], [2, -1, 0, 5]),
+])
+def test_constant_nodes_fold_to_their_values(attr, value, expected, tmp_path, rng):
+    """Constant nodes (every PyTorch export has some) are read from their attribute, whatever its
+    kind, into the same values onnx's reference evaluator gives: here the weight of a MatMul."""
+    w = rng.standard_normal((6, 4)).astype(np.float32)
+    const = helper.make_node("Constant", [], ["b"], **{attr: value})
+    cast = helper.make_node("Cast", ["b"], ["bf"], to=TensorProto.FLOAT)
+    graph = helper.make_graph(
+        [const, cast, helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "bf"], ["y"])],
+        "c", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel())])
+    path = tmp_path / "c.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    assert np.allclose(load_model(path).graph.run_float(x), x @ w + np.float32(expected), atol=1e-5)
+
 # -- bad input ----------------------------------------------------------------------------
 
 def test_missing_file(tmp_path):

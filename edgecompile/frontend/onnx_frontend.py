@@ -217,12 +217,15 @@ class OnnxImporter:
     def _fold(self, node: onnx.NodeProto) -> None:
         """Evaluate a node on constant inputs with onnx's reference implementation (or, for
         the few ops it lacks at older opsets, a numpy one here)."""
-        from onnx.reference import ReferenceEvaluator
-
+        if node.op_type == "Constant" and (value := _constant_value(node)) is not None:
+            self.consts[node.output[0]] = value  # most nodes a PyTorch export folds: no evaluator needed
+            return
         if node.op_type in CONSTANT_FOLDERS:
             values = [self.consts[n] if n else None for n in node.input]
             self.consts[node.output[0]] = np.asarray(CONSTANT_FOLDERS[node.op_type](node, *values))
             return
+
+        from onnx.reference import ReferenceEvaluator
 
         inputs = [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None)
                   for n in node.input if n]
@@ -250,7 +253,21 @@ def _dequantize_linear(node: onnx.NodeProto, x, scale, zero_point=None):
     return ((x - zp) * scale).astype(np.float32)
 
 
-CONSTANT_FOLDERS = {"DequantizeLinear": _dequantize_linear}
+CONSTANT_KINDS = {"value": None, "value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
+                  "value_ints": np.int64}  # a Constant's attribute -> its numpy type (value: a tensor's own)
+
+
+def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+    """A Constant's value read from its attribute, or None for the kinds left to onnx's reference
+    evaluator (strings, sparse tensors)."""
+    if len(node.attribute) != 1 or node.attribute[0].name not in CONSTANT_KINDS:
+        return None
+    attr = node.attribute[0]
+    value = onnx.helper.get_attribute_value(attr)
+    return numpy_helper.to_array(value) if attr.name == "value" else np.asarray(value, CONSTANT_KINDS[attr.name])
+
+
+CONSTANT_FOLDERS = {"DequantizeLinear": _dequantize_linear}  # numpy folds of ops on constant inputs
 
 
 def node_attr(node: onnx.NodeProto, name: str, default=None):
