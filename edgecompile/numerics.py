@@ -41,6 +41,8 @@ int32 intermediate exactly, so the simulator never depends on overflow.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 ACC_BITS = 32
@@ -144,6 +146,12 @@ def quantize_float(x, f: int, lo: int, hi: int):
     with 1/2 avoids the double rounding of floor(v + 0.5) (0.49999997 + 0.5 rounds
     to 1.0 in float32).  The C input helper uses the same steps.
     """
+    if np.ndim(x) == 0 and np.ndim(f) == 0:  # one value (the format searches ask for many): the same steps in Python
+        v = math.ldexp(float(x), int(f))
+        if not math.isfinite(v):
+            raise ValueError("cannot quantize NaN or Inf")
+        fl = math.floor(v)
+        return np.int64(min(max(fl + (v - fl >= 0.5), lo), hi))
     v = np.ldexp(np.asarray(x, dtype=np.float64), f)
     if not np.all(np.isfinite(v)):
         raise ValueError("cannot quantize NaN or Inf")

@@ -72,6 +72,21 @@ def test_quantize_float_round_half_up_and_saturation(x, f, expected):
 def test_quantize_float_refuses_nan():
     with pytest.raises(ValueError):
         numerics.quantize_float(np.array([1.0, np.nan]), 3, -128, 127)
+    with pytest.raises(ValueError):  # one value takes its own path: the same rule
+        numerics.quantize_float(float("inf"), 3, -128, 127)
+
+
+def test_quantize_float_of_one_value_equals_the_array_rule(rng):
+    """A scalar is quantized by Python's math (much faster for the format searches' single values):
+    the same codes as the array path at ties, negatives, both saturation ends and huge values."""
+    values = np.concatenate([rng.standard_normal(2000) * 100, np.arange(-40, 41) / 4,
+                             [0.49999997, -0.49999997, 1e30, -1e30, 5e-324, -0.0]])
+    for lo, hi in ((-128, 127), (0, 255), (-(1 << 62), 1 << 62)):
+        for f in (-3, 0, 2, 7, 20):
+            codes = numerics.quantize_float(values, f, lo, hi)
+            one_by_one = [numerics.quantize_float(v, f, lo, hi) for v in values]
+            assert all(type(c) is np.int64 for c in one_by_one)
+            assert np.array_equal(np.array(one_by_one), codes)
 
 
 @pytest.mark.parametrize("max_abs, bits, expected", [
