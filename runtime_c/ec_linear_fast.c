@@ -142,6 +142,30 @@ static void ec_linear_tail(const int8_t *w, const int8_t *x, int tail, int rows,
     }
 }
 
+/* acc[r] += row r . x over the first 4n values (n >= 0 chunks) of `rows` rows (a group of 4
+ * whose words are interleaved, or 1 row): Helium, the DSP 4-row loop (x 4-byte aligned:
+ * `words`), or row by row.  Returns w past the rows' words. */
+static EC_FAST_INLINE const int8_t *ec_linear_dot_rows(const int8_t *w, const int8_t *x, int n, int rows, int words,
+                                                       int32_t *acc)
+{
+    int r;
+    if (n <= 0) {
+        return w;
+    }
+    if (EC_FAST_MVE) {
+#if EC_FAST_MVE
+        return ec_linear_mve_dot(w, x, n, rows, acc); /* any alignment */
+#endif
+    }
+    if (rows == 4 && (words || !EC_FAST_DSP)) {
+        return ec_dot_4x1(w, x, n, acc);
+    }
+    for (r = 0; r < rows; ++r) { /* row r's words at w + 4r, 4 * rows bytes apart */
+        ec_dot_1x1(w + 4 * r, 4 * rows, x, n, words, acc + r);
+    }
+    return w + 4L * rows * n;
+}
+
 /* DSP path: a group of four rows in a folded mode starts at its biases plus each row's
  * rounding constant (ec_fast_start without the mode test), and in the two common modes
  * stores its outputs in line.  For short rows (a factorized layer's U has rank-long rows)
@@ -192,18 +216,7 @@ static void ec_linear_fast(const int8_t *input, int in_features, const int8_t *w
                 acc[r] = ec_fast_start(bias, o + r, shift[step * (o + r)], mode);
             }
         }
-        if (EC_FAST_MVE && n > 0) {
-#if EC_FAST_MVE
-            w = ec_linear_mve_dot(w, input, n, rows, acc); /* any alignment */
-#endif
-        } else if (n > 0 && rows == 4 && (words || !EC_FAST_DSP)) {
-            w = ec_dot_4x1(w, input, n, acc);
-        } else if (n > 0) {
-            for (r = 0; r < rows; ++r) { /* row r's words at w + 4r, 4 * rows bytes apart */
-                ec_dot_1x1(w + 4 * r, 4 * rows, input, n, words, acc + r);
-            }
-            w += (long)rows * k4;
-        }
+        w = ec_linear_dot_rows(w, input, n, rows, words, acc);
         if (tail > 0) {
             ec_linear_tail(w_tail, input + k4, tail, rows, acc);
             w_tail += rows * tail;
@@ -237,4 +250,101 @@ void ec_linear_fast_s8_s16(const int8_t *input, int in_features, const int8_t *w
 {
     ec_linear_fast(input, in_features, weight, bias, shift, shift_per_channel, out_features, output, 2, act_min,
                    act_max, round_folded);
+}
+
+/*
+ * The gates of a recurrent cell: y = sat(rshift(align(Wa.a, -down_a) + align(Wb.b, -down_b) + bias,
+ * shift_out)), bit-exact with ec_dual_linear_s8 (ec_recurrent.c).  Each group of rows runs the same
+ * dot products as a linear layer, once over a with Wa and once over b with Wb, into two accumulators
+ * per row; the one whose down shift is 0 (the code generator always has one: the products are
+ * rounded to the coarser of their two formats) starts at the bias plus the folded rounding
+ * constant, the other at 0 and is rounded down (rule 2) before the two are added.
+ *
+ * Exactness and overflow: the compiler proves |Wa.a| + |Wb.b| + |bias| <= acc_bound <= 2^31 - 1
+ * per row (DualLinear's acc_bound), and with round_folded also acc_bound + 2^(shift_out - 1) <=
+ * 2^31 - 1.  Every partial sum of either accumulator, in any order, is bounded by those sums; a
+ * rounded term is no larger in magnitude than the term (rule 2 moves towards 0 or by at most 1/2,
+ * and |x| >= 1 whenever rounding moves it outward), so their sum obeys the same bound.
+ */
+/* Rule 2 by 0 <= down <= 31 (ec_align32(x, -down) without its left-shift branch). */
+static EC_FAST_INLINE int32_t ec_round_down32(int32_t x, int down)
+{
+    return down > 0 ? ec_asr32(x, down) + (ec_asr32(x, down - 1) & 1) : x;
+}
+
+/* acc[r] += rows r < ROWS . x over k values: the words of the rows' group at *w (advanced past
+ * them), their k % 4 tail values row by row at *w_tail (advanced too). */
+static EC_FAST_INLINE void ec_dual_dot(const int8_t **w, const int8_t **w_tail, const int8_t *x, int k, int rows,
+                                       int words, int32_t *acc)
+{
+    const int k4 = k & ~3, tail = k - k4;
+    int r, i;
+    *w = ec_linear_dot_rows(*w, x, k4 >> 2, rows, words, acc);
+    for (r = 0; r < rows; ++r) {
+        for (i = 0; i < tail; ++i) {
+            acc[r] += (int32_t)(*w_tail)[i] * x[k4 + i]; /* |w * x| <= 2^14, inside the row's bound */
+        }
+        *w_tail += tail;
+    }
+}
+
+/* Rows o .. o + rows - 1 (rows = 4, a group, or 1): q is the product whose down shift is 0 (its
+ * accumulator starts at bias + the rounding constant `rnd`), p the other, rounded down by down_p
+ * before the two are added; `late` (both downs > 0, which the code generator never emits) adds the
+ * start after rounding q down by `late` (= down_q), as the reference does. */
+static EC_FAST_INLINE void ec_dual_rows(const int8_t *xq, int nq, const int8_t **wq, const int8_t **wq_tail,
+                                        int words_q, const int8_t *xp, int np, const int8_t **wp,
+                                        const int8_t **wp_tail, int words_p, int down_p, int late,
+                                        const int32_t *bias, int32_t rnd, int rows, int32_t *acc)
+{
+    int32_t acc_p[4];
+    int r;
+    for (r = 0; r < rows; ++r) { /* |bias| + rnd <= acc_bound + 2^(s-1) <= 2^31 - 1 when rnd != 0 */
+        acc[r] = late ? 0 : bias[r] + rnd;
+        acc_p[r] = 0;
+    }
+    ec_dual_dot(wq, wq_tail, xq, nq, rows, words_q, acc);
+    ec_dual_dot(wp, wp_tail, xp, np, rows, words_p, acc_p);
+    for (r = 0; r < rows; ++r) { /* rounded |acc_p| <= |acc_p|: the sum keeps the row's bound */
+        acc[r] = (late ? ec_round_down32(acc[r], late) + bias[r] + rnd : acc[r]) +
+                 ec_round_down32(acc_p[r], down_p);
+    }
+}
+
+void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int8_t *b, int nb,
+                            const int8_t *wb, int down_b, const int32_t *bias, int out, int shift_out,
+                            int8_t *output, int32_t act_min, int32_t act_max, int round_folded)
+{
+    const int8_t s8 = (int8_t)shift_out; /* -23 <= shift_out <= 31 (ec_requantize's range) */
+    const int mode = ec_fast_mode(&s8, 0, 1, round_folded, act_min, act_max);
+    const int32_t rnd = mode != EC_RQ_EXACT && shift_out > 0 ? (int32_t)1 << (shift_out - 1) : 0;
+    /* q: the product with no down shift (a unless only b has none) */
+    const int swap = down_a != 0 && down_b == 0, late = down_a != 0 && down_b != 0 ? down_a : 0;
+    const int8_t *xq = swap ? b : a, *xp = swap ? a : b, *wq = swap ? wb : wa, *wp = swap ? wa : wb;
+    const int nq = swap ? nb : na, np = swap ? na : nb, down_p = swap ? down_a : down_b;
+    const int8_t *wq_tail = wq + (long)out * (nq & ~3), *wp_tail = wp + (long)out * (np & ~3);
+#if EC_FAST_DSP
+    const int words_q = ((uintptr_t)xq & 3u) == 0, words_p = ((uintptr_t)xp & 3u) == 0;
+#else
+    const int words_q = 0, words_p = 0;
+#endif
+    int32_t acc[4];
+    int o = 0, r;
+    for (; o + 4 <= out; o += 4) {
+        ec_dual_rows(xq, nq, &wq, &wq_tail, words_q, xp, np, &wp, &wp_tail, words_p, down_p, late, bias + o, rnd, 4,
+                     acc);
+        if (EC_FAST_DSP && (mode == EC_RQ_S8 || mode == EC_RQ_RELU)) {
+            ec_fast_output2(acc[0], shift_out, acc[1], shift_out, mode, 0, 0, output + o, 1);
+            ec_fast_output2(acc[2], shift_out, acc[3], shift_out, mode, 0, 0, output + o + 2, 1);
+        } else {
+            for (r = 0; r < 4; ++r) {
+                output[o + r] = (int8_t)ec_fast_value(acc[r], shift_out, mode, act_min, act_max);
+            }
+        }
+    }
+    for (; o < out; ++o) {
+        ec_dual_rows(xq, nq, &wq, &wq_tail, words_q, xp, np, &wp, &wp_tail, words_p, down_p, late, bias + o, rnd, 1,
+                     acc);
+        output[o] = (int8_t)ec_fast_value(acc[0], shift_out, mode, act_min, act_max);
+    }
 }

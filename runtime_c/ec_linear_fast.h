@@ -29,4 +29,16 @@ void ec_linear_fast_s8_s16(const int8_t *input, int in_features, const int8_t *w
                            const int8_t *shift, int shift_per_channel, int out_features, void *output,
                            int32_t act_min, int32_t act_max, int round_folded);
 
+/*
+ * ec_dual_linear_fast_s8 - a recurrent cell's gates, y = Wa a + Wb b + bias: the arguments of
+ * ec_dual_linear_s8 (ec_recurrent.h), bit-exact with it, with
+ *   wa, wb        each packed by pack_rows(w, group=4, word_order=(0, 1, 2, 3)), EC_ALIGNED(4)
+ *   round_folded  1 when acc_bound + 2^(shift_out - 1) <= 2^31 - 1 (ec_fast.h), else 0
+ * Inputs a, b at any alignment (4-byte aligned ones are read a word at a time on DSP cores).
+ * No scratch.
+ */
+void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int8_t *b, int nb,
+                            const int8_t *wb, int down_b, const int32_t *bias, int out, int shift_out,
+                            int8_t *output, int32_t act_min, int32_t act_max, int round_folded);
+
 #endif /* EC_LINEAR_FAST_H */

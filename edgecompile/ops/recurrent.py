@@ -197,8 +197,16 @@ class Recurrent(Op):
     def plan_subgraphs(self, planner) -> None:
         self.body_plan = planner(self.body)
 
+    @property
+    def x_copied(self) -> bool:
+        """Whether each step's input is first copied to a 4-byte aligned slot: when a step is not a
+        multiple of 4 bytes long, every other step would start unaligned, and the fast kernels' word
+        loads (runtime_c/ec_linear_fast.c, DSP cores) would fall back to bytes."""
+        return self.body.shape(self.x_name)[0] % 4 != 0
+
     def _layout(self):
-        """Scratch layout: every state's buffer, every next state's buffer, then the body's arena."""
+        """Scratch layout: every state's buffer, every next state's buffer, the aligned copy of the
+        step's input (x_copied), then the body's arena."""
         if self.body_plan is None:
             raise RuntimeError(f"recurrent {self.name}: its body has no memory plan yet (plan_subgraphs)")
         offsets, at = [], 0
@@ -208,14 +216,17 @@ class Recurrent(Op):
                 row.append(at)
                 at += round_up(n)
             offsets.append(row)
-        return offsets, at, self.body_plan
+        x_at = at
+        if self.x_copied:
+            at += round_up(self.body.shape(self.x_name)[0])
+        return offsets, x_at, at, self.body_plan
 
     def scratch_bytes(self, graph: Graph) -> int:
-        _, states, plan = self._layout()
+        _, _, states, plan = self._layout()
         return states + plan.arena_size
 
     def emit_c(self, em) -> None:
-        (prev, nxt), body_base, plan = self._layout()
+        (prev, nxt), x_at, body_base, plan = self._layout()
         base = em.scratch_offset(self)
         seq = em.buffer(self.inputs[0])
         d = self.body.shape(self.x_name)[0]
@@ -225,7 +236,8 @@ class Recurrent(Op):
             return em.arena(base + offset)
 
         k = f"({self.steps - 1} - {t})" if self.reverse else t  # the step the loop's pass t reads and writes
-        externals = {self.x_name: f"({seq} + {k} * {d})"}
+        step_x = f"({seq} + {k} * {d})"
+        externals = {self.x_name: at(x_at) if self.x_copied else step_x}
         for (a, b, _), p, q in zip(self.state_pairs(), prev, nxt):
             externals[a], externals[b] = at(p), at(q)
         starts = dict(zip(self.initial, zip(self.inputs[1:], self.qattrs.get("initial_shifts", []))))
@@ -235,6 +247,8 @@ class Recurrent(Op):
             else:
                 em.call(f"ec_fill_s8({at(p)}, 0, {n})")
         em.raw(f"for (int {t} = 0; {t} < {self.steps}; ++{t}) {{")
+        if self.x_copied:
+            em.call(f"ec_copy_s8({step_x}, {at(x_at)}, {d})")
         body = em.sub_emitter(self.body, plan, externals, base + body_base)
         for node in self.body.nodes:
             em.runtime.update(node.runtime_files)
