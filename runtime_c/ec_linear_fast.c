@@ -50,21 +50,23 @@
 static EC_FAST_INLINE const int8_t *ec_dot_4x1(const int8_t *w, const int8_t *x, int n, int32_t *acc)
 {
     int32_t a0, a1, a2, a3, wa, wb, t, xe, xo;
-    __asm__("ldrd    %[a0], %[a1], [%[acc]]\n\t"
-            "ldrd    %[a2], %[a3], [%[acc], #8]\n\t"
-            "lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
-            "bcc     1f\n\t"
-            "adds    %[n], %[n], #1\n\t"
-            "b       2f\n\t"
-            "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
-            "subs    %[n], %[n], #1\n\t"
-            "bne     1b\n\t"
-            "strd    %[a0], %[a1], [%[acc]]\n\t"
-            "strd    %[a2], %[a3], [%[acc], #8]\n\t"
-            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
-              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
-            : [acc] "r"(acc)
-            : "cc", "memory");
+    /* volatile: the block's effect is the accumulators it stores; GCC may drop a plain asm whose
+       register outputs are unused (a caller that never reads the returned w) */
+    __asm__ volatile("ldrd    %[a0], %[a1], [%[acc]]\n\t"
+                     "ldrd    %[a2], %[a3], [%[acc], #8]\n\t"
+                     "lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
+                     "bcc     1f\n\t"
+                     "adds    %[n], %[n], #1\n\t"
+                     "b       2f\n\t"
+                     "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
+                     "subs    %[n], %[n], #1\n\t"
+                     "bne     1b\n\t"
+                     "strd    %[a0], %[a1], [%[acc]]\n\t"
+                     "strd    %[a2], %[a3], [%[acc], #8]\n\t"
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
+                       [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
+                     : [acc] "r"(acc)
+                     : "cc", "memory");
     return w;
 }
 
@@ -311,6 +313,122 @@ static EC_FAST_INLINE void ec_dual_rows(const int8_t *xq, int nq, const int8_t *
     }
 }
 
+#if EC_FAST_DSP
+/* The accumulators of 4 rows, in registers. */
+typedef struct {
+    int32_t r0, r1, r2, r3;
+} ec_acc4;
+
+/* acc += the 4 interleaved rows at w . x over n > 0 chunks (x 4-byte aligned): ec_dot_4x1's loop
+ * on accumulators kept in registers (no load and store around it).  Returns w past the words. */
+static EC_FAST_INLINE const int8_t *ec_dot_4x1_regs(const int8_t *w, const int8_t *x, int n, ec_acc4 *acc)
+{
+    int32_t a0 = acc->r0, a1 = acc->r1, a2 = acc->r2, a3 = acc->r3, wa, wb, t, xe, xo;
+    __asm__("lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
+            "bcc     1f\n\t"
+            "adds    %[n], %[n], #1\n\t"
+            "b       2f\n\t"
+            "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
+            "subs    %[n], %[n], #1\n\t"
+            "bne     1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
+            :
+            : "cc", "memory");
+    acc->r0 = a0;
+    acc->r1 = a1;
+    acc->r2 = a2;
+    acc->r3 = a3;
+    return w;
+}
+
+/* acc += the 4 rows . x over k values: the rows' words at *w (Helium, or the DSP loop with x 4-byte
+ * aligned), their k % 4 tail values row by row at *w_tail (each input value loaded once for the four
+ * rows); both pointers advance past them. */
+static EC_FAST_INLINE void ec_dot4(const int8_t **w, const int8_t **w_tail, const int8_t *x, int k, ec_acc4 *acc)
+{
+    const int n = k >> 2, tail = k & 3;
+    const int8_t *t = *w_tail;
+    int i;
+    if (n > 0 && EC_FAST_MVE) {
+#if EC_FAST_MVE
+        int32_t a[4];
+        a[0] = acc->r0;
+        a[1] = acc->r1;
+        a[2] = acc->r2;
+        a[3] = acc->r3;
+        *w = ec_linear_mve_dot(*w, x, n, 4, a); /* any alignment */
+        acc->r0 = a[0];
+        acc->r1 = a[1];
+        acc->r2 = a[2];
+        acc->r3 = a[3];
+#endif
+    } else if (n > 0) {
+        *w = ec_dot_4x1_regs(*w, x, n, acc);
+    }
+    x += 4 * n;
+    for (i = 0; i < tail; ++i) { /* |w * v| <= 2^14, inside the row's bound */
+        const int32_t v = x[i];
+        acc->r0 += t[i] * v;
+        acc->r1 += t[tail + i] * v;
+        acc->r2 += t[2 * tail + i] * v;
+        acc->r3 += t[3 * tail + i] * v;
+    }
+    *w_tail = t + 4 * tail;
+}
+
+/* The common case on DSP cores, for the first `groups` groups of 4 rows: both inputs 4-byte aligned (any
+ * alignment with Helium),
+ * q's down shift 0, a folded mode with the int8 or ReLU clamp (MODE: EC_RQ_S8 or EC_RQ_RELU, a
+ * constant in each inlined copy).  One set of 4 accumulators in registers per group: first p's
+ * products, rounded down by down_p, then the bias with the rounding constant, then q's products
+ * on top.  Each partial sum is bounded by |round(P)| + |bias| + rnd + |Q| <= acc_bound + rnd <=
+ * 2^31 - 1 (round_folded), so this order is as exact as the reference's. */
+static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
+                                              const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
+                                              int down_p, const int32_t *bias, int32_t rnd, int groups, int shift_out,
+                                              const int mode, int8_t *output)
+{
+    int g;
+    for (g = 0; g < groups; ++g, bias += 4, output += 4) {
+        ec_acc4 acc = {0, 0, 0, 0};
+        ec_dot4(&wp, &wp_tail, xp, np, &acc);
+        if (down_p > 0) { /* rounded |P| <= |P| */
+            acc.r0 = ec_round_down32(acc.r0, down_p);
+            acc.r1 = ec_round_down32(acc.r1, down_p);
+            acc.r2 = ec_round_down32(acc.r2, down_p);
+            acc.r3 = ec_round_down32(acc.r3, down_p);
+        }
+        acc.r0 += bias[0] + rnd;
+        acc.r1 += bias[1] + rnd;
+        acc.r2 += bias[2] + rnd;
+        acc.r3 += bias[3] + rnd;
+        ec_dot4(&wq, &wq_tail, xq, nq, &acc);
+        ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, output, 1);
+        ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, output + 2, 1);
+    }
+}
+
+/* ec_dual_groups_dsp for the int8 clamp (the cells' gates) and for ReLU. */
+static EC_FAST_NOINLINE void ec_dual_groups_s8(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
+                                               const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
+                                               int down_p, const int32_t *bias, int32_t rnd, int groups,
+                                               int shift_out, int8_t *output)
+{
+    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, EC_RQ_S8,
+                       output);
+}
+
+static EC_FAST_NOINLINE void ec_dual_groups_relu(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
+                                                 const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
+                                                 int down_p, const int32_t *bias, int32_t rnd, int groups,
+                                                 int shift_out, int8_t *output)
+{
+    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, EC_RQ_RELU,
+                       output);
+}
+#endif
+
 void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int8_t *b, int nb,
                             const int8_t *wb, int down_b, const int32_t *bias, int out, int shift_out,
                             int8_t *output, int32_t act_min, int32_t act_max, int round_folded)
@@ -330,6 +448,22 @@ void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_
 #endif
     int32_t acc[4];
     int o = 0, r;
+#if EC_FAST_DSP
+    if ((EC_FAST_MVE || (words_q && words_p)) && !late && (mode == EC_RQ_S8 || mode == EC_RQ_RELU) && out >= 4) {
+        const int groups = out >> 2;
+        if (mode == EC_RQ_S8) {
+            ec_dual_groups_s8(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, output);
+        } else {
+            ec_dual_groups_relu(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out,
+                                output);
+        }
+        o = 4 * groups; /* the leftover rows below, past the groups' words and tails */
+        wq += (long)o * (nq & ~3);
+        wp += (long)o * (np & ~3);
+        wq_tail += o * (nq & 3);
+        wp_tail += o * (np & 3);
+    }
+#endif
     for (; o + 4 <= out; o += 4) {
         ec_dual_rows(xq, nq, &wq, &wq_tail, words_q, xp, np, &wp, &wp_tail, words_p, down_p, late, bias + o, rnd, 4,
                      acc);
