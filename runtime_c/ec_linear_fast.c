@@ -387,7 +387,7 @@ static EC_FAST_INLINE void ec_dot4(const int8_t **w, const int8_t **w_tail, cons
 static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
                                               const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
                                               int down_p, const int32_t *bias, int32_t rnd, int groups, int shift_out,
-                                              const int mode, int8_t *output)
+                                              const int mode, const int8_t *table, int8_t *output)
 {
     int g;
     for (g = 0; g < groups; ++g, bias += 4, output += 4) {
@@ -404,8 +404,18 @@ static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const in
         acc.r2 += bias[2] + rnd;
         acc.r3 += bias[3] + rnd;
         ec_dot4(&wq, &wq_tail, xq, nq, &acc);
-        ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, output, 1);
-        ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, output + 2, 1);
+        if (table == 0) {
+            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, output, 1);
+            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, output + 2, 1);
+        } else { /* the gate's activation: codes -128 .. 127 index table[0 .. 255] */
+            int8_t v[4];
+            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, v, 1);
+            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, v + 2, 1);
+            output[0] = table[v[0] + 128];
+            output[1] = table[v[1] + 128];
+            output[2] = table[v[2] + 128];
+            output[3] = table[v[3] + 128];
+        }
     }
 }
 
@@ -413,25 +423,33 @@ static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const in
 static EC_FAST_NOINLINE void ec_dual_groups_s8(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
                                                const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
                                                int down_p, const int32_t *bias, int32_t rnd, int groups,
-                                               int shift_out, int8_t *output)
+                                               int shift_out, const int8_t *table, int8_t *output)
 {
     ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, EC_RQ_S8,
-                       output);
+                       table, output);
 }
 
 static EC_FAST_NOINLINE void ec_dual_groups_relu(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
                                                  const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
                                                  int down_p, const int32_t *bias, int32_t rnd, int groups,
-                                                 int shift_out, int8_t *output)
+                                                 int shift_out, const int8_t *table, int8_t *output)
 {
     ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, EC_RQ_RELU,
-                       output);
+                       table, output);
 }
 #endif
 
+/* One output of the general path: the requantized value, through the table if there is one. */
+static int8_t ec_dual_output(int32_t acc, int s, int mode, int32_t act_min, int32_t act_max, const int8_t *table)
+{
+    const int32_t v = ec_fast_value(acc, s, mode, act_min, act_max); /* within [act_min, act_max], int8 */
+    return table != 0 ? table[v + 128] : (int8_t)v;
+}
+
 void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int8_t *b, int nb,
                             const int8_t *wb, int down_b, const int32_t *bias, int out, int shift_out,
-                            int8_t *output, int32_t act_min, int32_t act_max, int round_folded)
+                            int8_t *output, int32_t act_min, int32_t act_max, int round_folded,
+                            const int8_t *table)
 {
     const int8_t s8 = (int8_t)shift_out; /* -23 <= shift_out <= 31 (ec_requantize's range) */
     const int mode = ec_fast_mode(&s8, 0, 1, round_folded, act_min, act_max);
@@ -452,10 +470,11 @@ void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_
     if ((EC_FAST_MVE || (words_q && words_p)) && !late && (mode == EC_RQ_S8 || mode == EC_RQ_RELU) && out >= 4) {
         const int groups = out >> 2;
         if (mode == EC_RQ_S8) {
-            ec_dual_groups_s8(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, output);
+            ec_dual_groups_s8(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, table,
+                              output);
         } else {
             ec_dual_groups_relu(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out,
-                                output);
+                                table, output);
         }
         o = 4 * groups; /* the leftover rows below, past the groups' words and tails */
         wq += (long)o * (nq & ~3);
@@ -467,18 +486,13 @@ void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_
     for (; o + 4 <= out; o += 4) {
         ec_dual_rows(xq, nq, &wq, &wq_tail, words_q, xp, np, &wp, &wp_tail, words_p, down_p, late, bias + o, rnd, 4,
                      acc);
-        if (EC_FAST_DSP && (mode == EC_RQ_S8 || mode == EC_RQ_RELU)) {
-            ec_fast_output2(acc[0], shift_out, acc[1], shift_out, mode, 0, 0, output + o, 1);
-            ec_fast_output2(acc[2], shift_out, acc[3], shift_out, mode, 0, 0, output + o + 2, 1);
-        } else {
-            for (r = 0; r < 4; ++r) {
-                output[o + r] = (int8_t)ec_fast_value(acc[r], shift_out, mode, act_min, act_max);
-            }
+        for (r = 0; r < 4; ++r) {
+            output[o + r] = ec_dual_output(acc[r], shift_out, mode, act_min, act_max, table);
         }
     }
     for (; o < out; ++o) {
         ec_dual_rows(xq, nq, &wq, &wq_tail, words_q, xp, np, &wp, &wp_tail, words_p, down_p, late, bias + o, rnd, 1,
                      acc);
-        output[o] = (int8_t)ec_fast_value(acc[0], shift_out, mode, act_min, act_max);
+        output[o] = ec_dual_output(acc[0], shift_out, mode, act_min, act_max, table);
     }
 }

@@ -111,7 +111,9 @@ class DualLinear(Op):
         s = self.qattrs["shift_out"]
         return int(s >= 0 and self.qattrs["acc_bound"] + (1 << max(s - 1, 0)) * (s > 0) <= numerics.ACC_MAX)
 
-    def emit_c(self, em) -> None:
+    def emit_c(self, em, lut=None) -> None:
+        """lut: the table lookup (a Lut op) that alone reads this op's output, done by the same kernel
+        pass (Recurrent.emit_c fuses them): the output goes to the Lut's buffer, through its table."""
         from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, pack_rows
         q = self.qattrs
         (o, da), (_, db) = self._shape("weight_a"), self._shape("weight_b")
@@ -120,6 +122,9 @@ class DualLinear(Op):
                   for key in ("weight_a", "weight_b"))
         b = em.const_array(f"{self.name}_bias", "int32_t", self.qparams["bias"])
         a_in, b_in = (em.buffer(t) for t in self.inputs)
+        table, out = "(const int8_t *)0", em.buffer(self.outputs[0])
+        if lut is not None:
+            table = em.const_array(f"{lut.name}_table", "int8_t", lut.qparams["table"])
+            out = em.buffer(lut.outputs[0])
         em.call(f"ec_dual_linear_fast_s8({a_in}, {da}, {wa}, {q['down_a']}, {b_in}, {db}, {wb}, {q['down_b']}, {b}, "
-                f"{o}, {q['shift_out']}, {em.buffer(self.outputs[0])}, {q['act_min']}, {q['act_max']}, "
-                f"{self.round_folded()})")
+                f"{o}, {q['shift_out']}, {out}, {q['act_min']}, {q['act_max']}, {self.round_folded()}, {table})")
