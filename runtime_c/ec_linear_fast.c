@@ -168,6 +168,72 @@ static EC_FAST_INLINE const int8_t *ec_linear_dot_rows(const int8_t *w, const in
     return w + 4L * rows * n;
 }
 
+#if EC_FAST_DSP
+/* The accumulators of 4 rows, in registers. */
+typedef struct {
+    int32_t r0, r1, r2, r3;
+} ec_acc4;
+
+/* acc += the 4 interleaved rows at w . x over n > 0 chunks (x 4-byte aligned): ec_dot_4x1's loop
+ * on accumulators kept in registers (no load and store around it).  Returns w past the words. */
+static EC_FAST_INLINE const int8_t *ec_dot_4x1_regs(const int8_t *w, const int8_t *x, int n, ec_acc4 *acc)
+{
+    int32_t a0 = acc->r0, a1 = acc->r1, a2 = acc->r2, a3 = acc->r3, wa, wb, t, xe, xo;
+    __asm__("lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
+            "bcc     1f\n\t"
+            "adds    %[n], %[n], #1\n\t"
+            "b       2f\n\t"
+            "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
+            "subs    %[n], %[n], #1\n\t"
+            "bne     1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
+            :
+            : "cc", "memory");
+    acc->r0 = a0;
+    acc->r1 = a1;
+    acc->r2 = a2;
+    acc->r3 = a3;
+    return w;
+}
+
+/* acc += the 4 rows . x over k values: the rows' words at *w (Helium, or the DSP loop with x 4-byte
+ * aligned), their k % 4 tail values row by row at *w_tail (each input value loaded once for the four
+ * rows); both pointers advance past them. */
+static EC_FAST_INLINE void ec_dot4(const int8_t **w, const int8_t **w_tail, const int8_t *x, int k, ec_acc4 *acc)
+{
+    const int n = k >> 2, tail = k & 3;
+    const int8_t *t = *w_tail;
+    int i;
+    if (n > 0 && EC_FAST_MVE) {
+#if EC_FAST_MVE
+        int32_t a[4];
+        a[0] = acc->r0;
+        a[1] = acc->r1;
+        a[2] = acc->r2;
+        a[3] = acc->r3;
+        *w = ec_linear_mve_dot(*w, x, n, 4, a); /* any alignment */
+        acc->r0 = a[0];
+        acc->r1 = a[1];
+        acc->r2 = a[2];
+        acc->r3 = a[3];
+#endif
+    } else if (n > 0) {
+        *w = ec_dot_4x1_regs(*w, x, n, acc);
+    }
+    x += 4 * n;
+    for (i = 0; i < tail; ++i) { /* |w * v| <= 2^14, inside the row's bound */
+        const int32_t v = x[i];
+        acc->r0 += t[i] * v;
+        acc->r1 += t[tail + i] * v;
+        acc->r2 += t[2 * tail + i] * v;
+        acc->r3 += t[3 * tail + i] * v;
+    }
+    *w_tail = t + 4 * tail;
+}
+
+#endif
+
 /* DSP path: a group of four rows in a folded mode starts at its biases plus each row's
  * rounding constant (ec_fast_start without the mode test), and in the two common modes
  * stores its outputs in line.  For short rows (a factorized layer's U has rank-long rows)
@@ -189,6 +255,49 @@ static EC_FAST_INLINE void ec_linear_out4(const int32_t *acc, const int8_t *s, i
     ec_fast_output2(acc[2], s[2 * step], acc[3], s[3 * step], mode, 0, 0, out + 2, 1);
 }
 
+#if EC_FAST_DSP
+static const int32_t ec_linear_no_bias[4] = {0, 0, 0, 0};
+
+/* The common case of a layer on DSP cores, its first `groups` groups of 4 rows: the input 4-byte
+ * aligned (any alignment with Helium), int8 outputs, a folded mode with the int8 or ReLU clamp (MODE,
+ * a constant in each inlined copy).  The accumulators stay in registers through the products, the
+ * tail and the output (a cell's 10->64 input projection took 7 instructions per MAC through the
+ * general loop, its 64->64 one 2.0).  Exact: the same start values and products as that loop. */
+static EC_FAST_INLINE void ec_linear_groups(const int8_t *input, int k, const int8_t *w, const int8_t *w_tail,
+                                            const int32_t *bias, const int8_t *shift, int step, int groups,
+                                            const int mode, int8_t *out)
+{
+    int g;
+    for (g = 0; g < groups; ++g, shift += 4 * step, out += 4) {
+        /* bias + the rounding constant (1 << s) >> 1 = 2^(s-1) for s > 0, 0 for s = 0 (folded modes have
+           no negative shift): within acc_bound + 2^(s-1) <= 2^31 - 1 (round_folded) */
+        const int32_t *b = bias != 0 ? bias + 4 * g : ec_linear_no_bias;
+        ec_acc4 a4;
+        a4.r0 = b[0] + (int32_t)(((uint32_t)1 << shift[0]) >> 1);
+        a4.r1 = b[1] + (int32_t)(((uint32_t)1 << shift[step]) >> 1);
+        a4.r2 = b[2] + (int32_t)(((uint32_t)1 << shift[2 * step]) >> 1);
+        a4.r3 = b[3] + (int32_t)(((uint32_t)1 << shift[3 * step]) >> 1);
+        ec_dot4(&w, &w_tail, input, k, &a4);
+        ec_fast_output2(a4.r0, shift[0], a4.r1, shift[step], mode, 0, 0, out, 1);
+        ec_fast_output2(a4.r2, shift[2 * step], a4.r3, shift[3 * step], mode, 0, 0, out + 2, 1);
+    }
+}
+
+static EC_FAST_NOINLINE void ec_linear_groups_s8(const int8_t *input, int k, const int8_t *w, const int8_t *w_tail,
+                                                 const int32_t *bias, const int8_t *shift, int step, int groups,
+                                                 int8_t *out)
+{
+    ec_linear_groups(input, k, w, w_tail, bias, shift, step, groups, EC_RQ_S8, out);
+}
+
+static EC_FAST_NOINLINE void ec_linear_groups_relu(const int8_t *input, int k, const int8_t *w,
+                                                   const int8_t *w_tail, const int32_t *bias, const int8_t *shift,
+                                                   int step, int groups, int8_t *out)
+{
+    ec_linear_groups(input, k, w, w_tail, bias, shift, step, groups, EC_RQ_RELU, out);
+}
+#endif
+
 /* The layer for both output widths: out_bytes 1 (int8_t, the stores above) or 2 (int16_t,
  * one requantized value per row: a model's few logits, so no folded stores).  Not inlined into
  * the two entry points: on Cortex-M0+ two copies cost the int8 layers 1 % (measured on LeNet-5). */
@@ -206,9 +315,22 @@ static void ec_linear_fast(const int8_t *input, int in_features, const int8_t *w
 #else
     const int words = 0; /* the portable 4-row loop reads bytes anyway */
 #endif
-    int o, r, rows;
+    int o = 0, r, rows;
 
-    for (o = 0; o < out_features; o += rows) {
+#if EC_FAST_DSP
+    if ((words || EC_FAST_MVE) && out_bytes == 1 && (mode == EC_RQ_S8 || mode == EC_RQ_RELU) && out_features >= 4) {
+        const int groups = out_features >> 2;
+        if (mode == EC_RQ_S8) {
+            ec_linear_groups_s8(input, in_features, w, w_tail, bias, shift, step, groups, out8);
+        } else {
+            ec_linear_groups_relu(input, in_features, w, w_tail, bias, shift, step, groups, out8);
+        }
+        o = 4 * groups; /* the leftover rows below, past the groups' words and tails */
+        w += (long)o * k4;
+        w_tail += o * tail;
+    }
+#endif
+    for (; o < out_features; o += rows) {
         rows = out_features - o >= 4 ? 4 : 1;
         int32_t acc[4];
         if (EC_FAST_DSP && rows == 4 && mode != EC_RQ_EXACT) {
@@ -314,69 +436,6 @@ static EC_FAST_INLINE void ec_dual_rows(const int8_t *xq, int nq, const int8_t *
 }
 
 #if EC_FAST_DSP
-/* The accumulators of 4 rows, in registers. */
-typedef struct {
-    int32_t r0, r1, r2, r3;
-} ec_acc4;
-
-/* acc += the 4 interleaved rows at w . x over n > 0 chunks (x 4-byte aligned): ec_dot_4x1's loop
- * on accumulators kept in registers (no load and store around it).  Returns w past the words. */
-static EC_FAST_INLINE const int8_t *ec_dot_4x1_regs(const int8_t *w, const int8_t *x, int n, ec_acc4 *acc)
-{
-    int32_t a0 = acc->r0, a1 = acc->r1, a2 = acc->r2, a3 = acc->r3, wa, wb, t, xe, xo;
-    __asm__("lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
-            "bcc     1f\n\t"
-            "adds    %[n], %[n], #1\n\t"
-            "b       2f\n\t"
-            "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
-            "subs    %[n], %[n], #1\n\t"
-            "bne     1b\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
-              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
-            :
-            : "cc", "memory");
-    acc->r0 = a0;
-    acc->r1 = a1;
-    acc->r2 = a2;
-    acc->r3 = a3;
-    return w;
-}
-
-/* acc += the 4 rows . x over k values: the rows' words at *w (Helium, or the DSP loop with x 4-byte
- * aligned), their k % 4 tail values row by row at *w_tail (each input value loaded once for the four
- * rows); both pointers advance past them. */
-static EC_FAST_INLINE void ec_dot4(const int8_t **w, const int8_t **w_tail, const int8_t *x, int k, ec_acc4 *acc)
-{
-    const int n = k >> 2, tail = k & 3;
-    const int8_t *t = *w_tail;
-    int i;
-    if (n > 0 && EC_FAST_MVE) {
-#if EC_FAST_MVE
-        int32_t a[4];
-        a[0] = acc->r0;
-        a[1] = acc->r1;
-        a[2] = acc->r2;
-        a[3] = acc->r3;
-        *w = ec_linear_mve_dot(*w, x, n, 4, a); /* any alignment */
-        acc->r0 = a[0];
-        acc->r1 = a[1];
-        acc->r2 = a[2];
-        acc->r3 = a[3];
-#endif
-    } else if (n > 0) {
-        *w = ec_dot_4x1_regs(*w, x, n, acc);
-    }
-    x += 4 * n;
-    for (i = 0; i < tail; ++i) { /* |w * v| <= 2^14, inside the row's bound */
-        const int32_t v = x[i];
-        acc->r0 += t[i] * v;
-        acc->r1 += t[tail + i] * v;
-        acc->r2 += t[2 * tail + i] * v;
-        acc->r3 += t[3 * tail + i] * v;
-    }
-    *w_tail = t + 4 * tail;
-}
-
 /* The common case on DSP cores, for the first `groups` groups of 4 rows: both inputs 4-byte aligned (any
  * alignment with Helium),
  * q's down shift 0, a folded mode with the int8 or ReLU clamp (MODE: EC_RQ_S8 or EC_RQ_RELU, a
