@@ -442,17 +442,25 @@ static EC_FAST_INLINE void ec_dual_rows(const int8_t *xq, int nq, const int8_t *
  * constant in each inlined copy).  One set of 4 accumulators in registers per group: first p's
  * products, rounded down by down_p, then the bias with the rounding constant, then q's products
  * on top.  Each partial sum is bounded by |round(P)| + |bias| + rnd + |Q| <= acc_bound + rnd <=
- * 2^31 - 1 (round_folded), so this order is as exact as the reference's. */
+ * 2^31 - 1 (round_folded), so this order is as exact as the reference's.  With half_p = 2^(down_p-1)
+ * (round_folded's bit 1: the code generator proved max |P| + half_p <= 2^31 - 1) p's accumulator
+ * starts at half_p and its rounding is one shift: floor((P + 2^(d-1)) / 2^d) is rule 2. */
 static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
                                               const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
-                                              int down_p, const int32_t *bias, int32_t rnd, int groups, int shift_out,
-                                              const int mode, const int8_t *table, int8_t *output)
+                                              int down_p, int32_t half_p, const int32_t *bias, int32_t rnd,
+                                              int groups, int shift_out, const int mode, const int8_t *table,
+                                              int8_t *output)
 {
     int g;
     for (g = 0; g < groups; ++g, bias += 4, output += 4) {
-        ec_acc4 acc = {0, 0, 0, 0};
+        ec_acc4 acc = {half_p, half_p, half_p, half_p};
         ec_dot4(&wp, &wp_tail, xp, np, &acc);
-        if (down_p > 0) { /* rounded |P| <= |P| */
+        if (half_p != 0) { /* the rounding constant is in: a floor shift */
+            acc.r0 = ec_asr32(acc.r0, down_p);
+            acc.r1 = ec_asr32(acc.r1, down_p);
+            acc.r2 = ec_asr32(acc.r2, down_p);
+            acc.r3 = ec_asr32(acc.r3, down_p);
+        } else if (down_p > 0) { /* rounded |P| <= |P| */
             acc.r0 = ec_round_down32(acc.r0, down_p);
             acc.r1 = ec_round_down32(acc.r1, down_p);
             acc.r2 = ec_round_down32(acc.r2, down_p);
@@ -481,20 +489,21 @@ static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const in
 /* ec_dual_groups_dsp for the int8 clamp (the cells' gates) and for ReLU. */
 static EC_FAST_NOINLINE void ec_dual_groups_s8(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
                                                const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
-                                               int down_p, const int32_t *bias, int32_t rnd, int groups,
-                                               int shift_out, const int8_t *table, int8_t *output)
+                                               int down_p, int32_t half_p, const int32_t *bias, int32_t rnd,
+                                               int groups, int shift_out, const int8_t *table, int8_t *output)
 {
-    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, EC_RQ_S8,
-                       table, output);
+    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups, shift_out,
+                       EC_RQ_S8, table, output);
 }
 
 static EC_FAST_NOINLINE void ec_dual_groups_relu(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
                                                  const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
-                                                 int down_p, const int32_t *bias, int32_t rnd, int groups,
-                                                 int shift_out, const int8_t *table, int8_t *output)
+                                                 int down_p, int32_t half_p, const int32_t *bias,
+                                                 int32_t rnd, int groups, int shift_out, const int8_t *table,
+                                                 int8_t *output)
 {
-    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, EC_RQ_RELU,
-                       table, output);
+    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups, shift_out,
+                       EC_RQ_RELU, table, output);
 }
 #endif
 
@@ -510,8 +519,11 @@ void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_
                             int8_t *output, int32_t act_min, int32_t act_max, int round_folded,
                             const int8_t *table)
 {
-    const int8_t s8 = (int8_t)shift_out; /* -23 <= shift_out <= 31 (ec_requantize's range) */
-    const int mode = ec_fast_mode(&s8, 0, 1, round_folded, act_min, act_max);
+    /* ec_fast_mode for one shift (-23 <= shift_out <= 31, ec_requantize's range), without its call */
+    const int mode = shift_out < 0 || !(round_folded & 1)            ? EC_RQ_EXACT
+                     : act_min == INT8_MIN && act_max == INT8_MAX ? EC_RQ_S8
+                     : act_min == 0 && act_max == INT8_MAX        ? EC_RQ_RELU
+                                                                  : EC_RQ_CLAMP;
     const int32_t rnd = mode != EC_RQ_EXACT && shift_out > 0 ? (int32_t)1 << (shift_out - 1) : 0;
     /* q: the product with no down shift (a unless only b has none) */
     const int swap = down_a != 0 && down_b == 0, late = down_a != 0 && down_b != 0 ? down_a : 0;
@@ -528,12 +540,13 @@ void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_
 #if EC_FAST_DSP
     if ((EC_FAST_MVE || (words_q && words_p)) && !late && (mode == EC_RQ_S8 || mode == EC_RQ_RELU) && out >= 4) {
         const int groups = out >> 2;
+        const int32_t half_p = (round_folded & 2) && down_p > 0 ? (int32_t)1 << (down_p - 1) : 0;
         if (mode == EC_RQ_S8) {
-            ec_dual_groups_s8(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out, table,
-                              output);
+            ec_dual_groups_s8(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups, shift_out,
+                              table, output);
         } else {
-            ec_dual_groups_relu(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, bias, rnd, groups, shift_out,
-                                table, output);
+            ec_dual_groups_relu(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups,
+                                shift_out, table, output);
         }
         o = 4 * groups; /* the leftover rows below, past the groups' words and tails */
         wq += (long)o * (nq & ~3);

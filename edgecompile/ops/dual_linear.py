@@ -106,10 +106,21 @@ class DualLinear(Op):
         return f"x:{fa},{fb} w:{wa},{wb} y:{graph.tensors[self.outputs[0]].frac_bits} >>{self.qattrs.get('shift_out')}"
 
     def round_folded(self) -> int:
-        """1 when the rounding constant 2^(shift_out - 1) may start the accumulator (ec_fast.h): the
-        proven bound plus it stays within int32, and the shift is not negative."""
-        s = self.qattrs["shift_out"]
-        return int(s >= 0 and self.qattrs["acc_bound"] + (1 << max(s - 1, 0)) * (s > 0) <= numerics.ACC_MAX)
+        """ec_dual_linear_fast_s8's flags: bit 0 when the output's rounding constant 2^(shift_out - 1) may
+        start the accumulator (ec_fast.h: the proven bound plus it stays within int32, and the shift is
+        not negative); bit 1 when exactly one product is rounded down, by d, and its largest |W x|
+        (sum |w| * 128, int8 inputs) plus 2^(d - 1) stays within int32, so its rounding constant may
+        start that product's accumulator (rule 2 is then one shift)."""
+        q = self.qattrs
+        s = q["shift_out"]
+        flags = int(s >= 0 and q["acc_bound"] + (1 << max(s - 1, 0)) * (s > 0) <= numerics.ACC_MAX)
+        downs = [(q["down_a"], "weight_a"), (q["down_b"], "weight_b")]
+        rounded = [(d, key) for d, key in downs if d > 0]
+        if len(rounded) == 1:
+            d, key = rounded[0]
+            bound = int(np.abs(self.qparams[key].astype(np.int64)).sum(1).max(initial=0)) * 128
+            flags |= 2 * int(bound + (1 << (d - 1)) <= numerics.ACC_MAX)
+        return flags
 
     def emit_c(self, em, lut=None) -> None:
         """lut: the table lookup (a Lut op) that alone reads this op's output, done by the same kernel

@@ -250,7 +250,7 @@ class Recurrent(Op):
         outputs = set(self.body.outputs)
         fused = {}
         for node in self.body.nodes:
-            if not isinstance(node, DualLinear) or node.outputs[0] in outputs:
+            if type(node) is not DualLinear or node.outputs[0] in outputs:  # (not the sparse kind)
                 continue
             readers = self.body.consumers(node.outputs[0])
             if len(readers) == 1 and isinstance(readers[0], Lut):

@@ -466,6 +466,9 @@ def dual_case(rng, max_bytes: int, extreme: str | None = None, shift_out: int | 
     lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))] if extreme is None else (-128, 127)
     bound = int((sums + np.abs(bias)).max())
     folded = int(shift_out >= 0 and bound + ((1 << (shift_out - 1)) if shift_out > 0 else 0) <= INT32_MAX)
+    if (downs[0] > 0) != (downs[1] > 0):  # bit 1: the rounded product's constant may start its accumulator
+        d, w = (downs[0], wa) if downs[0] > 0 else (downs[1], wb)
+        folded |= 2 * int(int(np.abs(w.astype(np.int64)).sum(1).max()) * 128 + (1 << (d - 1)) <= INT32_MAX)
     if rng.random() < 0.15:
         folded = 0  # the exact path is legal everywhere
     table = rng.integers(-128, 128, size=256).astype(np.int8)
