@@ -94,7 +94,7 @@ def object_text_bytes(project, name) -> int:
 def test_code_size_does_not_grow_with_the_sequence_length(tmp_path):
     require_tool("gcc")
     sizes = []
-    for steps in (8, 28):
+    for steps in (20, 28):  # (both place the cell past the same arena offsets: x86 immediates of one width)
         _, result = compile_seq("LSTM", tmp_path, steps=steps, vectors=4)
         sizes.append(object_text_bytes(result.out_dir, result.name))
         assert f"< {steps}; " in (result.out_dir / "src" / f"{result.name}.c").read_text()  # a real loop
