@@ -151,9 +151,9 @@ def print_table(results: dict, goal_rows: list[dict]) -> None:
             met = "" if limit is None else ("met" if ours <= limit else "not met")
             note = ", ".join(x for x in (met, "" if t["bit_exact"] else "NOT bit-exact") if x)
             ratio = f"{ours / theirs:.2f}" if theirs else "-"
+            goal = _n(None if limit is None else int(limit))
             print(f"{name:11s} {target:18s} {m:>9,} {_n(before):>10s} {ours:>10,} {_per(ours, m):>5s} "
-                  f"{_n(theirs):>10s} {_per(theirs, m):>5s} {ratio:>5s} {_n(None if limit is None else int(limit)):>10s}"
-                  f"  {note}")
+                  f"{_n(theirs):>10s} {_per(theirs, m):>5s} {ratio:>5s} {goal:>10s}  {note}")
     print("\ngoals (instructions per inference)")
     for g in goal_rows:
         met = "-" if g["met"] is None else ("met" if g["met"] else "not met")

@@ -389,7 +389,12 @@ void ec_linear_fast_s8_s16(const int8_t *input, int in_features, const int8_t *w
  * 2^31 - 1.  Every partial sum of either accumulator, in any order, is bounded by those sums; a
  * rounded term is no larger in magnitude than the term (rule 2 moves towards 0 or by at most 1/2,
  * and |x| >= 1 whenever rounding moves it outward), so their sum obeys the same bound.
+ *
+ * Two paths: ec_dual_groups_dsp (the gates' case on DSP and Helium cores: groups of 4 rows, folded
+ * int8 or ReLU clamp, accumulators in registers) and ec_dual_rows (everything else: any mode, the
+ * portable path, unaligned inputs without Helium, the rows left over after the groups).
  */
+
 /* Rule 2 by 0 <= down <= 31 (ec_align32(x, -down) without its left-shift branch). */
 static EC_FAST_INLINE int32_t ec_round_down32(int32_t x, int down)
 {
@@ -436,10 +441,9 @@ static EC_FAST_INLINE void ec_dual_rows(const int8_t *xq, int nq, const int8_t *
 }
 
 #if EC_FAST_DSP
-/* The common case on DSP cores, for the first `groups` groups of 4 rows: both inputs 4-byte aligned (any
- * alignment with Helium),
- * q's down shift 0, a folded mode with the int8 or ReLU clamp (MODE: EC_RQ_S8 or EC_RQ_RELU, a
- * constant in each inlined copy).  One set of 4 accumulators in registers per group: first p's
+/* The common case on DSP cores, for the first `groups` groups of 4 rows: both inputs 4-byte aligned
+ * (any alignment with Helium), q's down shift 0, a folded mode with the int8 or ReLU clamp (MODE:
+ * EC_RQ_S8 or EC_RQ_RELU, a constant in each inlined copy).  One set of 4 accumulators in registers per group: first p's
  * products, rounded down by down_p, then the bias with the rounding constant, then q's products
  * on top.  Each partial sum is bounded by |round(P)| + |bias| + rnd + |Q| <= acc_bound + rnd <=
  * 2^31 - 1 (round_folded), so this order is as exact as the reference's.  With half_p = 2^(down_p-1)
