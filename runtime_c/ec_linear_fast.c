@@ -63,8 +63,8 @@ static EC_FAST_INLINE const int8_t *ec_dot_4x1(const int8_t *w, const int8_t *x,
                      "bne     1b\n\t"
                      "strd    %[a0], %[a1], [%[acc]]\n\t"
                      "strd    %[a2], %[a3], [%[acc], #8]\n\t"
-                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
-                       [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "+r"(x),
+                       [n] "+r"(n), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
                      : [acc] "r"(acc)
                      : "cc", "memory");
     return w;
@@ -443,9 +443,9 @@ static EC_FAST_INLINE void ec_dual_rows(const int8_t *xq, int nq, const int8_t *
 #if EC_FAST_DSP
 /* The common case on DSP cores, for the first `groups` groups of 4 rows: both inputs 4-byte aligned
  * (any alignment with Helium), q's down shift 0, a folded mode with the int8 or ReLU clamp (MODE:
- * EC_RQ_S8 or EC_RQ_RELU, a constant in each inlined copy).  One set of 4 accumulators in registers per group: first p's
- * products, rounded down by down_p, then the bias with the rounding constant, then q's products
- * on top.  Each partial sum is bounded by |round(P)| + |bias| + rnd + |Q| <= acc_bound + rnd <=
+ * EC_RQ_S8 or EC_RQ_RELU, a constant in each inlined copy).  One set of 4 accumulators in registers
+ * per group: first p's products, rounded down by down_p, then the bias with the rounding constant,
+ * then q's products on top.  Each partial sum is bounded by |round(P)| + |bias| + rnd + |Q| <= acc_bound + rnd <=
  * 2^31 - 1 (round_folded), so this order is as exact as the reference's.  With half_p = 2^(down_p-1)
  * (round_folded's bit 1: the code generator proved max |P| + half_p <= 2^31 - 1) p's accumulator
  * starts at half_p and its rounding is one shift: floor((P + 2^(d-1)) / 2^d) is rule 2. */
