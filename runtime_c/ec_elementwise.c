@@ -1,6 +1,8 @@
 /* ec_elementwise.c - elementwise int8 kernels (see ec_elementwise.h). */
 #include "ec_elementwise.h"
 
+#include <string.h>
+
 #include "ec_fixed.h"
 #include "ec_tensor.h"
 
@@ -33,9 +35,23 @@ void ec_clamp_any(const void *input, int in_bytes, void *output, int out_bytes, 
 
 void ec_lut_s8(const int8_t *input, int8_t *output, int size, const int8_t *table)
 {
-    int i;
-    for (i = 0; i < size; ++i) {
-        output[i] = table[input[i] + 128];
+    const int8_t *centre = table + 128; /* centre[q] = table[q + 128], q in -128 .. 127 */
+    int i = 0;
+#if defined(__ARM_FEATURE_UNALIGNED) || !defined(__arm__) /* else a 4-byte memcpy may be a call (Cortex-M0+) */
+    if ((((uintptr_t)input | (uintptr_t)output) & 3u) == 0) { /* four codes per word load and store */
+        for (; i + 4 <= size; i += 4) {
+            uint32_t x, y;
+            memcpy(&x, input + i, 4); /* one LDR / STR: both aligned; byte k is element i + k */
+            y = (uint8_t)centre[(int8_t)(x & 0xFFu)];
+            y |= (uint32_t)(uint8_t)centre[(int8_t)((x >> 8) & 0xFFu)] << 8;
+            y |= (uint32_t)(uint8_t)centre[(int8_t)((x >> 16) & 0xFFu)] << 16;
+            y |= (uint32_t)(uint8_t)centre[(int8_t)(x >> 24)] << 24;
+            memcpy(output + i, &y, 4);
+        }
+    }
+#endif
+    for (; i < size; ++i) {
+        output[i] = centre[input[i]];
     }
 }
 

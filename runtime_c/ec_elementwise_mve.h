@@ -13,4 +13,10 @@ void ec_add_mve_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, i
                    int32_t zero_a, int32_t mult_b, int shift_b, int32_t zero_b, int shift_out, int32_t zero_y,
                    int32_t lo, int32_t hi);
 
+/* ec_mul_s8 (same arguments and contract, ec_elementwise.h): for two same-shape signed int8 vectors
+ * with 0 <= shift <= 14, eight elements per vector with EC_FAST_MVE, else a plain rounding loop;
+ * anything else through ec_mul_s8 itself.  What the code generator calls for int8 products. */
+void ec_mul_mve_s8(const int8_t *a, int32_t zero_a, const int8_t *b, int32_t zero_b, int8_t *output, int outer,
+                   int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi);
+
 #endif /* EC_ELEMENTWISE_MVE_H */

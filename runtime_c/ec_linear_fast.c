@@ -50,21 +50,23 @@
 static EC_FAST_INLINE const int8_t *ec_dot_4x1(const int8_t *w, const int8_t *x, int n, int32_t *acc)
 {
     int32_t a0, a1, a2, a3, wa, wb, t, xe, xo;
-    __asm__("ldrd    %[a0], %[a1], [%[acc]]\n\t"
-            "ldrd    %[a2], %[a3], [%[acc], #8]\n\t"
-            "lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
-            "bcc     1f\n\t"
-            "adds    %[n], %[n], #1\n\t"
-            "b       2f\n\t"
-            "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
-            "subs    %[n], %[n], #1\n\t"
-            "bne     1b\n\t"
-            "strd    %[a0], %[a1], [%[acc]]\n\t"
-            "strd    %[a2], %[a3], [%[acc], #8]\n\t"
-            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
-              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
-            : [acc] "r"(acc)
-            : "cc", "memory");
+    /* volatile: the block's effect is the accumulators it stores; GCC may drop a plain asm whose
+       register outputs are unused (a caller that never reads the returned w) */
+    __asm__ volatile("ldrd    %[a0], %[a1], [%[acc]]\n\t"
+                     "ldrd    %[a2], %[a3], [%[acc], #8]\n\t"
+                     "lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
+                     "bcc     1f\n\t"
+                     "adds    %[n], %[n], #1\n\t"
+                     "b       2f\n\t"
+                     "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
+                     "subs    %[n], %[n], #1\n\t"
+                     "bne     1b\n\t"
+                     "strd    %[a0], %[a1], [%[acc]]\n\t"
+                     "strd    %[a2], %[a3], [%[acc], #8]\n\t"
+                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [x] "+r"(x),
+                       [n] "+r"(n), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
+                     : [acc] "r"(acc)
+                     : "cc", "memory");
     return w;
 }
 
@@ -142,6 +144,96 @@ static void ec_linear_tail(const int8_t *w, const int8_t *x, int tail, int rows,
     }
 }
 
+/* acc[r] += row r . x over the first 4n values (n >= 0 chunks) of `rows` rows (a group of 4
+ * whose words are interleaved, or 1 row): Helium, the DSP 4-row loop (x 4-byte aligned:
+ * `words`), or row by row.  Returns w past the rows' words. */
+static EC_FAST_INLINE const int8_t *ec_linear_dot_rows(const int8_t *w, const int8_t *x, int n, int rows, int words,
+                                                       int32_t *acc)
+{
+    int r;
+    if (n <= 0) {
+        return w;
+    }
+    if (EC_FAST_MVE) {
+#if EC_FAST_MVE
+        return ec_linear_mve_dot(w, x, n, rows, acc); /* any alignment */
+#endif
+    }
+    if (rows == 4 && (words || !EC_FAST_DSP)) {
+        return ec_dot_4x1(w, x, n, acc);
+    }
+    for (r = 0; r < rows; ++r) { /* row r's words at w + 4r, 4 * rows bytes apart */
+        ec_dot_1x1(w + 4 * r, 4 * rows, x, n, words, acc + r);
+    }
+    return w + 4L * rows * n;
+}
+
+#if EC_FAST_DSP
+/* The accumulators of 4 rows, in registers. */
+typedef struct {
+    int32_t r0, r1, r2, r3;
+} ec_acc4;
+
+/* acc += the 4 interleaved rows at w . x over n > 0 chunks (x 4-byte aligned): ec_dot_4x1's loop
+ * on accumulators kept in registers (no load and store around it).  Returns w past the words. */
+static EC_FAST_INLINE const int8_t *ec_dot_4x1_regs(const int8_t *w, const int8_t *x, int n, ec_acc4 *acc)
+{
+    int32_t a0 = acc->r0, a1 = acc->r1, a2 = acc->r2, a3 = acc->r3, wa, wb, t, xe, xo;
+    __asm__("lsrs    %[n], %[n], #1\n\t" /* trips of two chunks; C = odd count */
+            "bcc     1f\n\t"
+            "adds    %[n], %[n], #1\n\t"
+            "b       2f\n\t"
+            "1:\n\t" EC_LINEAR_CHUNK "2:\n\t" EC_LINEAR_CHUNK
+            "subs    %[n], %[n], #1\n\t"
+            "bne     1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x), [n] "+r"(n),
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [xe] "=&r"(xe), [xo] "=&r"(xo)
+            :
+            : "cc", "memory");
+    acc->r0 = a0;
+    acc->r1 = a1;
+    acc->r2 = a2;
+    acc->r3 = a3;
+    return w;
+}
+
+/* acc += the 4 rows . x over k values: the rows' words at *w (Helium, or the DSP loop with x 4-byte
+ * aligned), their k % 4 tail values row by row at *w_tail (each input value loaded once for the four
+ * rows); both pointers advance past them. */
+static EC_FAST_INLINE void ec_dot4(const int8_t **w, const int8_t **w_tail, const int8_t *x, int k, ec_acc4 *acc)
+{
+    const int n = k >> 2, tail = k & 3;
+    const int8_t *t = *w_tail;
+    int i;
+    if (n > 0 && EC_FAST_MVE) {
+#if EC_FAST_MVE
+        int32_t a[4];
+        a[0] = acc->r0;
+        a[1] = acc->r1;
+        a[2] = acc->r2;
+        a[3] = acc->r3;
+        *w = ec_linear_mve_dot(*w, x, n, 4, a); /* any alignment */
+        acc->r0 = a[0];
+        acc->r1 = a[1];
+        acc->r2 = a[2];
+        acc->r3 = a[3];
+#endif
+    } else if (n > 0) {
+        *w = ec_dot_4x1_regs(*w, x, n, acc);
+    }
+    x += 4 * n;
+    for (i = 0; i < tail; ++i) { /* |w * v| <= 2^14, inside the row's bound */
+        const int32_t v = x[i];
+        acc->r0 += t[i] * v;
+        acc->r1 += t[tail + i] * v;
+        acc->r2 += t[2 * tail + i] * v;
+        acc->r3 += t[3 * tail + i] * v;
+    }
+    *w_tail = t + 4 * tail;
+}
+
+#endif
+
 /* DSP path: a group of four rows in a folded mode starts at its biases plus each row's
  * rounding constant (ec_fast_start without the mode test), and in the two common modes
  * stores its outputs in line.  For short rows (a factorized layer's U has rank-long rows)
@@ -163,6 +255,49 @@ static EC_FAST_INLINE void ec_linear_out4(const int32_t *acc, const int8_t *s, i
     ec_fast_output2(acc[2], s[2 * step], acc[3], s[3 * step], mode, 0, 0, out + 2, 1);
 }
 
+#if EC_FAST_DSP
+static const int32_t ec_linear_no_bias[4] = {0, 0, 0, 0};
+
+/* The common case of a layer on DSP cores, its first `groups` groups of 4 rows: the input 4-byte
+ * aligned (any alignment with Helium), int8 outputs, a folded mode with the int8 or ReLU clamp (MODE,
+ * a constant in each inlined copy).  The accumulators stay in registers through the products, the
+ * tail and the output (a cell's 10->64 input projection took 7 instructions per MAC through the
+ * general loop, its 64->64 one 2.0).  Exact: the same start values and products as that loop. */
+static EC_FAST_INLINE void ec_linear_groups(const int8_t *input, int k, const int8_t *w, const int8_t *w_tail,
+                                            const int32_t *bias, const int8_t *shift, int step, int groups,
+                                            const int mode, int8_t *out)
+{
+    int g;
+    for (g = 0; g < groups; ++g, shift += 4 * step, out += 4) {
+        /* bias + the rounding constant (1 << s) >> 1 = 2^(s-1) for s > 0, 0 for s = 0 (folded modes have
+           no negative shift): within acc_bound + 2^(s-1) <= 2^31 - 1 (round_folded) */
+        const int32_t *b = bias != 0 ? bias + 4 * g : ec_linear_no_bias;
+        ec_acc4 a4;
+        a4.r0 = b[0] + (int32_t)(((uint32_t)1 << shift[0]) >> 1);
+        a4.r1 = b[1] + (int32_t)(((uint32_t)1 << shift[step]) >> 1);
+        a4.r2 = b[2] + (int32_t)(((uint32_t)1 << shift[2 * step]) >> 1);
+        a4.r3 = b[3] + (int32_t)(((uint32_t)1 << shift[3 * step]) >> 1);
+        ec_dot4(&w, &w_tail, input, k, &a4);
+        ec_fast_output2(a4.r0, shift[0], a4.r1, shift[step], mode, 0, 0, out, 1);
+        ec_fast_output2(a4.r2, shift[2 * step], a4.r3, shift[3 * step], mode, 0, 0, out + 2, 1);
+    }
+}
+
+static EC_FAST_NOINLINE void ec_linear_groups_s8(const int8_t *input, int k, const int8_t *w, const int8_t *w_tail,
+                                                 const int32_t *bias, const int8_t *shift, int step, int groups,
+                                                 int8_t *out)
+{
+    ec_linear_groups(input, k, w, w_tail, bias, shift, step, groups, EC_RQ_S8, out);
+}
+
+static EC_FAST_NOINLINE void ec_linear_groups_relu(const int8_t *input, int k, const int8_t *w,
+                                                   const int8_t *w_tail, const int32_t *bias, const int8_t *shift,
+                                                   int step, int groups, int8_t *out)
+{
+    ec_linear_groups(input, k, w, w_tail, bias, shift, step, groups, EC_RQ_RELU, out);
+}
+#endif
+
 /* The layer for both output widths: out_bytes 1 (int8_t, the stores above) or 2 (int16_t,
  * one requantized value per row: a model's few logits, so no folded stores).  Not inlined into
  * the two entry points: on Cortex-M0+ two copies cost the int8 layers 1 % (measured on LeNet-5). */
@@ -180,9 +315,22 @@ static void ec_linear_fast(const int8_t *input, int in_features, const int8_t *w
 #else
     const int words = 0; /* the portable 4-row loop reads bytes anyway */
 #endif
-    int o, r, rows;
+    int o = 0, r, rows;
 
-    for (o = 0; o < out_features; o += rows) {
+#if EC_FAST_DSP
+    if ((words || EC_FAST_MVE) && out_bytes == 1 && (mode == EC_RQ_S8 || mode == EC_RQ_RELU) && out_features >= 4) {
+        const int groups = out_features >> 2;
+        if (mode == EC_RQ_S8) {
+            ec_linear_groups_s8(input, in_features, w, w_tail, bias, shift, step, groups, out8);
+        } else {
+            ec_linear_groups_relu(input, in_features, w, w_tail, bias, shift, step, groups, out8);
+        }
+        o = 4 * groups; /* the leftover rows below, past the groups' words and tails */
+        w += (long)o * k4;
+        w_tail += o * tail;
+    }
+#endif
+    for (; o < out_features; o += rows) {
         rows = out_features - o >= 4 ? 4 : 1;
         int32_t acc[4];
         if (EC_FAST_DSP && rows == 4 && mode != EC_RQ_EXACT) {
@@ -192,18 +340,7 @@ static void ec_linear_fast(const int8_t *input, int in_features, const int8_t *w
                 acc[r] = ec_fast_start(bias, o + r, shift[step * (o + r)], mode);
             }
         }
-        if (EC_FAST_MVE && n > 0) {
-#if EC_FAST_MVE
-            w = ec_linear_mve_dot(w, input, n, rows, acc); /* any alignment */
-#endif
-        } else if (n > 0 && rows == 4 && (words || !EC_FAST_DSP)) {
-            w = ec_dot_4x1(w, input, n, acc);
-        } else if (n > 0) {
-            for (r = 0; r < rows; ++r) { /* row r's words at w + 4r, 4 * rows bytes apart */
-                ec_dot_1x1(w + 4 * r, 4 * rows, input, n, words, acc + r);
-            }
-            w += (long)rows * k4;
-        }
+        w = ec_linear_dot_rows(w, input, n, rows, words, acc);
         if (tail > 0) {
             ec_linear_tail(w_tail, input + k4, tail, rows, acc);
             w_tail += rows * tail;
@@ -237,4 +374,201 @@ void ec_linear_fast_s8_s16(const int8_t *input, int in_features, const int8_t *w
 {
     ec_linear_fast(input, in_features, weight, bias, shift, shift_per_channel, out_features, output, 2, act_min,
                    act_max, round_folded);
+}
+
+/*
+ * The gates of a recurrent cell: y = sat(rshift(align(Wa.a, -down_a) + align(Wb.b, -down_b) + bias,
+ * shift_out)), bit-exact with ec_dual_linear_s8 (ec_recurrent.c).  Each group of rows runs the same
+ * dot products as a linear layer, once over a with Wa and once over b with Wb, into two accumulators
+ * per row; the one whose down shift is 0 (the code generator always has one: the products are
+ * rounded to the coarser of their two formats) starts at the bias plus the folded rounding
+ * constant, the other at 0 and is rounded down (rule 2) before the two are added.
+ *
+ * Exactness and overflow: the compiler proves |Wa.a| + |Wb.b| + |bias| <= acc_bound <= 2^31 - 1
+ * per row (DualLinear's acc_bound), and with round_folded also acc_bound + 2^(shift_out - 1) <=
+ * 2^31 - 1.  Every partial sum of either accumulator, in any order, is bounded by those sums; a
+ * rounded term is no larger in magnitude than the term (rule 2 moves towards 0 or by at most 1/2,
+ * and |x| >= 1 whenever rounding moves it outward), so their sum obeys the same bound.
+ *
+ * Two paths: ec_dual_groups_dsp (the gates' case on DSP and Helium cores: groups of 4 rows, folded
+ * int8 or ReLU clamp, accumulators in registers) and ec_dual_rows (everything else: any mode, the
+ * portable path, unaligned inputs without Helium, the rows left over after the groups).
+ */
+
+/* Rule 2 by 0 <= down <= 31 (ec_align32(x, -down) without its left-shift branch). */
+static EC_FAST_INLINE int32_t ec_round_down32(int32_t x, int down)
+{
+    return down > 0 ? ec_asr32(x, down) + (ec_asr32(x, down - 1) & 1) : x;
+}
+
+/* acc[r] += rows r < ROWS . x over k values: the words of the rows' group at *w (advanced past
+ * them), their k % 4 tail values row by row at *w_tail (advanced too). */
+static EC_FAST_INLINE void ec_dual_dot(const int8_t **w, const int8_t **w_tail, const int8_t *x, int k, int rows,
+                                       int words, int32_t *acc)
+{
+    const int k4 = k & ~3, tail = k - k4;
+    int r, i;
+    *w = ec_linear_dot_rows(*w, x, k4 >> 2, rows, words, acc);
+    for (r = 0; r < rows; ++r) {
+        for (i = 0; i < tail; ++i) {
+            acc[r] += (int32_t)(*w_tail)[i] * x[k4 + i]; /* |w * x| <= 2^14, inside the row's bound */
+        }
+        *w_tail += tail;
+    }
+}
+
+/* Rows o .. o + rows - 1 (rows = 4, a group, or 1): q is the product whose down shift is 0 (its
+ * accumulator starts at bias + the rounding constant `rnd`), p the other, rounded down by down_p
+ * before the two are added; `late` (both downs > 0, which the code generator never emits) adds the
+ * start after rounding q down by `late` (= down_q), as the reference does. */
+static EC_FAST_INLINE void ec_dual_rows(const int8_t *xq, int nq, const int8_t **wq, const int8_t **wq_tail,
+                                        int words_q, const int8_t *xp, int np, const int8_t **wp,
+                                        const int8_t **wp_tail, int words_p, int down_p, int late,
+                                        const int32_t *bias, int32_t rnd, int rows, int32_t *acc)
+{
+    int32_t acc_p[4];
+    int r;
+    for (r = 0; r < rows; ++r) { /* |bias| + rnd <= acc_bound + 2^(s-1) <= 2^31 - 1 when rnd != 0 */
+        acc[r] = late ? 0 : bias[r] + rnd;
+        acc_p[r] = 0;
+    }
+    ec_dual_dot(wq, wq_tail, xq, nq, rows, words_q, acc);
+    ec_dual_dot(wp, wp_tail, xp, np, rows, words_p, acc_p);
+    for (r = 0; r < rows; ++r) { /* rounded |acc_p| <= |acc_p|: the sum keeps the row's bound */
+        acc[r] = (late ? ec_round_down32(acc[r], late) + bias[r] + rnd : acc[r]) +
+                 ec_round_down32(acc_p[r], down_p);
+    }
+}
+
+#if EC_FAST_DSP
+/* The common case on DSP cores, for the first `groups` groups of 4 rows: both inputs 4-byte aligned
+ * (any alignment with Helium), q's down shift 0, a folded mode with the int8 or ReLU clamp (MODE:
+ * EC_RQ_S8 or EC_RQ_RELU, a constant in each inlined copy).  One set of 4 accumulators in registers
+ * per group: first p's products, rounded down by down_p, then the bias with the rounding constant,
+ * then q's products on top.  Each partial sum is bounded by |round(P)| + |bias| + rnd + |Q| <= acc_bound + rnd <=
+ * 2^31 - 1 (round_folded), so this order is as exact as the reference's.  With half_p = 2^(down_p-1)
+ * (round_folded's bit 1: the code generator proved max |P| + half_p <= 2^31 - 1) p's accumulator
+ * starts at half_p and its rounding is one shift: floor((P + 2^(d-1)) / 2^d) is rule 2. */
+static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
+                                              const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
+                                              int down_p, int32_t half_p, const int32_t *bias, int32_t rnd,
+                                              int groups, int shift_out, const int mode, const int8_t *table,
+                                              int8_t *output)
+{
+    int g;
+    for (g = 0; g < groups; ++g, bias += 4, output += 4) {
+        ec_acc4 acc = {half_p, half_p, half_p, half_p};
+        ec_dot4(&wp, &wp_tail, xp, np, &acc);
+        if (half_p != 0) { /* the rounding constant is in: a floor shift */
+            acc.r0 = ec_asr32(acc.r0, down_p);
+            acc.r1 = ec_asr32(acc.r1, down_p);
+            acc.r2 = ec_asr32(acc.r2, down_p);
+            acc.r3 = ec_asr32(acc.r3, down_p);
+        } else if (down_p > 0) { /* rounded |P| <= |P| */
+            acc.r0 = ec_round_down32(acc.r0, down_p);
+            acc.r1 = ec_round_down32(acc.r1, down_p);
+            acc.r2 = ec_round_down32(acc.r2, down_p);
+            acc.r3 = ec_round_down32(acc.r3, down_p);
+        }
+        acc.r0 += bias[0] + rnd;
+        acc.r1 += bias[1] + rnd;
+        acc.r2 += bias[2] + rnd;
+        acc.r3 += bias[3] + rnd;
+        ec_dot4(&wq, &wq_tail, xq, nq, &acc);
+        if (table == 0) {
+            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, output, 1);
+            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, output + 2, 1);
+        } else { /* the gate's activation: codes -128 .. 127 index table[0 .. 255] */
+            int8_t v[4];
+            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, v, 1);
+            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, v + 2, 1);
+            output[0] = table[v[0] + 128];
+            output[1] = table[v[1] + 128];
+            output[2] = table[v[2] + 128];
+            output[3] = table[v[3] + 128];
+        }
+    }
+}
+
+/* ec_dual_groups_dsp for the int8 clamp (the cells' gates) and for ReLU. */
+static EC_FAST_NOINLINE void ec_dual_groups_s8(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
+                                               const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
+                                               int down_p, int32_t half_p, const int32_t *bias, int32_t rnd,
+                                               int groups, int shift_out, const int8_t *table, int8_t *output)
+{
+    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups, shift_out,
+                       EC_RQ_S8, table, output);
+}
+
+static EC_FAST_NOINLINE void ec_dual_groups_relu(const int8_t *xq, int nq, const int8_t *wq, const int8_t *wq_tail,
+                                                 const int8_t *xp, int np, const int8_t *wp, const int8_t *wp_tail,
+                                                 int down_p, int32_t half_p, const int32_t *bias,
+                                                 int32_t rnd, int groups, int shift_out, const int8_t *table,
+                                                 int8_t *output)
+{
+    ec_dual_groups_dsp(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups, shift_out,
+                       EC_RQ_RELU, table, output);
+}
+#endif
+
+/* One output of the general path: the requantized value, through the table if there is one. */
+static int8_t ec_dual_output(int32_t acc, int s, int mode, int32_t act_min, int32_t act_max, const int8_t *table)
+{
+    const int32_t v = ec_fast_value(acc, s, mode, act_min, act_max); /* within [act_min, act_max], int8 */
+    return table != 0 ? table[v + 128] : (int8_t)v;
+}
+
+void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int8_t *b, int nb,
+                            const int8_t *wb, int down_b, const int32_t *bias, int out, int shift_out,
+                            int8_t *output, int32_t act_min, int32_t act_max, int round_folded,
+                            const int8_t *table)
+{
+    /* ec_fast_mode for one shift (-23 <= shift_out <= 31, ec_requantize's range), without its call */
+    const int mode = shift_out < 0 || !(round_folded & 1)            ? EC_RQ_EXACT
+                     : act_min == INT8_MIN && act_max == INT8_MAX ? EC_RQ_S8
+                     : act_min == 0 && act_max == INT8_MAX        ? EC_RQ_RELU
+                                                                  : EC_RQ_CLAMP;
+    const int32_t rnd = mode != EC_RQ_EXACT && shift_out > 0 ? (int32_t)1 << (shift_out - 1) : 0;
+    /* q: the product with no down shift (a unless only b has none) */
+    const int swap = down_a != 0 && down_b == 0, late = down_a != 0 && down_b != 0 ? down_a : 0;
+    const int8_t *xq = swap ? b : a, *xp = swap ? a : b, *wq = swap ? wb : wa, *wp = swap ? wa : wb;
+    const int nq = swap ? nb : na, np = swap ? na : nb, down_p = swap ? down_a : down_b;
+    const int8_t *wq_tail = wq + (long)out * (nq & ~3), *wp_tail = wp + (long)out * (np & ~3);
+#if EC_FAST_DSP
+    const int words_q = ((uintptr_t)xq & 3u) == 0, words_p = ((uintptr_t)xp & 3u) == 0;
+#else
+    const int words_q = 0, words_p = 0;
+#endif
+    int32_t acc[4];
+    int o = 0, r;
+#if EC_FAST_DSP
+    if ((EC_FAST_MVE || (words_q && words_p)) && !late && (mode == EC_RQ_S8 || mode == EC_RQ_RELU) && out >= 4) {
+        const int groups = out >> 2;
+        const int32_t half_p = (round_folded & 2) && down_p > 0 ? (int32_t)1 << (down_p - 1) : 0;
+        if (mode == EC_RQ_S8) {
+            ec_dual_groups_s8(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups, shift_out,
+                              table, output);
+        } else {
+            ec_dual_groups_relu(xq, nq, wq, wq_tail, xp, np, wp, wp_tail, down_p, half_p, bias, rnd, groups,
+                                shift_out, table, output);
+        }
+        o = 4 * groups; /* the leftover rows below, past the groups' words and tails */
+        wq += (long)o * (nq & ~3);
+        wp += (long)o * (np & ~3);
+        wq_tail += o * (nq & 3);
+        wp_tail += o * (np & 3);
+    }
+#endif
+    for (; o + 4 <= out; o += 4) {
+        ec_dual_rows(xq, nq, &wq, &wq_tail, words_q, xp, np, &wp, &wp_tail, words_p, down_p, late, bias + o, rnd, 4,
+                     acc);
+        for (r = 0; r < 4; ++r) {
+            output[o + r] = ec_dual_output(acc[r], shift_out, mode, act_min, act_max, table);
+        }
+    }
+    for (; o < out; ++o) {
+        ec_dual_rows(xq, nq, &wq, &wq_tail, words_q, xp, np, &wp, &wp_tail, words_p, down_p, late, bias + o, rnd, 1,
+                     acc);
+        output[o] = ec_dual_output(acc[0], shift_out, mode, act_min, act_max, table);
+    }
 }

@@ -29,4 +29,20 @@ void ec_linear_fast_s8_s16(const int8_t *input, int in_features, const int8_t *w
                            const int8_t *shift, int shift_per_channel, int out_features, void *output,
                            int32_t act_min, int32_t act_max, int round_folded);
 
+/*
+ * ec_dual_linear_fast_s8 - a recurrent cell's gates, y = Wa a + Wb b + bias: the arguments of
+ * ec_dual_linear_s8 (ec_recurrent.h), bit-exact with it, with
+ *   wa, wb        each packed by pack_rows(w, group=4, word_order=(0, 1, 2, 3)), EC_ALIGNED(4)
+ *   round_folded  bit 0: acc_bound + 2^(shift_out - 1) <= 2^31 - 1 and shift_out >= 0 (ec_fast.h);
+ *                 bit 1: exactly one down shift d > 0, and that product's max |W x| + 2^(d - 1) <=
+ *                 2^31 - 1 (its rounding constant may start its accumulator)
+ *   table         null, or the 256-entry table of the activation that follows (ec_lut_s8's): then
+ *                 output[o] = table[y[o] + 128], the gate's table lookup done in the same pass
+ * Inputs a, b at any alignment (4-byte aligned ones are read a word at a time on DSP cores).
+ * No scratch.
+ */
+void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int8_t *b, int nb,
+                            const int8_t *wb, int down_b, const int32_t *bias, int out, int shift_out,
+                            int8_t *output, int32_t act_min, int32_t act_max, int round_folded, const int8_t *table);
+
 #endif /* EC_LINEAR_FAST_H */

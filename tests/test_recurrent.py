@@ -94,7 +94,7 @@ def object_text_bytes(project, name) -> int:
 def test_code_size_does_not_grow_with_the_sequence_length(tmp_path):
     require_tool("gcc")
     sizes = []
-    for steps in (8, 28):
+    for steps in (20, 28):  # (both place the cell past the same arena offsets: x86 immediates of one width)
         _, result = compile_seq("LSTM", tmp_path, steps=steps, vectors=4)
         sizes.append(object_text_bytes(result.out_dir, result.name))
         assert f"< {steps}; " in (result.out_dir / "src" / f"{result.name}.c").read_text()  # a real loop
@@ -435,3 +435,46 @@ def test_initial_states_given_as_inputs(kind, fmt, tmp_path):
     states = [np.ascontiguousarray(x[k].transpose(1, 0, 2)) for k in ("h0", "c0")]  # PyTorch: (layers, N, H)
     flat = np.concatenate([x[k].reshape(32, -1) for k in ("frames", "h0", "c0")], axis=1)
     check_sequence_export(result, model, (x["frames"], *states), flat, qemu=kind == "LSTM")
+
+
+def compile_odd_cell(kind, tmp_path, vectors=64):
+    """A cell whose sizes are not multiples of 4 (input 10, hidden 18, 5 steps): the step's input copied
+    to an aligned slot, gate rows in groups of 4 plus 2, tails of 2 values."""
+    torch.manual_seed(3)
+    model = SeqModel(kind, d=10, h=18).eval()
+    calib = np.random.default_rng(1).standard_normal((64, 5, 10)).astype(np.float32)
+    loaded = load_module(model, (5, 10), kind.lower().replace("-", "_"))
+    return export(ExportSettings(tmp_path / "m.pt", tmp_path / kind, calib, loaded=loaded, vectors=vectors))
+
+
+def test_cells_call_the_fast_gate_kernel_with_their_tables_and_keep_states_in_place(tmp_path):
+    """Generated C of an LSTM: four gate calls of ec_dual_linear_fast_s8, each with its activation's
+    table (no separate lookup pass but tanh(c')), no copy of h' or c' after a step (they are written
+    over h and c), and the step's 10 values copied to an aligned slot."""
+    result = compile_odd_cell("LSTM", tmp_path, vectors=4)
+    text = (result.out_dir / "src" / f"{result.name}.c").read_text()
+    loop = text[text.index("for (int t_"):]
+    loop = loop[:loop.index("\n    }\n")]
+    assert loop.count("ec_dual_linear_fast_s8(") == 4 and "ec_dual_linear_s8(" not in loop
+    assert loop.count("_table);") == 4 + 1  # four gates' tables as arguments, tanh(c') through ec_lut_s8
+    assert loop.count("ec_lut_s8(") == 1
+    copies = re.findall(r"ec_copy_s8\(([^;]*)\);", loop)
+    assert len(copies) == 2 and "/*n=*/10" in copies[0]  # the aligned step input, and the every-step output
+    rec = next(n for n in result.compiled.graph.nodes if isinstance(n, ops.Recurrent))
+    assert rec.x_copied and len(rec._written_in_place()) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN-lowrank"])
+def test_fast_cell_kernels_bit_exact_on_cortex_m4_and_m55(kind, tmp_path):
+    """The gates' fast kernels (SMLAD on the M4, Helium on the M55), the fused tables, the elementwise
+    fast paths and the in-place states: 64 sequences bit-exact with the simulator on the host and
+    under QEMU on both cores, for cells with sizes that are not multiples of 4."""
+    require_tool("gcc", "make")
+    result = compile_odd_cell(kind, tmp_path)
+    assert verify(result.out_dir, sanitize=True).ok
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+    for target in ("qemu-m4", "qemu-m55"):
+        v = verify(result.out_dir, target=target)
+        assert v.total == 64 and v.ok, (target, v.first_mismatch)

@@ -8,7 +8,9 @@ sum is requantized to the output's format:
     y = sat(rounding_shift(align(acc_a, F - Fa) + align(acc_b, F - Fb) + bias, F - f_out))
 The compiler proves |acc_a| + |acc_b| + |bias| <= 2^31 - 1 from the weights.
 params: weight_a (out, Da), weight_b (out, Db), bias (out).  attrs: act.
-C kernel: ec_dual_linear_s8 in runtime_c/ec_recurrent.c.
+C kernel: ec_dual_linear_fast_s8 in runtime_c/ec_linear_fast.c (the linear layer's packed weights,
+4 rows per pass, SMLAD on DSP cores, Helium on the M55), bit-exact with the reference
+ec_dual_linear_s8 in runtime_c/ec_recurrent.c.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class DualLinear(Op):
     op_type = "DualLinear"
     made_by = "the recurrent cell builders (frontend/recurrent.py), inside a Recurrent's body"
     not_trainable = "only inside a recurrent cell, which QAT does not train"
-    runtime_files = ("ec_recurrent",)
+    runtime_files = ("ec_linear_fast", "ec_linear_mve", "ec_fast")
 
     def _shape(self, key: str) -> tuple[int, int]:
         w = self.params.get(key)
@@ -103,12 +105,37 @@ class DualLinear(Op):
         wa, wb = self.qattrs.get("weight_frac_bits", ["?", "?"])
         return f"x:{fa},{fb} w:{wa},{wb} y:{graph.tensors[self.outputs[0]].frac_bits} >>{self.qattrs.get('shift_out')}"
 
-    def emit_c(self, em) -> None:
+    def round_folded(self) -> int:
+        """ec_dual_linear_fast_s8's flags: bit 0 when the output's rounding constant 2^(shift_out - 1) may
+        start the accumulator (ec_fast.h: the proven bound plus it stays within int32, and the shift is
+        not negative); bit 1 when exactly one product is rounded down, by d, and its largest |W x|
+        (sum |w| * 128, int8 inputs) plus 2^(d - 1) stays within int32, so its rounding constant may
+        start that product's accumulator (rule 2 is then one shift)."""
+        q = self.qattrs
+        s = q["shift_out"]
+        flags = int(s >= 0 and q["acc_bound"] + (1 << max(s - 1, 0)) * (s > 0) <= numerics.ACC_MAX)
+        downs = [(q["down_a"], "weight_a"), (q["down_b"], "weight_b")]
+        rounded = [(d, key) for d, key in downs if d > 0]
+        if len(rounded) == 1:
+            d, key = rounded[0]
+            bound = int(np.abs(self.qparams[key].astype(np.int64)).sum(1).max(initial=0)) * 128
+            flags |= 2 * int(bound + (1 << (d - 1)) <= numerics.ACC_MAX)
+        return flags
+
+    def emit_c(self, em, lut=None) -> None:
+        """lut: the table lookup (a Lut op) that alone reads this op's output, done by the same kernel
+        pass (Recurrent.emit_c fuses them): the output goes to the Lut's buffer, through its table."""
+        from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, pack_rows
         q = self.qattrs
         (o, da), (_, db) = self._shape("weight_a"), self._shape("weight_b")
-        wa = em.const_array(f"{self.name}_weight_a", "int8_t", self.qparams["weight_a"])
-        wb = em.const_array(f"{self.name}_weight_b", "int8_t", self.qparams["weight_b"])
+        wa, wb = (em.const_array(f"{self.name}_{key}", "int8_t",
+                                 pack_rows(self.qparams[key], LINEAR_GROUP, word_order=LINEAR_WORD_ORDER), align=4)
+                  for key in ("weight_a", "weight_b"))
         b = em.const_array(f"{self.name}_bias", "int32_t", self.qparams["bias"])
         a_in, b_in = (em.buffer(t) for t in self.inputs)
-        em.call(f"ec_dual_linear_s8({a_in}, {da}, {wa}, {q['down_a']}, {b_in}, {db}, {wb}, {q['down_b']}, {b}, {o}, "
-                f"{q['shift_out']}, {em.buffer(self.outputs[0])}, {q['act_min']}, {q['act_max']})")
+        table, out = "(const int8_t *)0", em.buffer(self.outputs[0])
+        if lut is not None:
+            table = em.const_array(f"{lut.name}_table", "int8_t", lut.qparams["table"])
+            out = em.buffer(lut.outputs[0])
+        em.call(f"ec_dual_linear_fast_s8({a_in}, {da}, {wa}, {q['down_a']}, {b_in}, {db}, {wb}, {q['down_b']}, {b}, "
+                f"{o}, {q['shift_out']}, {out}, {q['act_min']}, {q['act_max']}, {self.round_folded()}, {table})")

@@ -5,7 +5,9 @@ channel gate x * g with g of shape (C, 1, 1) or (C,), or a scalar).
 Its operands may carry zero points (the ReLU6 output a squeeze-excite gate scales keeps its
 unsigned codes, one bit finer); |x - z_x| <= 255 for int8 codes, so |product| < 2^16, and int16
 operands have none (|a * b| <= 2^30).  Its output is signed, z = 0: measured on the digits
-MobileNet-style net, a zero-pointed product lost 2 dB further on.  C kernel: ec_mul_s8.
+MobileNet-style net, a zero-pointed product lost 2 dB further on.  C kernel: ec_mul_mve_s8
+(runtime_c/ec_elementwise_mve.c: same-shape signed products fast, the rest through the reference
+ec_mul_s8), ec_mul_any for int16 tensors.
 """
 from __future__ import annotations
 
@@ -80,6 +82,8 @@ class Mul(Op):
         wide = self.is_wide(em.graph)
         a, b = (em.arg(t, wide) for t in self.inputs)
         q = self.qattrs
-        em.call(f"ec_mul_{'any' if wide else 's8'}({a}, {q.get('zero_a', 0)}, {b}, {q.get('zero_b', 0)}, "
+        if not wide:  # int8: the Helium / plain-loop kernel for same-shape products, ec_mul_s8 for the rest
+            em.runtime.update(("ec_elementwise_mve", "ec_fast"))
+        em.call(f"ec_mul_{'any' if wide else 'mve_s8'}({a}, {q.get('zero_a', 0)}, {b}, {q.get('zero_b', 0)}, "
                 f"{em.arg(self.outputs[0], wide)}, {outer}, {inner}, {so}, {si}, {q['shift']}, {q['act_min']}, "
                 f"{q['act_max']})")

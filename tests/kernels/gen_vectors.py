@@ -20,11 +20,15 @@ case and compares every output byte.
 
 Binary format (little-endian): per case 31 int32 header fields (HEADER below),
 then the arrays input (int8, placed `misalign` bytes past a word boundary by the
-harness), weight (int8, logical order), packed weight (int8),
-bias (int32, out_c values when has_bias), shift (int8, out_c or 1 values) for the
-weighted layers, the second operand (int8) of an add, and, when `expected` is set,
-the simulator's output (int8: adds, and average pools with zero-point offsets), each
-padded with zeros to a multiple of 4 bytes.  The harness compares the reference kernel
+harness), the second operand (int8) of an add or a mul, weight (int8, logical order),
+packed weight (int8), bias (int32, out_c values when has_bias), shift (int8, out_c or
+1 values) for the weighted layers, a dual linear's activation table (256 int8, when its
+`groups` field is 1), and, when `expected` is set, the simulator's output (int8: adds,
+muls, dual linears, and average pools with zero-point offsets), each padded with zeros to
+a multiple of 4 bytes.  A dual linear (a recurrent cell's gates, ec_dual_linear_s8 against
+ec_dual_linear_fast_s8): in_c = na, in_h = nb, the input is a then b, the weights Wa then
+Wb (packed: each packed on its own, Wa's padded to a multiple of 4 bytes), down_a and
+down_b in stride_h and stride_w, shift_out in scale_shift.  The harness compares the reference kernel
 with that expected output too, so those cases check simulator == reference == fast.
 """
 from __future__ import annotations
@@ -41,7 +45,8 @@ from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_
                                           conv_scratch_bytes, grouped_scratch_bytes, pack_rows,
                                           pointwise_scratch_bytes, round_folded)
 
-OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6, "add": 7, "linear16": 8}
+OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6, "add": 7, "linear16": 8,
+       "dual": 9, "mul": 10}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
           "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "offset", "zero_a", "zero_b",
@@ -405,12 +410,125 @@ def add_edge_cases() -> list[dict]:
     return cases
 
 
+def simulate_dual(case: dict) -> np.ndarray:
+    """What the simulator (ops/dual_linear.py DualLinear.run_int, then the table) computes for a dual case."""
+    from edgecompile.ops.dual_linear import DualLinear
+
+    na, nb, out = case["in_c"], case["in_h"], case["out_c"]
+    w = np.asarray(case["weight"], np.int8)
+    op = DualLinear("g", ["a", "b"], ["y"], attrs={"act": None})
+    op.qparams = {"weight_a": w[:out * na].reshape(out, na), "weight_b": w[out * na:].reshape(out, nb),
+                  "bias": np.asarray(case["bias"], np.int32)}
+    op.qattrs = {"down_a": case["stride_h"], "down_b": case["stride_w"], "shift_out": case["scale_shift"],
+                 "act_min": case["act_min"], "act_max": case["act_max"]}
+    x = np.asarray(case["input"], np.int64)
+    y = op.run_int(None, x[:na], x[na:])
+    if case.get("groups"):
+        y = np.asarray(case["table"], np.int64)[y + 128]
+    return y
+
+
+def dual_case(rng, max_bytes: int, extreme: str | None = None, shift_out: int | None = None,
+              downs: tuple[int, int] | None = None) -> dict | None:
+    """A recurrent cell's gate y = Wa a + Wb b + bias (ec_dual_linear_fast_s8): lengths not multiples of
+    4 (a step's input of 10 values), rows not multiples of 4, down shifts (one product rounded to the
+    other's format, sometimes both, sometimes neither), output shifts positive, zero and negative,
+    clamps, the folding flag, an activation table or none, both inputs at any alignment.  `extreme`
+    ("min" or "max"): every weight and input at -128 (or weights 127), the bias at the proven bound.
+    The simulator's result rides along."""
+    lengths = [1, 2, 3, 4, 5, 7, 8, 10, 12, 16, 31, 32, 64]
+    na, nb = int(rng.choice(lengths)), int(rng.choice(lengths))
+    out = int(rng.integers(1, 41)) if extreme is None else 7
+    if out * (na + nb) + 3 > max_bytes or na + nb > max_bytes:
+        return None
+    if extreme is None:
+        style = rng.choice(["uniform", "uniform", "extreme", "min", "sparse"])
+        wa, wb = _values(rng, (out, na), style), _values(rng, (out, nb), style)
+        x = _values(rng, (na + nb,), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    else:
+        w_val = -128 if extreme == "min" else 127
+        wa, wb = np.full((out, na), w_val, np.int8), np.full((out, nb), w_val, np.int8)
+        x = np.full(na + nb, -128, np.int8)
+    if downs is None:
+        kind = rng.choice(["a", "b", "none", "both"], p=[0.4, 0.4, 0.15, 0.05])
+        k = int(rng.integers(1, 32)) if rng.random() < 0.3 else int(rng.integers(1, 8))
+        downs = {"a": (k, 0), "b": (0, k), "none": (0, 0), "both": (k, int(rng.integers(1, 8)))}[kind]
+    sums = (np.abs(wa.astype(np.int64)).sum(1) + np.abs(wb.astype(np.int64)).sum(1)) * 128
+    room = INT32_MAX - sums
+    if extreme is None:
+        scale = int(rng.choice([2**8, 2**16, 2**24, 2**31]))
+        bias = np.clip(rng.integers(-scale, scale, size=out, dtype=np.int64), -room, room)
+    else:
+        bias = room * (1 if extreme == "min" else -1)  # the sum sits at the bound, on the products' side
+        bias = np.where(np.arange(out) % 2 == 0, -bias, bias)
+    if shift_out is None:
+        shift_out = int(rng.choice([int(rng.integers(1, 32)), int(rng.integers(1, 12)), 0, int(rng.integers(-23, 0))]))
+    lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))] if extreme is None else (-128, 127)
+    bound = int((sums + np.abs(bias)).max())
+    folded = int(shift_out >= 0 and bound + ((1 << (shift_out - 1)) if shift_out > 0 else 0) <= INT32_MAX)
+    if (downs[0] > 0) != (downs[1] > 0):  # bit 1: the rounded product's constant may start its accumulator
+        d, w = (downs[0], wa) if downs[0] > 0 else (downs[1], wb)
+        folded |= 2 * int(int(np.abs(w.astype(np.int64)).sum(1).max()) * 128 + (1 << (d - 1)) <= INT32_MAX)
+    if rng.random() < 0.15:
+        folded = 0  # the exact path is legal everywhere
+    table = rng.integers(-128, 128, size=256).astype(np.int8)
+    packed_a = pack_rows(wa, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER)
+    packed_a = np.concatenate([packed_a, np.zeros(-len(packed_a) % 4, np.int8)])  # each array aligned, as emitted
+    case = dict(op="dual", in_c=na, in_h=nb, in_w=1, out_c=out, input=x,
+                weight=np.concatenate([wa.reshape(-1), wb.reshape(-1)]),
+                packed=np.concatenate([packed_a, pack_rows(wb, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER)]),
+                has_bias=1, bias=bias.astype(np.int32), shift=np.array([shift_out], np.int8), per_channel=0,
+                stride_h=downs[0], stride_w=downs[1], scale_shift=shift_out, act_min=lo, act_max=hi,
+                folded=folded, misalign=int(rng.choice([0, 0, 1, 2, 3])), groups=int(rng.random() < 0.5),
+                table=table)
+    return dict(case, expected=1, output=simulate_dual(case))
+
+
+def simulate_mul(case: dict) -> np.ndarray:
+    """What the simulator (ops/mul.py Mul.run_int) computes for a same-shape mul case."""
+    from edgecompile.ops.mul import Mul
+
+    mul = Mul("mul", ["a", "b"], ["y"], attrs={"act": None})
+    mul.qattrs = {"shift": case["scale_shift"], "zero_a": case["zero_a"], "zero_b": case["zero_b"],
+                  "act_min": case["act_min"], "act_max": case["act_max"]}
+    return mul.run_int(None, np.asarray(case["input"], np.int64), np.asarray(case["second"], np.int64))
+
+
+def mul_case(rng, max_bytes: int) -> dict:
+    """A same-shape product (ec_mul_mve_s8 against ec_mul_s8): sizes not multiples of 4 or 8, signed codes
+    (the fast path) or zero points (the reference's), shifts from -8 to 31 (0..14 fast), clamps, and
+    operands at the extremes."""
+    size = int(rng.integers(1, max_bytes + 1)) if rng.random() < 0.3 else int(rng.integers(1, 70))
+    za, zb = (0, 0) if rng.random() < 0.7 else (int(rng.choice(ZERO_POINTS)), int(rng.choice(ZERO_POINTS)))
+    shift = int(rng.integers(0, 15)) if rng.random() < 0.7 else int(rng.integers(-8, 32))
+    lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))] if rng.random() < 0.5 else (-128, 127)
+    a = _values(rng, (size,), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    b = _values(rng, (size,), rng.choice(["uniform", "extreme", "min"]))
+    case = dict(op="mul", in_c=size, in_h=1, in_w=1, out_c=1, input=a, second=b, scale_shift=shift, act_min=lo,
+                act_max=hi, zero_a=za, zero_b=zb, misalign=int(rng.choice([0, 0, 1, 2, 3])))
+    return dict(case, expected=1, output=simulate_mul(case))
+
+
+def dual_edge_cases() -> list[dict]:
+    """Dual linears at the proven bound (weights and inputs all -128, or weights 127), each down shift
+    case, output shifts 1, 12, 31, 0 and negative."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for extreme in ("min", "max"):
+        for downs in ((0, 0), (0, 3), (5, 0), (2, 4)):
+            for shift_out in (1, 12, 31, 0, -3):
+                case = dual_case(rng, DEFAULT_MAX_BYTES, extreme, shift_out, downs)
+                if case is not None:
+                    cases.append(case)
+    return cases
+
+
 def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYTES,
                max_scratch: int = MAX_SCRATCH) -> list[dict]:
     """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling,
     and on top of those 25 % depthwise/grouped conv, 10 % depthwise conv with channel counts around
-    the MVE vector width, 5 % pooling over long rows (each kind) and 5 % weighted adds (so the other
-    kinds keep their cases).
+    the MVE vector width, 5 % pooling over long rows (each kind), 5 % weighted adds, 10 % dual linears
+    (recurrent gates) and 5 % same-shape muls (so the other kinds keep their cases).
     Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
     EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
@@ -425,7 +543,9 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
               (0.05, lambda: wide_pool_case(rng, max_bytes, "maxpool")),
               (0.05, lambda: wide_pool_case(rng, max_bytes, "avgpool")),
               (0.05, lambda: add_case(rng, max_bytes)),
-              (0.03, lambda: offset_pool_case(rng, max_bytes))]
+              (0.03, lambda: offset_pool_case(rng, max_bytes)),
+              (0.10, lambda: dual_case(rng, max_bytes)),
+              (0.05, lambda: mul_case(rng, max_bytes))]
     cases = []
     for share, make in makers:
         want = int(round(share * count))
@@ -512,7 +632,7 @@ def extreme_cases() -> list[dict]:
             cases.append(c)
             if c.get("pad_top"):
                 cases.append(dict(c, pad_value=-128))
-    return cases + add_edge_cases()
+    return cases + add_edge_cases() + dual_edge_cases()
 
 
 def _pad4(data: bytes) -> bytes:
@@ -525,16 +645,18 @@ def encode(case: dict) -> bytes:
     fields["op"] = OPS[case["op"]]
     out = struct.pack(f"<{len(HEADER)}i", *(int(fields[k]) for k in HEADER))
     out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
-    if case["op"] == "add":
+    if case["op"] in ("add", "mul"):
         out += _pad4(np.asarray(case["second"], dtype=np.int8).tobytes())
-    if case.get("expected"):  # the simulator's output, which the reference kernel must match
-        out += _pad4(np.asarray(case["output"], dtype=np.int8).tobytes())
-    if case["op"] in ("conv", "linear", "linear16", "pointwise", "grouped"):
+    if case["op"] in ("conv", "linear", "linear16", "pointwise", "grouped", "dual"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())
         if case["has_bias"]:
             out += np.asarray(case["bias"], dtype="<i4").tobytes()
         out += _pad4(np.asarray(case["shift"], dtype=np.int8).tobytes())
+    if case["op"] == "dual" and case.get("groups"):  # the activation table the fast kernel applies
+        out += np.asarray(case["table"], dtype=np.int8).tobytes()
+    if case.get("expected"):  # the simulator's output, which the reference kernel must match
+        out += _pad4(np.asarray(case["output"], dtype=np.int8).tobytes())
     return out
 
 

@@ -21,6 +21,7 @@
 #include "ec_linear_fast.h"
 #include "ec_pool2d.h"
 #include "ec_pool2d_fast.h"
+#include "ec_recurrent.h"
 
 #ifndef EC_MAX_BYTES
 #define EC_MAX_BYTES 1536 /* gen_vectors.DEFAULT_MAX_BYTES */
@@ -36,7 +37,10 @@ enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE 
        OP_ADD = 7 /* in_c elements; b after a; mult_a, shift_a, mult_b, shift_b, shift_out in the
                      stride_h, stride_w, pad_top, pad_left, scale_shift fields; zero points in
                      zero_a, zero_b, zero_y */,
-       OP_LINEAR16 = 8 /* a linear layer with int16 outputs (2 * out_c bytes) */ };
+       OP_LINEAR16 = 8 /* a linear layer with int16 outputs (2 * out_c bytes) */,
+       OP_DUAL = 9 /* a recurrent gate: in_c = na, in_h = nb, down_a, down_b in stride_h, stride_w, shift_out
+                      in scale_shift, a table when groups = 1 (gen_vectors.dual_case) */,
+       OP_MUL = 10 /* a same-shape product of in_c elements: b after a, shift in scale_shift */ };
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
@@ -52,6 +56,10 @@ static union { int32_t align; int8_t b[EC_MAX_SCRATCH + EC_GUARD]; } scratch;
 static int32_t bias_buf[EC_MAX_CHANNELS];
 static union { int32_t align; int8_t b[EC_MAX_CHANNELS]; } shift_buf;
 static int32_t header[EC_HEADER_FIELDS];
+/* A dual linear (no scratch, so only the guard's first EC_GUARD bytes of `scratch` are written) keeps its
+ * expected output and its table in `scratch` past the guard: the M0+ machine's 16 KiB hold no more buffers. */
+#define EC_DUAL_EXPECTED (scratch.b + 64)  /* out_c <= EC_MAX_CHANNELS bytes */
+#define EC_DUAL_TABLE (scratch.b + 256)    /* 256 bytes */
 
 /* One line: label v label2 v2 suffix (numbers in decimal). */
 static void put_line(const char *label, long v, const char *label2, long v2, const char *suffix)
@@ -120,39 +128,49 @@ static long first_difference(const int8_t *a, const int8_t *b, long n)
 static int run_case(int h)
 {
     const int op = header[F_OP];
-    const long in_n = (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
+    const int dual = op == OP_DUAL;
+    const long in_n = dual ? (long)header[F_IN_C] + header[F_IN_H]
+                           : (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
     const int linear = op == OP_LINEAR || op == OP_LINEAR16;
-    const long out_n = op == OP_ADD        ? header[F_IN_C]
+    const long out_n = op == OP_ADD || op == OP_MUL ? header[F_IN_C]
+                       : dual                       ? header[F_OUT_C]
                        : op == OP_LINEAR16 ? 2L * header[F_OUT_C]
                        : op == OP_LINEAR   ? header[F_OUT_C]
                                            : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
-    const int weighted = op == OP_CONV || linear || op == OP_POINTWISE || op == OP_GROUPED;
+    const int weighted = op == OP_CONV || linear || op == OP_POINTWISE || op == OP_GROUPED || dual;
     const long c_per_group = op == OP_GROUPED ? header[F_IN_C] / header[F_GROUPS] : header[F_IN_C];
-    const long k_all = linear ? header[F_IN_C] : c_per_group * header[F_K_H] * header[F_K_W];
+    const long k_all = linear ? header[F_IN_C] : dual ? in_n : c_per_group * header[F_K_H] * header[F_K_W];
     const long w_n = (long)header[F_OUT_C] * k_all;
+    const long wa_n = (long)header[F_OUT_C] * header[F_IN_C];   /* a dual linear's Wa */
+    const long wb_packed = dual ? (wa_n + 3) & ~3L : 0;          /* its packed Wb: word-aligned */
+    const long packed_n = dual ? wb_packed + (w_n - wa_n) : w_n;
+    int8_t *expected = dual ? EC_DUAL_EXPECTED : packed_buf.b;
     const long scratch_n = header[F_SCRATCH];
     const int32_t *bias = header[F_HAS_BIAS] ? bias_buf : (const int32_t *)0;
     int8_t *in = in_buf.b + (header[F_MISALIGN] & 3); /* inputs need not be word-aligned */
     long i;
     if (in_n > EC_MAX_BYTES || out_n > EC_MAX_BYTES || scratch_n > EC_MAX_SCRATCH ||
         header[F_OUT_C] > EC_MAX_CHANNELS ||
-        (weighted && w_n > EC_MAX_BYTES)) {
+        (weighted && packed_n > EC_MAX_BYTES)) {
         return 90; /* the generator and this harness disagree on sizes */
     }
     if (!read_exact(h, in, in_n)) {
         return 91;
     }
     if (weighted) {
-        if (!read_exact(h, weight_buf.b, w_n) || !read_exact(h, packed_buf.b, w_n) ||
+        if (!read_exact(h, weight_buf.b, w_n) || !read_exact(h, packed_buf.b, packed_n) ||
             (header[F_HAS_BIAS] && !read_exact(h, bias_buf, 4L * header[F_OUT_C])) ||
             !read_exact(h, shift_buf.b, header[F_PER_CHANNEL] ? header[F_OUT_C] : 1)) {
             return 91;
         }
     }
-    if (op == OP_ADD && !read_exact(h, weight_buf.b, in_n)) { /* the second operand */
+    if ((op == OP_ADD || op == OP_MUL) && !read_exact(h, weight_buf.b, in_n)) { /* the second operand */
         return 91;
     }
-    if (header[F_EXPECTED] && (weighted || !read_exact(h, packed_buf.b, out_n))) {
+    if (dual && header[F_GROUPS] && !read_exact(h, EC_DUAL_TABLE, 256)) {
+        return 91;
+    }
+    if (header[F_EXPECTED] && ((weighted && !dual) || !read_exact(h, expected, out_n))) {
         return 91;
     }
     for (i = 0; i < in_n; ++i) {
@@ -235,6 +253,26 @@ static int run_case(int h)
         memmove(fast_out.b, fast_out.b + 1, (size_t)out_n);
         fast_out.b[out_n] = 0x5A;
         break;
+    case OP_DUAL:
+        ec_dual_linear_s8(in, header[F_IN_C], weight_buf.b, header[F_STRIDE_H], in + header[F_IN_C], header[F_IN_H],
+                          weight_buf.b + wa_n, header[F_STRIDE_W], bias, header[F_OUT_C], header[F_SCALE_SHIFT],
+                          ref_out.b, header[F_ACT_MIN], header[F_ACT_MAX]);
+        if (header[F_GROUPS]) { /* the reference's table lookup, as ec_lut_s8 does it */
+            for (i = 0; i < out_n; ++i) {
+                ref_out.b[i] = EC_DUAL_TABLE[ref_out.b[i] + 128];
+            }
+        }
+        ec_dual_linear_fast_s8(in, header[F_IN_C], packed_buf.b, header[F_STRIDE_H], in + header[F_IN_C],
+                               header[F_IN_H], packed_buf.b + wb_packed, header[F_STRIDE_W], bias, header[F_OUT_C],
+                               header[F_SCALE_SHIFT], fast_out.b, header[F_ACT_MIN], header[F_ACT_MAX],
+                               header[F_FOLDED], header[F_GROUPS] ? EC_DUAL_TABLE : (const int8_t *)0);
+        break;
+    case OP_MUL:
+        ec_mul_s8(in, header[F_ZERO_A], weight_buf.b, header[F_ZERO_B], ref_out.b, 1, header[F_IN_C], 0, 1,
+                  header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX]);
+        ec_mul_mve_s8(in, header[F_ZERO_A], weight_buf.b, header[F_ZERO_B], fast_out.b, 1, header[F_IN_C], 0, 1,
+                      header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX]);
+        break;
     case OP_MAXPOOL:
         ec_maxpool2d_s8(in, header[F_IN_C], header[F_IN_H], header[F_IN_W], header[F_K_H], header[F_K_W],
                         header[F_STRIDE_H], header[F_STRIDE_W], header[F_PAD_TOP], header[F_PAD_LEFT], ref_out.b,
@@ -257,10 +295,10 @@ static int run_case(int h)
         return 92;
     }
     if (header[F_EXPECTED]) {
-        i = first_difference(ref_out.b, packed_buf.b, out_n);
+        i = first_difference(ref_out.b, expected, out_n);
         if (i >= 0) {
             put_line("  first output byte off the simulator's: ", i, " of ", out_n, "");
-            put_line("  simulator: ", packed_buf.b[i], " reference: ", ref_out.b[i], "");
+            put_line("  simulator: ", expected[i], " reference: ", ref_out.b[i], "");
             return 6; /* the reference kernel and the simulator disagree */
         }
     }
