@@ -345,17 +345,8 @@ def emit_step(run_em, stream: StreamPlan, frame_param: str = "frame"):
 
 
 def _emit_cell_step(em, node, offsets: list[int]) -> None:
-    """One step of a recurrent cell (ops/recurrent.py's loop body) on states kept in the static block."""
-    (_, nxt), body_base, plan = node._layout()
-    base = em.scratch_offset(node)
-    externals = {node.x_name: em.buffer(node.inputs[0])}
-    for (a, b, _), p, q in zip(node.state_pairs(), offsets, nxt):
-        externals[a], externals[b] = state(p), em.arena(base + q)
-    body = em.sub_emitter(node.body, plan, externals, base + body_base)
-    for n in node.body.nodes:
-        em.runtime.update(n.runtime_files)
-        n.emit_c(body)
-    for (_, _, n), p, q in zip(node.state_pairs(), offsets, nxt):
-        em.call(f"ec_copy_s8({em.arena(base + q)}, {state(p)}, {n})")
+    """One step of a recurrent cell (Recurrent.emit_step, its loop's body) on states kept in the static
+    block, then its output state copied to the layer's output."""
+    node.emit_step(em, em.buffer(node.inputs[0]), [state(p) for p in offsets])
     h = node.state_pairs()[node.attrs["output"]][2]
     em.call(f"ec_copy_s8({state(offsets[node.attrs['output']])}, {em.buffer(node.outputs[0])}, {h})")

@@ -261,8 +261,37 @@ class Recurrent(Op):
         _, _, states, plan = self._layout()
         return states + plan.arena_size
 
+    def emit_step(self, em, x: str, states: list[str]) -> None:
+        """One step of the cell in C: the step's input at the C pointer `x`, each state at its pointer in
+        `states` (both outside the cell's scratch), each next state left in its state's buffer.  The
+        loop of emit_c and a streaming export's NAME_step (edgecompile/streaming.py) both run this."""
+        (_, nxt), x_at, body_base, plan = self._layout()
+        base = em.scratch_offset(self)
+        d = self.body.shape(self.x_name)[0]
+        if self.x_copied:
+            em.call(f"ec_copy_s8({x}, {em.arena(base + x_at)}, {d})")
+        externals = {self.x_name: em.arena(base + x_at) if self.x_copied else x}
+        direct = self._written_in_place()
+        for (a, b, _), state, q in zip(self.state_pairs(), states, nxt):
+            externals[a], externals[b] = state, state if b in direct else em.arena(base + q)
+        body = em.sub_emitter(self.body, plan, externals, base + body_base)
+        # only a lookup done in place: another output buffer could lie over the gate's inputs, still read
+        fused = {gate: lut for gate, lut in self._gate_tables().items()
+                 if body.buffer(self.body.node(lut).outputs[0]) == body.buffer(self.body.node(gate).outputs[0])}
+        for node in self.body.nodes:
+            if node.name in fused.values():
+                continue  # done by the gate's kernel
+            em.runtime.update(node.runtime_files)
+            if node.name in fused:
+                node.emit_c(body, lut=self.body.node(fused[node.name]))
+            else:
+                node.emit_c(body)
+        for (_, b, n), state, q in zip(self.state_pairs(), states, nxt):
+            if b not in direct:
+                em.call(f"ec_copy_s8({em.arena(base + q)}, {state}, {n})")
+
     def emit_c(self, em) -> None:
-        (prev, nxt), x_at, body_base, plan = self._layout()
+        (prev, _), _, _, _ = self._layout()
         base = em.scratch_offset(self)
         seq = em.buffer(self.inputs[0])
         d = self.body.shape(self.x_name)[0]
@@ -272,11 +301,6 @@ class Recurrent(Op):
             return em.arena(base + offset)
 
         k = f"({self.steps - 1} - {t})" if self.reverse else t  # the step the loop's pass t reads and writes
-        step_x = f"({seq} + {k} * {d})"
-        externals = {self.x_name: at(x_at) if self.x_copied else step_x}
-        direct = self._written_in_place()
-        for (a, b, _), p, q in zip(self.state_pairs(), prev, nxt):
-            externals[a], externals[b] = at(p), at(p if b in direct else q)
         starts = dict(zip(self.initial, zip(self.inputs[1:], self.qattrs.get("initial_shifts", []))))
         for j, ((_, _, n), p) in enumerate(zip(self.state_pairs(), prev)):
             if j in starts:
@@ -284,23 +308,7 @@ class Recurrent(Op):
             else:
                 em.call(f"ec_fill_s8({at(p)}, 0, {n})")
         em.raw(f"for (int {t} = 0; {t} < {self.steps}; ++{t}) {{")
-        if self.x_copied:
-            em.call(f"ec_copy_s8({step_x}, {at(x_at)}, {d})")
-        body = em.sub_emitter(self.body, plan, externals, base + body_base)
-        # only a lookup done in place: another output buffer could lie over the gate's inputs, still read
-        fused = {g: t for g, t in self._gate_tables().items()
-                 if body.buffer(self.body.node(t).outputs[0]) == body.buffer(self.body.node(g).outputs[0])}
-        for node in self.body.nodes:
-            if node.name in fused.values():
-                continue  # done by the gate's kernel
-            em.runtime.update(node.runtime_files)
-            if node.name in fused:
-                node.emit_c(body, lut=self.body.node(fused[node.name]))
-            else:
-                node.emit_c(body)
-        for (_, b, n), p, q in zip(self.state_pairs(), prev, nxt):
-            if b not in direct:
-                em.call(f"ec_copy_s8({at(q)}, {at(p)}, {n})")
+        self.emit_step(em, f"({seq} + {k} * {d})", [at(p) for p in prev])
         h = self.state_pairs()[self.attrs["output"]][2]
         out_prev = prev[self.attrs["output"]]
         if self.attrs["mode"] == "all":
