@@ -69,6 +69,18 @@ def test_conv_fast_path_equals_reference(rng, geometry, zero_point):
     assert (y == 127).any() and (y == -128).any()  # the clamps were exercised
 
 
+@pytest.mark.parametrize("geometry", CONVS)
+def test_channels_last_inputs_give_the_same_integers(rng, geometry):
+    """A depthwise conv's output is channels-last in memory (PyTorch computes it that way), and so is a
+    1x1 conv's that reads it: the integers do not depend on the layout they arrive in."""
+    c, h, w, oc, k, stride, pads, groups, dilation = geometry
+    g, node = conv_graph(rng, c, h, w, oc, k, stride, pads, groups, dilation, zero_point=-128)
+    x = inputs(rng, g, 5)
+    x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert x_last.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_array_equal(check(g, node, x_last), node.run_int(g, x))
+
+
 def test_depthwise_in_several_groups_of_samples(rng):
     g, node = conv_graph(rng, 8, 40, 41, 8, (3, 3), (1, 1), (1, 1, 1, 1), 8, zero_point=-128)
     check(g, node, inputs(rng, g, 9))  # 8 * 40 * 41 outputs a sample: tap_sum takes them 2 at a time
