@@ -66,9 +66,9 @@ def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None)
     return q
 
 
-def build_and_run(out_dir: Path, graph, q: np.ndarray, target: str, sanitize: bool,
-                  timeout: float = 600, progress: ProgressFactory = no_progress) -> np.ndarray:
-    """Build the runner for `target`, run it on the int8 inputs q: its outputs, (samples, output_size)."""
+def build_runner(out_dir: Path, target: str, build_dir: str | None = None, cflags: str = "",
+                 progress: ProgressFactory = no_progress) -> list[str]:
+    """Build the project's runner for `target` (a host or QEMU target); the make command that runs it."""
     if shutil.which("make") is None:
         raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
     from .targets import find_toolchain, load_target
@@ -79,28 +79,42 @@ def build_and_run(out_dir: Path, graph, q: np.ndarray, target: str, sanitize: bo
                                "or verify on a qemu-* target")
     find_toolchain(t)
     args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}"]
-    if sanitize:
-        if target != "host":
-            raise EdgeCompileError("--sanitize works on the host target only")
-        args += ["BUILD=build/host-sanitize", f"EXTRA_CFLAGS={SANITIZE_FLAGS}"]
+    args += [f"BUILD={build_dir}"] if build_dir else []
+    args += [f"EXTRA_CFLAGS={cflags}"] if cflags else []
     with progress(1, f"building for {target}") as bar:
         build = subprocess.run(args + ["all"], capture_output=True, text=True)
         bar.update(1)
     if build.returncode != 0:
         raise EdgeCompileError(explain_build_failure(out_dir, t, build.stdout + build.stderr))
+    return args
+
+
+def run_runner(args: list[str], graph, records: np.ndarray, kind: str, build: str, timeout: float,
+               progress: ProgressFactory = no_progress) -> np.ndarray:
+    """Run a built runner (build_runner's command) on int8 records (`kind`: inputs or frames, written
+    to RUN_DIR/<kind>.bin): its output records, one per record, (len(records), output_size)."""
     with tempfile.TemporaryDirectory(prefix="edgecompile-verify-") as run_dir:
-        q.astype(np.int8).tofile(Path(run_dir) / "inputs.bin")
-        with progress(len(q), f"running {len(q)} samples on {target}") as bar, \
+        np.asarray(records).astype(np.int8).tofile(Path(run_dir) / f"{kind}.bin")
+        with progress(len(records), f"running {len(records)} {kind} on {build}") as bar, \
                 watch_records(Path(run_dir) / "outputs.bin", output_record(graph).itemsize, bar):
             run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True,
                                  timeout=timeout)
         if run.returncode != 0:
-            raise EdgeCompileError(f"running the {target} build of {out_dir} failed (exit {run.returncode}):\n"
-                                   f"{_tail(run.stdout + run.stderr)}")
+            raise EdgeCompileError(f"running {build} failed (exit {run.returncode}):\n{_tail(run.stdout + run.stderr)}")
         got = read_outputs(graph, (Path(run_dir) / "outputs.bin").read_bytes(), "outputs.bin")
-    if len(got) != len(q):
-        raise EdgeCompileError(f"the program wrote {len(got)} output records for {len(q)} inputs")
+    if len(got) != len(records):
+        raise EdgeCompileError(f"the program wrote {len(got)} output records for {len(records)} {kind}")
     return got
+
+
+def build_and_run(out_dir: Path, graph, q: np.ndarray, target: str, sanitize: bool,
+                  timeout: float = 600, progress: ProgressFactory = no_progress) -> np.ndarray:
+    """Build the runner for `target`, run it on the int8 inputs q: its outputs, (samples, output_size)."""
+    if sanitize and target != "host":
+        raise EdgeCompileError("--sanitize works on the host target only")
+    args = build_runner(out_dir, target, "build/host-sanitize" if sanitize else None,
+                        SANITIZE_FLAGS if sanitize else "", progress)
+    return run_runner(args, graph, q, "inputs", f"the {target} build of {out_dir}", timeout, progress)
 
 
 def explain_build_failure(out_dir: Path, target, log: str) -> str:
@@ -156,29 +170,8 @@ def run_stream(out_dir: Path, graph, frames: np.ndarray, target: str = "host", s
     """Build the runner of a --streaming project in stream mode (-DEC_STREAM) for `target` and run it on
     the int8 frames (N, frame size): NAME_reset, then one NAME_step per frame (and NAME_reset again
     before every `reset_every`-th); each step's outputs, (N, output_size)."""
-    if shutil.which("make") is None:
-        raise EdgeCompileError("`make` is not installed; install it (Debian: apt-get install make)")
-    from .targets import find_toolchain, load_target
-
-    t = load_target(target)
-    if t.kind == "board":
-        raise EdgeCompileError(f"{target} is a board: it cannot run here")
-    find_toolchain(t)
     flags = ("-DEC_STREAM" + (f" -DEC_STREAM_RESET_EVERY={int(reset_every)}" if reset_every else "")
              + (f" {SANITIZE_FLAGS}" if sanitize else ""))
     build_dir = f"build/{target}-stream{'-sanitize' if sanitize else ''}{f'-reset{reset_every}' if reset_every else ''}"
-    args = ["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}", f"BUILD={build_dir}",
-            f"EXTRA_CFLAGS={flags}"]
-    build = subprocess.run(args + ["all"], capture_output=True, text=True)
-    if build.returncode != 0:
-        raise EdgeCompileError(explain_build_failure(out_dir, t, build.stdout + build.stderr))
-    with tempfile.TemporaryDirectory(prefix="edgecompile-stream-") as run_dir:
-        np.asarray(frames).astype(np.int8).tofile(Path(run_dir) / "frames.bin")
-        run = subprocess.run(args + [f"RUN_DIR={run_dir}", "run"], capture_output=True, text=True, timeout=timeout)
-        if run.returncode != 0:
-            raise EdgeCompileError(f"running the {target} stream build of {out_dir} failed (exit {run.returncode}):\n"
-                                   f"{_tail(run.stdout + run.stderr)}")
-        got = read_outputs(graph, (Path(run_dir) / "outputs.bin").read_bytes(), "outputs.bin")
-    if len(got) != len(frames):
-        raise EdgeCompileError(f"the program wrote {len(got)} output records for {len(frames)} frames")
-    return got
+    args = build_runner(out_dir, target, build_dir, flags)
+    return run_runner(args, graph, frames, "frames", f"the {target} stream build of {out_dir}", timeout)
