@@ -346,7 +346,7 @@ def emit_step(run_em, stream: StreamPlan, frame_param: str = "frame"):
 
 def _emit_cell_step(em, node, offsets: list[int]) -> None:
     """One step of a recurrent cell (ops/recurrent.py's loop body) on states kept in the static block."""
-    (_, nxt), body_base, plan = node._layout()
+    (_, nxt), _, body_base, plan = node._layout()
     base = em.scratch_offset(node)
     externals = {node.x_name: em.buffer(node.inputs[0])}
     for (a, b, _), p, q in zip(node.state_pairs(), offsets, nxt):
