@@ -447,6 +447,25 @@ def compile_odd_cell(kind, tmp_path, vectors=64):
     return export(ExportSettings(tmp_path / "m.pt", tmp_path / kind, calib, loaded=loaded, vectors=vectors))
 
 
+def test_recurrent_layer_ram_is_its_states_and_one_step(tmp_path):
+    """The layer table's RAM of a recurrent layer: its output, its states (a next state written over its
+    state has no buffer of its own) and one step's buffers, the sum being exactly what the plan gives
+    the layer (output + scratch_bytes)."""
+    from edgecompile.arena import round_up
+    from edgecompile.report import layer_table
+
+    result = compile_odd_cell("GRU", tmp_path, vectors=4)
+    graph = result.compiled.graph
+    rec = next(n for n in graph.nodes if isinstance(n, ops.Recurrent))
+    parts = rec.ram_parts()
+    assert parts["states"] == round_up(18)  # h, and h' written over it
+    assert parts["step"] == round_up(10) + rec.body_plan.arena_size  # the aligned step input, the gates
+    assert rec.scratch_bytes(graph) == sum(parts.values())
+    row = next(r for r in layer_table(graph, result.compiled.plan).rows if r[0] == rec.name)
+    out = graph.tensors[rec.outputs[0]].nbytes
+    assert row[8] == f"{out + sum(parts.values())} = {out} + {parts['states']} states + {parts['step']} step"
+
+
 def test_cells_call_the_fast_gate_kernel_with_their_tables_and_keep_states_in_place(tmp_path):
     """Generated C of an LSTM: four gate calls of ec_dual_linear_fast_s8, each with its activation's
     table (no separate lookup pass but tanh(c')), no copy of h' or c' after a step (they are written

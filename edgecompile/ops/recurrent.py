@@ -205,21 +205,33 @@ class Recurrent(Op):
         return self.body.shape(self.x_name)[0] % 4 != 0
 
     def _layout(self):
-        """Scratch layout: every state's buffer, every next state's buffer, the aligned copy of the
-        step's input (x_copied), then the body's arena."""
+        """Scratch layout: every state's buffer, the buffer of every next state not written over its
+        state (_written_in_place: those share their state's), the aligned copy of the step's input
+        (x_copied), then the body's arena (one step's gate buffers).  Returns ([state offsets, next
+        state offsets], the input copy's offset, the body arena's offset, the body's plan)."""
         if self.body_plan is None:
             raise RuntimeError(f"recurrent {self.name}: its body has no memory plan yet (plan_subgraphs)")
-        offsets, at = [], 0
-        for _ in range(2):
-            row = []
-            for _, _, n in self.state_pairs():
-                row.append(at)
-                at += round_up(n)
-            offsets.append(row)
+        direct = self._written_in_place()
+        prev, at = [], 0
+        for _, _, n in self.state_pairs():
+            prev.append(at)
+            at += round_up(n)
+        nxt = []
+        for (_, b, n), p in zip(self.state_pairs(), prev):
+            nxt.append(p if b in direct else at)
+            at += 0 if b in direct else round_up(n)
         x_at = at
         if self.x_copied:
             at += round_up(self.body.shape(self.x_name)[0])
-        return offsets, x_at, at, self.body_plan
+        return [prev, nxt], x_at, at, self.body_plan
+
+    def ram_parts(self) -> dict[str, int]:
+        """The arena bytes the layer uses while it runs (its scratch_bytes, exactly, each buffer rounded up
+        to 4 bytes as planned), besides its output: "states" (every state, and every next state that is
+        not written over its state), "step" (one step's buffers: the body's arena, the gates' and the
+        update's tensors as planned, plus the aligned copy of the step's input)."""
+        _, x_at, body_base, plan = self._layout()  # the states end where the input's copy starts
+        return {"states": x_at, "step": body_base - x_at + plan.arena_size}
 
     def _written_in_place(self) -> set[str]:
         """The next states the body may write straight over their state (no copy after the step): those
@@ -258,8 +270,7 @@ class Recurrent(Op):
         return fused
 
     def scratch_bytes(self, graph: Graph) -> int:
-        _, _, states, plan = self._layout()
-        return states + plan.arena_size
+        return sum(self.ram_parts().values())
 
     def emit_c(self, em) -> None:
         (prev, nxt), x_at, body_base, plan = self._layout()
