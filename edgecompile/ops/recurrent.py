@@ -1,8 +1,8 @@
 """Recurrent: a cell (a small graph of ordinary ops) run over the time steps of a sequence.
 
 The cell's `body` graph has inputs [x_t, state_1, ...] and outputs [next_state_1, ...]:
-FastRNN, FastGRNN, GRU, LSTM and Elman RNN cells are all built from Linear/DualLinear,
-Add, Mul, Affine and table lookups (frontend/recurrent.py builds them), so every step
+FastRNN, FastGRNN, GRU, LSTM and Elman RNN cells are all built from Linear/DualLinear/GatedDualLinear,
+Add, Mul, Lerp, Affine and table lookups (frontend/recurrent.py builds them), so every step
 uses the same kernels and rules as the rest of the model.  The generated C is a real
 loop over t (code size does not grow with the sequence), the states live in the arena,
 start at zero, and are copied from the cell's outputs after each step.
@@ -253,16 +253,18 @@ class Recurrent(Op):
 
     def _gate_tables(self) -> dict[str, str]:
         """Gate name -> the name of the table lookup the gate's kernel does in the same pass: a DualLinear
-        whose output only a Lut reads (not a next state), the activation of every LSTM/GRU/Elman gate.
+        (or a GRU's GatedDualLinear) whose output only a Lut reads (not a next state), the activation of
+        every LSTM/GRU/Elman gate.
         The simulator keeps the two ops; the C skips the separate pass over the gate (on the M4, an LSTM
         49x10->64 spent 4 % of its instructions in those passes)."""
         from .dual_linear import DualLinear
+        from .gated_linear import GatedDualLinear
         from .lut import Lut
 
         outputs = set(self.body.outputs)
         fused = {}
         for node in self.body.nodes:
-            if type(node) is not DualLinear or node.outputs[0] in outputs:  # (not the sparse kind)
+            if type(node) not in (DualLinear, GatedDualLinear) or node.outputs[0] in outputs:  # (not sparse kinds)
                 continue
             readers = self.body.consumers(node.outputs[0])
             if len(readers) == 1 and isinstance(readers[0], Lut):
