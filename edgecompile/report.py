@@ -75,6 +75,10 @@ def layer_table(graph: Graph, plan, sqnr: dict[str, float] | None = None) -> Tab
         out = node.outputs[0]
         where, _ = plan.location(out)
         ram = "view" if node.is_alias else (fmt_int(graph.tensors[out].nbytes) + (" (out)" if where == "output" else ""))
+        parts = node.ram_parts() if hasattr(node, "ram_parts") else None  # a recurrent layer's own arena bytes
+        if parts and not node.is_alias:
+            ram = (f"{fmt_int(graph.tensors[out].nbytes + sum(parts.values()))} = {ram} + "
+                   + " + ".join(f"{fmt_int(v)} {k}" for k, v in parts.items()))
         rows.append([node.name, node.op_type, node.describe(), shape_text(graph.shape(out)),
                      fmt_int(node.param_count()), fmt_int(node.macs(graph)), weight_bits_text(node),
                      fmt_int(node.weight_bytes()), ram, node.formats(graph), fmt_db((sqnr or {}).get(out))])

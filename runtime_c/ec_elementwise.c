@@ -140,3 +140,13 @@ void ec_affine_any(const void *input, int in_bytes, void *output, int out_bytes,
 {
     ec_affine_impl(input, in_bytes, output, out_bytes, size, mult, offset, shift, lo, hi);
 }
+
+void ec_lerp_s8(const int8_t *a, const int8_t *b, const int8_t *g, int8_t *output, int size, int shift_a, int shift_b,
+                int shift_g, int shift_out, int32_t lo, int32_t hi)
+{
+    int i;
+    for (i = 0; i < size; ++i) { /* bounded: see header */
+        const int32_t x = ec_align32(a[i], shift_a), y = ec_align32(b[i], shift_b);
+        output[i] = (int8_t)ec_requantize(x * ((int32_t)1 << shift_g) + g[i] * (y - x), shift_out, lo, hi);
+    }
+}

@@ -68,4 +68,14 @@ void ec_mul_any(const void *a, int a_bytes, int32_t zero_a, const void *b, int b
 void ec_affine_any(const void *input, int in_bytes, void *output, int out_bytes, int size, int32_t mult,
                    int32_t offset, int shift, int32_t lo, int32_t hi);
 
+/*
+ * A GRU's update h' = n + z (h - n), elementwise: with x = align(a[i], shift_a), y = align(b[i], shift_b)
+ * (a, b in one format, F frac bits: exact left shifts, or rule 2 for the one capped finer),
+ *   output[i] = sat(rounding_shift(x * 2^shift_g + g[i] * (y - x), shift_out), lo, hi)
+ * shift_g (g's frac bits) in [0, 15].  Signed codes (no zero points).  The compiler (ops/lerp.py)
+ * proves max|x| * 2^shift_g + 128 (max|x| + max|y|) <= 2^31 - 1, so no sum overflows.
+ */
+void ec_lerp_s8(const int8_t *a, const int8_t *b, const int8_t *g, int8_t *output, int size, int shift_a, int shift_b,
+                int shift_g, int shift_out, int32_t lo, int32_t hi);
+
 #endif /* EC_ELEMENTWISE_H */

@@ -145,3 +145,66 @@ void ec_mul_mve_s8(const int8_t *a, int32_t zero_a, const int8_t *b, int32_t zer
 #endif
     (void)b_outer_stride;
 }
+
+/*
+ * ec_lerp_s8's arithmetic, element for element:
+ *   Helium: VRSHL by shift_a, shift_b is ec_align32 (exact left shifts; a negative shift is rule 2's
+ *   rounding right shift, without overflow), the products and sums are the reference's int32 values
+ *   (bounded by the compiler's proof), and VQRSHL by -shift_out then the clamp is ec_requantize (as
+ *   in ec_add_mve_s8 above).
+ *   Elsewhere, with exact alignments (shift_a, shift_b >= 0) and round_folded: x * 2^shift_g + g (y - x)
+ *   is a * mg + g * (b * mb - a * ma) with ma = 2^shift_a, mb = 2^shift_b, mg = 2^(shift_a + shift_g), the
+ *   same integer, computed as two multiply-accumulates (the first starting at the folded 2^(shift_out - 1);
+ *   every partial sum within the proof's bound plus it), then one floor shift: rule 2, and one SSAT for
+ *   the int8 clamp.  a and b in one format (shift_a = shift_b = 0, a GRU's n and h as calibrated) take
+ *   b - a for the difference.
+ */
+#if !EC_FAST_MVE
+static EC_FAST_INLINE void ec_lerp_folded(const int8_t *a, const int8_t *b, const int8_t *g, int8_t *output, int size,
+                                          int32_t ma, int32_t mb, int32_t mg, int32_t half, int shift_out, int32_t lo,
+                                          int32_t hi, const int same, const int int8_range)
+{
+    int i;
+    for (i = 0; i < size; ++i) {
+        const int32_t x = a[i], d = same ? b[i] - x : b[i] * mb - x * ma;
+        const int32_t v = ec_asr32(x * mg + half + g[i] * d, shift_out);
+#if EC_FAST_SAT
+        output[i] = (int8_t)(int8_range ? __ssat(v, 8) : ec_clamp32(v, lo, hi));
+#else
+        output[i] = (int8_t)(int8_range ? ec_clamp32(v, INT8_MIN, INT8_MAX) : ec_clamp32(v, lo, hi));
+#endif
+    }
+}
+#endif
+
+void ec_lerp_mve_s8(const int8_t *a, const int8_t *b, const int8_t *g, int8_t *output, int size, int shift_a,
+                    int shift_b, int shift_g, int shift_out, int32_t lo, int32_t hi, int round_folded)
+{
+#if EC_FAST_MVE
+    const int32x4_t v_lo = vdupq_n_s32(lo), v_hi = vdupq_n_s32(hi);
+    const int32_t mg = (int32_t)1 << shift_g;
+    int n;
+    (void)round_folded;
+    for (n = size; n > 0; n -= 4, a += 4, b += 4, g += 4, output += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)n);
+        const int32x4_t x = vrshlq_n_s32(vldrbq_z_s32(a, p), shift_a);
+        const int32x4_t y = vrshlq_n_s32(vldrbq_z_s32(b, p), shift_b);
+        const int32x4_t acc = vaddq_s32(vmulq_n_s32(x, mg), vmulq_s32(vldrbq_z_s32(g, p), vsubq_s32(y, x)));
+        vstrbq_p_s32(output, vminq_s32(vmaxq_s32(vqrshlq_n_s32(acc, -shift_out), v_lo), v_hi), p);
+    }
+#else
+    if (shift_a >= 0 && shift_b >= 0 && shift_out >= 0 && (round_folded & 1)) {
+        const int32_t ma = (int32_t)1 << shift_a, mb = (int32_t)1 << shift_b, mg = (int32_t)1 << (shift_a + shift_g);
+        const int32_t half = (int32_t)(((uint32_t)1 << shift_out) >> 1);
+        if (lo != INT8_MIN || hi != INT8_MAX) {
+            ec_lerp_folded(a, b, g, output, size, ma, mb, mg, half, shift_out, lo, hi, 0, 0);
+        } else if (shift_a == 0 && shift_b == 0) {
+            ec_lerp_folded(a, b, g, output, size, 1, 1, mg, half, shift_out, lo, hi, 1, 1);
+        } else {
+            ec_lerp_folded(a, b, g, output, size, ma, mb, mg, half, shift_out, lo, hi, 0, 1);
+        }
+        return;
+    }
+    ec_lerp_s8(a, b, g, output, size, shift_a, shift_b, shift_g, shift_out, lo, hi);
+#endif
+}

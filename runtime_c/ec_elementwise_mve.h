@@ -19,4 +19,11 @@ void ec_add_mve_s8(const int8_t *a, const int8_t *b, int8_t *output, int size, i
 void ec_mul_mve_s8(const int8_t *a, int32_t zero_a, const int8_t *b, int32_t zero_b, int8_t *output, int outer,
                    int inner, int b_outer_stride, int b_inner_stride, int shift, int32_t lo, int32_t hi);
 
+/* ec_lerp_s8 (same arguments and contract, ec_elementwise.h), a GRU's h' = n + z (h - n): four
+ * elements per vector with EC_FAST_MVE; elsewhere, with both alignments exact left shifts and
+ * round_folded (max|x| * 2^shift_g + 128 (max|x| + max|y|) + 2^(shift_out - 1) <= 2^31 - 1, shift_out
+ * >= 0), two multiply-accumulates and one shift per element; anything else through ec_lerp_s8. */
+void ec_lerp_mve_s8(const int8_t *a, const int8_t *b, const int8_t *g, int8_t *output, int size, int shift_a,
+                    int shift_b, int shift_g, int shift_out, int32_t lo, int32_t hi, int round_folded);
+
 #endif /* EC_ELEMENTWISE_MVE_H */

@@ -572,3 +572,127 @@ void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_
         output[o] = ec_dual_output(acc[0], shift_out, mode, act_min, act_max, table);
     }
 }
+
+/*
+ * A GRU's n gate, W_n x + b_in + r (U_n h + b_hn): bit-exact with ec_gated_linear_s8 (ec_recurrent.c),
+ *   y = sat(rshift(align(Wa.a, -down_a) + align(g * v, -down_p) + bias_a, shift_out)),
+ *   v = rshift(Wb.b + bias_b, shift_b).
+ * Each group of 4 rows runs b's products first (the accumulators start at bias_b + 2^(shift_b - 1),
+ * so rule 2 is one floor shift: the compiler proves |Wb.b| + |bias_b| + 2^(shift_b - 1) <= 2^31 - 1),
+ * scales them by the gate, rounds them to the common format, adds bias_a (+ the folded output
+ * rounding constant) and a's products on top, in the same registers, then requantizes, through the
+ * tanh table when there is one.
+ *
+ * Overflow: |v| <= 2^23, so |g v| <= 2^30 (|g| <= 128); with round_folded bit 1 the code generator
+ * proved max |g v| + 2^(down_p - 1) <= 2^31 - 1 (its constant starts the rounding: one shift).  The
+ * rounded term is no larger than g v, and |round(g v)| + |bias_a| + rnd + any partial sum of Wa.a is
+ * within acc_bound + 2^(shift_out - 1) <= 2^31 - 1 (round_folded bit 0), so every sum is exact.
+ * The fast path needs down_a = 0 (a's products at the common format, the code generator's usual
+ * case); anything else goes row group by row group through the reference's order of operations.
+ */
+#if EC_FAST_DSP
+static EC_FAST_INLINE void ec_gated_groups_dsp(const int8_t *xa, int na, const int8_t *wa, const int8_t *wa_tail,
+                                               const int32_t *bias_a, const int8_t *xb, int nb, const int8_t *wb,
+                                               const int8_t *wb_tail, const int32_t *bias_b, int shift_b,
+                                               const int8_t *gate, int down_p, int32_t half_p, int32_t rnd,
+                                               int groups, int shift_out, const int mode, const int8_t *table,
+                                               int8_t *output)
+{
+    const int32_t half_b = (int32_t)(((uint32_t)1 << shift_b) >> 1);
+    int g;
+    for (g = 0; g < groups; ++g, bias_a += 4, bias_b += 4, gate += 4, output += 4) {
+        ec_acc4 acc = {bias_b[0] + half_b, bias_b[1] + half_b, bias_b[2] + half_b, bias_b[3] + half_b};
+        ec_dot4(&wb, &wb_tail, xb, nb, &acc);
+        acc.r0 = ec_asr32(acc.r0, shift_b) * gate[0]; /* |v| <= 2^23: |g v| <= 2^30 */
+        acc.r1 = ec_asr32(acc.r1, shift_b) * gate[1];
+        acc.r2 = ec_asr32(acc.r2, shift_b) * gate[2];
+        acc.r3 = ec_asr32(acc.r3, shift_b) * gate[3];
+        if (half_p != 0 || down_p == 0) { /* the rounding constant folded: a floor shift (by 0: itself) */
+            acc.r0 = ec_asr32(acc.r0 + half_p, down_p);
+            acc.r1 = ec_asr32(acc.r1 + half_p, down_p);
+            acc.r2 = ec_asr32(acc.r2 + half_p, down_p);
+            acc.r3 = ec_asr32(acc.r3 + half_p, down_p);
+        } else {
+            acc.r0 = ec_round_down32(acc.r0, down_p);
+            acc.r1 = ec_round_down32(acc.r1, down_p);
+            acc.r2 = ec_round_down32(acc.r2, down_p);
+            acc.r3 = ec_round_down32(acc.r3, down_p);
+        }
+        acc.r0 += bias_a[0] + rnd;
+        acc.r1 += bias_a[1] + rnd;
+        acc.r2 += bias_a[2] + rnd;
+        acc.r3 += bias_a[3] + rnd;
+        ec_dot4(&wa, &wa_tail, xa, na, &acc);
+        if (table == 0) {
+            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, output, 1);
+            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, output + 2, 1);
+        } else { /* codes -128 .. 127 index table[0 .. 255] */
+            int8_t v[4];
+            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, v, 1);
+            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, v + 2, 1);
+            output[0] = table[v[0] + 128];
+            output[1] = table[v[1] + 128];
+            output[2] = table[v[2] + 128];
+            output[3] = table[v[3] + 128];
+        }
+    }
+}
+
+static EC_FAST_NOINLINE void ec_gated_groups_s8(const int8_t *xa, int na, const int8_t *wa, const int8_t *wa_tail,
+                                                const int32_t *bias_a, const int8_t *xb, int nb, const int8_t *wb,
+                                                const int8_t *wb_tail, const int32_t *bias_b, int shift_b,
+                                                const int8_t *gate, int down_p, int32_t half_p, int32_t rnd,
+                                                int groups, int shift_out, const int8_t *table, int8_t *output)
+{
+    ec_gated_groups_dsp(xa, na, wa, wa_tail, bias_a, xb, nb, wb, wb_tail, bias_b, shift_b, gate, down_p, half_p, rnd,
+                        groups, shift_out, EC_RQ_S8, table, output);
+}
+#endif
+
+void ec_gated_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int32_t *bias_a,
+                             const int8_t *b, int nb, const int8_t *wb, const int32_t *bias_b, int shift_b,
+                             const int8_t *g, int down_p, int out, int shift_out, int8_t *output, int32_t act_min,
+                             int32_t act_max, int round_folded, const int8_t *table)
+{
+    const int mode = shift_out < 0 || !(round_folded & 1)            ? EC_RQ_EXACT
+                     : act_min == INT8_MIN && act_max == INT8_MAX ? EC_RQ_S8
+                     : act_min == 0 && act_max == INT8_MAX        ? EC_RQ_RELU
+                                                                  : EC_RQ_CLAMP;
+    const int32_t rnd = mode != EC_RQ_EXACT && shift_out > 0 ? (int32_t)1 << (shift_out - 1) : 0;
+    const int32_t half_b = (int32_t)(((uint32_t)1 << shift_b) >> 1); /* |Wb.b| + |bias_b| + half_b: int32 */
+    const int8_t *wa_tail = wa + (long)out * (na & ~3), *wb_tail = wb + (long)out * (nb & ~3);
+#if EC_FAST_DSP
+    const int words_a = ((uintptr_t)a & 3u) == 0, words_b = ((uintptr_t)b & 3u) == 0;
+#else
+    const int words_a = 0, words_b = 0;
+#endif
+    int32_t acc_a[4], acc_b[4];
+    int o = 0, r, rows;
+#if EC_FAST_DSP
+    if ((EC_FAST_MVE || (words_a && words_b)) && down_a == 0 && mode == EC_RQ_S8 && out >= 4) {
+        const int groups = out >> 2;
+        const int32_t half_p = (round_folded & 2) && down_p > 0 ? (int32_t)1 << (down_p - 1) : 0;
+        ec_gated_groups_s8(a, na, wa, wa_tail, bias_a, b, nb, wb, wb_tail, bias_b, shift_b, g, down_p, half_p, rnd,
+                           groups, shift_out, table, output);
+        o = 4 * groups; /* the leftover rows below, past the groups' words and tails */
+        wa += (long)o * (na & ~3);
+        wb += (long)o * (nb & ~3);
+        wa_tail += o * (na & 3);
+        wb_tail += o * (nb & 3);
+    }
+#endif
+    for (; o < out; o += rows) {
+        rows = out - o >= 4 ? 4 : 1;
+        for (r = 0; r < rows; ++r) {
+            acc_b[r] = bias_b[o + r] + half_b;
+            acc_a[r] = 0;
+        }
+        ec_dual_dot(&wb, &wb_tail, b, nb, rows, words_b, acc_b);
+        ec_dual_dot(&wa, &wa_tail, a, na, rows, words_a, acc_a);
+        for (r = 0; r < rows; ++r) { /* the reference's sum: each rounded term no larger than the term */
+            const int32_t p = ec_asr32(acc_b[r], shift_b) * g[o + r];
+            const int32_t acc = ec_round_down32(acc_a[r], down_a) + ec_round_down32(p, down_p) + bias_a[o + r] + rnd;
+            output[o + r] = ec_dual_output(acc, shift_out, mode, act_min, act_max, table);
+        }
+    }
+}

@@ -45,4 +45,18 @@ void ec_dual_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_
                             const int8_t *wb, int down_b, const int32_t *bias, int out, int shift_out,
                             int8_t *output, int32_t act_min, int32_t act_max, int round_folded, const int8_t *table);
 
+/*
+ * ec_gated_linear_fast_s8 - a GRU's n gate, y = Wa a + bias_a + g (Wb b + bias_b): the arguments of
+ * ec_gated_linear_s8 (ec_recurrent.h), bit-exact with it, with
+ *   wa, wb        each packed by pack_rows(w, group=4, word_order=(0, 1, 2, 3)), EC_ALIGNED(4)
+ *   round_folded  bit 0: acc_bound + 2^(shift_out - 1) <= 2^31 - 1 and shift_out >= 0 (ec_fast.h);
+ *                 bit 1: down_p > 0 and max |g v| + 2^(down_p - 1) <= 2^31 - 1
+ *   table         null, or the 256-entry table of the activation that follows (the gate's tanh)
+ * Inputs a, b, g at any alignment.  No scratch.
+ */
+void ec_gated_linear_fast_s8(const int8_t *a, int na, const int8_t *wa, int down_a, const int32_t *bias_a,
+                             const int8_t *b, int nb, const int8_t *wb, const int32_t *bias_b, int shift_b,
+                             const int8_t *g, int down_p, int out, int shift_out, int8_t *output, int32_t act_min,
+                             int32_t act_max, int round_folded, const int8_t *table);
+
 #endif /* EC_LINEAR_FAST_H */

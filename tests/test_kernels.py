@@ -173,6 +173,46 @@ def test_cases_cover_int16_linear_outputs():
     assert {c["misalign"] for c in cases} == {0, 1, 2, 3}
 
 
+def test_cases_cover_the_gated_linear():
+    """ec_gated_linear_fast_s8 (a GRU's n gate) meets its fast path (down_a 0, folded, the int8 clamp, both
+    inputs aligned) and every other: a's products rounded (down_a > 0), neither or both rounded, the
+    hidden product shifted (shift_b > 0), p's folded and exact rounding, output shifts of each sign, rows
+    and lengths not multiples of 4, tables, every alignment, and the proven bounds at both ends."""
+    cases = [c for c in gen_vectors.make_cases(seed=7, count=CASES) if c["op"] == "gated"]
+    edges = gen_vectors.gated_edge_cases()
+    assert len(cases) >= 20 and len(edges) >= 30
+    cases += edges
+    fast = [c for c in cases if c["stride_h"] == 0 and c["folded"] & 1 and (c["act_min"], c["act_max"]) == (-128, 127)
+            and c["out_c"] >= 4]
+    assert any(c["misalign"] == 0 and c["in_c"] % 4 == 0 for c in fast) and any(c["misalign"] for c in fast)
+    assert any(c["stride_h"] > 0 and c["stride_w"] == 0 for c in cases)  # down_a
+    assert any(c["stride_h"] == c["stride_w"] == 0 for c in cases)
+    assert any(c["stride_h"] and c["stride_w"] for c in cases)
+    assert any(c["folded"] & 2 for c in fast) and any(c["stride_w"] > 0 and not c["folded"] & 2 for c in cases)
+    assert any(c["pad_top"] > 0 for c in cases)  # shift_b
+    assert any(c["scale_shift"] < 0 for c in cases) and any(c["scale_shift"] == 0 for c in cases)
+    assert any(c["out_c"] % 4 for c in cases) and any(c["in_c"] % 4 and c["in_h"] % 4 for c in cases)
+    assert any(c["groups"] for c in cases) and any(not c["groups"] for c in cases)
+    assert {c["misalign"] for c in cases} == {0, 1, 2, 3}
+    assert any(np.all(c["input"] == -128) for c in edges) and any(np.all(c["weight"] == 127) for c in edges)
+
+
+def test_cases_cover_the_lerp():
+    """ec_lerp_mve_s8 (a GRU's update) meets its folded path and the reference's: either operand finer, by
+    up to 8 bits (exact left shifts) or more (the finer one rounded), output shifts of each sign, sizes
+    not multiples of 4, clamps, every alignment, and the proven bound at both ends."""
+    cases = [c for c in gen_vectors.make_cases(seed=7, count=CASES) if c["op"] == "lerp"]
+    cases += gen_vectors.lerp_edge_cases()
+    assert len(cases) >= 30
+    assert any(c["stride_h"] > 0 for c in cases) and any(c["stride_w"] > 0 for c in cases)
+    assert any(min(c["stride_h"], c["stride_w"]) < 0 for c in cases)  # the finer operand rounded
+    assert any(c["folded"] for c in cases) and any(not c["folded"] for c in cases)
+    assert any(c["scale_shift"] < 0 for c in cases) and any(c["scale_shift"] > 0 for c in cases)
+    assert any(c["in_c"] % 4 for c in cases) and {c["misalign"] for c in cases} == {0, 1, 2, 3}
+    assert any((c["act_min"], c["act_max"]) != (-128, 127) for c in cases)
+    assert any(c["pad_top"] == 15 for c in cases)
+
+
 def test_cases_pad_with_the_zero_points():
     """Padded convolutions (dense and depthwise) read pad values 0 (signed codes), -128 (unsigned
     ReLU codes) and others, in random cases and at the accumulator bound; grouped ones some

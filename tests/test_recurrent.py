@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from edgecompile import nn as enn
-from edgecompile import ops, simulate
+from edgecompile import numerics, ops, simulate
 from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
 from edgecompile.frontend import load_module
@@ -341,14 +341,11 @@ def _check_onnx_sequence_model(tmp_path, path, steps, d):
     return result
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("linear_before_reset", [0, 1])
-def test_onnx_gru_with_and_without_linear_before_reset(linear_before_reset, tmp_path):
-    """ONNX's two GRU forms: r scales U_n h + b_hn (PyTorch) or h before U_n (the ONNX default, Keras)."""
+def _onnx_gru(tmp_path, linear_before_reset, t=7, d=5, h=12):
+    """A one-layer ONNX GRU of either form, read through its final state."""
     from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(7)
-    t, d, h = 7, 5, 12
     inits = [numpy_helper.from_array((rng.standard_normal((1, 3 * h, d)) * 0.4).astype(np.float32), "W"),
              numpy_helper.from_array((rng.standard_normal((1, 3 * h, h)) * 0.3).astype(np.float32), "R"),
              numpy_helper.from_array((rng.standard_normal((1, 6 * h)) * 0.2).astype(np.float32), "B"),
@@ -357,8 +354,80 @@ def test_onnx_gru_with_and_without_linear_before_reset(linear_before_reset, tmp_
              helper.make_node("GRU", ["xt", "W", "R", "B"], ["", "yh"], hidden_size=h,
                               linear_before_reset=linear_before_reset),
              helper.make_node("Squeeze", ["yh", "axes0"], ["y"])]
-    path = _onnx_recurrent_model(tmp_path, f"gru_lbr{linear_before_reset}", nodes, inits, ["N", t, d], ["N", h])
-    _check_onnx_sequence_model(tmp_path, path, t, d)
+    return _onnx_recurrent_model(tmp_path, f"gru_lbr{linear_before_reset}", nodes, inits, ["N", t, d], ["N", h])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_onnx_gru_with_and_without_linear_before_reset(linear_before_reset, tmp_path):
+    """ONNX's two GRU forms: r scales U_n h + b_hn (PyTorch; one GatedDualLinear, its tanh in the same
+    kernel pass) or h before U_n (the ONNX default, Keras: r h by a Mul, then a DualLinear)."""
+    result = _check_onnx_sequence_model(tmp_path, _onnx_gru(tmp_path, linear_before_reset), 7, 5)
+    rec = next(n for n in result.compiled.graph.nodes if isinstance(n, ops.Recurrent))
+    kinds = [n.op_type for n in rec.body.nodes]
+    assert ("GatedDualLinear" in kinds) == bool(linear_before_reset) and "Linear" not in kinds
+    assert kinds.count("DualLinear") == (2 if linear_before_reset else 3)
+    assert kinds[-1] == "Lerp" and "Add" not in kinds  # h' = n + z (h - n) in one pass
+    loop = (result.out_dir / "src" / f"{result.name}.c").read_text()
+    assert ("ec_gated_linear_fast_s8(" in loop) == bool(linear_before_reset)
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_onnx_gru_both_forms_bit_exact_on_cortex_m4_and_m55(linear_before_reset, tmp_path):
+    """Both GRU forms with sizes not multiples of 4 (input 10, hidden 18: gate rows in groups of 4 plus
+    2, tails of 2 values, the step's input copied to an aligned slot) bit-exact with the simulator on
+    the host (sanitized) and under QEMU on the M4 (SMLAD) and the M55 (Helium)."""
+    path = _onnx_gru(tmp_path, linear_before_reset, t=5, d=10, h=18)
+    calib = np.random.default_rng(0).standard_normal((64, 5, 10)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    result = export(ExportSettings(path, tmp_path / "out", tmp_path / "calib.npy", vectors=64))
+    require_tool("gcc", "make")
+    assert verify(result.out_dir, sanitize=True).ok
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm")
+    for target in ("qemu-m4", "qemu-m55"):
+        v = verify(result.out_dir, target=target)
+        assert v.total == 64 and v.ok, (target, v.first_mismatch)
+
+
+def test_gru_n_gate_bounds_hold_for_large_weights():
+    """GatedDualLinear's quantization keeps its proofs for weights and biases of any size: |v| <= 2^23,
+    u's rounding constant inside int32, the gated sum's bound inside int32, every shift legal; and the
+    simulator's result matches the float gate to its output's resolution."""
+    from edgecompile.ir import Graph
+    from edgecompile.passes.quantize import QuantOptions
+
+    rng = np.random.default_rng(4)
+    for scale, bias in ((0.3, 0.2), (40.0, 3000.0), (0.001, 0.0)):
+        g = Graph("t")
+        for name, shape, f in (("a", (10,), 5), ("b", (18,), 7), ("r", (18,), 7), ("y", (18,), 4)):
+            g.add_tensor(name, shape)
+            g.tensors[name].frac_bits = f
+        op = ops.GatedDualLinear("n", ["a", "b", "r"], ["y"], attrs={"act": None}, params={
+            "weight_a": rng.standard_normal((18, 10)) * scale, "bias_a": rng.standard_normal(18) * bias,
+            "weight_b": rng.standard_normal((18, 18)) * scale, "bias_b": rng.standard_normal(18) * bias})
+        op.quantize(g, QuantOptions())
+        q = op.qattrs
+        assert q["acc_bound"] <= numerics.ACC_MAX and q["p_bound"] <= 2**30
+        assert max(q["down_a"], q["down_p"], q["shift_b"]) <= numerics.MAX_SHIFT and min(q["down_a"], q["down_p"]) == 0
+        wb = op.qparams["weight_b"].astype(np.int64)
+        assert (np.abs(wb).sum(1) * 128 + np.abs(op.qparams["bias_b"]) + (1 << q["shift_b"] >> 1)).max() \
+            <= numerics.ACC_MAX
+        a = rng.integers(-128, 128, (64, 10))
+        b = rng.integers(-128, 128, (64, 18))
+        r = rng.integers(0, 128, (64, 18))
+        y = op.run_int(g, a, b, r)
+        fwa, fwb = q["weight_frac_bits"]
+        exact = ops.GatedDualLinear("n", ["a", "b", "r"], ["y"], attrs={"act": None}, params={
+            "weight_a": op.qparams["weight_a"] / 2.0 ** fwa, "bias_a": op.params["bias_a"],
+            "weight_b": op.qparams["weight_b"] / 2.0 ** fwb, "bias_b": op.params["bias_b"]})
+        f = exact.run_float(a / 32, b / 128, r / 128) * 16  # the quantized weights' gate, in y's units
+        # output rounding 1/2; bias_a and g v rounded at the common format; bias_b and v at theirs, times |g| <= 1
+        fb = 7 + fwb
+        err = 0.5 + 2.0 ** (-q["shift_out"]) + 2.0 ** (4 - fb - 1) * (1 + 2 ** q["shift_b"])
+        inside = np.abs(f) < 127
+        assert np.abs(y - f)[inside].max(initial=0) <= err + 1e-9, (scale, q)
 
 
 @pytest.mark.slow
@@ -445,6 +514,25 @@ def compile_odd_cell(kind, tmp_path, vectors=64):
     calib = np.random.default_rng(1).standard_normal((64, 5, 10)).astype(np.float32)
     loaded = load_module(model, (5, 10), kind.lower().replace("-", "_"))
     return export(ExportSettings(tmp_path / "m.pt", tmp_path / kind, calib, loaded=loaded, vectors=vectors))
+
+
+def test_recurrent_layer_ram_is_its_states_and_one_step(tmp_path):
+    """The layer table's RAM of a recurrent layer: its output, its states (a next state written over its
+    state has no buffer of its own) and one step's buffers, the sum being exactly what the plan gives
+    the layer (output + scratch_bytes)."""
+    from edgecompile.arena import round_up
+    from edgecompile.report import layer_table
+
+    result = compile_odd_cell("GRU", tmp_path, vectors=4)
+    graph = result.compiled.graph
+    rec = next(n for n in graph.nodes if isinstance(n, ops.Recurrent))
+    parts = rec.ram_parts()
+    assert parts["states"] == round_up(18)  # h, and h' written over it
+    assert parts["step"] == round_up(10) + rec.body_plan.arena_size  # the aligned step input, the gates
+    assert rec.scratch_bytes(graph) == sum(parts.values())
+    row = next(r for r in layer_table(graph, result.compiled.plan).rows if r[0] == rec.name)
+    out = graph.tensors[rec.outputs[0]].nbytes
+    assert row[8] == f"{out + sum(parts.values())} = {out} + {parts['states']} states + {parts['step']} step"
 
 
 def test_cells_call_the_fast_gate_kernel_with_their_tables_and_keep_states_in_place(tmp_path):

@@ -2,7 +2,8 @@
 
 Each builder turns a cell's float weights into a body graph with inputs [x_t, states...]
 and outputs [next states...], using only ops that already have exact integer rules:
-DualLinear (W x + U h + b in one accumulator), Linear, Add (with constant weights),
+DualLinear (W x + U h + b in one accumulator), GatedDualLinear (W x + b + g (U h + b'),
+a GRU's n gate), Lerp (a + g (b - a), a GRU's update), Linear, Add (with constant weights),
 Mul, Affine and table lookups.  The formulas follow PyTorch (and ONNX) exactly:
 
 FastRNN   h~ = act(W x + U h + b);  h' = sigmoid(alpha) h~ + sigmoid(beta) h
@@ -67,6 +68,13 @@ class BodyBuilder:
     def dual(self, label: str, a: str, b: str, wa, wb, bias) -> str:
         return self._add(ops.DualLinear, label, [a, b], {"act": None},
                          {"weight_a": wa, "weight_b": wb, "bias": bias})
+
+    def gated(self, label: str, a: str, b: str, g: str, wa, bias_a, wb, bias_b) -> str:
+        return self._add(ops.GatedDualLinear, label, [a, b, g], {"act": None},
+                         {"weight_a": wa, "bias_a": bias_a, "weight_b": wb, "bias_b": bias_b})
+
+    def lerp(self, label: str, a: str, b: str, g: str) -> str:
+        return self._add(ops.Lerp, label, [a, b, g], {"act": None})
 
     def table(self, label: str, x: str, fn: str) -> str:
         if fn == "relu":
@@ -134,13 +142,11 @@ def gru_body(prefix: str, input_size: int, hidden: int, w, r, bias, linear_befor
     z = b.table("z", b.dual("z_pre", b.x, h, wz, rz, bwz + brz), "sigmoid")
     rg = b.table("r", b.dual("r_pre", b.x, h, wr, rr, bwr + brr), "sigmoid")
     if linear_before_reset:
-        xn = b.linear("xn", b.x, wh, bwh)
-        hn = b.linear("hn", h, rh, brh)
-        n = b.table("n", b.add("n_pre", xn, b.mul("r_hn", rg, hn)), "tanh")
+        # W_n x + b_in + r (U_n h + b_hn): one op, U_n h kept wide (not rounded to 8 bits before r scales it)
+        n = b.table("n", b.gated("n_pre", b.x, h, rg, wh, bwh, rh, brh), "tanh")
     else:
         n = b.table("n", b.dual("n_pre", b.x, b.mul("r_h", rg, h), wh, rh, bwh + brh), "tanh")
-    diff = b.add("h_minus_n", h, n, 1.0, -1.0)
-    return b.finish([b.add("h_next", n, b.mul("z_diff", z, diff))])
+    return b.finish([b.lerp("h_next", n, h, z)])  # n + z (h - n), one pass
 
 
 def lstm_body(prefix: str, input_size: int, hidden: int, w, r, bias) -> Graph:

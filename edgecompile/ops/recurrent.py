@@ -1,8 +1,8 @@
 """Recurrent: a cell (a small graph of ordinary ops) run over the time steps of a sequence.
 
 The cell's `body` graph has inputs [x_t, state_1, ...] and outputs [next_state_1, ...]:
-FastRNN, FastGRNN, GRU, LSTM and Elman RNN cells are all built from Linear/DualLinear,
-Add, Mul, Affine and table lookups (frontend/recurrent.py builds them), so every step
+FastRNN, FastGRNN, GRU, LSTM and Elman RNN cells are all built from Linear/DualLinear/GatedDualLinear,
+Add, Mul, Lerp, Affine and table lookups (frontend/recurrent.py builds them), so every step
 uses the same kernels and rules as the rest of the model.  The generated C is a real
 loop over t (code size does not grow with the sequence), the states live in the arena,
 start at zero, and are copied from the cell's outputs after each step.
@@ -205,21 +205,33 @@ class Recurrent(Op):
         return self.body.shape(self.x_name)[0] % 4 != 0
 
     def _layout(self):
-        """Scratch layout: every state's buffer, every next state's buffer, the aligned copy of the
-        step's input (x_copied), then the body's arena."""
+        """Scratch layout: every state's buffer, the buffer of every next state not written over its
+        state (_written_in_place: those share their state's), the aligned copy of the step's input
+        (x_copied), then the body's arena (one step's gate buffers).  Returns ([state offsets, next
+        state offsets], the input copy's offset, the body arena's offset, the body's plan)."""
         if self.body_plan is None:
             raise RuntimeError(f"recurrent {self.name}: its body has no memory plan yet (plan_subgraphs)")
-        offsets, at = [], 0
-        for _ in range(2):
-            row = []
-            for _, _, n in self.state_pairs():
-                row.append(at)
-                at += round_up(n)
-            offsets.append(row)
+        direct = self._written_in_place()
+        prev, at = [], 0
+        for _, _, n in self.state_pairs():
+            prev.append(at)
+            at += round_up(n)
+        nxt = []
+        for (_, b, n), p in zip(self.state_pairs(), prev):
+            nxt.append(p if b in direct else at)
+            at += 0 if b in direct else round_up(n)
         x_at = at
         if self.x_copied:
             at += round_up(self.body.shape(self.x_name)[0])
-        return offsets, x_at, at, self.body_plan
+        return [prev, nxt], x_at, at, self.body_plan
+
+    def ram_parts(self) -> dict[str, int]:
+        """The arena bytes the layer uses while it runs (its scratch_bytes, exactly, each buffer rounded up
+        to 4 bytes as planned), besides its output: "states" (every state, and every next state that is
+        not written over its state), "step" (one step's buffers: the body's arena, the gates' and the
+        update's tensors as planned, plus the aligned copy of the step's input)."""
+        _, x_at, body_base, plan = self._layout()  # the states end where the input's copy starts
+        return {"states": x_at, "step": body_base - x_at + plan.arena_size}
 
     def _written_in_place(self) -> set[str]:
         """The next states the body may write straight over their state (no copy after the step): those
@@ -241,16 +253,18 @@ class Recurrent(Op):
 
     def _gate_tables(self) -> dict[str, str]:
         """Gate name -> the name of the table lookup the gate's kernel does in the same pass: a DualLinear
-        whose output only a Lut reads (not a next state), the activation of every LSTM/GRU/Elman gate.
+        (or a GRU's GatedDualLinear) whose output only a Lut reads (not a next state), the activation of
+        every LSTM/GRU/Elman gate.
         The simulator keeps the two ops; the C skips the separate pass over the gate (on the M4, an LSTM
         49x10->64 spent 4 % of its instructions in those passes)."""
         from .dual_linear import DualLinear
+        from .gated_linear import GatedDualLinear
         from .lut import Lut
 
         outputs = set(self.body.outputs)
         fused = {}
         for node in self.body.nodes:
-            if type(node) is not DualLinear or node.outputs[0] in outputs:  # (not the sparse kind)
+            if type(node) not in (DualLinear, GatedDualLinear) or node.outputs[0] in outputs:  # (not sparse kinds)
                 continue
             readers = self.body.consumers(node.outputs[0])
             if len(readers) == 1 and isinstance(readers[0], Lut):
@@ -258,8 +272,7 @@ class Recurrent(Op):
         return fused
 
     def scratch_bytes(self, graph: Graph) -> int:
-        _, _, states, plan = self._layout()
-        return states + plan.arena_size
+        return sum(self.ram_parts().values())
 
     def emit_step(self, em, x: str, states: list[str]) -> None:
         """One step of the cell in C: the step's input at the C pointer `x`, each state at its pointer in

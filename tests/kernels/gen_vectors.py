@@ -28,7 +28,12 @@ muls, dual linears, and average pools with zero-point offsets), each padded with
 a multiple of 4 bytes.  A dual linear (a recurrent cell's gates, ec_dual_linear_s8 against
 ec_dual_linear_fast_s8): in_c = na, in_h = nb, the input is a then b, the weights Wa then
 Wb (packed: each packed on its own, Wa's padded to a multiple of 4 bytes), down_a and
-down_b in stride_h and stride_w, shift_out in scale_shift.  The harness compares the reference kernel
+down_b in stride_h and stride_w, shift_out in scale_shift.  A gated linear (a GRU's n gate,
+ec_gated_linear_s8 against ec_gated_linear_fast_s8) is laid out the same way, its input a, b, then the
+gate g (out_c values), its bias bias_a then bias_b (2 out_c values), down_a and down_p in stride_h
+and stride_w, shift_b in pad_top.  A lerp (a GRU's update, ec_lerp_s8 against ec_lerp_mve_s8): in_c
+elements, the input a, b then g, shift_a, shift_b, shift_g in stride_h, stride_w, pad_top, shift_out in
+scale_shift.  The harness compares the reference kernel
 with that expected output too, so those cases check simulator == reference == fast.
 """
 from __future__ import annotations
@@ -46,7 +51,7 @@ from edgecompile.ops.fast_kernels import (CONV_GROUP, LINEAR_GROUP, LINEAR_WORD_
                                           pointwise_scratch_bytes, round_folded)
 
 OPS = {"conv": 1, "linear": 2, "maxpool": 3, "avgpool": 4, "pointwise": 5, "grouped": 6, "add": 7, "linear16": 8,
-       "dual": 9, "mul": 10}
+       "dual": 9, "mul": 10, "gated": 11, "lerp": 12}
 HEADER = ("op", "in_c", "in_h", "in_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_top", "pad_left",
           "out_h", "out_w", "act_min", "act_max", "per_channel", "has_bias", "folded", "include_pad",
           "scale_shift", "scratch", "misalign", "dilation_h", "dilation_w", "groups", "offset", "zero_a", "zero_b",
@@ -509,6 +514,162 @@ def mul_case(rng, max_bytes: int) -> dict:
     return dict(case, expected=1, output=simulate_mul(case))
 
 
+def simulate_gated(case: dict) -> np.ndarray:
+    """What the simulator (ops/gated_linear.py GatedDualLinear.run_int, then the table) computes for a gated case."""
+    from edgecompile.ops.gated_linear import GatedDualLinear
+
+    na, nb, out = case["in_c"], case["in_h"], case["out_c"]
+    w = np.asarray(case["weight"], np.int8)
+    bias = np.asarray(case["bias"], np.int32)
+    op = GatedDualLinear("n", ["a", "b", "g"], ["y"], attrs={"act": None})
+    op.qparams = {"weight_a": w[:out * na].reshape(out, na), "bias_a": bias[:out],
+                  "weight_b": w[out * na:].reshape(out, nb), "bias_b": bias[out:]}
+    op.qattrs = {"down_a": case["stride_h"], "down_p": case["stride_w"], "shift_b": case["pad_top"],
+                 "shift_out": case["scale_shift"], "act_min": case["act_min"], "act_max": case["act_max"]}
+    x = np.asarray(case["input"], np.int64)
+    y = op.run_int(None, x[:na], x[na:na + nb], x[na + nb:])
+    if case.get("groups"):
+        y = np.asarray(case["table"], np.int64)[y + 128]
+    return y
+
+
+def _half(s: int) -> int:
+    return (1 << (s - 1)) if s > 0 else 0
+
+
+def gated_case(rng, max_bytes: int, extreme: str | None = None, shift_out: int | None = None,
+               downs: tuple[int, int] | None = None) -> dict | None:
+    """A GRU's n gate y = Wa a + bias_a + g (Wb b + bias_b) (ec_gated_linear_fast_s8): the dual case's
+    lengths, rows, output shifts, clamps, tables and alignments, plus the hidden product's own shift
+    shift_b (the smallest keeping |v| <= 2^23, sometimes more), a gate of any int8 codes, and one of the
+    two terms rounded to the other's format (down_p, the usual case, or down_a, or both, or none).
+    `extreme` ("min" or "max"): every weight, input and gate at -128 (or weights 127), the biases at
+    the proven bounds."""
+    lengths = [1, 2, 3, 4, 5, 7, 8, 10, 12, 16, 31, 32, 64]
+    na, nb = int(rng.choice(lengths)), int(rng.choice(lengths))
+    out = int(rng.integers(1, 41)) if extreme is None else 7
+    if out * (na + nb) + 3 > max_bytes or na + nb + out > max_bytes:
+        return None
+    if extreme is None:
+        style = rng.choice(["uniform", "uniform", "extreme", "min", "sparse"])
+        wa, wb = _values(rng, (out, na), style), _values(rng, (out, nb), style)
+        x = _values(rng, (na + nb,), rng.choice(["uniform", "uniform", "extreme", "min"]))
+        g = _values(rng, (out,), rng.choice(["uniform", "uniform", "extreme", "min"]))
+    else:
+        w_val = -128 if extreme == "min" else 127
+        wa, wb = np.full((out, na), w_val, np.int8), np.full((out, nb), w_val, np.int8)
+        x = np.full(na + nb, -128, np.int8)
+        g = np.full(out, -128, np.int8)
+    sum_b = np.abs(wb.astype(np.int64)).sum(1) * 128
+    if extreme is None:
+        scale = int(rng.choice([2**8, 2**16, 2**24, 2**30]))
+        bias_b = rng.integers(-scale, scale, size=out, dtype=np.int64)
+    else:
+        bias_b = np.where(np.arange(out) % 2 == 0, 1, -1) * (2**30 - 1)
+    bias_b = np.clip(bias_b, -(INT32_MAX - 2**30 - sum_b), INT32_MAX - 2**30 - sum_b)  # + 2^(shift_b - 1): int32
+    bound_b = sum_b + np.abs(bias_b)
+    shift_b = 0
+    while int(((bound_b + _half(shift_b)) >> shift_b).max()) > 2**23:
+        shift_b += 1
+    if extreme is None and rng.random() < 0.3:
+        shift_b += int(rng.integers(1, 4))
+    p_bound = ((bound_b + _half(shift_b)) >> shift_b) * 128
+    if downs is None:
+        kind = rng.choice(["p", "a", "none", "both"], p=[0.5, 0.3, 0.15, 0.05])
+        k = int(rng.integers(1, 31)) if rng.random() < 0.3 else int(rng.integers(1, 12))
+        downs = {"p": (0, k), "a": (k, 0), "none": (0, 0), "both": (k, int(rng.integers(1, 8)))}[kind]
+    down_a, down_p = downs
+    a_bound = (np.abs(wa.astype(np.int64)).sum(1) * 128 + _half(down_a)) >> down_a
+    room = INT32_MAX - a_bound - ((p_bound + _half(down_p)) >> down_p)
+    if extreme is None:
+        scale = int(rng.choice([2**8, 2**16, 2**24, 2**31]))
+        bias_a = np.clip(rng.integers(-scale, scale, size=out, dtype=np.int64), -room, room)
+    else:
+        bias_a = np.where(np.arange(out) % 2 == 0, -room, room)
+    if shift_out is None:
+        shift_out = int(rng.choice([int(rng.integers(1, 32)), int(rng.integers(1, 12)), 0, int(rng.integers(-23, 0))]))
+    lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))] if extreme is None and rng.random() < 0.5 else (-128, 127)
+    bound = int((a_bound + ((p_bound + _half(down_p)) >> down_p) + np.abs(bias_a)).max())
+    folded = int(shift_out >= 0 and bound + _half(shift_out) <= INT32_MAX)
+    if down_p > 0:  # bit 1: g v's rounding constant may start its sum
+        folded |= 2 * int(int(p_bound.max()) + _half(down_p) <= INT32_MAX)
+    if rng.random() < 0.15:
+        folded = 0  # the exact path is legal everywhere
+    table = rng.integers(-128, 128, size=256).astype(np.int8)
+    packed_a = pack_rows(wa, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER)
+    packed_a = np.concatenate([packed_a, np.zeros(-len(packed_a) % 4, np.int8)])  # each array aligned, as emitted
+    case = dict(op="gated", in_c=na, in_h=nb, in_w=1, out_c=out, input=np.concatenate([x, g]),
+                weight=np.concatenate([wa.reshape(-1), wb.reshape(-1)]),
+                packed=np.concatenate([packed_a, pack_rows(wb, LINEAR_GROUP, word_order=LINEAR_WORD_ORDER)]),
+                has_bias=1, bias=np.concatenate([bias_a, bias_b]).astype(np.int32),
+                shift=np.array([shift_out], np.int8), per_channel=0, stride_h=down_a, stride_w=down_p,
+                pad_top=shift_b, scale_shift=shift_out, act_min=lo, act_max=hi, folded=folded,
+                misalign=int(rng.choice([0, 0, 1, 2, 3])), groups=int(rng.random() < 0.5), table=table)
+    return dict(case, expected=1, output=simulate_gated(case))
+
+
+def lerp_case(rng, max_bytes: int, formats: tuple[int, int, int, int] | None = None,
+              extreme: str | None = None) -> dict:
+    """A GRU's update y = a + g (b - a) (ec_lerp_mve_s8): the formats (f_a, f_b, f_g, f_y) of a, b, g and
+    the output, from which ops/lerp.py chooses the shifts as export does (a or b finer, by up to 8 bits
+    or more, so that the finer one is rounded; output shifts of each sign); sizes not multiples of 4,
+    clamps, every alignment, operands at the extremes.  The simulator's result rides along."""
+    from edgecompile.ir import Graph
+    from edgecompile.ops.lerp import Lerp
+
+    size = int(rng.integers(1, max_bytes // 3 + 1)) if rng.random() < 0.2 else int(rng.integers(1, 70))
+    if formats is None:
+        fa = int(rng.integers(0, 9))
+        formats = (fa, fa + int(rng.choice([0, 1, -1, 3, -5, 8, 11, -12])), int(rng.integers(0, 10)),
+                   fa + int(rng.integers(-4, 12)))
+    graph = Graph("lerp")
+    for name, f in zip("abgy", formats):
+        graph.add_tensor(name, (size,))
+        graph.tensors[name].frac_bits = f
+    op = Lerp("lerp", ["a", "b", "g"], ["y"], attrs={"act": None})
+    op.quantize(graph, None)
+    q = op.qattrs
+    if extreme is None:
+        a, b, g = (_values(rng, (size,), rng.choice(["uniform", "uniform", "extreme", "min", "max"]))
+                   for _ in range(3))
+        lo, hi = CLAMPS[rng.integers(0, len(CLAMPS))] if rng.random() < 0.3 else (-128, 127)
+    else:  # the bound's worst case: x and y - x at their largest, the same sign (g -128, a -128, b 127)
+        a, b, g = (np.full(size, v, np.int8) for v in ((-128, 127, -128) if extreme == "min" else (127, -128, -128)))
+        lo, hi = -128, 127
+    q = dict(q, act_min=lo, act_max=hi)
+    op.qattrs = q
+    folded = op.round_folded() if rng.random() > 0.15 else 0
+    case = dict(op="lerp", in_c=size, in_h=1, in_w=1, out_c=1, input=np.concatenate([a, b, g]),
+                stride_h=q["shift_a"], stride_w=q["shift_b"], pad_top=q["shift_g"], scale_shift=q["shift_out"],
+                act_min=lo, act_max=hi, folded=folded, misalign=int(rng.choice([0, 0, 1, 2, 3])))
+    return dict(case, expected=1, output=op.run_int(graph, a, b, g))
+
+
+def lerp_edge_cases() -> list[dict]:
+    """Lerps at their proven bound (operands at the extremes, the finer operand 8 bits finer, g with 15
+    frac bits), with the finer operand rounded, and output shifts of each sign."""
+    rng = np.random.default_rng(17)
+    cases = []
+    for extreme in ("min", "max"):
+        for formats in ((0, 8, 15, 20), (8, 0, 15, 3), (0, 0, 7, 7), (3, 15, 7, 20), (12, 0, 9, 30), (5, 5, 0, 12)):
+            cases.append(lerp_case(rng, DEFAULT_MAX_BYTES, formats, extreme))
+    return cases
+
+
+def gated_edge_cases() -> list[dict]:
+    """Gated linears at the proven bounds (weights, inputs and gates all -128, or weights 127), each
+    rounding case (down_p, down_a, both, none), output shifts 1, 12, 31, 0 and negative."""
+    rng = np.random.default_rng(13)
+    cases = []
+    for extreme in ("min", "max"):
+        for downs in ((0, 0), (0, 9), (5, 0), (2, 4)):
+            for shift_out in (1, 12, 31, 0, -3):
+                case = gated_case(rng, DEFAULT_MAX_BYTES, extreme, shift_out, downs)
+                if case is not None:
+                    cases.append(case)
+    return cases
+
+
 def dual_edge_cases() -> list[dict]:
     """Dual linears at the proven bound (weights and inputs all -128, or weights 127), each down shift
     case, output shifts 1, 12, 31, 0 and negative."""
@@ -528,7 +689,9 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
     """`count` cases in a fixed mix: 35 % conv, 10 % pointwise conv, 25 % linear, 15 % each pooling,
     and on top of those 25 % depthwise/grouped conv, 10 % depthwise conv with channel counts around
     the MVE vector width, 5 % pooling over long rows (each kind), 5 % weighted adds, 10 % dual linears
-    (recurrent gates) and 5 % same-shape muls (so the other kinds keep their cases).
+    (recurrent gates), 5 % same-shape muls, 5 % gated linears (GRU n gates) and 5 % lerps (GRU updates;
+    the later kinds come
+    last, so the other kinds keep their cases).
     Larger max_bytes and max_scratch (with harness.c built with the same EC_MAX_BYTES and
     EC_MAX_SCRATCH) allow larger layers, for runs on the host."""
     rng = np.random.default_rng(seed)
@@ -545,7 +708,9 @@ def make_cases(seed: int = 0, count: int = 400, max_bytes: int = DEFAULT_MAX_BYT
               (0.05, lambda: add_case(rng, max_bytes)),
               (0.03, lambda: offset_pool_case(rng, max_bytes)),
               (0.10, lambda: dual_case(rng, max_bytes)),
-              (0.05, lambda: mul_case(rng, max_bytes))]
+              (0.05, lambda: mul_case(rng, max_bytes)),
+              (0.05, lambda: gated_case(rng, max_bytes)),
+              (0.05, lambda: lerp_case(rng, max_bytes))]
     cases = []
     for share, make in makers:
         want = int(round(share * count))
@@ -632,7 +797,7 @@ def extreme_cases() -> list[dict]:
             cases.append(c)
             if c.get("pad_top"):
                 cases.append(dict(c, pad_value=-128))
-    return cases + add_edge_cases() + dual_edge_cases()
+    return cases + add_edge_cases() + dual_edge_cases() + gated_edge_cases() + lerp_edge_cases()
 
 
 def _pad4(data: bytes) -> bytes:
@@ -647,13 +812,13 @@ def encode(case: dict) -> bytes:
     out += _pad4(np.asarray(case["input"], dtype=np.int8).tobytes())
     if case["op"] in ("add", "mul"):
         out += _pad4(np.asarray(case["second"], dtype=np.int8).tobytes())
-    if case["op"] in ("conv", "linear", "linear16", "pointwise", "grouped", "dual"):
+    if case["op"] in ("conv", "linear", "linear16", "pointwise", "grouped", "dual", "gated"):
         out += _pad4(np.asarray(case["weight"], dtype=np.int8).tobytes())
         out += _pad4(np.asarray(case["packed"], dtype=np.int8).tobytes())
         if case["has_bias"]:
             out += np.asarray(case["bias"], dtype="<i4").tobytes()
         out += _pad4(np.asarray(case["shift"], dtype=np.int8).tobytes())
-    if case["op"] == "dual" and case.get("groups"):  # the activation table the fast kernel applies
+    if case["op"] in ("dual", "gated") and case.get("groups"):  # the activation table the fast kernel applies
         out += np.asarray(case["table"], dtype=np.int8).tobytes()
     if case.get("expected"):  # the simulator's output, which the reference kernel must match
         out += _pad4(np.asarray(case["output"], dtype=np.int8).tobytes())

@@ -40,7 +40,11 @@ enum { OP_CONV = 1, OP_LINEAR = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4, OP_POINTWISE 
        OP_LINEAR16 = 8 /* a linear layer with int16 outputs (2 * out_c bytes) */,
        OP_DUAL = 9 /* a recurrent gate: in_c = na, in_h = nb, down_a, down_b in stride_h, stride_w, shift_out
                       in scale_shift, a table when groups = 1 (gen_vectors.dual_case) */,
-       OP_MUL = 10 /* a same-shape product of in_c elements: b after a, shift in scale_shift */ };
+       OP_MUL = 10 /* a same-shape product of in_c elements: b after a, shift in scale_shift */,
+       OP_GATED = 11 /* a GRU's n gate: as OP_DUAL, the input a, b then the gate (out_c values), bias_a then
+                        bias_b, down_a, down_p in stride_h, stride_w, shift_b in pad_top (gen_vectors.gated_case) */,
+       OP_LERP = 12 /* a GRU's update over in_c elements: a, b then g; shift_a, shift_b, shift_g in stride_h,
+                       stride_w, pad_top, shift_out in scale_shift */ };
 enum {
     F_OP, F_IN_C, F_IN_H, F_IN_W, F_OUT_C, F_K_H, F_K_W, F_STRIDE_H, F_STRIDE_W, F_PAD_TOP, F_PAD_LEFT, F_OUT_H,
     F_OUT_W, F_ACT_MIN, F_ACT_MAX, F_PER_CHANNEL, F_HAS_BIAS, F_FOLDED, F_INCLUDE_PAD, F_SCALE_SHIFT, F_SCRATCH,
@@ -53,7 +57,7 @@ static union { int32_t align; int8_t b[EC_MAX_BYTES]; } in_copy, weight_buf, pac
 static union { int32_t align; int8_t b[EC_MAX_BYTES + 4]; } in_buf; /* + F_MISALIGN bytes */
 static union { int32_t align; int8_t b[EC_MAX_BYTES + EC_GUARD]; } ref_out, fast_out;
 static union { int32_t align; int8_t b[EC_MAX_SCRATCH + EC_GUARD]; } scratch;
-static int32_t bias_buf[EC_MAX_CHANNELS];
+static int32_t bias_buf[EC_MAX_CHANNELS]; /* a gated linear's two biases: out_c <= EC_MAX_CHANNELS / 2 */
 static union { int32_t align; int8_t b[EC_MAX_CHANNELS]; } shift_buf;
 static int32_t header[EC_HEADER_FIELDS];
 /* A dual linear (no scratch, so only the guard's first EC_GUARD bytes of `scratch` are written) keeps its
@@ -128,18 +132,21 @@ static long first_difference(const int8_t *a, const int8_t *b, long n)
 static int run_case(int h)
 {
     const int op = header[F_OP];
-    const int dual = op == OP_DUAL;
-    const long in_n = dual ? (long)header[F_IN_C] + header[F_IN_H]
-                           : (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
+    const int gated = op == OP_GATED, dual = op == OP_DUAL || gated; /* gated: laid out as a dual linear */
+    const long in_n = dual          ? (long)header[F_IN_C] + header[F_IN_H] + (gated ? header[F_OUT_C] : 0)
+                      : op == OP_LERP ? 3L * header[F_IN_C]
+                                      : (long)header[F_IN_C] * header[F_IN_H] * header[F_IN_W];
     const int linear = op == OP_LINEAR || op == OP_LINEAR16;
-    const long out_n = op == OP_ADD || op == OP_MUL ? header[F_IN_C]
+    const long out_n = op == OP_ADD || op == OP_MUL || op == OP_LERP ? header[F_IN_C]
                        : dual                       ? header[F_OUT_C]
                        : op == OP_LINEAR16 ? 2L * header[F_OUT_C]
                        : op == OP_LINEAR   ? header[F_OUT_C]
                                            : (long)header[F_OUT_C] * header[F_OUT_H] * header[F_OUT_W];
     const int weighted = op == OP_CONV || linear || op == OP_POINTWISE || op == OP_GROUPED || dual;
     const long c_per_group = op == OP_GROUPED ? header[F_IN_C] / header[F_GROUPS] : header[F_IN_C];
-    const long k_all = linear ? header[F_IN_C] : dual ? in_n : c_per_group * header[F_K_H] * header[F_K_W];
+    const long k_all = linear ? header[F_IN_C]
+                       : dual ? (long)header[F_IN_C] + header[F_IN_H]
+                              : c_per_group * header[F_K_H] * header[F_K_W];
     const long w_n = (long)header[F_OUT_C] * k_all;
     const long wa_n = (long)header[F_OUT_C] * header[F_IN_C];   /* a dual linear's Wa */
     const long wb_packed = dual ? (wa_n + 3) & ~3L : 0;          /* its packed Wb: word-aligned */
@@ -150,7 +157,7 @@ static int run_case(int h)
     int8_t *in = in_buf.b + (header[F_MISALIGN] & 3); /* inputs need not be word-aligned */
     long i;
     if (in_n > EC_MAX_BYTES || out_n > EC_MAX_BYTES || scratch_n > EC_MAX_SCRATCH ||
-        header[F_OUT_C] > EC_MAX_CHANNELS ||
+        header[F_OUT_C] > (gated ? EC_MAX_CHANNELS / 2 : EC_MAX_CHANNELS) ||
         (weighted && packed_n > EC_MAX_BYTES)) {
         return 90; /* the generator and this harness disagree on sizes */
     }
@@ -159,7 +166,7 @@ static int run_case(int h)
     }
     if (weighted) {
         if (!read_exact(h, weight_buf.b, w_n) || !read_exact(h, packed_buf.b, packed_n) ||
-            (header[F_HAS_BIAS] && !read_exact(h, bias_buf, 4L * header[F_OUT_C])) ||
+            (header[F_HAS_BIAS] && !read_exact(h, bias_buf, (gated ? 8L : 4L) * header[F_OUT_C])) ||
             !read_exact(h, shift_buf.b, header[F_PER_CHANNEL] ? header[F_OUT_C] : 1)) {
             return 91;
         }
@@ -267,6 +274,33 @@ static int run_case(int h)
                                header[F_SCALE_SHIFT], fast_out.b, header[F_ACT_MIN], header[F_ACT_MAX],
                                header[F_FOLDED], header[F_GROUPS] ? EC_DUAL_TABLE : (const int8_t *)0);
         break;
+    case OP_GATED: {
+        const int8_t *b_in = in + header[F_IN_C], *g_in = b_in + header[F_IN_H];
+        ec_gated_linear_s8(in, header[F_IN_C], weight_buf.b, header[F_STRIDE_H], bias_buf, b_in, header[F_IN_H],
+                           weight_buf.b + wa_n, bias_buf + header[F_OUT_C], header[F_PAD_TOP], g_in,
+                           header[F_STRIDE_W], header[F_OUT_C], header[F_SCALE_SHIFT], ref_out.b, header[F_ACT_MIN],
+                           header[F_ACT_MAX]);
+        if (header[F_GROUPS]) {
+            for (i = 0; i < out_n; ++i) {
+                ref_out.b[i] = EC_DUAL_TABLE[ref_out.b[i] + 128];
+            }
+        }
+        ec_gated_linear_fast_s8(in, header[F_IN_C], packed_buf.b, header[F_STRIDE_H], bias_buf, b_in,
+                                header[F_IN_H], packed_buf.b + wb_packed, bias_buf + header[F_OUT_C],
+                                header[F_PAD_TOP], g_in, header[F_STRIDE_W], header[F_OUT_C], header[F_SCALE_SHIFT],
+                                fast_out.b, header[F_ACT_MIN], header[F_ACT_MAX], header[F_FOLDED],
+                                header[F_GROUPS] ? EC_DUAL_TABLE : (const int8_t *)0);
+        break;
+    }
+    case OP_LERP: {
+        const long n = header[F_IN_C];
+        ec_lerp_s8(in, in + n, in + 2 * n, ref_out.b, (int)n, header[F_STRIDE_H], header[F_STRIDE_W],
+                   header[F_PAD_TOP], header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX]);
+        ec_lerp_mve_s8(in, in + n, in + 2 * n, fast_out.b, (int)n, header[F_STRIDE_H], header[F_STRIDE_W],
+                       header[F_PAD_TOP], header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX],
+                       header[F_FOLDED]);
+        break;
+    }
     case OP_MUL:
         ec_mul_s8(in, header[F_ZERO_A], weight_buf.b, header[F_ZERO_B], ref_out.b, 1, header[F_IN_C], 0, 1,
                   header[F_SCALE_SHIFT], header[F_ACT_MIN], header[F_ACT_MAX]);
