@@ -219,9 +219,9 @@ class Conv2d(SlidingWindow, WeightedOp):
             xp = padded(x_q if oc == c else np.repeat(x_q, oc // c, axis=1), pads, fill, dtype, channels_last=True)
             return torch_conv2d(xp, w, (sh, sw), (dh, dw), oc)
         if g == 1 and (kh, kw) == (1, 1) and not any(pads):
-            if is_channels_last(x_q):  # (a depthwise conv's output) one product over every pixel, channels-last
-                x = np.ascontiguousarray(x_q[:, :, ::sh, ::sw].transpose(0, 2, 3, 1), dtype=dtype).reshape(-1, c)
-                return (x @ w.reshape(oc, c).T).reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
+            if is_channels_last(x_q):  # (a depthwise conv's output) one product per sample, channels-last
+                x = np.ascontiguousarray(x_q[:, :, ::sh, ::sw].transpose(0, 2, 3, 1), dtype=dtype)
+                return np.matmul(x.reshape(n, oh * ow, c), w.reshape(oc, c).T).reshape(n, oh, ow, oc).transpose(0, 3, 1, 2)
             x = np.ascontiguousarray(x_q[:, :, ::sh, ::sw], dtype=dtype).reshape(n, c, oh * ow)
             return np.matmul(w.reshape(oc, c), x).reshape(n, oc, oh, ow)
         win = patches(padded(x_q, pads, fill, dtype), kh, kw, (sh, sw), (0, 0, 0, 0), dilation=(dh, dw))
