@@ -17,7 +17,6 @@ Prints a table and writes JSON (benchmarks/results/bench_recurrent.json).  Never
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch.nn as nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_common import count, per_mac, print_goals, write_json  # noqa: E402  (this folder)
 from edgecompile.bench import bench  # noqa: E402
 from edgecompile.errors import EdgeCompileError  # noqa: E402
 from edgecompile.export import ExportSettings, export  # noqa: E402
@@ -130,14 +130,6 @@ def goals(results: dict) -> list[dict]:
     return rows
 
 
-def _n(x) -> str:
-    return "-" if x is None else f"{x:,}"
-
-
-def _per(x, macs: int) -> str:
-    return "-" if x is None or not macs else f"{x / macs:.2f}"
-
-
 def print_table(results: dict, goal_rows: list[dict]) -> None:
     print("instructions per inference (not cycles); /MAC over the cell's MACs; ratio = ours / CMSIS-NN")
     head = (f"{'model':11s} {'target':18s} {'MACs':>9s} {'before':>10s} {'ours':>10s} {'/MAC':>5s} "
@@ -151,7 +143,7 @@ def print_table(results: dict, goal_rows: list[dict]) -> None:
             before = BEFORE.get((name, target))
             limit = GOALS.get((name, target))
             if t["status"] != "ok":
-                print(f"{name:11s} {target:18s} {m:>9,} {_n(before):>10s} {t['status']:>10s}  {t['message'][:80]}")
+                print(f"{name:11s} {target:18s} {m:>9,} {count(before):>10s} {t['status']:>10s}  {t['message'][:80]}")
                 continue
             ours = t["instructions"]
             met = "" if limit is None else ("met" if ours <= limit else "not met")
@@ -159,13 +151,10 @@ def print_table(results: dict, goal_rows: list[dict]) -> None:
             note = ", ".join(x for x in (met, "" if t["bit_exact"] else "NOT bit-exact",
                                          "" if was is None else f"was {was:,}") if x)
             ratio = f"{ours / theirs:.2f}" if theirs else "-"
-            goal = _n(None if limit is None else int(limit))
-            print(f"{name:11s} {target:18s} {m:>9,} {_n(before):>10s} {ours:>10,} {_per(ours, m):>5s} "
-                  f"{_n(theirs):>10s} {_per(theirs, m):>5s} {ratio:>5s} {goal:>10s}  {note}")
-    print("\ngoals (instructions per inference)")
-    for g in goal_rows:
-        met = "-" if g["met"] is None else ("met" if g["met"] else "not met")
-        print(f"  {g['goal']:30s} <= {g['limit']:>10,}  {_n(g['value']):>10s}  {met}")
+            goal = count(None if limit is None else int(limit))
+            print(f"{name:11s} {target:18s} {m:>9,} {count(before):>10s} {ours:>10,} {per_mac(ours, m):>5s} "
+                  f"{count(theirs):>10s} {per_mac(theirs, m):>5s} {ratio:>5s} {goal:>10s}  {note}")
+    print_goals(goal_rows, "goals (instructions per inference)", 30)
 
 
 def main(argv=None) -> int:
@@ -190,10 +179,7 @@ def main(argv=None) -> int:
     doc = {"benchmark": "recurrent", "unit": "instructions (not cycles)", "goals": goal_rows,
            "before": {f"{n} {t}": v for (n, t), v in BEFORE.items()},
            "previous": {f"{n} {t}": v for (n, t), v in PREVIOUS.items()}, "models": results}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"\nwrote {args.json}")
-    return 0
+    return write_json(args.json, doc)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Prints a table and writes JSON (benchmarks/results/bench_speed.json).  Never pas
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 from cnn_zoo import DSCNN, conv_bn, randomize_batchnorm  # noqa: E402
 from models import LeNet, save_program  # noqa: E402
 
+from bench_common import count, per_mac, print_goals, write_json  # noqa: E402  (this folder)
 from edgecompile.bench import bench  # noqa: E402
 from edgecompile.errors import EdgeCompileError  # noqa: E402
 from edgecompile.export import ExportSettings, export  # noqa: E402
@@ -196,14 +196,6 @@ def _ratio(ours, theirs) -> str:
     return f"{ours / theirs:.2f}" if ours and theirs else "-"
 
 
-def _per(x, macs: int = 1) -> str:
-    return f"{x / macs:.2f}" if x is not None and macs else "-"
-
-
-def _n(x) -> str:
-    return "-" if x is None else f"{x:,}"
-
-
 def print_tables(results: dict, goal_rows: list[dict], layers_target: str) -> None:
     print("instructions per inference (not cycles); ratio = ours / CMSIS-NN")
     head = f"{'model':10s} {'target':18s} {'MACs':>10s} {'ours':>12s} {'CMSIS-NN':>12s} {'ratio':>6s} " \
@@ -215,14 +207,14 @@ def print_tables(results: dict, goal_rows: list[dict], layers_target: str) -> No
             theirs = CMSIS_NN[name].get(target)
             limit = GOALS.get((name, target))
             if t["status"] != "ok":
-                print(f"{name:10s} {target:18s} {res['macs']:>10,} {t['status']:>12s} {_n(theirs):>12s} "
-                      f"{'-':>6s} {_n(limit):>11s}  {t['message'][:90]}")
+                print(f"{name:10s} {target:18s} {res['macs']:>10,} {t['status']:>12s} {count(theirs):>12s} "
+                      f"{'-':>6s} {count(limit):>11s}  {t['message'][:90]}")
                 continue
             ours = t["instructions"]
             met = "" if limit is None else ("met" if ours <= limit else "not met")
             note = ", ".join(x for x in (met, "" if t["bit_exact"] else "NOT bit-exact") if x)
-            print(f"{name:10s} {target:18s} {res['macs']:>10,} {ours:>12,} {_n(theirs):>12s} "
-                  f"{_ratio(ours, theirs):>6s} {_n(limit):>11s}  {note}")
+            print(f"{name:10s} {target:18s} {res['macs']:>10,} {ours:>12,} {count(theirs):>12s} "
+                  f"{_ratio(ours, theirs):>6s} {count(limit):>11s}  {note}")
     for name, res in results.items():
         t = res["targets"].get(layers_target)
         if not t or t["status"] != "ok":
@@ -236,23 +228,20 @@ def print_tables(results: dict, goal_rows: list[dict], layers_target: str) -> No
         for layer in t["layers"]:
             ours, theirs, m = layer["instructions"], layer["cmsis_nn_instructions"], layer["macs"]
             print(f"{layer['name'][:22]:22s} {layer['cmsis_nn_layer'] or '-':9s} {layer['kind']:12s} {m:>9,} "
-                  f"{ours:>10,} {_per(ours, m):>6s} {_n(theirs):>10s} {_per(theirs, m):>6s} {_ratio(ours, theirs):>6s}")
+                  f"{ours:>10,} {per_mac(ours, m):>6s} {count(theirs):>10s} {per_mac(theirs, m):>6s} {_ratio(ours, theirs):>6s}")
         total_ours = sum(layer["instructions"] for layer in t["layers"])
         total_theirs = sum(c for _, c in CMSIS_NN_LAYERS[name]) if cmsis else None
         print(f"{'total':22s} {'':9s} {'':12s} {sum(x['macs'] for x in t['layers']):>9,} "
-              f"{total_ours:>10,} {'':6s} {_n(total_theirs):>10s} {'':6s} {_ratio(total_ours, total_theirs):>6s}")
+              f"{total_ours:>10,} {'':6s} {count(total_theirs):>10s} {'':6s} {_ratio(total_ours, total_theirs):>6s}")
     print(f"\ninstructions per MAC by kind of layer (pooling: per window element), on {layers_target}")
     print(f"{'model':10s} " + " ".join(f"{k:>17s}" for k in KINDS))
     print(f"{'':10s} " + " ".join(f"{'ours / CMSIS-NN':>17s}" for _ in KINDS))
     for name, res in results.items():
         kinds = res["by_kind"].get(layers_target, {})
-        cells = ["-" if k not in kinds else f"{_per(kinds[k]['ours_per_mac'])} / {_per(kinds[k]['cmsis_nn_per_mac'])}"
+        cells = ["-" if k not in kinds else f"{per_mac(kinds[k]['ours_per_mac'])} / {per_mac(kinds[k]['cmsis_nn_per_mac'])}"
                  for k in KINDS]
         print(f"{name:10s} " + " ".join(f"{c:>17s}" for c in cells))
-    print("\ngoals (instructions per inference unless stated)")
-    for g in goal_rows:
-        met = "-" if g["met"] is None else ("met" if g["met"] else "not met")
-        print(f"  {g['goal']:60s} <= {g['limit']:>12,}  {_n(g['value']):>12s}  {met}")
+    print_goals(goal_rows, "goals (instructions per inference unless stated)", 60)
 
 
 def main(argv=None) -> int:
@@ -287,10 +276,7 @@ def main(argv=None) -> int:
     print_tables(results, goal_rows, args.layers_target)
     doc = {"benchmark": "speed", "unit": "instructions (not cycles)", "cmsis_nn_layers_core": CMSIS_NN_CORE,
            "cmsis_nn_layers": CMSIS_NN_LAYERS, "goals": goal_rows, "models": results}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"\nwrote {args.json}")
-    return 0
+    return write_json(args.json, doc)
 
 
 if __name__ == "__main__":

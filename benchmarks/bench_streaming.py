@@ -16,7 +16,6 @@ Prints a table and writes JSON (benchmarks/results/bench_streaming.json).  Never
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 from cnn_zoo import randomize_batchnorm  # noqa: E402
 from streaming_models import LSTMKeyword, StreamingDSCNN  # noqa: E402
 
+from bench_common import write_json  # noqa: E402  (this folder)
 from edgecompile.bench import bench  # noqa: E402
 from edgecompile.errors import EdgeCompileError  # noqa: E402
 from edgecompile.export import ExportSettings, export  # noqa: E402
@@ -91,10 +91,7 @@ def main(argv=None) -> int:
                 results[name] = {"error": str(exc).splitlines()[0]}
     print_table(results)
     doc = {"target": args.target, "goal": {"model": GOAL[0], "max_step_share": GOAL[1]}, "models": results}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"\nwrote {args.json}")
-    return 0
+    return write_json(args.json, doc)
 
 
 if __name__ == "__main__":

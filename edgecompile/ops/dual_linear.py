@@ -122,20 +122,27 @@ class DualLinear(Op):
             flags |= 2 * int(bound + (1 << (d - 1)) <= numerics.ACC_MAX)
         return flags
 
-    def emit_c(self, em, lut=None) -> None:
-        """lut: the table lookup (a Lut op) that alone reads this op's output, done by the same kernel
-        pass (Recurrent.emit_c fuses them): the output goes to the Lut's buffer, through its table."""
+    def packed_weights(self, em) -> tuple[str, str]:
+        """The C arrays of weight_a and weight_b in the order the fast gate kernels read (fast_kernels.py)."""
         from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, pack_rows
+        return tuple(em.const_array(f"{self.name}_{key}", "int8_t",
+                                    pack_rows(self.qparams[key], LINEAR_GROUP, word_order=LINEAR_WORD_ORDER), align=4)
+                     for key in ("weight_a", "weight_b"))
+
+    def table_and_output(self, em, lut) -> tuple[str, str]:
+        """The kernel's table argument and output buffer: lut, the table lookup (a Lut op) that alone reads
+        this op's output, is done by the same kernel pass (Recurrent.emit_step fuses them): the output
+        then goes to the Lut's buffer, through its table."""
+        if lut is None:
+            return "(const int8_t *)0", em.buffer(self.outputs[0])
+        return em.const_array(f"{lut.name}_table", "int8_t", lut.qparams["table"]), em.buffer(lut.outputs[0])
+
+    def emit_c(self, em, lut=None) -> None:
         q = self.qattrs
         (o, da), (_, db) = self._shape("weight_a"), self._shape("weight_b")
-        wa, wb = (em.const_array(f"{self.name}_{key}", "int8_t",
-                                 pack_rows(self.qparams[key], LINEAR_GROUP, word_order=LINEAR_WORD_ORDER), align=4)
-                  for key in ("weight_a", "weight_b"))
+        wa, wb = self.packed_weights(em)
         b = em.const_array(f"{self.name}_bias", "int32_t", self.qparams["bias"])
         a_in, b_in = (em.buffer(t) for t in self.inputs)
-        table, out = "(const int8_t *)0", em.buffer(self.outputs[0])
-        if lut is not None:
-            table = em.const_array(f"{lut.name}_table", "int8_t", lut.qparams["table"])
-            out = em.buffer(lut.outputs[0])
+        table, out = self.table_and_output(em, lut)
         em.call(f"ec_dual_linear_fast_s8({a_in}, {da}, {wa}, {q['down_a']}, {b_in}, {db}, {wb}, {q['down_b']}, {b}, "
                 f"{o}, {q['shift_out']}, {out}, {q['act_min']}, {q['act_max']}, {self.round_folded()}, {table})")

@@ -28,7 +28,8 @@ from .. import numerics
 from ..errors import EdgeCompileError
 from ..ir import Graph
 from . import activation
-from .base import Op, register
+from .base import register
+from .dual_linear import DualLinear
 
 V_BITS = 23  # |v| <= 2^23, so |g v| <= 2^30 for an int8 gate
 
@@ -44,15 +45,11 @@ def _rounded_bound(bound, s: int):
 
 
 @register
-class GatedDualLinear(Op):
+class GatedDualLinear(DualLinear):  # its weights' shapes, MACs and fused activation
     op_type = "GatedDualLinear"
     made_by = "the recurrent cell builders (frontend/recurrent.py): a GRU's n gate, inside a Recurrent's body"
     not_trainable = "only inside a recurrent cell, which QAT does not train"
     runtime_files = ("ec_linear_fast", "ec_linear_mve", "ec_fast")
-
-    def _shape(self, key: str) -> tuple[int, int]:
-        w = self.params.get(key)
-        return tuple(np.shape(w if w is not None else self.qparams[key]))
 
     def infer_shape(self, graph: Graph) -> tuple[int, ...]:
         (oa, da), (ob, db) = self._shape("weight_a"), self._shape("weight_b")
@@ -69,12 +66,6 @@ class GatedDualLinear(Op):
     def param_count(self) -> int:
         return int(sum(np.size(v) for v in self.params.values())) or int(
             sum(np.size(v) for v in self.qparams.values()))
-
-    def macs(self, graph: Graph) -> int:
-        return int(np.prod(self._shape("weight_a")) + np.prod(self._shape("weight_b")))
-
-    def fuse_activation(self, act: dict) -> None:
-        self.attrs["act"] = activation.combine(self.attrs.get("act"), act)
 
     def run_float(self, a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
         p = self.params
@@ -157,20 +148,12 @@ class GatedDualLinear(Op):
         return flags
 
     def emit_c(self, em, lut=None) -> None:
-        """lut: the table lookup (a Lut op) that alone reads this op's output, done by the same kernel
-        pass (Recurrent.emit_c fuses them): the output goes to the Lut's buffer, through its table."""
-        from .fast_kernels import LINEAR_GROUP, LINEAR_WORD_ORDER, pack_rows
         q = self.qattrs
         (o, da), (_, db) = self._shape("weight_a"), self._shape("weight_b")
-        wa, wb = (em.const_array(f"{self.name}_{key}", "int8_t",
-                                 pack_rows(self.qparams[key], LINEAR_GROUP, word_order=LINEAR_WORD_ORDER), align=4)
-                  for key in ("weight_a", "weight_b"))
+        wa, wb = self.packed_weights(em)
         ba, bb = (em.const_array(f"{self.name}_{key}", "int32_t", self.qparams[key]) for key in ("bias_a", "bias_b"))
         a_in, b_in, g_in = (em.buffer(t) for t in self.inputs)
-        table, out = "(const int8_t *)0", em.buffer(self.outputs[0])
-        if lut is not None:
-            table = em.const_array(f"{lut.name}_table", "int8_t", lut.qparams["table"])
-            out = em.buffer(lut.outputs[0])
+        table, out = self.table_and_output(em, lut)
         em.call(f"ec_gated_linear_fast_s8({a_in}, {da}, {wa}, {q['down_a']}, {ba}, {b_in}, {db}, {wb}, {bb}, "
                 f"{q['shift_b']}, {g_in}, {q['down_p']}, {o}, {q['shift_out']}, {out}, {q['act_min']}, "
                 f"{q['act_max']}, {self.round_folded()}, {table})")
