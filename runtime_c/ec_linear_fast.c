@@ -401,6 +401,53 @@ static EC_FAST_INLINE int32_t ec_round_down32(int32_t x, int down)
     return down > 0 ? ec_asr32(x, down) + (ec_asr32(x, down - 1) & 1) : x;
 }
 
+#if EC_FAST_DSP
+/* Rule 2 by down_p on each of 4 accumulators: a floor shift when the rounding constant half_p
+ * started them (round_folded proved it fits), else the full rounding (down_p 0: unchanged). */
+static EC_FAST_INLINE void ec_acc4_round_down(ec_acc4 *acc, int down_p, int32_t half_p)
+{
+    if (half_p != 0) {
+        acc->r0 = ec_asr32(acc->r0, down_p);
+        acc->r1 = ec_asr32(acc->r1, down_p);
+        acc->r2 = ec_asr32(acc->r2, down_p);
+        acc->r3 = ec_asr32(acc->r3, down_p);
+    } else if (down_p > 0) { /* rounded |P| <= |P| */
+        acc->r0 = ec_round_down32(acc->r0, down_p);
+        acc->r1 = ec_round_down32(acc->r1, down_p);
+        acc->r2 = ec_round_down32(acc->r2, down_p);
+        acc->r3 = ec_round_down32(acc->r3, down_p);
+    }
+}
+
+/* acc[r] += bias[r] + rnd (the output's rounding constant, or 0). */
+static EC_FAST_INLINE void ec_acc4_add_bias(ec_acc4 *acc, const int32_t *bias, int32_t rnd)
+{
+    acc->r0 += bias[0] + rnd;
+    acc->r1 += bias[1] + rnd;
+    acc->r2 += bias[2] + rnd;
+    acc->r3 += bias[3] + rnd;
+}
+
+/* The 4 outputs requantized by shift_out in `mode`, and through the gate's activation table when
+ * there is one (codes -128 .. 127 index table[0 .. 255]). */
+static EC_FAST_INLINE void ec_acc4_output(const ec_acc4 *acc, int shift_out, const int mode, const int8_t *table,
+                                          int8_t *output)
+{
+    if (table == 0) {
+        ec_fast_output2(acc->r0, shift_out, acc->r1, shift_out, mode, 0, 0, output, 1);
+        ec_fast_output2(acc->r2, shift_out, acc->r3, shift_out, mode, 0, 0, output + 2, 1);
+    } else {
+        int8_t v[4];
+        ec_fast_output2(acc->r0, shift_out, acc->r1, shift_out, mode, 0, 0, v, 1);
+        ec_fast_output2(acc->r2, shift_out, acc->r3, shift_out, mode, 0, 0, v + 2, 1);
+        output[0] = table[v[0] + 128];
+        output[1] = table[v[1] + 128];
+        output[2] = table[v[2] + 128];
+        output[3] = table[v[3] + 128];
+    }
+}
+#endif
+
 /* acc[r] += rows r < ROWS . x over k values: the words of the rows' group at *w (advanced past
  * them), their k % 4 tail values row by row at *w_tail (advanced too). */
 static EC_FAST_INLINE void ec_dual_dot(const int8_t **w, const int8_t **w_tail, const int8_t *x, int k, int rows,
@@ -459,34 +506,10 @@ static EC_FAST_INLINE void ec_dual_groups_dsp(const int8_t *xq, int nq, const in
     for (g = 0; g < groups; ++g, bias += 4, output += 4) {
         ec_acc4 acc = {half_p, half_p, half_p, half_p};
         ec_dot4(&wp, &wp_tail, xp, np, &acc);
-        if (half_p != 0) { /* the rounding constant is in: a floor shift */
-            acc.r0 = ec_asr32(acc.r0, down_p);
-            acc.r1 = ec_asr32(acc.r1, down_p);
-            acc.r2 = ec_asr32(acc.r2, down_p);
-            acc.r3 = ec_asr32(acc.r3, down_p);
-        } else if (down_p > 0) { /* rounded |P| <= |P| */
-            acc.r0 = ec_round_down32(acc.r0, down_p);
-            acc.r1 = ec_round_down32(acc.r1, down_p);
-            acc.r2 = ec_round_down32(acc.r2, down_p);
-            acc.r3 = ec_round_down32(acc.r3, down_p);
-        }
-        acc.r0 += bias[0] + rnd;
-        acc.r1 += bias[1] + rnd;
-        acc.r2 += bias[2] + rnd;
-        acc.r3 += bias[3] + rnd;
+        ec_acc4_round_down(&acc, down_p, half_p);
+        ec_acc4_add_bias(&acc, bias, rnd);
         ec_dot4(&wq, &wq_tail, xq, nq, &acc);
-        if (table == 0) {
-            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, output, 1);
-            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, output + 2, 1);
-        } else { /* the gate's activation: codes -128 .. 127 index table[0 .. 255] */
-            int8_t v[4];
-            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, v, 1);
-            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, v + 2, 1);
-            output[0] = table[v[0] + 128];
-            output[1] = table[v[1] + 128];
-            output[2] = table[v[2] + 128];
-            output[3] = table[v[3] + 128];
-        }
+        ec_acc4_output(&acc, shift_out, mode, table, output);
     }
 }
 
@@ -607,34 +630,16 @@ static EC_FAST_INLINE void ec_gated_groups_dsp(const int8_t *xa, int na, const i
         acc.r1 = ec_asr32(acc.r1, shift_b) * gate[1];
         acc.r2 = ec_asr32(acc.r2, shift_b) * gate[2];
         acc.r3 = ec_asr32(acc.r3, shift_b) * gate[3];
-        if (half_p != 0 || down_p == 0) { /* the rounding constant folded: a floor shift (by 0: itself) */
-            acc.r0 = ec_asr32(acc.r0 + half_p, down_p);
-            acc.r1 = ec_asr32(acc.r1 + half_p, down_p);
-            acc.r2 = ec_asr32(acc.r2 + half_p, down_p);
-            acc.r3 = ec_asr32(acc.r3 + half_p, down_p);
-        } else {
-            acc.r0 = ec_round_down32(acc.r0, down_p);
-            acc.r1 = ec_round_down32(acc.r1, down_p);
-            acc.r2 = ec_round_down32(acc.r2, down_p);
-            acc.r3 = ec_round_down32(acc.r3, down_p);
+        if (half_p != 0) { /* the rounding constant folded: a floor shift (|g v| + half_p <= 2^31 - 1) */
+            acc.r0 += half_p;
+            acc.r1 += half_p;
+            acc.r2 += half_p;
+            acc.r3 += half_p;
         }
-        acc.r0 += bias_a[0] + rnd;
-        acc.r1 += bias_a[1] + rnd;
-        acc.r2 += bias_a[2] + rnd;
-        acc.r3 += bias_a[3] + rnd;
+        ec_acc4_round_down(&acc, down_p, half_p);
+        ec_acc4_add_bias(&acc, bias_a, rnd);
         ec_dot4(&wa, &wa_tail, xa, na, &acc);
-        if (table == 0) {
-            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, output, 1);
-            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, output + 2, 1);
-        } else { /* codes -128 .. 127 index table[0 .. 255] */
-            int8_t v[4];
-            ec_fast_output2(acc.r0, shift_out, acc.r1, shift_out, mode, 0, 0, v, 1);
-            ec_fast_output2(acc.r2, shift_out, acc.r3, shift_out, mode, 0, 0, v + 2, 1);
-            output[0] = table[v[0] + 128];
-            output[1] = table[v[1] + 128];
-            output[2] = table[v[2] + 128];
-            output[3] = table[v[3] + 128];
-        }
+        ec_acc4_output(&acc, shift_out, mode, table, output);
     }
 }
 
