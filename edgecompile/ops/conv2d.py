@@ -215,7 +215,8 @@ class Conv2d(SlidingWindow, WeightedOp):
         ow = conv_output_size(x_q.shape[3], kw, sw, pads[1], pads[3], dw)
         w = w.astype(dtype)
         if g > 1 and cpg == 1:  # depthwise (with channel multiplier oc // c)
-            # channels-last: PyTorch's depthwise convolution runs 3-4x faster on it (measured on MobileNetV2's)
+            # channels-last: PyTorch's depthwise convolution is faster on it (MobileNetV2-tiny's depthwise
+            # products, 32 samples, one thread: 29 -> 16 ms)
             xp = padded(x_q if oc == c else np.repeat(x_q, oc // c, axis=1), pads, fill, dtype, channels_last=True)
             return torch_conv2d(xp, w, (sh, sw), (dh, dw), oc)
         if g == 1 and (kh, kw) == (1, 1) and not any(pads):
@@ -230,9 +231,10 @@ class Conv2d(SlidingWindow, WeightedOp):
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
         # In float32, the type the model was trained and is run in: PyTorch has no fast float64
-        # convolution (measured 3-5x slower on MobileNetV2's), and the float model is the compiler's
-        # inner loop (calibration, equalization, snapping, format search).  Its sums differ from
-        # float64's by ~1e-7 relative, far below any quantization step; the rest of the graph is float64.
+        # convolution (MobileNetV2-tiny's float model on 64 samples: 0.48 s in float64, 0.20 s), and the
+        # float model is the compiler's inner loop (calibration, equalization, snapping, format search).
+        # Its sums differ from float64's by ~1e-7 relative, far below any quantization step; the rest of
+        # the graph is float64.
         y = self._products(np.asarray(x, np.float32), np.asarray(self.params["weight"], np.float32)).astype(np.float64)
         if "bias" in self.params:
             y = y + np.asarray(self.params["bias"], dtype=np.float64)[None, :, None, None]
