@@ -266,13 +266,20 @@ class Graph:
         beside the float one because a recurrent cell runs its body with it (ops/recurrent.py)."""
         env = {name: np.asarray(v, dtype=np.int64) for name, v in inputs.items()}
         for node in self.nodes:
-            y = node.run_int(self, *[env[t] for t in node.inputs])
-            t = self.tensors[node.outputs[0]]
-            lo, hi = numerics.qrange(t.bits)
-            # Every kernel saturates; a value outside the type is a simulator bug.
-            assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside int{t.bits}"
-            env[node.outputs[0]] = y
+            self.run_node_int(node, env)
         return env
+
+    def run_node_int(self, node, env: dict[str, np.ndarray]) -> None:
+        """One step of the simulator's walk: node's integer output from env's tensors, checked and
+        stored in env."""
+        y = node.run_int(self, *[env[t] for t in node.inputs])
+        t = self.tensors[node.outputs[0]]
+        lo, hi = numerics.qrange(t.bits)
+        # Every kernel saturates; a value outside the type is a simulator bug.
+        assert y.size == 0 or (y.min() >= lo and y.max() <= hi), f"{node} produced values outside int{t.bits}"
+        # Between layers a tensor's codes are stored in its own C type (less memory traffic for the
+        # next op, which widens them: numerics.storage_dtype); the graph's outputs stay int64.
+        env[t.name] = y.astype(np.int64 if t.name in self.outputs else numerics.storage_dtype(lo, hi), copy=False)
 
 
 FLOAT_CACHE_SIZE = 8  # float evaluations whose outputs Graph.run_float keeps

@@ -37,7 +37,11 @@ Rules (every kernel, in Python and in C, is built only from these):
    i.e. round half up of sum/n, with floor division.
 
 Everything here works on numpy int64 arrays, wide enough to represent every
-int32 intermediate exactly, so the simulator never depends on overflow.
+int32 intermediate exactly, so the simulator never depends on overflow.  Between
+layers the simulator stores each tensor's codes in the narrowest integer type that
+holds its range (storage_dtype: int8 for an 8-bit tensor, as the C does), which
+needs less memory traffic; every op widens its inputs to int64 (or an exact float)
+before any arithmetic, so the type a code is stored in never changes a result.
 """
 from __future__ import annotations
 
@@ -56,6 +60,16 @@ def qrange(bits: int) -> tuple[int, int]:
     if not 2 <= bits <= 32:
         raise ValueError(f"bit width {bits} outside 2..32")
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def storage_dtype(lo: int, hi: int):
+    """The narrowest of int8, int16, int32, int64 that holds every integer in [lo, hi]: how the
+    simulator stores codes between layers (see the module docstring)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return dtype
+    return np.int64
 
 
 def asr(x, s: int):
@@ -92,7 +106,7 @@ def rounding_shift_per_channel(acc, shifts, axis: int):
 
 def requantize_float(acc: np.ndarray, bias, shifts, lo: int, hi: int, axis: int) -> np.ndarray:
     """Rules 2 and 3 on an accumulator of integers held in a float array (one bias and shift per
-    slice along `axis`), overwriting `acc`; the result as int64.
+    slice along `axis`), overwriting `acc`; the result in storage_dtype(lo, hi).
 
     Per channel it computes floor(acc * 2^-s + (b + h) * 2^-s), h = 2^(s-1) for s > 0 (else 0), then
     clamps: that is (acc + b + h) * 2^-s floored, i.e. round half up of (acc + b) * 2^-s for s > 0 and
@@ -108,7 +122,7 @@ def requantize_float(acc: np.ndarray, bias, shifts, lo: int, hi: int, axis: int)
     acc += np.ldexp(np.asarray(bias, dtype=np.float64) + half, -s).astype(acc.dtype).reshape(shape)
     np.floor(acc, out=acc)
     np.clip(acc, lo, hi, out=acc)
-    return acc.astype(np.int64)
+    return acc.astype(storage_dtype(lo, hi))
 
 
 def align(x, k: int):

@@ -37,7 +37,8 @@ def inputs(rng, g, n, bits=8):
 
 def check(g, node, x):
     fast, reference = node.run_int(g, x), node.run_int_reference(g, x)
-    assert fast.dtype == reference.dtype == np.int64 and fast.shape == reference.shape
+    # the fast path writes the clamps' storage type (numerics.storage_dtype), the reference int64
+    assert fast.dtype.kind == reference.dtype.kind == "i" and fast.shape == reference.shape
     np.testing.assert_array_equal(fast, reference)
     return fast
 

@@ -118,7 +118,7 @@ class FormatSearch:
         def run(env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             env = dict(env)
             for node in g.nodes[start:]:
-                env[node.outputs[0]] = node.run_int(g, *[env[t] for t in node.inputs])
+                g.run_node_int(node, env)
             return env
         return simulate.map_parts(run, self.envs)
 
