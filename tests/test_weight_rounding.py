@@ -169,3 +169,31 @@ def test_too_wide_a_layer_keeps_nearest_rounding(tmp_path, monkeypatch):
         assert any(node.name in note and "too many for error-feedback" in note for note in graph.notes)
     narrow = next(n for n in graph.nodes if isinstance(n, Linear) and n.params["weight"].shape[1] == 64)
     assert not np.array_equal(narrow.qparams["weight"], before[narrow.name])
+
+
+@pytest.mark.parametrize("c, oc, k, stride, pads, groups, dilation", [
+    (3, 4, (3, 3), (1, 1), (1, 1, 1, 1), 1, (1, 1)),
+    (6, 6, (3, 3), (2, 2), (0, 1, 2, 1), 6, (1, 1)),  # depthwise, uneven padding
+    (6, 4, (1, 1), (1, 1), (0, 0, 0, 0), 2, (1, 1)),  # grouped 1x1
+    (4, 4, (3, 2), (1, 2), (2, 2, 2, 2), 2, (2, 2)),  # dilated, grouped
+])
+@pytest.mark.parametrize("chunk_rows", [1, 50, 4096])  # a sample at a time, several, all at once
+def test_input_hessian_sums_every_im2col_row(rng, c, oc, k, stride, pads, groups, dilation, chunk_rows):
+    """H per group = sum over samples and output positions of the patch x x^T, in the weights' order."""
+    node = Conv2d("conv", ["x"], ["y"], attrs={"stride": list(stride), "pads": list(pads), "groups": groups,
+                                               "dilation": list(dilation)},
+                  params={"weight": np.zeros((oc, c // groups) + k)})
+    x = rng.integers(-128, 128, size=(3, c, 7, 6)).astype(np.int64)
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    (kh, kw), (sh, sw), (dh, dw) = k, stride, dilation
+    oh, ow = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1, (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    cpg = c // groups
+    expected = np.zeros((groups, cpg * kh * kw, cpg * kh * kw))
+    for s in range(len(x)):
+        for i in range(oh):
+            for j in range(ow):
+                patch = xp[s, :, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                for gi in range(groups):
+                    v = patch[gi * cpg:(gi + 1) * cpg].reshape(-1).astype(np.float64)
+                    expected[gi] += np.outer(v, v)
+    np.testing.assert_array_equal(weight_rounding.input_hessian(node, x, chunk_rows), expected)

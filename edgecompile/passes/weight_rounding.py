@@ -113,9 +113,12 @@ def input_hessian(node, x_q: np.ndarray, chunk_rows: int) -> np.ndarray:
     g = node.groups
     d = c // g * kh * kw
     h = np.zeros((g, d, d))
-    for start in range(0, n * oh * ow, chunk_rows):
-        b, r, s = np.unravel_index(np.arange(start, min(start + chunk_rows, n * oh * ow)), (n, oh, ow))
-        cols = win[b, :, r, s].astype(np.float64).reshape(len(b), g, d).transpose(1, 0, 2)  # (G, rows, d)
+    step = max(1, chunk_rows // (oh * ow))  # whole samples at a time: slices, not gathers
+    for start in range(0, n, step):
+        part = win[start:start + step].astype(np.float64)  # (B, C, OH, OW, KH, KW)
+        b = len(part)
+        # (G, rows, d): a row per output position, its d = (C/G, KH, KW) inputs in the weights' order
+        cols = part.reshape(b, g, c // g, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, b * oh * ow, d)
         h += cols.transpose(0, 2, 1) @ cols
     return h
 
