@@ -9,7 +9,8 @@ helps), re-quantizes only the nodes that read or write the tensor, runs the inte
 simulator from the first changed node on, and keeps a change only when the output's squared
 error against the float model falls by at least MIN_GAIN on each half of the search samples
 alone: a change that helps one half and not the other fits those samples' noise, not the
-model (deep nets amplify every small change into a random-looking one).
+model (deep nets amplify every small change into a random-looking one).  Most trials fail,
+and the second half is simulated only for a change that gains on the first.
 
 The search sees only the first half of the calibration samples; what it finds replaces the
 calibrated formats only if it also does better, by VALIDATION_GAIN_DB, on the second half,
@@ -57,25 +58,27 @@ class FormatSearch:
     def __init__(self, graph: Graph, options: QuantOptions, samples: np.ndarray):
         self.graph, self.options = graph, options
         x = samples[:MAX_SAMPLES]
-        self.reference = np.asarray(graph.run_float(x), dtype=np.float64)
-        self.signal = float(np.sum(self.reference ** 2)) or 1.0
+        reference = np.asarray(graph.run_float(x), dtype=np.float64)
+        self.signal = float(np.sum(reference ** 2)) or 1.0
         self.index = {n.outputs[0]: i for i, n in enumerate(graph.nodes)}
         self.desired = {t: graph.tensors[t].frac_bits for t in self.index}  # the formats asked of producers
         x_q = simulate.quantize_input(graph, x)
-        # every tensor, per part of the samples (simulate.batch_parts: the parts run in threads)
-        self.parts = simulate.batch_parts(graph, len(x_q))
-        self.envs = simulate.map_parts(lambda part: graph.evaluate_int(graph.split_inputs(x_q[part])),
-                                       self.parts)
-        self.error = self._error(self.envs)
+        # Two halves of the samples, each simulated apart (a change must help both, and one that fails
+        # the first needs no second), each in parts that threads run at once (simulate.batch_parts).
+        cut = (len(x_q) + 1) // 2
+        self.halves = [slice(0, cut), slice(cut, len(x_q))]
+        self.references = [reference[h] for h in self.halves]
+        self.envs = [simulate.map_parts(lambda part, h=h: graph.evaluate_int(graph.split_inputs(x_q[h][part])),
+                                        simulate.batch_parts(graph, h.stop - h.start)) for h in self.halves]
+        self.error = np.array([self._error(envs, k) for k, envs in enumerate(self.envs)])
 
-    def _error(self, envs: list[dict[str, np.ndarray]]) -> np.ndarray:
-        """The output's squared error on each half of the samples."""
+    def _error(self, envs: list[dict[str, np.ndarray]], half: int) -> float:
+        """The output's squared error on one half of the samples, from its parts' tensors."""
         g = self.graph
         out = np.concatenate([g.join_outputs({t: simulate.dequantize(g, t, env[t]) for t in g.outputs})
                               for env in envs])
-        per_sample = ((np.asarray(out, np.float64) - self.reference) ** 2).reshape(len(self.reference), -1).sum(1)
-        half = (len(per_sample) + 1) // 2
-        return np.array([per_sample[:half].sum(), per_sample[half:].sum()])
+        per_sample = ((np.asarray(out, np.float64) - self.references[half]) ** 2).reshape(len(out), -1).sum(1)
+        return float(per_sample.sum())
 
     def sqnr_db(self) -> float:
         error = float(self.error.sum())
@@ -112,7 +115,7 @@ class FormatSearch:
                 moved.add(out.name)
         return undo
 
-    def _simulate_from(self, start: int) -> list[dict[str, np.ndarray]]:
+    def _simulate_from(self, start: int, envs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         g = self.graph
 
         def run(env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -120,10 +123,11 @@ class FormatSearch:
             for node in g.nodes[start:]:
                 g.run_node_int(node, env)
             return env
-        return simulate.map_parts(run, self.envs)
+        return simulate.map_parts(run, envs)
 
     def try_format(self, tensor: str, frac_bits: int) -> bool:
-        """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN, else undo."""
+        """Move `tensor` to `frac_bits`; keep it if the output error falls by MIN_GAIN on each half of
+        the samples (the second half is not simulated when the first does not gain), else undo."""
         undo = self._requantize(tensor, frac_bits)
         if self.graph.tensors[tensor].frac_bits == undo[0][4]:  # the producer kept the old format anyway
             self._undo(undo)
@@ -131,14 +135,17 @@ class FormatSearch:
         if any(shifts_left(node.qparams) and not shifts_left(qparams) for node, qparams, *_ in undo):
             self._undo(undo)  # a layer would requantize on the fast kernels' slow path: not for a format
             return False
-        envs = self._simulate_from(self.index[undo[0][3].name])
-        error = self._error(envs)
-        if np.all(error < self.error * (1 - MIN_GAIN)):
-            self.envs, self.error = envs, error
-            self.desired[tensor] = frac_bits
-            return True
-        self._undo(undo)
-        return False
+        start = self.index[undo[0][3].name]
+        envs, error = [], []
+        for half, old in enumerate(self.envs):
+            envs.append(self._simulate_from(start, old))
+            error.append(self._error(envs[-1], half))
+            if not error[-1] < self.error[half] * (1 - MIN_GAIN):
+                self._undo(undo)
+                return False
+        self.envs, self.error = envs, np.array(error)
+        self.desired[tensor] = frac_bits
+        return True
 
     @staticmethod
     def _undo(undo: list[tuple]) -> None:
