@@ -1,6 +1,7 @@
 """How long exporting the MobileNetV2-tiny zoo example (examples/cnn_zoo.py, 64 calibration samples)
-takes: the `edgecompile export` command end to end, export() in this process with its model import
-and compile steps (Compiled.timings), and one integer-simulator evaluation on 64 samples.  Prints a
+takes: the `edgecompile export` command end to end, what a new process spends importing torch and
+loading the model before any compiling, export() in this process with its model import and compile
+steps (Compiled.timings), and one integer-simulator evaluation on 64 samples.  Prints a
 table and JSON; no pass/fail.  It imports edgecompile from this checkout.
 
     python benchmarks/bench_export_time.py [--model mobilenetv2] [--json out.json]
@@ -45,6 +46,14 @@ def run(work: Path, model: str, repeat: int) -> dict:
                     str(files["calib"]), "-o", str(work / "cli"), "-q"], check=True, env=env, capture_output=True)
     cli_s = time.perf_counter() - t0
 
+    # a new process: importing torch, then loading the model (torch.export.load imports much of torch)
+    probe = ("import time; t0 = time.perf_counter(); import torch; t1 = time.perf_counter(); "
+             "from pathlib import Path; from edgecompile.frontend import load_model; "
+             f"load_model(Path({str(files['model'])!r}), {tuple(files['shape'])!r}); "
+             "print(t1 - t0, time.perf_counter() - t1)")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, env=env, capture_output=True, text=True).stdout
+    torch_s, cold_load_s = (float(v) for v in out.split()[-2:])
+
     t0 = time.perf_counter()
     result = export(ExportSettings(files["model"], work / "api", files["calib"]))
     export_s = time.perf_counter() - t0
@@ -58,6 +67,7 @@ def run(work: Path, model: str, repeat: int) -> dict:
         simulate.run_integer(graph, x_q)
     sim_s = best_of(evaluate, repeat)
     return {"model": model, "samples": int(len(calib)), "cli_export_s": round(cli_s, 2),
+            "new_process_import_torch_s": round(torch_s, 2), "new_process_model_import_s": round(cold_load_s, 2),
             "export_s": round(export_s, 2), "model_import_s": round(load_s, 2),
             "compile_s": {k: round(v, 2) for k, v in result.compiled.timings.items()},
             "integer_eval_64_s": round(sim_s, 3), "output_sqnr_db": round(result.summary["output_sqnr_db"], 2)}
@@ -65,6 +75,8 @@ def run(work: Path, model: str, repeat: int) -> dict:
 
 def table(row: dict) -> str:
     lines = [f"{'':<38}seconds", f"{'edgecompile export (CLI, end to end)':<38}{row['cli_export_s']:>7.2f}",
+             f"{'  a new process: import torch':<38}{row['new_process_import_torch_s']:>7.2f}",
+             f"{'  a new process: then load the model':<38}{row['new_process_model_import_s']:>7.2f}",
              f"{'export() in process':<38}{row['export_s']:>7.2f}",
              f"{'  of which model import (torch)':<38}{row['model_import_s']:>7.2f}"]
     lines += [f"{'  compile: ' + k:<38}{v:>7.2f}" for k, v in row["compile_s"].items()]

@@ -55,12 +55,15 @@ class TensorRange:
 
     def add(self, value: np.ndarray, rng: np.random.Generator) -> None:
         self.formats = {}
-        flat = np.asarray(value, dtype=np.float64).reshape(-1)
+        # the values in their own type (float32 activations: no float64 copy of a whole batch); the
+        # sums accumulate in float64, and the kept sample is float64 (exact)
+        flat = np.asarray(value).reshape(-1)
         self.lo, self.hi = min(self.lo, float(flat.min())), max(self.hi, float(flat.max()))
         self.count += flat.size
-        self.total += float(flat.sum())
-        self.total_sq += float(np.dot(flat, flat))
+        self.total += float(np.sum(flat, dtype=np.float64))
+        self.total_sq += float(np.einsum("i,i->", flat, flat, dtype=np.float64))
         keep = flat if flat.size <= SAMPLE_CAP // 4 else rng.choice(flat, SAMPLE_CAP // 4, replace=False)
+        keep = np.asarray(keep, dtype=np.float64)
         merged = keep if self.sample is None else np.concatenate([self.sample, keep])
         self.sample = merged if merged.size <= SAMPLE_CAP else rng.choice(merged, SAMPLE_CAP, replace=False)
 
