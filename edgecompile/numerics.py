@@ -166,6 +166,18 @@ def quantize_float(x, f: int, lo: int, hi: int):
             raise ValueError("cannot quantize NaN or Inf")
         fl = math.floor(v)
         return np.int64(min(max(fl + (v - fl >= 0.5), lo), hi))
+    x = np.asarray(x)
+    if x.dtype == np.float32 and np.ndim(f) == 0 and abs(int(f)) <= 100 and max(-lo, hi) < 1 << 24:
+        # float32 inputs (model inputs, activations) without a float64 copy: x * 2^f is the same exact
+        # value in float32 unless it overflows (then the float64 steps below decide), and so are its
+        # floor and fraction; a value small enough to lose bits in float32 rounds to 0 either way; the
+        # clamps are exact in float32 below 2^24
+        with np.errstate(over="ignore"):
+            v = x * np.float32(2.0 ** int(f))
+        if np.all(np.isfinite(v)):
+            fl = np.floor(v)
+            fl += (v - fl) >= 0.5
+            return np.clip(fl, lo, hi).astype(np.int64)
     v = np.ldexp(np.asarray(x, dtype=np.float64), f)
     if not np.all(np.isfinite(v)):
         raise ValueError("cannot quantize NaN or Inf")

@@ -89,6 +89,26 @@ def test_quantize_float_of_one_value_equals_the_array_rule(rng):
             assert np.array_equal(np.array(one_by_one), codes)
 
 
+def test_quantize_float_of_float32_arrays_equals_the_float64_steps(rng):
+    """float32 arrays are quantized without a float64 copy: the same codes as the float64 steps at
+    ties and the floats beside them, tiny and huge values (an overflow in float32 falls back),
+    every clamp range (those beyond float32's exact integers fall back too)."""
+    x = (rng.standard_normal(20000) * rng.choice([1e-30, 1e-3, 1.0, 7.0, 1e3, 1e20, 1e37], 20000)).astype(np.float32)
+    ties = (np.arange(-2000, 2000) / 4).astype(np.float32)
+    x = np.concatenate([x, ties, np.nextafter(ties, np.float32(10)), np.nextafter(ties, np.float32(-10)),
+                        np.float32([3.4e38, -3.4e38, 0.0, -0.0, 0.49999997, -0.49999997])])
+
+    def float64_steps(f, lo, hi):
+        v = np.ldexp(x.astype(np.float64), f)
+        fl = np.floor(v)
+        return np.clip(fl + (v - fl >= 0.5), lo, hi).astype(np.int64)
+    for f in (-31, -7, 0, 1, 2, 5, 13, 31, 60, 100, 140):
+        for lo, hi in ((-128, 127), (0, 255), (-32768, 32767), (-(1 << 31), (1 << 31) - 1)):
+            codes = numerics.quantize_float(x, f, lo, hi)
+            assert codes.dtype == np.int64
+            np.testing.assert_array_equal(codes, float64_steps(f, lo, hi), err_msg=f"f={f} [{lo}, {hi}]")
+
+
 @pytest.mark.parametrize("max_abs, bits, expected", [
     (1.0, 8, 6),            # 1.0 * 2^7 = 128 > 127
     (0.99, 8, 7),           # 126.7 -> 127 fits
