@@ -162,6 +162,43 @@ void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const
     }
 }
 
+/* Weight j (0 <= j < 8 / field_bits) of a packed byte: its field v read unsigned, then
+ * (v ^ 2^(f-1)) - 2^(f-1) maps 0 .. 2^f - 1 onto the two's complement values (-8 for 4-bit 8,
+ * -2 for 2-bit 2) with no shift of a negative number. */
+static int32_t ec_packed_field(unsigned byte, int j, int field_bits)
+{
+    const unsigned half = 1u << (field_bits - 1);
+    const unsigned v = (byte >> (field_bits * j)) & ((half << 1) - 1u);
+    return (int32_t)(v ^ half) - (int32_t)half;
+}
+
+/* dot(row, x) over cols values of a packed row: whole bytes unrolled (two or four weights each), then
+ * the last byte's fields up to cols (its padding fields are never read). */
+static int32_t ec_packed_row_dot(const uint8_t *row, const int8_t *x, int cols, int field_bits)
+{
+    int32_t acc = 0;
+    int i = 0, j;
+    if (field_bits == 4) {
+        for (; i + 2 <= cols; i += 2) {
+            const unsigned byte = *row++;
+            acc += (int32_t)x[i] * ((int32_t)((byte & 15u) ^ 8u) - 8);
+            acc += (int32_t)x[i + 1] * ((int32_t)((byte >> 4) ^ 8u) - 8);
+        }
+    } else {
+        for (; i + 4 <= cols; i += 4) {
+            const unsigned byte = *row++;
+            acc += (int32_t)x[i] * ((int32_t)((byte & 3u) ^ 2u) - 2);
+            acc += (int32_t)x[i + 1] * ((int32_t)(((byte >> 2) & 3u) ^ 2u) - 2);
+            acc += (int32_t)x[i + 2] * ((int32_t)(((byte >> 4) & 3u) ^ 2u) - 2);
+            acc += (int32_t)x[i + 3] * ((int32_t)((byte >> 6) ^ 2u) - 2);
+        }
+    }
+    for (j = 0; i < cols; ++i, ++j) {
+        acc += (int32_t)x[i] * ec_packed_field(*row, j, field_bits);
+    }
+    return acc; /* the dense products exactly: inside the proven bound */
+}
+
 /* Reads a matrix's rows in order: dot(row r, x) for r = 0, 1, ... (the cursor keeps its place). */
 typedef struct {
     const ec_weights_s8 *w;
@@ -169,6 +206,14 @@ typedef struct {
     const int8_t *values;
     const uint8_t *gaps;
 } ec_row_cursor;
+
+static void ec_cursor_start(ec_row_cursor *c, const ec_weights_s8 *w)
+{
+    c->w = w;
+    c->row = 0;
+    c->values = w->values;
+    c->gaps = w->gaps;
+}
 
 static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
 {
@@ -180,6 +225,9 @@ static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
         for (i = 0; i < cols; ++i) {
             acc += (int32_t)x[i] * (int32_t)row[i];
         }
+    } else if (w->format == EC_PACKED) {
+        const int per_byte = 8 / w->field_bits;
+        acc = ec_packed_row_dot(w->packed + c->row * ((cols + per_byte - 1) / per_byte), x, cols, w->field_bits);
     } else if (w->format == EC_BITMAP) {
         const int mask_bytes = (cols + 7) / 8;
         const uint8_t *m = w->mask + c->row * mask_bytes;
@@ -208,18 +256,30 @@ void ec_dual_linear_sparse_s8(const int8_t *a, int na, const ec_weights_s8 *wa, 
 {
     ec_row_cursor ca, cb;
     int o;
-    ca.w = wa;
-    ca.row = 0;
-    ca.values = wa->values;
-    ca.gaps = wa->gaps;
-    cb.w = wb;
-    cb.row = 0;
-    cb.values = wb->values;
-    cb.gaps = wb->gaps;
+    ec_cursor_start(&ca, wa);
+    ec_cursor_start(&cb, wb);
     for (o = 0; o < out; ++o) {
         const int32_t acc_a = ec_next_row_dot(&ca, a, na);
         const int32_t acc_b = ec_next_row_dot(&cb, b, nb);
         const int32_t acc = ec_align32(acc_a, -down_a) + ec_align32(acc_b, -down_b) + bias[o];
+        output[o] = (int8_t)ec_requantize(acc, shift_out, act_min, act_max);
+    }
+}
+
+void ec_gated_linear_sparse_s8(const int8_t *a, int na, const ec_weights_s8 *wa, int down_a, const int32_t *bias_a,
+                               const int8_t *b, int nb, const ec_weights_s8 *wb, const int32_t *bias_b, int shift_b,
+                               const int8_t *g, int down_p, int out, int shift_out, int8_t *output, int32_t act_min,
+                               int32_t act_max)
+{
+    ec_row_cursor ca, cb;
+    int o;
+    ec_cursor_start(&ca, wa);
+    ec_cursor_start(&cb, wb);
+    for (o = 0; o < out; ++o) {
+        /* as ec_gated_linear_s8: |Wb.b + bias_b| <= 2^31 - 1, rounded by shift_b |v| <= 2^23, |g v| <= 2^30 */
+        const int32_t v = ec_align32(ec_next_row_dot(&cb, b, nb) + bias_b[o], -shift_b);
+        const int32_t acc_a = ec_next_row_dot(&ca, a, na);
+        const int32_t acc = ec_align32(acc_a, -down_a) + ec_align32((int32_t)g[o] * v, -down_p) + bias_a[o];
         output[o] = (int8_t)ec_requantize(acc, shift_out, act_min, act_max);
     }
 }
