@@ -13,7 +13,6 @@ bit-exact over many sequences, store less, and say so in the layer table; a pack
 from __future__ import annotations
 
 import itertools
-import re
 import shutil
 import subprocess
 import sys
@@ -237,3 +236,101 @@ def test_compressed_gate_kernels_match_the_simulator_on_cortex_m4(gate_project):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     project, cases = gate_project
     assert f"gates: {len(cases)} passed, 0 failed" in _run(project, "qemu-m4")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _seq_model(kind: str, prune: float = 0.0):
+    from test_recurrent import SeqModel
+    torch.manual_seed(0)
+    model = SeqModel(kind).eval()
+    if prune:  # zero the smallest weights of W and U, as pruning leaves them
+        with torch.no_grad():
+            for name, p in model.rnn.named_parameters():
+                if p.dim() == 2:
+                    p[p.abs() < p.abs().flatten().quantile(prune)] = 0
+    return model
+
+
+def export_cell(kind: str, out: Path, bits: str = "8", prune: float = 0.0, vectors: int = 256, sparse: str = "auto"):
+    calib = np.random.default_rng(0).standard_normal((64, 8, 8)).astype(np.float32)
+    return export(ExportSettings(out / "m.pt", out / f"{kind}_{bits}_{prune}_{sparse}", calib, bits=bits,
+                                 sparse=sparse, loaded=load_module(_seq_model(kind, prune), (8, 8), kind.lower()),
+                                 vectors=vectors))
+
+
+def _cell(result):
+    rec = next(n for n in result.compiled.graph.nodes if isinstance(n, ops.Recurrent))
+    gates = [n for n in rec.body.nodes if "weight_a" in n.qparams]
+    return rec, gates
+
+
+def _flash_one_weight_per_byte(rec, gates) -> int:
+    """Recurrent.weight_bytes with the gates' arrays one int8 weight per byte, as cells stored them
+    before packing (each distinct array of 64 bytes or more once, as there)."""
+    seen, total = set(), 0
+    for node in rec.body.nodes:
+        for value in (ops.Op.stored_arrays(node) if node in gates else node.stored_arrays()):
+            key = (value.dtype.str, value.shape, value.tobytes()) if value.nbytes >= 64 else object()
+            if key not in seen:
+                seen.add(key)
+                total += value.nbytes
+    return total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,bits", [("LSTM", 4), ("LSTM", 2), ("GRU", 4), ("GRU", 2), ("FastGRNN", 4)])
+def test_packed_cells_bit_exact_under_sanitizers_and_smaller(kind, bits, tmp_path):
+    require_tool("gcc", "make")
+    result = export_cell(kind, tmp_path, str(bits))
+    rec, gates = _cell(result)
+    assert gates and all(type(g) in (ops.SparseDualLinear, ops.SparseGatedDualLinear) for g in gates)
+    assert any(isinstance(g, ops.GatedDualLinear) for g in gates) == (kind == "GRU")  # the n gate packed too
+    for g in gates:
+        assert {g.attrs["format_a"], g.attrs["format_b"]} == {"packed"}
+        for key, stored in zip(("weight_a", "weight_b"), g.stored_arrays()[-2:]):
+            rows, cols = g.qparams[key].shape
+            assert stored.dtype == np.uint8 and stored.size == rows * packing.row_bytes(cols, bits)
+    saved = sum(g.qparams[k].size - g.qparams[k].shape[0] * packing.row_bytes(g.qparams[k].shape[1], bits)
+                for g in gates for k in ("weight_a", "weight_b"))
+    unpacked = _flash_one_weight_per_byte(rec, gates)
+    if kind == "FastGRNN":
+        saved //= 2  # its two gates share W and U, stored once
+    # the flash the layer table and the summary report is down by exactly the packing
+    assert rec.weight_bytes() == unpacked - saved and saved >= unpacked // 5
+    text = (result.out_dir / "src" / f"{result.name}.c").read_text()
+    assert "EC_PACKED" in text and ("ec_gated_linear_sparse_s8" in text) == (kind == "GRU")
+    assert "W/U packed" in (result.out_dir / "report.md").read_text()  # the layer table says how they are stored
+    v = verify(result.out_dir, sanitize=True)
+    assert v.total == 256 and v.ok, v.first_mismatch
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,bits", [("LSTM", "8"), ("GRU", "8"), ("GRU", "4")])
+def test_pruned_cells_store_sparse_gates_bit_exact(kind, bits, tmp_path):
+    require_tool("gcc", "make")
+    result = export_cell(kind, tmp_path, bits, prune=0.85)
+    rec, gates = _cell(result)
+    storages = {g.attrs.get(k, "dense") for g in gates for k in ("format_a", "format_b")}
+    assert storages & {"bitmap", "delta"}, storages
+    if kind == "GRU":  # the n gate is compressed too
+        n = next(g for g in gates if isinstance(g, ops.GatedDualLinear))
+        assert isinstance(n, ops.SparseGatedDualLinear) and {n.attrs["format_a"], n.attrs["format_b"]} & {"bitmap",
+                                                                                                       "delta"}
+    dense = export_cell(kind, tmp_path, bits, prune=0.85, vectors=4, sparse="off")
+    assert _cell(dense)[0].weight_bytes() > rec.weight_bytes()
+    assert dense.summary["weight_bytes"] > result.summary["weight_bytes"]
+    v = verify(result.out_dir, sanitize=True)
+    assert v.total == 256 and v.ok, v.first_mismatch
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("kind,bits,prune", [("GRU", "4", 0.0), ("LSTM", "2", 0.0), ("GRU", "8", 0.85)])
+def test_compressed_cells_bit_exact_on_cortex_m4(kind, bits, prune, tmp_path):
+    require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    result = export_cell(kind, tmp_path, bits, prune=prune, vectors=64)
+    assert any(type(g) is not ops.DualLinear and type(g) is not ops.GatedDualLinear for g in _cell(result)[1])
+    v = verify(result.out_dir, target="qemu-m4")
+    assert v.total == 64 and v.ok, v.first_mismatch
