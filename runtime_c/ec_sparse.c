@@ -1,6 +1,9 @@
 /* ec_sparse.c - sparse-weight kernels (formats and exactness: see ec_sparse.h). */
 #include "ec_sparse.h"
 
+#include <string.h>
+
+#include "ec_fast.h"
 #include "ec_fixed.h"
 
 void ec_linear_bitmap_s8(const int8_t *input, int in_features, const uint8_t *mask, const int8_t *values,
@@ -162,41 +165,112 @@ void ec_conv2d_delta_s8(const int8_t *input, int in_c, int in_h, int in_w, const
     }
 }
 
-/* Weight j (0 <= j < 8 / field_bits) of a packed byte: its field v read unsigned, then
- * (v ^ 2^(f-1)) - 2^(f-1) maps 0 .. 2^f - 1 onto the two's complement values (-8 for 4-bit 8,
- * -2 for 2-bit 2) with no shift of a negative number. */
-static int32_t ec_packed_field(unsigned byte, int j, int field_bits)
+/* The int32 whose two's complement bits are u (no implementation-defined conversion). */
+static int32_t ec_int32_of_bits(uint32_t u)
 {
-    const unsigned half = 1u << (field_bits - 1);
-    const unsigned v = (byte >> (field_bits * j)) & ((half << 1) - 1u);
-    return (int32_t)(v ^ half) - (int32_t)half;
+    return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
-/* dot(row, x) over cols values of a packed row: whole bytes unrolled (two or four weights each), then
- * the last byte's fields up to cols (its padding fields are never read). */
-static int32_t ec_packed_row_dot(const uint8_t *row, const int8_t *x, int cols, int field_bits)
+/* Sum of x[0 .. n-1] modulo 2^32 (ec_packed_row_dot needs only its low 32 bits). */
+static uint32_t ec_sum_s8(const int8_t *x, int n)
 {
-    int32_t acc = 0;
+    uint32_t sum = 0;
+    int i;
+    for (i = 0; i < n; ++i) {
+        sum += (uint32_t)x[i];
+    }
+    return sum;
+}
+
+#if EC_FAST_DSP
+/* (bottom halfword of lo, bottom of hi) and (top of lo, top of hi): PKHBT, PKHTB (GCC 12 builds them
+ * from masks and shifts in three instructions). */
+static EC_FAST_INLINE int32_t ec_pack_bottoms(int32_t lo, int32_t hi)
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+}
+
+static EC_FAST_INLINE int32_t ec_pack_tops(int32_t lo, int32_t hi)
+{
+    int32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+}
+
+/* UXTB16 of x rotated right by 8 bits: bytes 1 and 3 of x as two uint16. */
+static EC_FAST_INLINE int32_t ec_uxtb16_ror8(uint32_t x)
+{
+    int32_t r;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* acc + dot(u, x) over 8 weights: one word of 4-bit fields (bytes u0|u1<<4, u2|u3<<4, ...) at w, with
+ * every sign bit flipped (u = w + 8, 0 .. 15), and 8 values at x, both at any alignment (LDR reads
+ * them on these cores).  The low nibbles are u0 u2 u4 u6, the high ones u1 u3 u5 u7; UXTB16 pairs
+ * bytes 0 and 2, so the inputs are paired to match, (x0, x4), (x2, x6), (x1, x5), (x3, x7).  SMLAD
+ * wraps as the uint32_t sums do (see ec_packed_row_dot). */
+static EC_FAST_INLINE uint32_t ec_packed4_dot8(const uint8_t *w, const int8_t *x, uint32_t acc)
+{
+    uint32_t wv, x0, x1, lo, hi;
+    int32_t a, xe0, xe1, xo0, xo1;
+    memcpy(&wv, w, 4);
+    memcpy(&x0, x, 4);
+    memcpy(&x1, x + 4, 4);
+    wv ^= 0x88888888u;
+    lo = wv & 0x0F0F0F0Fu;
+    hi = (wv >> 4) & 0x0F0F0F0Fu;
+    xe0 = __sxtb16((int32_t)x0);       /* (x0, x2) */
+    xe1 = __sxtb16((int32_t)x1);       /* (x4, x6) */
+    xo0 = ec_sxtb16_ror8((int32_t)x0); /* (x1, x3) */
+    xo1 = ec_sxtb16_ror8((int32_t)x1); /* (x5, x7) */
+    a = (int32_t)acc;
+    a = __smlad((int32_t)__uxtb16(lo), ec_pack_bottoms(xe0, xe1), a);
+    a = __smlad(ec_uxtb16_ror8(lo), ec_pack_tops(xe0, xe1), a);
+    a = __smlad((int32_t)__uxtb16(hi), ec_pack_bottoms(xo0, xo1), a);
+    a = __smlad(ec_uxtb16_ror8(hi), ec_pack_tops(xo0, xo1), a);
+    return (uint32_t)a;
+}
+#endif
+
+/* dot(row, x) over cols values of a packed row, x_sum = x[0] + ... + x[cols - 1].
+ * A field v read unsigned with its sign bit flipped is u = v ^ 2^(f-1) = w + 2^(f-1), 0 .. 2^f - 1
+ * (one XOR per byte flips every field's, 0x88 or 0xAA), so dot(w, x) = dot(u, x) - 2^(f-1) x_sum:
+ * no per-weight sign extension.  The sums run in uint32_t, which wraps: dot(u, x) may exceed the
+ * proven bound (|u| up to 15 where |w| is 8 or less), but the final value is dot(w, x), inside it,
+ * so its 32 bits are exact whatever wrapped on the way.  The last byte's padding fields are never read. */
+static int32_t ec_packed_row_dot(const uint8_t *row, const int8_t *x, int cols, int field_bits, uint32_t x_sum)
+{
+    uint32_t acc = 0;
     int i = 0, j;
     if (field_bits == 4) {
+#if EC_FAST_DSP
+        for (; i + 8 <= cols; i += 8) {
+            acc = ec_packed4_dot8(row, x + i, acc);
+            row += 4;
+        }
+#endif
         for (; i + 2 <= cols; i += 2) {
-            const unsigned byte = *row++;
-            acc += (int32_t)x[i] * ((int32_t)((byte & 15u) ^ 8u) - 8);
-            acc += (int32_t)x[i + 1] * ((int32_t)((byte >> 4) ^ 8u) - 8);
+            const unsigned u = *row++ ^ 0x88u;
+            acc += (uint32_t)(x[i] * (int32_t)(u & 15u));
+            acc += (uint32_t)(x[i + 1] * (int32_t)(u >> 4));
         }
     } else {
         for (; i + 4 <= cols; i += 4) {
-            const unsigned byte = *row++;
-            acc += (int32_t)x[i] * ((int32_t)((byte & 3u) ^ 2u) - 2);
-            acc += (int32_t)x[i + 1] * ((int32_t)(((byte >> 2) & 3u) ^ 2u) - 2);
-            acc += (int32_t)x[i + 2] * ((int32_t)(((byte >> 4) & 3u) ^ 2u) - 2);
-            acc += (int32_t)x[i + 3] * ((int32_t)((byte >> 6) ^ 2u) - 2);
+            const unsigned u = *row++ ^ 0xAAu;
+            acc += (uint32_t)(x[i] * (int32_t)(u & 3u));
+            acc += (uint32_t)(x[i + 1] * (int32_t)((u >> 2) & 3u));
+            acc += (uint32_t)(x[i + 2] * (int32_t)((u >> 4) & 3u));
+            acc += (uint32_t)(x[i + 3] * (int32_t)(u >> 6));
         }
     }
-    for (j = 0; i < cols; ++i, ++j) {
-        acc += (int32_t)x[i] * ec_packed_field(*row, j, field_bits);
+    for (j = 0; i < cols; ++i, ++j) { /* the last byte's fields up to cols */
+        const unsigned u = ((unsigned)*row >> (field_bits * j) ^ (1u << (field_bits - 1))) & ((1u << field_bits) - 1u);
+        acc += (uint32_t)(x[i] * (int32_t)u);
     }
-    return acc; /* the dense products exactly: inside the proven bound */
+    return ec_int32_of_bits(acc - (x_sum << (field_bits - 1)));
 }
 
 /* Reads a matrix's rows in order: dot(row r, x) for r = 0, 1, ... (the cursor keeps its place). */
@@ -205,14 +279,16 @@ typedef struct {
     long row;
     const int8_t *values;
     const uint8_t *gaps;
+    uint32_t x_sum; /* EC_PACKED: the sum of x, once per call */
 } ec_row_cursor;
 
-static void ec_cursor_start(ec_row_cursor *c, const ec_weights_s8 *w)
+static void ec_cursor_start(ec_row_cursor *c, const ec_weights_s8 *w, const int8_t *x, int cols)
 {
     c->w = w;
     c->row = 0;
     c->values = w->values;
     c->gaps = w->gaps;
+    c->x_sum = w->format == EC_PACKED ? ec_sum_s8(x, cols) : 0;
 }
 
 static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
@@ -227,7 +303,8 @@ static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
         }
     } else if (w->format == EC_PACKED) {
         const int per_byte = 8 / w->field_bits;
-        acc = ec_packed_row_dot(w->packed + c->row * ((cols + per_byte - 1) / per_byte), x, cols, w->field_bits);
+        acc = ec_packed_row_dot(w->packed + c->row * ((cols + per_byte - 1) / per_byte), x, cols, w->field_bits,
+                                c->x_sum);
     } else if (w->format == EC_BITMAP) {
         const int mask_bytes = (cols + 7) / 8;
         const uint8_t *m = w->mask + c->row * mask_bytes;
@@ -256,8 +333,8 @@ void ec_dual_linear_sparse_s8(const int8_t *a, int na, const ec_weights_s8 *wa, 
 {
     ec_row_cursor ca, cb;
     int o;
-    ec_cursor_start(&ca, wa);
-    ec_cursor_start(&cb, wb);
+    ec_cursor_start(&ca, wa, a, na);
+    ec_cursor_start(&cb, wb, b, nb);
     for (o = 0; o < out; ++o) {
         const int32_t acc_a = ec_next_row_dot(&ca, a, na);
         const int32_t acc_b = ec_next_row_dot(&cb, b, nb);
@@ -273,8 +350,8 @@ void ec_gated_linear_sparse_s8(const int8_t *a, int na, const ec_weights_s8 *wa,
 {
     ec_row_cursor ca, cb;
     int o;
-    ec_cursor_start(&ca, wa);
-    ec_cursor_start(&cb, wb);
+    ec_cursor_start(&ca, wa, a, na);
+    ec_cursor_start(&cb, wb, b, nb);
     for (o = 0; o < out; ++o) {
         /* as ec_gated_linear_s8: |Wb.b + bias_b| <= 2^31 - 1, rounded by shift_b |v| <= 2^23, |g v| <= 2^30 */
         const int32_t v = ec_align32(ec_next_row_dot(&cb, b, nb) + bias_b[o], -shift_b);

@@ -87,7 +87,7 @@ class CompressedGateMixin:
     the same int8 weights, so the kernel adds the same products as the dense one."""
 
     made_by = "passes/sparsify.py, from a recurrent gate whose weights are sparse or of 4 or fewer bits"
-    runtime_files = ("ec_sparse",)
+    runtime_files = ("ec_sparse", "ec_fast")  # ec_fast.h: the DSP path of the 4-bit packed rows
 
     def storage(self, key: str) -> str:
         return self.attrs[f"format_{key[-1]}"]
