@@ -233,6 +233,7 @@ static EC_FAST_INLINE uint32_t ec_packed4_dot8(const uint8_t *w, const int8_t *x
     a = __smlad(ec_uxtb16_ror8(hi), ec_pack_tops(xo0, xo1), a);
     return (uint32_t)a;
 }
+
 #endif
 
 /* dot(row, x) over cols values of a packed row, x_sum = x[0] + ... + x[cols - 1].
@@ -279,7 +280,9 @@ typedef struct {
     long row;
     const int8_t *values;
     const uint8_t *gaps;
-    uint32_t x_sum; /* EC_PACKED: the sum of x, once per call */
+    uint32_t x_sum;         /* EC_PACKED: the sum of x, once per call */
+    const uint8_t *packed;  /* EC_PACKED: the next row */
+    long packed_row_bytes;  /* EC_PACKED */
 } ec_row_cursor;
 
 static void ec_cursor_start(ec_row_cursor *c, const ec_weights_s8 *w, const int8_t *x, int cols)
@@ -288,7 +291,13 @@ static void ec_cursor_start(ec_row_cursor *c, const ec_weights_s8 *w, const int8
     c->row = 0;
     c->values = w->values;
     c->gaps = w->gaps;
-    c->x_sum = w->format == EC_PACKED ? ec_sum_s8(x, cols) : 0;
+    c->x_sum = 0;
+    c->packed = w->packed;
+    c->packed_row_bytes = 0;
+    if (w->format == EC_PACKED) {
+        c->x_sum = ec_sum_s8(x, cols);
+        c->packed_row_bytes = (cols * (long)w->field_bits + 7) / 8;
+    }
 }
 
 static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
@@ -302,9 +311,8 @@ static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
             acc += (int32_t)x[i] * (int32_t)row[i];
         }
     } else if (w->format == EC_PACKED) {
-        const int per_byte = 8 / w->field_bits;
-        acc = ec_packed_row_dot(w->packed + c->row * ((cols + per_byte - 1) / per_byte), x, cols, w->field_bits,
-                                c->x_sum);
+        acc = ec_packed_row_dot(c->packed, x, cols, w->field_bits, c->x_sum);
+        c->packed += c->packed_row_bytes;
     } else if (w->format == EC_BITMAP) {
         const int mask_bytes = (cols + 7) / 8;
         const uint8_t *m = w->mask + c->row * mask_bytes;
