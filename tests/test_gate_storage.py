@@ -15,6 +15,7 @@ sequences, store less, and say so in the layer table; a packed GRU streams.
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from conftest import require_tool
 from edgecompile import ops, packing, sparse_format
 from edgecompile.export import ExportSettings, export
 from edgecompile.frontend import load_module
+from edgecompile.ops.sparse import DESCRIPTOR_WORDS
 from edgecompile.resources import resource_dir
 from edgecompile.targets import write_target_support
 from edgecompile.verify import verify
@@ -310,7 +312,8 @@ def test_packed_cells_bit_exact_under_sanitizers_and_smaller(kind, bits, tmp_pat
     assert any(isinstance(g, ops.GatedDualLinear) for g in gates) == (kind == "GRU")  # the n gate packed too
     for g in gates:
         assert {g.attrs["format_a"], g.attrs["format_b"]} == {"packed"}
-        for key, stored in zip(("weight_a", "weight_b"), g.stored_arrays()[-2:]):
+        stored_weights = [a for a in g.stored_arrays() if a.dtype == np.uint8]  # W then U, packed
+        for key, stored in zip(("weight_a", "weight_b"), stored_weights):
             rows, cols = g.qparams[key].shape
             assert stored.dtype == np.uint8 and stored.size == rows * packing.row_bytes(cols, bits)
     saved = sum(g.qparams[k].size - g.qparams[k].shape[0] * packing.row_bytes(g.qparams[k].shape[1], bits)
@@ -318,9 +321,15 @@ def test_packed_cells_bit_exact_under_sanitizers_and_smaller(kind, bits, tmp_pat
     unpacked = _flash_one_weight_per_byte(rec, gates)
     if kind == "FastGRNN":
         saved //= 2  # its two gates share W and U, stored once
+    descriptors = 2 * 4 * DESCRIPTOR_WORDS * len(gates)  # an ec_weights_s8 per matrix
     # the flash the layer table and the summary report is down by exactly the packing
-    assert rec.weight_bytes() == unpacked - saved and saved >= unpacked // 5
+    assert rec.weight_bytes() == unpacked - saved + descriptors and saved >= unpacked // 5
     text = (result.out_dir / "src" / f"{result.name}.c").read_text()
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4}
+    emitted = sum(sizes[t] * int(n) for t, name, n in re.findall(r"static const (\w+) (\w+)\[(\d+)\]", text)
+                  if not name.endswith(("_shape", "_strides")))  # (a slice's geometry, not in the summary)
+    emitted += 4 * DESCRIPTOR_WORDS * len(re.findall(r"static const ec_weights_s8 \w+ =", text))
+    assert emitted == result.summary["weight_bytes"]  # the summary counts what the C stores
     assert "EC_PACKED" in text and ("ec_gated_linear_sparse_s8" in text) == (kind == "GRU")
     assert "W/U packed" in (result.out_dir / "report.md").read_text()  # the layer table says how they are stored
     v = verify(result.out_dir, sanitize=True)

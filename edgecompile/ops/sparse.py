@@ -20,6 +20,7 @@ from .gated_linear import GatedDualLinear
 from .linear import Linear
 
 _C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.int8): "int8_t"}
+DESCRIPTOR_WORDS = 8  # sizeof(ec_weights_s8) / 4 on Cortex-M (runtime_c/ec_sparse.h)
 
 
 class SparseMixin:
@@ -110,7 +111,8 @@ class CompressedGateMixin:
     def stored_arrays(self) -> list[np.ndarray]:
         arrays = [v for k, v in self.qparams.items() if not k.startswith("weight")]
         for key in ("weight_a", "weight_b"):
-            arrays += self._stored_weight(key)
+            # its ec_weights_s8 in flash too: 8 words on a 32-bit core (format, 6 pointers, field_bits)
+            arrays += self._stored_weight(key) + [np.zeros(DESCRIPTOR_WORDS, np.uint32)]
         return arrays
 
     def describe(self) -> str:
