@@ -17,7 +17,7 @@ from .. import ops, packing, sparse_format
 from ..errors import EdgeCompileError
 from ..ir import Graph
 from ..ops.packed import PackedConv2d, PackedLinear
-from ..ops.sparse import SparseConv2d, SparseDualLinear, SparseGatedDualLinear, SparseLinear
+from ..ops.sparse import DESCRIPTOR_WORDS, SparseConv2d, SparseDualLinear, SparseGatedDualLinear, SparseLinear
 
 SPARSE_CLASS = {ops.Linear: SparseLinear, ops.Conv2d: SparseConv2d}
 PACKED_CLASS = {ops.Linear: PackedLinear, ops.Conv2d: PackedConv2d}
@@ -94,7 +94,8 @@ def compressed_layers(graph: Graph, nodes, mode: str, weight_bits_for) -> set[st
 def _sparsify_gate(graph: Graph, i: int, node, mode: str) -> list[SparsityDecision]:
     """Each of a recurrent gate's two matrices (a DualLinear's, or a GRU n gate's GatedDualLinear) gets
     its own storage, chosen as for a Linear: sparse where smaller than packed (4 or fewer bits) or
-    dense, else packed below 5 bits, else dense."""
+    dense, else packed below 5 bits, else dense.  Under auto, int8 gates stay dense unless sparse
+    storage saves more than the two ec_weights_s8 descriptors a compressed gate adds."""
     decisions, formats = [], {}
     bits = int(node.qattrs["weight_bits"])
     for key in ("weight_a", "weight_b"):
@@ -107,6 +108,12 @@ def _sparsify_gate(graph: Graph, i: int, node, mode: str) -> list[SparsityDecisi
         decisions.append(SparsityDecision(f"{node.name}.{key}", sparse_format.density(w),
                                           "dense" if enc is None else enc.format, dense,
                                           dense if enc is None else int(enc.nbytes)))
+    stored, dense = sum(d.stored_bytes for d in decisions), sum(d.dense_bytes for d in decisions)
+    if mode == "auto" and set(formats.values()) <= {"dense", "bitmap", "delta"} and \
+            stored + 2 * 4 * DESCRIPTOR_WORDS >= dense:
+        # int8 weights a sparse format barely shrinks: the two descriptors would eat the saving
+        formats = {k: "dense" for k in formats}
+        decisions = [SparsityDecision(d.layer, d.density, "dense", d.dense_bytes, d.dense_bytes) for d in decisions]
     if set(formats.values()) != {"dense"}:
         graph.nodes[i] = COMPRESSED_GATE_CLASS[type(node)](node.name, node.inputs, node.outputs,
                                                            attrs={**node.attrs, **formats}, params=node.params,
