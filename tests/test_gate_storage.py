@@ -303,7 +303,7 @@ def _flash_one_weight_per_byte(rec, gates) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,bits", [("LSTM", 4), ("LSTM", 2), ("GRU", 4), ("GRU", 2), ("FastGRNN", 4)])
+@pytest.mark.parametrize("kind,bits", [("LSTM", 4), ("LSTM", 2), ("GRU", 4), ("GRU", 3), ("GRU", 2), ("FastGRNN", 4)])
 def test_packed_cells_bit_exact_under_sanitizers_and_smaller(kind, bits, tmp_path):
     require_tool("gcc", "make")
     result = export_cell(kind, tmp_path, str(bits))
