@@ -228,7 +228,8 @@ static EC_FAST_INLINE void ec_pair_inputs8(const int8_t *x, int32_t p[4])
 
 /* acc + dot(u, x) over 8 weights: one word of 4-bit fields at w (any alignment) with every sign bit
  * flipped (u = w + 8, 0 .. 15), against the inputs paired by ec_pair_inputs8.  SMLAD wraps as the
- * uint32_t sums do (see ec_packed_row_rest). */
+ * uint32_t sums do (see ec_packed_row_rest), and GCC (which EC_FAST_DSP requires) converts between
+ * uint32_t and int32_t modulo 2^32. */
 static EC_FAST_INLINE uint32_t ec_packed4_dot8(const uint8_t *w, const int32_t p[4], uint32_t acc)
 {
     uint32_t wv, lo, hi;
