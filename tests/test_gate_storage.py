@@ -322,7 +322,7 @@ def test_packed_cells_bit_exact_under_sanitizers_and_smaller(kind, bits, tmp_pat
     if kind == "FastGRNN":
         saved //= 2  # its two gates share W and U, stored once
     descriptors = 2 * 4 * DESCRIPTOR_WORDS * len(gates)  # an ec_weights_s8 per matrix
-    # the flash the layer table and the summary report is down by exactly the packing
+    # the flash the layer table and the summary report: down by exactly the packing, up by the descriptors
     assert rec.weight_bytes() == unpacked - saved + descriptors and saved >= unpacked // 5
     text = (result.out_dir / "src" / f"{result.name}.c").read_text()
     sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4}
