@@ -314,6 +314,29 @@ static void ec_packed4_rows2(const uint8_t *r0, const uint8_t *r1, const int8_t 
 }
 #endif
 
+/* u . (x0, x1, x2, x3) for the four 2-bit fields of a byte with flipped sign bits, u = byte ^ 0xAA
+ * (|sum| <= 4 * 128 * 3, an int). */
+static EC_FAST_INLINE int32_t ec_packed2_dot4(unsigned u, int32_t x0, int32_t x1, int32_t x2, int32_t x3)
+{
+    return x0 * (int32_t)(u & 3u) + x1 * (int32_t)((u >> 2) & 3u) + x2 * (int32_t)((u >> 4) & 3u) +
+           x3 * (int32_t)(u >> 6);
+}
+
+/* dot(row 0, x) and dot(row 1, x) of two 2-bit packed rows: each 4 inputs loaded once for both. */
+static void ec_packed2_rows2(const uint8_t *r0, const uint8_t *r1, const int8_t *x, int cols, uint32_t x_sum,
+                             int32_t acc[2])
+{
+    uint32_t a0 = 0, a1 = 0;
+    int i;
+    for (i = 0; i + 4 <= cols; i += 4) {
+        const int32_t x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+        a0 += (uint32_t)ec_packed2_dot4(*r0++ ^ 0xAAu, x0, x1, x2, x3); /* wraps: see ec_packed_row_rest */
+        a1 += (uint32_t)ec_packed2_dot4(*r1++ ^ 0xAAu, x0, x1, x2, x3);
+    }
+    acc[0] = ec_packed_row_rest(r0, x, i, cols, 2, x_sum, a0);
+    acc[1] = ec_packed_row_rest(r1, x, i, cols, 2, x_sum, a1);
+}
+
 /* Reads a matrix's rows in order: dot(row r, x) for r = 0, 1, ... (the cursor keeps its place). */
 typedef struct {
     const ec_weights_s8 *w;
@@ -375,20 +398,29 @@ static int32_t ec_next_row_dot(ec_row_cursor *c, const int8_t *x, int cols)
     return acc; /* a subset of the dense products: inside the proven bound */
 }
 
-/* The cursor's next two rows: dot(row r, x) in acc[0], dot(row r + 1, x) in acc[1] (4-bit packed rows
- * together on DSP cores, the others one by one). */
+/* The cursor's next two rows: dot(row r, x) in acc[0], dot(row r + 1, x) in acc[1] (2-bit packed rows
+ * together, 4-bit ones too on DSP cores, the others one by one). */
 static EC_FAST_INLINE void ec_next_rows_dot2(ec_row_cursor *c, const int8_t *x, int cols, int32_t acc[2])
 {
-#if EC_FAST_DSP
-    if (c->w->format == EC_PACKED && c->w->field_bits == 4) {
-        ec_packed4_rows2(c->packed, c->packed + c->packed_row_bytes, x, cols, c->x_sum, acc);
-        c->packed += 2 * c->packed_row_bytes;
-        c->row += 2;
+    const uint8_t *r0, *r1;
+    if (c->w->format != EC_PACKED || (c->w->field_bits == 4 && !EC_FAST_DSP)) {
+        acc[0] = ec_next_row_dot(c, x, cols);
+        acc[1] = ec_next_row_dot(c, x, cols);
         return;
     }
+    r0 = c->packed;
+    r1 = c->packed + c->packed_row_bytes;
+#if EC_FAST_DSP
+    if (c->w->field_bits == 4) {
+        ec_packed4_rows2(r0, r1, x, cols, c->x_sum, acc);
+    } else {
+        ec_packed2_rows2(r0, r1, x, cols, c->x_sum, acc);
+    }
+#else
+    ec_packed2_rows2(r0, r1, x, cols, c->x_sum, acc);
 #endif
-    acc[0] = ec_next_row_dot(c, x, cols);
-    acc[1] = ec_next_row_dot(c, x, cols);
+    c->packed += 2 * c->packed_row_bytes;
+    c->row += 2;
 }
 
 /* The next n (1 or 2) rows of both matrices. */
