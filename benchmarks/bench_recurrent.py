@@ -10,7 +10,10 @@ the head excluded.  Beside them: CMSIS-NN's arm_lstm_unidirectional_s8 on the sa
 GRU has no kernel; a GRU's goal is the LSTM's instructions per MAC), and the project's goals, met or not.
 
     python benchmarks/bench_recurrent.py [--models lstm_big,lstm_small,gru_big,gru_small]
-        [--targets qemu-m4,qemu-m55,qemu-m0plus-an385] [--quick]
+        [--targets qemu-m4,qemu-m55,qemu-m0plus-an385] [--bits 8,4,2] [--quick]
+
+--bits: each model also exported with --bits b (b <= 4: the cell's W and U packed two or four per
+byte, ec_dual_linear_sparse_s8 / ec_gated_linear_sparse_s8), listed as NAME_Bbit with its weight bytes.
 
 Prints a table and writes JSON (benchmarks/results/bench_recurrent.json).  Never passes or fails.
 """
@@ -91,16 +94,17 @@ def cell_macs(name: str) -> int:
     return steps * GATES[kind] * h * (d + h)
 
 
-def measure(name: str, work: Path, targets: list[str], samples: int | None, vectors: int) -> dict:
+def measure(name: str, work: Path, targets: list[str], samples: int | None, vectors: int, bits: int = 8) -> dict:
     kind, shape = MODELS[name]
     steps, d, h = SHAPES[shape]
     torch.manual_seed(0)
     model = Sequence(kind, d, h).eval()
     calib = np.random.default_rng(0).standard_normal((64, steps, d)).astype(np.float32)
-    out = work / name
-    export(ExportSettings(work / f"{name}.pt", out, calib, loaded=load_module(model, (steps, d), name),
-                          vectors=vectors))
-    result = {"kind": kind, "steps": steps, "input": d, "hidden": h, "macs": cell_macs(name), "targets": {}}
+    out = work / f"{name}_{bits}"
+    exported = export(ExportSettings(work / f"{name}.pt", out, calib, loaded=load_module(model, (steps, d), name),
+                                     vectors=vectors, bits=str(bits)))
+    result = {"kind": kind, "steps": steps, "input": d, "hidden": h, "macs": cell_macs(name), "bits": bits,
+              "weight_bytes": exported.summary["weight_bytes"], "targets": {}}
     for target in targets:
         try:
             r = bench(out, target, samples=samples)
@@ -132,18 +136,19 @@ def goals(results: dict) -> list[dict]:
 
 def print_table(results: dict, goal_rows: list[dict]) -> None:
     print("instructions per inference (not cycles); /MAC over the cell's MACs; ratio = ours / CMSIS-NN")
-    head = (f"{'model':11s} {'target':18s} {'MACs':>9s} {'before':>10s} {'ours':>10s} {'/MAC':>5s} "
+    head = (f"{'model':16s} {'weights B':>9s} {'target':18s} {'MACs':>9s} {'before':>10s} {'ours':>10s} {'/MAC':>5s} "
             f"{'CMSIS-NN':>10s} {'/MAC':>5s} {'ratio':>5s} {'goal':>10s}  note")
     print(head)
     print("-" * len(head))
     for name, res in results.items():
-        m = res["macs"]
+        m, wb = res["macs"], f"{res['weight_bytes']:,}"
         for target, t in res["targets"].items():
             theirs = CMSIS_NN.get(name, {}).get(target)
             before = BEFORE.get((name, target))
             limit = GOALS.get((name, target))
             if t["status"] != "ok":
-                print(f"{name:11s} {target:18s} {m:>9,} {count(before):>10s} {t['status']:>10s}  {t['message'][:80]}")
+                print(f"{name:16s} {wb:>9s} {target:18s} {m:>9,} {count(before):>10s} {t['status']:>10s}  "
+                      f"{t['message'][:80]}")
                 continue
             ours = t["instructions"]
             met = "" if limit is None else ("met" if ours <= limit else "not met")
@@ -152,7 +157,7 @@ def print_table(results: dict, goal_rows: list[dict]) -> None:
                                          "" if was is None else f"was {was:,}") if x)
             ratio = f"{ours / theirs:.2f}" if theirs else "-"
             goal = count(None if limit is None else int(limit))
-            print(f"{name:11s} {target:18s} {m:>9,} {count(before):>10s} {ours:>10,} {per_mac(ours, m):>5s} "
+            print(f"{name:16s} {wb:>9s} {target:18s} {m:>9,} {count(before):>10s} {ours:>10,} {per_mac(ours, m):>5s} "
                   f"{count(theirs):>10s} {per_mac(theirs, m):>5s} {ratio:>5s} {goal:>10s}  {note}")
     print_goals(goal_rows, "goals (instructions per inference)", 30)
 
@@ -161,6 +166,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated: {', '.join(MODELS)}")
     ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--bits", default="8", help="comma-separated weight widths, e.g. 8,4,2 (other than 8: NAME_Bbit)")
     ap.add_argument("--quick", action="store_true", help="count one inference (not 4), export 8 test vectors")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bench_recurrent.json")
     args = ap.parse_args(argv)
@@ -170,9 +176,12 @@ def main(argv=None) -> int:
         for name in args.models.split(","):
             if name not in MODELS:
                 ap.error(f"unknown model {name}; choose from {', '.join(MODELS)}")
-            print(f"{name}: exporting and counting on {', '.join(targets)} ...", flush=True)
-            results[name] = measure(name, Path(tmp), targets, 1 if args.quick else None, 8 if args.quick else 64)
-            results[name]["cmsis_nn"] = CMSIS_NN.get(name, {})
+            for bits in (int(b) for b in args.bits.split(",")):
+                key = name if bits == 8 else f"{name}_{bits}bit"  # CMSIS-NN, before and goals: 8 bits
+                print(f"{key}: exporting and counting on {', '.join(targets)} ...", flush=True)
+                results[key] = measure(name, Path(tmp), targets, 1 if args.quick else None, 8 if args.quick else 64,
+                                       bits)
+                results[key]["cmsis_nn"] = CMSIS_NN.get(key, {})
     goal_rows = goals(results)
     print()
     print_table(results, goal_rows)

@@ -122,6 +122,17 @@ def test_recurrent_steps_equal_the_sequence_since_reset(kind, layers, arena, tmp
         + head * 11
 
 
+@pytest.mark.slow
+def test_packed_gru_steps_equal_the_sequence_since_reset(tmp_path):
+    """NAME_step runs the cell's gates with W and U packed 4 bits (the compressed gate kernels)."""
+    require_tool("gcc", "make")
+    result = export_streaming(LSTMKeyword(16, 5, 1, "GRU"), (12, 10), tmp_path, name="gru4", bits="4")
+    rec = next(n for n in result.compiled.graph.nodes if n.op_type == "Recurrent")
+    assert "W/U packed" in rec.describe()
+    assert "ec_gated_linear_sparse_s8" in (result.out_dir / "src" / f"{result.name}.c").read_text()
+    check_steps(result, 9)
+
+
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_dscnn_steps_bit_exact_on_qemu_m4_and_cheaper_than_the_window(tmp_path):

@@ -9,7 +9,7 @@ from .pool2d import AvgPool2d, MaxPool2d  # noqa: F401
 from .reshape import Reshape  # noqa: F401
 from .relu import Relu  # noqa: F401
 from .float_only import BatchNorm, Identity, Pad  # noqa: F401
-from .sparse import SparseConv2d, SparseDualLinear, SparseLinear  # noqa: F401
+from .sparse import SparseConv2d, SparseDualLinear, SparseGatedDualLinear, SparseLinear  # noqa: F401
 from .add import Add  # noqa: F401
 from .clip import Clip  # noqa: F401
 from .concat import Concat  # noqa: F401

@@ -84,7 +84,11 @@ class Recurrent(Op):
 
     def describe(self) -> str:
         cell = self.attrs.get("cell", "cell")
-        return f"{cell} x{self.steps} steps{' reversed' if self.reverse else ''}, {self.attrs['mode']}"
+        # how the gates' W and U are stored when not one int8 per byte (passes/sparsify.py)
+        storages = sorted({n.attrs[k] for n in self.body.nodes for k in ("format_a", "format_b") if k in n.attrs}
+                          - {"dense"})
+        stored = f", W/U {'+'.join(storages)}" if storages else ""
+        return f"{cell} x{self.steps} steps{' reversed' if self.reverse else ''}, {self.attrs['mode']}{stored}"
 
     def param_count(self) -> int:
         return int(sum(n.param_count() for n in self.body.nodes))

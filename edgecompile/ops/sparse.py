@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import sparse_format
+from .. import packing, sparse_format
 from ..ir import Graph
 from .base import register
 from .conv2d import Conv2d
 from .dual_linear import DualLinear
+from .gated_linear import GatedDualLinear
 from .linear import Linear
 
 _C_TYPES = {np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t", np.dtype(np.int8): "int8_t"}
+DESCRIPTOR_WORDS = 8  # sizeof(ec_weights_s8) / 4 on Cortex-M (runtime_c/ec_sparse.h)
 
 
 class SparseMixin:
@@ -79,44 +81,70 @@ class SparseConv2d(SparseMixin, Conv2d):
                 f"{clamp}, (int32_t *){em.scratch(self)})")
 
 
-@register
-class SparseDualLinear(DualLinear):
-    """A recurrent gate's W x + U h with W and/or U stored sparsely (attrs format_a, format_b:
-    dense | bitmap | delta); ec_dual_linear_sparse_s8 adds the same products as the dense kernel."""
+class CompressedGateMixin:
+    """A recurrent gate's two matrices, weight_a (W) and weight_b (U), each in its own storage (attrs
+    format_a, format_b: dense | bitmap | delta | packed; packed: 4 or fewer bits, packing.py's layout),
+    given to the kernel as ec_weights_s8 descriptors (runtime_c/ec_sparse.h).  Every storage decodes to
+    the same int8 weights, so the kernel adds the same products as the dense one."""
 
-    op_type = "SparseDualLinear"
-    made_by = "passes/sparsify.py, from a DualLinear whose weights are sparse"
-    runtime_files = ("ec_sparse",)
+    made_by = "passes/sparsify.py, from a recurrent gate whose weights are sparse or of 4 or fewer bits"
+    runtime_files = ("ec_sparse", "ec_fast")  # ec_fast.h: the DSP path of the 4-bit packed rows
+
+    def storage(self, key: str) -> str:
+        return self.attrs[f"format_{key[-1]}"]
 
     def _encoded(self, key: str):
-        fmt = self.attrs[f"format_{key[-1]}"]
+        fmt = self.storage(key)
         w = self.qparams[key]
-        if fmt == "dense":
+        if fmt in ("dense", "packed"):
             return None
         return sparse_format.encode_bitmap(w) if fmt == "bitmap" else sparse_format.encode_delta(w)
 
+    def _stored_weight(self, key: str) -> list[np.ndarray]:
+        enc = self._encoded(key)
+        if enc is not None:
+            return list(enc.arrays.values())
+        if self.storage(key) == "packed":
+            return [packing.pack(self.qparams[key], int(self.qattrs["weight_bits"]))]
+        return [self.qparams[key]]
+
     def stored_arrays(self) -> list[np.ndarray]:
-        arrays = [self.qparams["bias"]]
+        arrays = [v for k, v in self.qparams.items() if not k.startswith("weight")]
         for key in ("weight_a", "weight_b"):
-            enc = self._encoded(key)
-            arrays += [self.qparams[key]] if enc is None else list(enc.arrays.values())
+            # its ec_weights_s8 in flash too: 8 words on a 32-bit core (format, 6 pointers, field_bits)
+            arrays += self._stored_weight(key) + [np.zeros(DESCRIPTOR_WORDS, np.uint32)]
         return arrays
 
     def describe(self) -> str:
         return f"{super().describe()} {self.attrs['format_a']}/{self.attrs['format_b']}"
 
     def _descriptor(self, em, key: str) -> str:
-        enc = self._encoded(key)
-        if enc is None:
-            dense = em.const_array(f"{self.name}_{key}", "int8_t", self.qparams[key])
-            fields = ["EC_DENSE", dense, "0", "0", "0", "0"]
+        """&NAME_KEY_desc: the ec_weights_s8 of one matrix (format, dense, mask, counts, gaps, values,
+        packed, field_bits; every field written, -Wextra warns of missing ones)."""
+        fmt, enc = self.storage(key), self._encoded(key)
+        fields = [f"EC_{fmt.upper()}"] + ["0"] * 6 + ["0"]
+        if fmt == "dense":
+            fields[1] = em.const_array(f"{self.name}_{key}", "int8_t", self.qparams[key])
+        elif fmt == "packed":
+            bits = int(self.qattrs["weight_bits"])
+            fields[6] = em.const_array(f"{self.name}_{key}", "uint8_t", packing.pack(self.qparams[key], bits))
+            fields[7] = str(packing.field_bits(bits))
         else:
             arrays = {k: em.const_array(f"{self.name}_{key}_{k}", _C_TYPES[v.dtype], v) for k, v in enc.arrays.items()}
-            fields = (["EC_BITMAP", "0", arrays["mask"], "0", "0", arrays["values"]] if enc.format == "bitmap"
-                      else ["EC_DELTA", "0", "0", arrays["counts"], arrays["gaps"], arrays["values"]])
+            slot = {"mask": 2, "counts": 3, "gaps": 4, "values": 5}
+            for k, name in arrays.items():
+                fields[slot[k]] = name
         return "&" + em.const_struct(f"{self.name}_{key}_desc", "ec_weights_s8", "{" + ", ".join(fields) + "}")
 
-    def emit_c(self, em) -> None:
+
+@register
+class SparseDualLinear(CompressedGateMixin, DualLinear):
+    """A recurrent gate's W x + U h with W and/or U stored sparse or packed; ec_dual_linear_sparse_s8
+    adds the same products as the dense kernel."""
+
+    op_type = "SparseDualLinear"
+
+    def emit_c(self, em, lut=None) -> None:
         q = self.qattrs
         (o, da), (_, db) = self._shape("weight_a"), self._shape("weight_b")
         wa, wb = self._descriptor(em, "weight_a"), self._descriptor(em, "weight_b")
@@ -124,3 +152,21 @@ class SparseDualLinear(DualLinear):
         a_in, b_in = (em.buffer(t) for t in self.inputs)
         em.call(f"ec_dual_linear_sparse_s8({a_in}, {da}, {wa}, {q['down_a']}, {b_in}, {db}, {wb}, {q['down_b']}, {b}, "
                 f"{o}, {q['shift_out']}, {em.buffer(self.outputs[0])}, {q['act_min']}, {q['act_max']})")
+
+
+@register
+class SparseGatedDualLinear(CompressedGateMixin, GatedDualLinear):
+    """A GRU's n gate, W x + b_in + r (U h + b_hn), with W and/or U stored sparse or packed;
+    ec_gated_linear_sparse_s8 adds the same products and rounds as ec_gated_linear_s8."""
+
+    op_type = "SparseGatedDualLinear"
+
+    def emit_c(self, em, lut=None) -> None:
+        q = self.qattrs
+        (o, da), (_, db) = self._shape("weight_a"), self._shape("weight_b")
+        wa, wb = self._descriptor(em, "weight_a"), self._descriptor(em, "weight_b")
+        ba, bb = (em.const_array(f"{self.name}_{key}", "int32_t", self.qparams[key]) for key in ("bias_a", "bias_b"))
+        a_in, b_in, g_in = (em.buffer(t) for t in self.inputs)
+        em.call(f"ec_gated_linear_sparse_s8({a_in}, {da}, {wa}, {q['down_a']}, {ba}, {b_in}, {db}, {wb}, {bb}, "
+                f"{q['shift_b']}, {g_in}, {q['down_p']}, {o}, {q['shift_out']}, {em.buffer(self.outputs[0])}, "
+                f"{q['act_min']}, {q['act_max']})")

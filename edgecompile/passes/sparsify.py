@@ -17,10 +17,11 @@ from .. import ops, packing, sparse_format
 from ..errors import EdgeCompileError
 from ..ir import Graph
 from ..ops.packed import PackedConv2d, PackedLinear
-from ..ops.sparse import SparseConv2d, SparseDualLinear, SparseLinear
+from ..ops.sparse import DESCRIPTOR_WORDS, SparseConv2d, SparseDualLinear, SparseGatedDualLinear, SparseLinear
 
 SPARSE_CLASS = {ops.Linear: SparseLinear, ops.Conv2d: SparseConv2d}
 PACKED_CLASS = {ops.Linear: PackedLinear, ops.Conv2d: PackedConv2d}
+COMPRESSED_GATE_CLASS = {ops.DualLinear: SparseDualLinear, ops.GatedDualLinear: SparseGatedDualLinear}
 MODES = ("auto", "on", "off")
 
 
@@ -43,8 +44,8 @@ def sparsify(graph: Graph, mode: str) -> list[SparsityDecision]:
             continue
         if node.is_wide(graph):
             continue  # the sparse and packed kernels read and write int8 activations only
-        if type(node) is ops.DualLinear:
-            decisions += _sparsify_dual(graph, i, node, mode)
+        if type(node) in COMPRESSED_GATE_CLASS:
+            decisions += _sparsify_gate(graph, i, node, mode)
             continue
         if not has_compressed_kernels(graph, node):
             continue
@@ -90,18 +91,33 @@ def compressed_layers(graph: Graph, nodes, mode: str, weight_bits_for) -> set[st
     return chosen
 
 
-def _sparsify_dual(graph: Graph, i: int, node, mode: str) -> list[SparsityDecision]:
-    """Each of a recurrent gate's two matrices gets its own storage."""
+def _sparsify_gate(graph: Graph, i: int, node, mode: str) -> list[SparsityDecision]:
+    """Each of a recurrent gate's two matrices (a DualLinear's, or a GRU n gate's GatedDualLinear) gets
+    its own storage, chosen as for a Linear: sparse where smaller than packed (4 or fewer bits) or
+    dense, else packed below 5 bits, else dense.  Under auto, int8 gates stay dense unless sparse
+    storage saves more than the two ec_weights_s8 descriptors a compressed gate adds."""
     decisions, formats = [], {}
+    bits = int(node.qattrs["weight_bits"])
     for key in ("weight_a", "weight_b"):
         w = node.qparams[key]
-        enc = sparse_format.choose(w, mode)
-        formats[f"format_{key[-1]}"] = "dense" if enc is None else enc.format
-        decisions.append(SparsityDecision(f"{node.name}.{key}", sparse_format.density(w), formats[f"format_{key[-1]}"],
-                                          int(w.size), int(w.size if enc is None else enc.nbytes)))
+        dense = int(packing.pack(w, bits).size)  # packed below 5 bits: the baseline sparse must beat
+        enc = sparse_format.choose(w, mode, dense)
+        fmt = enc.format if enc is not None else "packed" if packing.field_bits(bits) < 8 else "dense"
+        formats[f"format_{key[-1]}"] = fmt
+        # a sparsity decision, as a Linear's: dense (packed below 5 bits, dense_bytes saying so) or sparse
+        decisions.append(SparsityDecision(f"{node.name}.{key}", sparse_format.density(w),
+                                          "dense" if enc is None else enc.format, dense,
+                                          dense if enc is None else int(enc.nbytes)))
+    stored, dense = sum(d.stored_bytes for d in decisions), sum(d.dense_bytes for d in decisions)
+    if mode == "auto" and set(formats.values()) <= {"dense", "bitmap", "delta"} and \
+            stored + 2 * 4 * DESCRIPTOR_WORDS >= dense:
+        # int8 weights a sparse format barely shrinks: the two descriptors would eat the saving
+        formats = {k: "dense" for k in formats}
+        decisions = [SparsityDecision(d.layer, d.density, "dense", d.dense_bytes, d.dense_bytes) for d in decisions]
     if set(formats.values()) != {"dense"}:
-        graph.nodes[i] = SparseDualLinear(node.name, node.inputs, node.outputs, attrs={**node.attrs, **formats},
-                                          params=node.params, qattrs=node.qattrs, qparams=node.qparams)
+        graph.nodes[i] = COMPRESSED_GATE_CLASS[type(node)](node.name, node.inputs, node.outputs,
+                                                           attrs={**node.attrs, **formats}, params=node.params,
+                                                           qattrs=node.qattrs, qparams=node.qparams)
     return decisions
 
 
