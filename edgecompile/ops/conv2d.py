@@ -230,14 +230,15 @@ class Conv2d(SlidingWindow, WeightedOp):
         return np.matmul(w.reshape(g, oc // g, -1), cols).reshape(n, oc, oh, ow)
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
-        # In float32, the type the model was trained and is run in: PyTorch has no fast float64
-        # convolution (MobileNetV2-tiny's float model on 64 samples: 0.48 s in float64, 0.20 s), and the
-        # float model is the compiler's inner loop (calibration, equalization, snapping, format search).
-        # Its sums differ from float64's by ~1e-7 relative, far below any quantization step; the rest of
-        # the graph is float64.
-        y = self._products(np.asarray(x, np.float32), np.asarray(self.params["weight"], np.float32)).astype(np.float64)
+        # In float32, the type the model was trained and is run in, and the type Graph.evaluate keeps every
+        # tensor in: PyTorch has no fast float64 convolution (MobileNetV2-tiny's float model on 64 samples:
+        # 0.48 s in float64, 0.20 s), and the float model is the compiler's inner loop (calibration,
+        # equalization, snapping, format search).  Its sums differ from float64's by ~1e-7 relative, far
+        # below any quantization step.  The bias and the clamp too (a float64 copy of each output only to
+        # round it back cost as much again).
+        y = self._products(np.asarray(x, np.float32), np.asarray(self.params["weight"], np.float32))
         if "bias" in self.params:
-            y = y + np.asarray(self.params["bias"], dtype=np.float64)[None, :, None, None]
+            y += np.asarray(self.params["bias"], dtype=np.float32)[None, :, None, None]
         return self.run_float_act(y)
 
     def qat_products(self, x, w_int):
