@@ -175,6 +175,8 @@ def test_too_wide_a_layer_keeps_nearest_rounding(tmp_path, monkeypatch):
     (3, 4, (3, 3), (1, 1), (1, 1, 1, 1), 1, (1, 1)),
     (6, 6, (3, 3), (2, 2), (0, 1, 2, 1), 6, (1, 1)),  # depthwise, uneven padding
     (6, 4, (1, 1), (1, 1), (0, 0, 0, 0), 2, (1, 1)),  # grouped 1x1
+    (5, 3, (1, 1), (2, 2), (0, 0, 0, 0), 1, (1, 1)),  # strided 1x1
+    (4, 3, (1, 1), (1, 1), (1, 0, 0, 1), 1, (1, 1)),  # padded 1x1 (the general path)
     (4, 4, (3, 2), (1, 2), (2, 2, 2, 2), 2, (2, 2)),  # dilated, grouped
 ])
 @pytest.mark.parametrize("chunk_rows", [1, 50, 4096])  # a sample at a time, several, all at once

@@ -65,7 +65,7 @@ def round_layer(graph: Graph, node, x_q: np.ndarray, damp: float, chunk_rows: in
     x_info = graph.tensors[node.inputs[0]]
     # H over every calibration input vector; the 2^-f of the input format makes it real-valued
     # (an unsigned input's real value is (q - z) * 2^-f: the Hessian is of those codes)
-    hessian = np.ldexp(input_hessian(node, np.asarray(x_q, np.int64) - x_info.zero_point, chunk_rows),
+    hessian = np.ldexp(input_hessian(node, np.asarray(x_q, np.float64) - x_info.zero_point, chunk_rows),
                        -2 * x_info.frac_bits)
     n, g = node.out_channels, hessian.shape[0]
     f_w = np.broadcast_to(np.asarray(node.qattrs["weight_frac_bits"], dtype=np.int64), (n,))
@@ -108,6 +108,8 @@ def input_hessian(node, x_q: np.ndarray, chunk_rows: int) -> np.ndarray:
             h[0] += cols.T @ cols
         return h
     kh, kw = node.kernel
+    if (kh, kw) == (1, 1) and not any(node.attrs["pads"]):
+        return _pointwise_hessian(node, x_q, chunk_rows)
     win = patches(x_q, kh, kw, node.attrs["stride"], node.attrs["pads"], dilation=node.dilation)
     n, c, oh, ow = win.shape[:4]
     g = node.groups
@@ -120,6 +122,22 @@ def input_hessian(node, x_q: np.ndarray, chunk_rows: int) -> np.ndarray:
         # (G, rows, d): a row per output position, its d = (C/G, KH, KW) inputs in the weights' order
         cols = part.reshape(b, g, c // g, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, b * oh * ow, d)
         h += cols.transpose(0, 2, 1) @ cols
+    return h
+
+
+def _pointwise_hessian(node, x_q: np.ndarray, chunk_rows: int) -> np.ndarray:
+    """input_hessian of an unpadded 1x1 conv: its patches are the input's channel vectors at the
+    strided positions, so H per group is one product of the channel planes with themselves."""
+    sh, sw = node.attrs["stride"]
+    x = x_q[:, :, ::sh, ::sw]
+    n, c, hh, ww = x.shape
+    g = node.groups
+    h = np.zeros((g, c // g, c // g))
+    step = max(1, chunk_rows // (hh * ww))
+    for start in range(0, n, step):
+        part = np.asarray(x[start:start + step], dtype=np.float64)
+        cols = part.reshape(len(part), g, c // g, hh * ww).transpose(1, 2, 0, 3).reshape(g, c // g, -1)
+        h += cols @ cols.transpose(0, 2, 1)
     return h
 
 
