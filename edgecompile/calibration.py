@@ -115,6 +115,18 @@ def match_shape(arr: np.ndarray, shape: tuple[int, ...], source: str, what: str 
                            f"so expected (N, {', '.join(str(d) for d in shape)})")
 
 
+def load_labels(path: str | Path, n: int) -> np.ndarray:
+    """n integer class labels from a .npy file (explore's and fit's --labels)."""
+    try:
+        y = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise EdgeCompileError(f"{path}: cannot read labels ({exc})") from None
+    y = np.asarray(y).reshape(-1)
+    if len(y) != n or not np.issubdtype(y.dtype, np.integer):
+        raise EdgeCompileError(f"{path}: expected {n} integer class labels, got {len(y)} of dtype {y.dtype}")
+    return y
+
+
 def synthetic_inputs(shape: tuple[int, ...], count: int = 256, seed: int = 0) -> np.ndarray:
     """Stand-in calibration data when none is given: standard normal inputs (see README)."""
     return np.random.default_rng(seed).standard_normal((count,) + tuple(shape)).astype(np.float32)

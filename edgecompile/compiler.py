@@ -199,7 +199,10 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     imported = copy.deepcopy(graph)
     softmaxes = sum(isinstance(n, ops.Softmax) for n in graph.nodes)
     t0 = time.perf_counter()
-    decisions = optimize(graph, options)
+    try:
+        decisions = optimize(graph, options)
+    except EdgeCompileError as exc:  # a layer the graph passes cannot handle: say which file it is in
+        raise EdgeCompileError(f"{loaded.source}: {exc}") from None
     softmax_dropped = sum(isinstance(n, ops.Softmax) for n in graph.nodes) < softmaxes  # by --drop-softmax
     check_layer_bits(graph, options)
     apply_param_overrides(graph, options.param_overrides)

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import simulate
-from .calibration import load_array, match_shape
+from .calibration import load_array, load_labels, match_shape
 from .compiler import CompileOptions, check_weights, compile_model, optimize
 from .errors import EdgeCompileError
 from .frontend import load_model
@@ -113,7 +113,7 @@ def explore(model: Path, calib_path: Path, val_path: Path, labels_path: Path, ou
     calib = match_shape(calib, loaded.graph.input.shape, str(calib_path))[:512]
     val_x = match_shape(load_array(val_path, "validation inputs"), loaded.graph.input.shape, str(val_path),
                         "validation inputs")
-    val_y = _labels(labels_path, len(val_x))
+    val_y = load_labels(labels_path, len(val_x))
     classes = int(np.prod(loaded.graph.output.shape))
     if val_y.min() < 0 or val_y.max() >= classes:
         raise EdgeCompileError(f"{labels_path}: labels must be class indices 0..{classes - 1} (the model has "
@@ -155,17 +155,6 @@ def explore(model: Path, calib_path: Path, val_path: Path, labels_path: Path, ou
                                         + table(points).markdown() + "\n")
     files += ["explore.json", "explore.md"]
     return result
-
-
-def _labels(path: Path, n: int) -> np.ndarray:
-    try:
-        y = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise EdgeCompileError(f"{path}: cannot read labels ({exc})") from None
-    y = np.asarray(y).reshape(-1)
-    if len(y) != n or not np.issubdtype(y.dtype, np.integer):
-        raise EdgeCompileError(f"{path}: expected {n} integer class labels, got {len(y)} of dtype {y.dtype}")
-    return y
 
 
 def table(points: list[Point]) -> Table:

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from . import metrics, simulate
-from .calibration import load_array, match_shape
+from .calibration import load_array, load_labels, match_shape
 from .compiler import CompileOptions, check_weights, compile_model, optimize
 from .errors import EdgeCompileError
 from .frontend import load_model
@@ -536,9 +536,7 @@ def read_request(model, calib_path, val_path, labels_path, out_dir, board, flash
 
 
 def _class_labels(path: Path, n: int, classes: int) -> np.ndarray:
-    from .explore import _labels
-
-    y = _labels(path, n)
+    y = load_labels(path, n)
     if y.min() < 0 or y.max() >= classes:
         raise EdgeCompileError(f"{path}: labels must be class indices 0..{classes - 1} (the model has "
                                f"{classes} outputs); found {int(y.min())}..{int(y.max())}")

@@ -1,12 +1,14 @@
 """Graph passes: BatchNorm folding, ReLU fusion, factorization, memory planning."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from edgecompile import ops
-from edgecompile.compiler import CompileOptions, optimize
+from edgecompile.compiler import CompileOptions, compile_model, optimize
 from edgecompile.errors import EdgeCompileError
 from edgecompile.frontend import load_model
 from edgecompile.ir import Graph
@@ -42,6 +44,12 @@ def test_batchnorm_without_a_layer_to_fold_into_is_a_clear_error(tmp_path):
     _, lm = loaded(BNFirst, tmp_path, (1, 8, 8))
     with pytest.raises(EdgeCompileError, match="BatchNorm 'bn'.*model input"):
         optimize(lm.graph, CompileOptions())
+
+
+def test_a_graph_pass_error_names_the_model_file(tmp_path):
+    _, lm = loaded(BNFirst, tmp_path, (1, 8, 8))
+    with pytest.raises(EdgeCompileError, match=f"^{re.escape(str(lm.source))}: BatchNorm 'bn'.*model input"):
+        compile_model(lm, None, CompileOptions())
 
 
 def test_relu_fuses_as_lower_clamp(tmp_path):
