@@ -25,6 +25,25 @@ def require_tool(*names: str) -> None:
         pytest.skip(message)
 
 
+def make_run(project: Path, target: str, build: str, extra: str = "", opt: str | None = None, cc: str = "",
+             timeout: int = 600) -> str:
+    """`make run` of a generated test harness in `project` for `target` (objects in build/BUILD); its
+    output, after asserting that it succeeded."""
+    import subprocess
+
+    args = ["make", "-s", "-C", str(project), f"TARGET={target}", f"BUILD=build/{build}", "run"]
+    if cc:
+        args.append(f"EC_CC={cc}")
+    if extra:
+        args.append(f"EXTRA_CFLAGS={extra}")
+    if opt:
+        args.append(f"EC_OPT={opt}")
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
 def save_torchscript(model, path: Path) -> Path:
     import torch
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import require_tool
+from conftest import make_run, require_tool
 from edgecompile import ops, packing, sparse_format
 from edgecompile.export import ExportSettings, export
 from edgecompile.frontend import load_module
@@ -221,13 +220,7 @@ def gate_project(tmp_path_factory):
 
 
 def _run(project: Path, target: str, extra: str = "") -> str:
-    args = ["make", "-s", "-C", str(project), f"TARGET={target}", f"BUILD=build/{target}", "run"]
-    if extra:
-        args.append(f"EXTRA_CFLAGS={extra}")
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
-    return output
+    return make_run(project, target, target, extra)
 
 
 def test_gate_cases_cover_the_packing_boundaries_and_field_minimums():

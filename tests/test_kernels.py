@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tool
+from conftest import make_run, require_tool
 from edgecompile.ops.fast_kernels import LINEAR_WORD_ORDER, WORD_ORDER, pack_rows, round_folded
 from edgecompile.resources import resource_dir
 from edgecompile.targets import list_targets, load_target, write_target_support
@@ -54,17 +54,7 @@ def _project(tmp_path: Path, targets: list[str], cases: Path) -> Path:
 
 
 def _run(project: Path, target: str, build: str, extra: str = "", opt: str | None = None, cc: str = "") -> str:
-    args = ["make", "-s", "-C", str(project), f"TARGET={target}", f"BUILD=build/{build}", "run"]
-    if cc:
-        args.append(f"EC_CC={cc}")
-    if extra:
-        args.append(f"EXTRA_CFLAGS={extra}")
-    if opt:
-        args.append(f"EC_OPT={opt}")
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=240)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
-    return output
+    return make_run(project, target, build, extra, opt, cc, timeout=240)
 
 
 def _check(output: str, count: int) -> None:
