@@ -114,14 +114,11 @@ def format_for(r: TensorRange, bits: int, method: str = "minmax", percentile: fl
 def sample_error(r: TensorRange, f: int, z: int, bits: int) -> float:
     """Mean squared quantization error (rounding and clipping) of the calibration sample at (f, z)."""
     qlo, qhi = numerics.qrange(bits)
-    # numerics.quantize_float's steps (rule 4) then dequantize, in float64 throughout: the same values
-    # (every code is an integer below 2^53 and 2^-f is exact); the sample is finite (calibration checks it)
+    # rule 4 (numerics.round_scaled, what quantize_float does) then dequantize, in float64 throughout:
+    # the same values (every code is an integer below 2^53 and 2^-f is exact) without int64 round
+    # trips; the sample is finite (calibration checks it)
     x = r.sample
-    v = x * 2.0 ** f
-    q = np.floor(v)
-    v -= q
-    np.add(q, v >= 0.5, out=q, dtype=np.float64)
-    np.clip(q, qlo - z, qhi - z, out=q)
+    q = numerics.round_scaled(x * 2.0 ** f, qlo - z, qhi - z)
     q *= 2.0 ** -f
     q -= x
     return float(np.mean(q * q))

@@ -175,15 +175,20 @@ def quantize_float(x, f: int, lo: int, hi: int):
         with np.errstate(over="ignore"):
             v = x * np.float32(2.0 ** int(f))
         if np.all(np.isfinite(v)):
-            fl = np.floor(v)
-            fl += (v - fl) >= 0.5
-            return np.clip(fl, lo, hi).astype(np.int64)
+            return round_scaled(v, lo, hi).astype(np.int64)
     v = np.ldexp(np.asarray(x, dtype=np.float64), f)
     if not np.all(np.isfinite(v)):
         raise ValueError("cannot quantize NaN or Inf")
+    return round_scaled(v, lo, hi).astype(np.int64)
+
+
+def round_scaled(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Rule 4's rounding and saturation of v = x * 2^f (a finite float array, overwritten): the codes as
+    floats of v's type.  floor(v) plus 1 where the fraction v - floor(v) is at least 1/2, both exact."""
     fl = np.floor(v)
-    q = fl + (v - fl >= 0.5)
-    return np.clip(q, lo, hi).astype(np.int64)
+    v -= fl
+    np.add(fl, v >= 0.5, out=fl, dtype=fl.dtype)
+    return np.clip(fl, lo, hi, out=fl)
 
 
 def dequantize(q, f: int, zero_point: int = 0):
