@@ -44,6 +44,16 @@ def make_run(project: Path, target: str, build: str, extra: str = "", opt: str |
     return output
 
 
+def on_every_core(fn, items) -> list:
+    """[fn(item) for item in items], on every core at once: for steps that wait on builds and
+    emulators (subprocesses), which a 2-core machine would otherwise run one at a time.  The first
+    exception is raised as the loop would raise it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="test-jobs") as pool:
+        return list(pool.map(fn, items))
+
+
 def save_torchscript(model, path: Path) -> Path:
     import torch
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from conftest import on_every_core
+
 ACTIVATIONS = ("relu", "relu6", "hardswish", "sigmoid", "none")
 FRONTENDS = ("pt2", "torchscript", "onnx", "tf2onnx")  # tf2onnx: ONNX rewritten the way tf2onnx writes it
 
@@ -468,8 +470,10 @@ def run_trial(spec: dict, workdir: Path | None = None, verify_c: bool = True,
         err = float(np.abs(reference - mine).max())
         if not err <= 1e-4 * scale:
             return Outcome("mismatch", f"float path differs from {path.suffix} reference by {err:.3g}")
-        for target in targets if verify_c else ():
-            v = verify(result.out_dir, target=target, sanitize=sanitize and target == "host")
+        checked = on_every_core(lambda target: verify(result.out_dir, target=target,
+                                                      sanitize=sanitize and target == "host"),
+                                targets if verify_c else ())
+        for target, v in zip(targets, checked):
             if not v.ok:
                 m = v.first_mismatch
                 return Outcome("mismatch", f"{target}: C differs from the simulator: {v.exact}/{v.total} exact, "

@@ -19,7 +19,7 @@ from edgecompile.errors import EdgeCompileError
 from edgecompile.export import ExportSettings, export
 from edgecompile.frontend import load_module
 from edgecompile.verify import verify
-from conftest import require_tool, save_torchscript
+from conftest import on_every_core, require_tool, save_torchscript
 from models_for_tests import ConvBNNet, WideMLP
 
 # As a user writes them on the make command line (make hands them to the shell, which drops the quotes).
@@ -324,8 +324,8 @@ def test_multi_io_bit_exact_on_host(multi_io_projects):
 @pytest.mark.qemu
 def test_multi_io_bit_exact_and_benched_on_qemu(multi_io_projects):
     require_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
-    for name, result in multi_io_projects.items():
-        v = verify(result.out_dir, target="qemu-m4")
+    checked = on_every_core(lambda result: verify(result.out_dir, target="qemu-m4"), multi_io_projects.values())
+    for name, v in zip(multi_io_projects, checked):
         assert v.total == 32 and v.ok, (name, v.first_mismatch)
     b = bench(multi_io_projects["imgx_pt2"].out_dir, "qemu-m4", samples=2)
     assert b.bit_exact and b.repeatable

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_run, require_tool
+from conftest import make_run, on_every_core, require_tool
 from edgecompile.ops.fast_kernels import LINEAR_WORD_ORDER, WORD_ORDER, pack_rows, round_folded
 from edgecompile.resources import resource_dir
 from edgecompile.targets import list_targets, load_target, write_target_support
@@ -262,9 +262,7 @@ def test_fast_kernels_compile_warning_free_everywhere(tmp_path):
     runtime = resource_dir("runtime_c")
     files = (*FAST_FILES, "ec_sparse")  # ec_sparse.c: the packed gate rows' DSP path
     sources = [str(runtime / f"{f}.c") for f in files]
-    for cc in ("gcc", "clang"):
-        for opt in ("-Os", "-O2"):
-            subprocess.run([cc, *WARNINGS, opt, f"-I{runtime}", "-c", *sources], cwd=tmp_path, check=True)
+    builds = [(cc, [], opt) for cc in ("gcc", "clang") for opt in ("-Os", "-O2")]
     flags_seen = set()
     for name in list_targets():
         target = load_target(name)
@@ -272,14 +270,24 @@ def test_fast_kernels_compile_warning_free_everywhere(tmp_path):
             continue
         flags_seen.add(target.machine_flags)
         # the assembly blocks must also find their registers where r7 is kept as the frame pointer
-        for opt in ("-Os", "-O2", "-O0", "-O2 -fno-omit-frame-pointer"):
-            out = tmp_path / name / opt.replace(" ", "_")
-            out.mkdir(parents=True)
-            subprocess.run([target.compiler, *target.machine_flags, *WARNINGS, *opt.split(), f"-I{runtime}", "-c",
-                            *sources], cwd=out, check=True)
-            undefined = subprocess.run(["arm-none-eabi-nm", "-u", *map(str, out.glob("*.o"))], capture_output=True,
-                                       text=True, check=True).stdout
-            assert not re.search(r"ldivmod|__aeabi_[fd]|malloc|printf", undefined), (name, opt, undefined)
+        builds += [(target.compiler, target.machine_flags, opt)
+                   for opt in ("-Os", "-O2", "-O0", "-O2 -fno-omit-frame-pointer")]
+
+    def compile_all(build):
+        cc, machine_flags, opt = build
+        out = tmp_path / f"{cc}{'_'.join(machine_flags)}{opt}".replace(" ", "_").replace("/", "_")
+        out.mkdir()
+        proc = subprocess.run([cc, *machine_flags, *WARNINGS, *opt.split(), f"-I{runtime}", "-c", *sources],
+                              cwd=out, capture_output=True, text=True)
+        assert proc.returncode == 0, (cc, machine_flags, opt, proc.stderr[-3000:])
+        if not machine_flags:
+            return ""
+        return subprocess.run(["arm-none-eabi-nm", "-u", *map(str, out.glob("*.o"))], capture_output=True,
+                              text=True, check=True).stdout
+
+    for (cc, machine_flags, opt), undefined in zip(builds, on_every_core(compile_all, builds)):
+        assert not re.search(r"ldivmod|__aeabi_[fd]|malloc|printf", undefined), (machine_flags, opt, undefined)
+    assert len(flags_seen) >= 6  # M0+, M3, M4, M7, M33 and M55 at least
     for f in files:
         text = (runtime / f"{f}.c").read_text() + (runtime / f"{f}.h").read_text()
         assert "float" not in text and "double" not in text and "malloc" not in text, f

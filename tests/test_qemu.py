@@ -16,7 +16,7 @@ from edgecompile.export import ExportSettings, export
 from edgecompile.manifest import read_manifest
 from edgecompile.targets import list_targets, load_target
 from edgecompile.verify import verify
-from conftest import require_tool
+from conftest import on_every_core, require_tool
 
 pytestmark = pytest.mark.qemu  # every test here needs qemu-system-arm (the autouse _tools)
 
@@ -47,8 +47,8 @@ def example_projects(digits_lenet, digits_mlp, tmp_path_factory):
 
 @pytest.mark.parametrize("target", QEMU_TARGETS)
 def test_examples_bit_exact_on_every_core(example_projects, target):
-    for name, project in example_projects.items():
-        result = verify(project, target=target)
+    results = on_every_core(lambda project: verify(project, target=target), example_projects.values())
+    for name, result in zip(example_projects, results):
         assert result.total == 64 and result.ok, (name, target, result.first_mismatch)
 
 
@@ -81,8 +81,8 @@ def more_example_projects(tmp_path_factory):
 # M0+ code runs them on qemu-m0plus-an385 (Armv6-M code on a 4 MiB machine, unaligned accesses trapping).
 @pytest.mark.parametrize("target", ["qemu-m0plus-an385", "qemu-m4", "qemu-m7", "qemu-m55", "qemu-m3", "qemu-m33"])
 def test_more_examples_bit_exact(more_example_projects, target):
-    for name, project in more_example_projects.items():
-        result = verify(project, target=target)
+    results = on_every_core(lambda project: verify(project, target=target), more_example_projects.values())
+    for name, result in zip(more_example_projects, results):
         assert result.total == 64 and result.ok, (name, target, result.first_mismatch)
 
 
