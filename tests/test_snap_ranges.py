@@ -132,3 +132,30 @@ def test_vectorized_weight_formats_equal_the_scalar_rule():
     for bits in (2, 4, 8):
         expected = [numerics.frac_bits_for_interval(r.min(), r.max(), bits) for r in rows]
         assert numerics.frac_bits_for_intervals(rows.min(axis=1), rows.max(axis=1), bits).tolist() == expected
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_the_noise_of_every_factor_at_once_is_each_factors_own(tmp_path, per_channel):
+    """best_factor scores the 16 factors in one pass per layer and tensor; each score is the one the
+    factor gets alone, by the formats quantize_graph would give (a plain loop over the factors here)."""
+    from edgecompile.formats import format_for, sample_error
+    from edgecompile.passes.snap_ranges import MARGIN, relative_noises, scaled_range, weight_noises
+
+    graph = float_graph(Relu6Chain, tmp_path)
+    ranges = calibrate(graph, samples(16, 1))
+    options = QuantOptions(per_channel=per_channel)
+    for layer in (n for n in graph.nodes if "weight" in n.params):
+        rows = np.asarray(layer.params["weight"], np.float64).reshape(len(layer.params["weight"]), -1)
+        for c, got in zip(1.0 / CANDIDATES, weight_noises(layer, 1.0 / CANDIDATES, options)):
+            f = layer._rows_frac_bits(rows * c, 8, options)
+            f = f if per_channel else np.full_like(f, f.min())
+            err = layer._quantize_weights(rows * c, f, 8) * np.ldexp(1.0, -f)[:, None] - rows * c
+            assert got == np.mean(np.mean(err ** 2, axis=1) / np.mean((rows * c) ** 2, axis=1)), (layer.name, c)
+    r = ranges[graph.nodes[0].outputs[0]]
+    for zero_point in (False, True):
+        for a, got in zip(CANDIDATES, relative_noises(r, CANDIDATES, 8, options, zero_point)):
+            wide = scaled_range(r, a)
+            wide.lo, wide.hi = wide.lo * MARGIN, wide.hi * MARGIN
+            f, z = format_for(wide, 8, options.calib_method, options.percentile, zero_point)
+            assert got == sample_error(scaled_range(r, a), f, z, 8) / (a * a * np.mean(r.sample ** 2))
+    assert not r.formats  # the scaled copies' answers are not kept with the calibrated range

@@ -83,48 +83,65 @@ def scaled_range(r: TensorRange, a: float) -> TensorRange:
     s = copy.copy(r)
     s.lo, s.hi, s.total, s.total_sq = r.lo * a, r.hi * a, r.total * a, r.total_sq * a * a
     s.sample = None if r.sample is None else r.sample * a
+    s.formats = {}  # other values: none of r's answers apply (and r's must not keep this sample alive)
     return s
 
 
 def relative_noise(r: TensorRange, a: float, bits: int, options: QuantOptions, zero_point: bool = False) -> float:
     """Quantization noise of a * values over their power, with the format chosen as quantize_graph
     would (calibration method, bits, zero point) for extremes MARGIN wider than seen."""
+    return float(relative_noises(r, np.array([a]), bits, options, zero_point)[0])
+
+
+def relative_noises(r: TensorRange, factors: np.ndarray, bits: int, options: QuantOptions,
+                    zero_point: bool = False) -> np.ndarray:
+    """relative_noise of every factor a in `factors`."""
     if r.sample is None or not r.sample.size:
-        return 0.0
+        return np.zeros(len(factors))
     power = float(np.mean(r.sample ** 2))
     if power == 0.0:
-        return 0.0
-    wide = scaled_range(r, a)
-    wide.lo, wide.hi = wide.lo * MARGIN, wide.hi * MARGIN
-    f, z = format_for(wide, bits, options.calib_method, options.percentile, zero_point)
-    return sample_error(scaled_range(r, a), f, z, bits) / (a * a * power)
+        return np.zeros(len(factors))
+    noises = []
+    for a in map(float, factors):
+        scaled = scaled_range(r, a)
+        wide = copy.copy(scaled)  # (the same sample)
+        wide.lo, wide.hi = scaled.lo * MARGIN, scaled.hi * MARGIN
+        f, z = format_for(wide, bits, options.calib_method, options.percentile, zero_point)
+        noises.append(sample_error(scaled, f, z, bits) / (a * a * power))
+    return np.array(noises)
 
 
 def weight_noise(layer, c: float, options: QuantOptions) -> float:
     """Mean over output rows of the weights' relative quantization noise once multiplied by c, with
     the formats WeightedOp.quantize would give them (per channel or per tensor)."""
+    return float(weight_noises(layer, np.array([c]), options)[0])
+
+
+def weight_noises(layer, factors: np.ndarray, options: QuantOptions) -> np.ndarray:
+    """weight_noise for every factor c in `factors`: the rows of all factors quantized at once, each
+    row by the same steps as alone."""
     w = np.asarray(layer.params["weight"], dtype=np.float64)
-    rows = w.reshape(w.shape[0], -1) * c
-    power = np.mean(rows ** 2, axis=1)
+    n = w.shape[0]
+    rows = (w.reshape(1, n, -1) * np.asarray(factors, dtype=np.float64)[:, None, None]).reshape(len(factors) * n, -1)
+    power = np.mean(rows ** 2, axis=1).reshape(len(factors), n)
     live = power > 0
     if not live.any():
-        return 0.0
+        return np.zeros(len(factors))
     bits = options.weight_bits_for(layer.name)
     f = layer._rows_frac_bits(rows, bits, options)
     if not layer.wants_per_channel(options):
-        f[:] = f.min()
+        f = np.repeat(f.reshape(len(factors), n).min(axis=1), n)
     err = layer._quantize_weights(rows, f, bits) * np.ldexp(1.0, -f)[:, None] - rows
-    return float(np.mean(np.mean(err ** 2, axis=1)[live] / power[live]))
+    per_row = np.mean(err ** 2, axis=1).reshape(len(factors), n)
+    return np.array([np.mean(e[k] / p[k]) if k.any() else 0.0 for e, p, k in zip(per_row, power, live)])
 
 
 def best_factor(group: Group, ranges: dict[str, TensorRange], graph: Graph, shifted: set[str],
                 options: QuantOptions) -> float:
-    def noise(a: float) -> float:
-        total = sum(relative_noise(ranges[t], a, graph.tensors[t].bits, options, t in shifted) for t in group.tensors)
-        total += weight_noise(group.producer, a, options)
-        return total + sum(weight_noise(r, 1.0 / a, options) for r in group.readers)
-
-    scores = [noise(float(a)) for a in CANDIDATES]
+    scores = sum(relative_noises(ranges[t], CANDIDATES, graph.tensors[t].bits, options, t in shifted)
+                 for t in group.tensors)
+    scores = scores + weight_noises(group.producer, CANDIDATES, options)
+    scores = scores + sum(weight_noises(r, 1.0 / CANDIDATES, options) for r in group.readers)
     k = int(np.argmin(scores))
     if scores[0] <= 0.0 or scores[k] > scores[0] * 10.0 ** (-MIN_GAIN_DB / 10.0):
         return 1.0
