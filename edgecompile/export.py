@@ -162,7 +162,8 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
     if settings.val is not None:  # read before the long compile, so a bad file fails fast
         val = load_inputs(settings.val, graph, "validation inputs")
     log(f"imported {len(graph.nodes)} nodes; input{'s' if len(graph.inputs) > 1 else ''} "
-        + ", ".join(str(graph.shape(t)) for t in graph.inputs))
+        + ", ".join(str(graph.shape(t)) for t in graph.inputs)
+        + ("; the ONNX conversion an earlier run kept (EDGECOMPILE_CACHE=off converts afresh)" if loaded.kept else ""))
     default_bits, layer_bits = parse_bits(settings.bits)
     act_bits, act_layers, act_auto = parse_act_bits(settings.act_bits)
     options = CompileOptions(bits=default_bits, layer_bits=layer_bits,

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Every test converts its PyTorch files afresh (tests/test_onnx_cache.py turns the cache back on).
+os.environ["EDGECOMPILE_CACHE"] = "off"
 
 
 def require_tool(*names: str) -> None:

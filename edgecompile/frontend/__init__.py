@@ -22,6 +22,7 @@ class LoadedModel:
     source: Path
     kind: str  # onnx | torchscript | export | pickle
     torch_model: object = None
+    kept: bool = False  # the ONNX conversion an earlier run kept (onnx_cache)
 
 
 def load_module(module, input_shape: tuple[int, ...], name: str = "model") -> LoadedModel:
@@ -47,19 +48,26 @@ def load_model(path: str | Path, input_shape: tuple[int, ...] | None = None, tru
         if len(model.graph.node) == 0:
             raise EdgeCompileError(f"{path}: the ONNX graph is empty (is this really an ONNX model?)")
         return LoadedModel(import_onnx(model, path, input_shape), model, path, "onnx")
-    from . import torch_frontend
+    from . import onnx_cache, torch_frontend
 
+    kept = onnx_cache.lookup(path, input_shape)  # converted by an earlier run
+    if kept is not None:
+        model, shape, kind = kept
+        return LoadedModel(import_onnx(model, path, shape), model, path, kind, kept=True)
     module, kind, model_shape = torch_frontend.load_torch_module(path, trust_pickle, imports)
     shape = input_shape or model_shape
     if shape is None:
         raise EdgeCompileError(f"{path}: this PyTorch file does not record its input shape; pass "
                                "--input-shape C,H,W (without the batch axis), or to export, --calib with sample inputs")
+    model = None
     if kind == "export":
         try:  # the fast exporter first (torch_frontend.to_onnx); the dynamo exporter decides errors
             model = torch_frontend.to_onnx(module, kind, shape, path)
-            return LoadedModel(import_onnx(model, path, tuple(shape)), model, path, kind, module)
+            graph = import_onnx(model, path, tuple(shape))
         except EdgeCompileError:
-            pass
-    model = torch_frontend.to_onnx(module, kind, shape, path, dynamo=True)
-    graph = import_onnx(model, path, tuple(shape))
+            model = None
+    if model is None:
+        model = torch_frontend.to_onnx(module, kind, shape, path, dynamo=True)
+        graph = import_onnx(model, path, tuple(shape))
+    onnx_cache.store(path, input_shape, model, tuple(shape), kind)  # (after import_onnx accepted it)
     return LoadedModel(graph, model, path, kind, module)
