@@ -21,14 +21,14 @@ from .c_api import output_record, read_outputs
 from .errors import EdgeCompileError
 from .manifest import read_manifest
 from .progress import ProgressFactory, no_progress, watch_records
-from .verify import explain_build_failure
+from .verify import explain_build_failure, make_command
 from .targets import Target, count_instructions, elf_sizes, elf_symbols, find_toolchain, load_target
 
 _STT_OBJECT, _STT_FUNC = 1, 2
 
 
 def _make(out_dir: Path, target: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["make", "--no-print-directory", "-C", str(out_dir), f"TARGET={target}", *args],
+    proc = subprocess.run([*make_command(), "-C", str(out_dir), f"TARGET={target}", *args],
                           capture_output=True, text=True, timeout=timeout)
     return proc
 

@@ -33,7 +33,8 @@ def make_run(project: Path, target: str, build: str, extra: str = "", opt: str |
     output, after asserting that it succeeded."""
     import subprocess
 
-    args = ["make", "-s", "-C", str(project), f"TARGET={target}", f"BUILD=build/{build}", "run"]
+    args = ["make", "-s", f"-j{os.cpu_count() or 1}", "-C", str(project), f"TARGET={target}", f"BUILD=build/{build}",
+            "run"]
     if cc:
         args.append(f"EC_CC={cc}")
     if extra:

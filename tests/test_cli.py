@@ -3,6 +3,7 @@ give, are the table in test_hostile_inputs.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -79,6 +80,54 @@ def test_generated_project_builds_and_tests_with_make_alone(mlp_files, tmp_path)
     assert proc.returncode == 0 and "bit-exact" in proc.stdout
     proc = subprocess.run(["make", "-C", str(out), "TARGET=bogus"], capture_output=True, text=True)
     assert proc.returncode != 0 and "unknown TARGET 'bogus'" in proc.stderr and "qemu-m4" in proc.stderr
+
+
+@pytest.mark.slow
+def test_make_builds_the_kernels_side_by_side_and_follows_the_flags(mlp_files, tmp_path):
+    """One object per kernel file, so `make -j` compiles them at once; a second make compiles nothing;
+    other flags or a changed runtime header compile the kernels again (no build links objects made
+    with other flags), and the library builds from the same objects."""
+    require_tool("gcc", "make")
+    d, model = mlp_files
+    out = tmp_path / "out"
+    assert run("export", model, "--calib", d / "calib.npy", "-o", out, "-q", "--vectors", 8).exit_code == 0
+
+    def make(*args, goal="all"):
+        proc = subprocess.run(["make", "-C", str(out), "--no-print-directory", "-j2", *args, goal],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout.count(" -c runtime/"), "-o build/host/model_test " in proc.stdout
+
+    kernels = len(list((out / "runtime").glob("*.c")))
+    assert kernels >= 2
+    assert make() == (kernels, True)
+    assert make() == (0, False)
+    assert make("EXTRA_CFLAGS=-DEC_UNUSED_FLAG") == (kernels, True)
+    assert "-DEC_UNUSED_FLAG" in (out / "build/host/flags.txt").read_text()
+    assert make("EXTRA_CFLAGS=-DEC_UNUSED_FLAG") == (0, False)
+    header = out / "runtime" / "ec_fixed.h"
+    later = max(o.stat().st_mtime for o in (out / "build/host/kernels").glob("*.o")) + 1  # newer than them
+    os.utime(header, (later, later))
+    assert make("EXTRA_CFLAGS=-DEC_UNUSED_FLAG") == (kernels, True)
+    assert make() == (kernels, True)  # back to the plain flags: compiled again, not the -D objects linked
+    proc = subprocess.run(["make", "-C", str(out), "-j2", "test"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "bit-exact" in proc.stdout
+    make(goal="lib")
+    assert (out / "build/host/libmlp.a").stat().st_size > 0
+
+
+@pytest.mark.parametrize("version,synced", [("GNU Make 4.3\n", True), ("GNU Make 3.81\n", False), ("", False)])
+def test_make_runs_on_every_core_and_keeps_job_output_whole_where_it_can(monkeypatch, version, synced):
+    from edgecompile import verify
+
+    monkeypatch.setattr(verify.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, version, ""))
+    verify.make_command.cache_clear()
+    try:
+        args = verify.make_command()
+    finally:
+        verify.make_command.cache_clear()
+    assert args[0] == "make" and f"-j{os.cpu_count()}" in args
+    assert ("--output-sync=target" in args) == synced  # macOS's make 3.81 has no --output-sync
 
 
 @pytest.mark.slow
