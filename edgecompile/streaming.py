@@ -157,7 +157,7 @@ def plan_streaming(graph: Graph, memory_plan: str = "auto") -> StreamPlan:
                 raise refuse(node, "its states start from further inputs; streaming starts them at zero")
             if node.inputs[0] not in timed or timed[node.inputs[0]] != 0:
                 raise refuse(node, "its sequence is not the frames along time")
-            new.attrs["steps"] = 1
+            new.attrs["steps"], new.attrs["states_outside"] = 1, True  # (its states: in the static block)
             stateful.append(new)
             if node.attrs["mode"] == "all":
                 timed[out] = 0

@@ -120,6 +120,14 @@ def test_recurrent_steps_equal_the_sequence_since_reset(kind, layers, arena, tmp
     head = sum(n.macs(graph) for n in graph.nodes if n.op_type != "Recurrent")  # once per call, either way
     assert result.summary["streaming"]["macs_per_frame"] * 12 == result.summary["streaming"]["macs_full_window"] \
         + head * 11
+    # the step's cells keep their states in the static block: their scratch in the step's arena has no
+    # room for them, exactly (the full run's cells hold every state in theirs)
+    stream = checked["stream"]
+    for cell in (n for n in stream.graph.nodes if n.op_type == "Recurrent"):
+        full = result.compiled.graph.node(cell.name)  # (planned by the export)
+        states = sum(-(-size // 4) * 4 for _, _, size in full.state_pairs())
+        assert cell.ram_parts()["states"] == full.ram_parts()["states"] - states
+        assert cell.scratch_bytes(stream.graph) == full.scratch_bytes(result.compiled.graph) - states > 0
 
 
 @pytest.mark.slow

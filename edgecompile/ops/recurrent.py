@@ -216,10 +216,14 @@ class Recurrent(Op):
         if self.body_plan is None:
             raise RuntimeError(f"recurrent {self.name}: its body has no memory plan yet (plan_subgraphs)")
         direct = self._written_in_place()
+        # A streaming step (attrs "states_outside", edgecompile/streaming.py) keeps its states in the
+        # static block, outside the scratch: no buffer for them here (offsets None), and a next state
+        # written over its state is written there.
+        outside = bool(self.attrs.get("states_outside"))
         prev, at = [], 0
         for _, _, n in self.state_pairs():
-            prev.append(at)
-            at += round_up(n)
+            prev.append(None if outside else at)
+            at += 0 if outside else round_up(n)
         nxt = []
         for (_, b, n), p in zip(self.state_pairs(), prev):
             nxt.append(p if b in direct else at)
