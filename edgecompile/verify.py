@@ -70,9 +70,9 @@ def project_inputs(out_dir: Path, graph, inputs: Path | None, count: int | None)
 
 @functools.lru_cache(maxsize=None)
 def make_command() -> tuple[str, ...]:
-    """`make` as edgecompile runs it: the project's Makefile has one object per kernel file, so every core
-    compiles (a build takes about half as long on 2 cores); with GNU make 4 or later, each job's output
-    is printed whole (older ones, such as macOS's 3.81, lack --output-sync)."""
+    """`make` as edgecompile runs it: the project's Makefile has one object per source file, so every
+    core compiles (a build takes about half as long on 2 cores); with GNU make 4 or later, each job's
+    output is printed whole (older ones, such as macOS's 3.81, lack --output-sync)."""
     args = ("make", "--no-print-directory", f"-j{os.cpu_count() or 1}")
     try:
         version = subprocess.run(["make", "--version"], capture_output=True, text=True, timeout=30).stdout

@@ -84,9 +84,9 @@ def test_generated_project_builds_and_tests_with_make_alone(mlp_files, tmp_path)
 
 @pytest.mark.slow
 def test_make_builds_the_kernels_side_by_side_and_follows_the_flags(mlp_files, tmp_path):
-    """One object per kernel file, so `make -j` compiles them at once; a second make compiles nothing;
-    other flags or a changed runtime header compile the kernels again (no build links objects made
-    with other flags), and the library builds from the same objects."""
+    """One object per source file, so `make -j` compiles them at once; a second make compiles nothing;
+    other flags or a changed runtime header compile them again (no build links objects made with
+    other flags), and the library builds from the same kernel objects."""
     require_tool("gcc", "make")
     d, model = mlp_files
     out = tmp_path / "out"
