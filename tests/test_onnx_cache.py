@@ -145,11 +145,11 @@ def test_an_unwritable_cache_is_skipped(tmp_path, monkeypatch):
 def test_models_with_edgecompile_ops_and_pickles_are_not_kept(tmp_path, cache):
     path = save_program(tmp_path / "tiny.pt2")
     model = load_model(path).onnx_model
-    onnx_cache.store(path, (2, 6, 6), model, (2, 6, 6), "pickle")
+    onnx_cache.store(onnx_cache.key_for(path, (2, 6, 6)), path, model, (2, 6, 6), "pickle")
     custom = type(model)()
     custom.CopyFrom(model)
     custom.graph.node[0].domain = "edgecompile"
-    onnx_cache.store(path, (1, 2, 3), custom, (1, 2, 3), "export")
+    onnx_cache.store(onnx_cache.key_for(path, (1, 2, 3)), path, custom, (1, 2, 3), "export")
     assert len(list((cache / "onnx").glob("*.json"))) == 1  # only the first load's own entry
 
 
@@ -160,7 +160,7 @@ def test_the_newest_entries_are_kept(tmp_path, cache, monkeypatch):
     (oldest,) = (cache / "onnx").glob("*.json")
     os.utime(oldest, (1e9, 1e9))
     for shape in ((2, 6, 7), (2, 6, 8)):
-        onnx_cache.store(path, shape, model, shape, "export")
+        onnx_cache.store(onnx_cache.key_for(path, shape), path, model, shape, "export")
     kept = sorted(json.loads(p.read_text())["shape"] for p in (cache / "onnx").glob("*.json"))
     assert len(kept) == 2 and [2, 6, 6] not in kept
     assert len(list((cache / "onnx").glob("*.onnx"))) == 2

@@ -50,7 +50,8 @@ def load_model(path: str | Path, input_shape: tuple[int, ...] | None = None, tru
         return LoadedModel(import_onnx(model, path, input_shape), model, path, "onnx")
     from . import onnx_cache, torch_frontend
 
-    kept = onnx_cache.lookup(path, input_shape)  # converted by an earlier run
+    key = onnx_cache.key_for(path, input_shape)  # (None: the cache is off)
+    kept = onnx_cache.lookup(key)  # converted by an earlier run
     if kept is not None:
         model, shape, kind = kept
         return LoadedModel(import_onnx(model, path, shape), model, path, kind, kept=True)
@@ -69,5 +70,5 @@ def load_model(path: str | Path, input_shape: tuple[int, ...] | None = None, tru
     if model is None:
         model = torch_frontend.to_onnx(module, kind, shape, path, dynamo=True)
         graph = import_onnx(model, path, tuple(shape))
-    onnx_cache.store(path, input_shape, model, tuple(shape), kind)  # (after import_onnx accepted it)
+    onnx_cache.store(key, path, model, tuple(shape), kind)  # (after import_onnx accepted it)
     return LoadedModel(graph, model, path, kind, module)

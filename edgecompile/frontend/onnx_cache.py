@@ -65,11 +65,22 @@ def entry_key(path: Path, input_shape) -> str:
     return h.hexdigest()[:40]
 
 
-def lookup(path: Path, input_shape) -> tuple[onnx.ModelProto, tuple, str] | None:
-    """The kept (ONNX model, input shape it was converted for, kind) of `path`, or None."""
+def key_for(path: Path, input_shape) -> str | None:
+    """entry_key of `path` for `input_shape`, or None when the cache is off or the file cannot be
+    read (then nothing is looked up or kept)."""
     if not enabled():
         return None
-    folder, key = cache_dir() / "onnx", entry_key(path, input_shape)
+    try:
+        return entry_key(path, input_shape)
+    except OSError:
+        return None
+
+
+def lookup(key: str | None) -> tuple[onnx.ModelProto, tuple, str] | None:
+    """The kept (ONNX model, input shape it was converted for, kind) named `key` (key_for), or None."""
+    if key is None:
+        return None
+    folder = cache_dir() / "onnx"
     try:
         about = json.loads((folder / f"{key}.json").read_text())
         model = onnx.load(str(folder / f"{key}.onnx"))
@@ -81,15 +92,14 @@ def lookup(path: Path, input_shape) -> tuple[onnx.ModelProto, tuple, str] | None
     return model, shape, kind
 
 
-def store(path: Path, input_shape, model: onnx.ModelProto, shape: tuple, kind: str) -> None:
-    """Keep the conversion of `path` (asked for `input_shape`, converted for `shape`), unless it
+def store(key: str | None, path: Path, model: onnx.ModelProto, shape: tuple, kind: str) -> None:
+    """Keep the conversion of `path` (converted for `shape`) as entry `key` (key_for), unless it
     holds edgecompile's own ops; written whole or not at all (renamed into place)."""
-    if not enabled() or kind not in ("export", "torchscript") or \
+    if key is None or kind not in ("export", "torchscript") or \
             any(n.domain == "edgecompile" for n in model.graph.node):
         return
     folder = cache_dir() / "onnx"
     try:
-        key = entry_key(path, input_shape)
         folder.mkdir(parents=True, exist_ok=True)
         several = bool(shape) and isinstance(shape[0], tuple)
         for suffix, data in ((".onnx", model.SerializeToString()),

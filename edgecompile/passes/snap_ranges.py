@@ -111,15 +111,11 @@ def relative_noises(r: TensorRange, factors: np.ndarray, bits: int, options: Qua
     return np.array(noises)
 
 
-def weight_noise(layer, c: float, options: QuantOptions) -> float:
-    """Mean over output rows of the weights' relative quantization noise once multiplied by c, with
-    the formats WeightedOp.quantize would give them (per channel or per tensor)."""
-    return float(weight_noises(layer, np.array([c]), options)[0])
-
-
 def weight_noises(layer, factors: np.ndarray, options: QuantOptions) -> np.ndarray:
-    """weight_noise for every factor c in `factors`: the rows of all factors quantized at once, each
-    row by the same steps as alone."""
+    """For every factor c in `factors`: the mean over output rows of the weights' relative
+    quantization noise once multiplied by c, with the formats WeightedOp.quantize would give them
+    (per channel or per tensor).  The rows of all factors are quantized at once, each row by the
+    same steps as alone."""
     w = np.asarray(layer.params["weight"], dtype=np.float64)
     n = w.shape[0]
     rows = (w.reshape(1, n, -1) * np.asarray(factors, dtype=np.float64)[:, None, None]).reshape(len(factors) * n, -1)
