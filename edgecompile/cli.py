@@ -128,6 +128,10 @@ def with_model_options(fn):
               show_default=True, help="How weight formats are chosen (per channel).")
 @click.option("--bias-correction", is_flag=True, help="Shift biases to cancel the mean error of the rounded "
               "weights on the calibration data.")
+@click.option("--output-correction/--no-output-correction", default=True, show_default=True,
+              help="Scale each model output by the least-squares gain and offset that bring the integer outputs "
+              "closest to the float model's on the calibration samples (kept only when samples left out of the "
+              "fit confirm it; a net whose outputs follow the float ones closely is left as it is).")
 @click.option("--weight-rounding", type=click.Choice(["error-feedback", "nearest"]), default="error-feedback",
               show_default=True, help="Integer weights that minimize each layer's output error on the calibration "
               "data (error-feedback), or each weight rounded to nearest.")
@@ -179,7 +183,7 @@ def with_model_options(fn):
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @with_model_options
 def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse, prune, calib_method, weight_method,
-           bias_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
+           bias_correction, output_correction, weight_rounding, format_search, snap_ranges, unsigned_relu, asymmetric, equalize,
            act_bits, output_bits, drop_softmax, per_channel, name, val, vectors, memory_plan, patch_budget, arena, streaming, as_json, quiet,
            input_shape, trust_pickle, imports):
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
@@ -190,7 +194,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
     settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, prune=tuple(prune), drop_softmax=drop_softmax,
                               per_channel=per_channel, calib_method=calib_method, weight_method=weight_method,
-                              bias_correction=bias_correction, weight_rounding=weight_rounding,
+                              bias_correction=bias_correction, output_correction=output_correction,
+                              weight_rounding=weight_rounding,
                               format_search=format_search, snap_ranges=snap_ranges, unsigned_relu=unsigned_relu,
                               asymmetric=asymmetric,
                               equalize=equalize, memory_plan=memory_plan, patch_budget=patch_budget / 100,
@@ -230,7 +235,7 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
         click.echo(f"16-bit activations: {', '.join(a['layers']) or 'none'}; output SQNR {fmt_db(a['sqnr_8bit_db'])} -> "
                    f"{fmt_db(a['sqnr_db'])} dB; arena {fmt_int(a['arena_8bit'])} -> {fmt_int(a['arena'])} B")
     for note in result.compiled.graph.notes:
-        if "lowered" in note or "dropped" in note:
+        if "lowered" in note or "dropped" in note or note.startswith("output correction:"):
             click.echo(f"note: {note}")
     click.echo(f"wrote {out_dir}/ ({s['vectors']} test vectors; report in {out_dir}/report.md). "
                f"Next: edgecompile verify {out_dir}")

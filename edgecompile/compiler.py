@@ -30,6 +30,7 @@ from .passes.prune import prune
 from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, calibrate, final_tensors, quantize_graph
 from .passes.sparsify import SparsityDecision, compressed_layers, sparsify
+from .passes.output_correction import correct_outputs
 from .passes.weight_rounding import round_weights_if_better
 
 WEIGHT_ROUNDING = ("error-feedback", "nearest")
@@ -49,6 +50,7 @@ class CompileOptions:
     calib_method: str = "mse"
     weight_method: str = "minmax"
     bias_correction: bool = False
+    output_correction: bool = True  # each output's least-squares gain and offset (passes/output_correction.py)
     weight_rounding: str = "error-feedback"  # or "nearest" (see passes/weight_rounding.py)
     format_search: bool = True  # activation formats for the output error (see passes/format_search.py)
     snap_ranges: bool = True  # rescale tensors to fill their power-of-two formats (passes/snap_ranges.py)
@@ -81,6 +83,7 @@ class Compiled:
     softmax_dropped: bool = False  # --drop-softmax removed the final Softmax: the outputs are logits
     format_search: object = None  # passes.format_search.SearchResult when the search ran
     rounded_layers: int = 0  # layers whose weights error-feedback rounding changed
+    output_corrections: list = field(default_factory=list)  # passes.output_correction.Correction, one per layer
 
 
 def check_weights(graph: Graph, source: str) -> None:
@@ -259,6 +262,10 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
     elif options.weight_rounding not in WEIGHT_ROUNDING:
         raise EdgeCompileError(f"--weight-rounding {options.weight_rounding}: choose one of "
                                f"{', '.join(WEIGHT_ROUNDING)}")
+    corrections = []
+    if options.output_correction and not options.fixed_formats and not options.param_overrides and not synthetic:
+        corrections = correct_outputs(graph, samples, qopts, reround=bool(rounded))
+        took("output_correction")
     if options.bias_correction:
         correct_biases(graph, samples)
     sparsity = sparsify(graph, options.sparse)
@@ -270,4 +277,4 @@ def compile_model(loaded: LoadedModel, calib: np.ndarray | None, options: Compil
         raise EdgeCompileError(f"{loaded.source}: {exc}") from None
     timings["plan_memory"] = time.perf_counter() - t0 - timings["quantize"]
     return Compiled(graph, plan, decisions, ranges, samples, synthetic, imported, sparsity, timings, precision,
-                    softmax_dropped, search, rounded or 0)
+                    softmax_dropped, search, rounded or 0, corrections)

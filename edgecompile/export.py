@@ -58,6 +58,7 @@ class ExportSettings:
     calib_method: str = "mse"
     weight_method: str = "minmax"
     bias_correction: bool = False
+    output_correction: bool = True
     weight_rounding: str = "error-feedback"
     format_search: bool = True
     snap_ranges: bool = True
@@ -171,6 +172,7 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                              sparse=settings.sparse, prune=parse_prune(settings.prune), drop_softmax=settings.drop_softmax,
                              per_channel=settings.per_channel, calib_method=settings.calib_method,
                              weight_method=settings.weight_method, bias_correction=settings.bias_correction,
+                             output_correction=settings.output_correction,
                              weight_rounding=settings.weight_rounding, format_search=settings.format_search,
                              snap_ranges=settings.snap_ranges, unsigned_relu=settings.unsigned_relu,
                              asymmetric=settings.asymmetric,
@@ -200,6 +202,9 @@ def export(settings: ExportSettings, log: Log = lambda _m: None,
                                     "validation_sqnr_db": [round(r.sqnr_before_db, 2), round(r.sqnr_after_db, 2)],
                                     "kept": bool(r.changed), "seconds": round(r.seconds, 2)}
     summary["weight_rounding"] = {"method": settings.weight_rounding, "layers_changed": compiled.rounded_layers}
+    summary["output_correction"] = [{"layer": c.layer, "gains": [round(float(v), 4) for v in c.gains],
+                                     "leave_one_out_gain_db": round(c.loo_gain_db, 2),
+                                     "correlation": round(c.correlation, 3)} for c in compiled.output_corrections]
     if compiled.precision is not None:
         p = compiled.precision
         summary["act16"] = {"layers": p.wide_layers, "sqnr_8bit_db": p.sqnr_8bit_db, "sqnr_db": p.sqnr_db,

@@ -197,7 +197,7 @@ def _setup(graph, source, calib, val_x, val_y, reference) -> None:
 
 
 QUICK = dict(format_search=False, equalize="off", snap_ranges=False, weight_rounding="nearest",
-             memory_plan="layer", max_calib_samples=256)
+             output_correction=False, memory_plan="layer", max_calib_samples=256)
 
 
 def _measure(config: Config, quick: bool) -> Score:
