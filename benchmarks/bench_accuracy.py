@@ -7,8 +7,10 @@ SqueezeNet-, ShuffleNet-style nets, MobileNetV3 block) with random weights, judg
 fresh N(0,1) inputs that are not the 64 calibration samples; and the models that are hard to
 quantize (examples/hard_models.py), judged on their 256 held-out test inputs.
 Headline: edgecompile's default pipeline (compile_model with the default CompileOptions, as
-shipped, whatever it currently chooses), and the same with int8 outputs (--output-bits 8; the
-default gives a classifier's logits int16), against the TFLM int8 emulation of
+shipped, whatever it currently chooses), the same without output correction and with int8 outputs
+(--output-bits 8; the default gives a classifier's logits int16), and a constant output (the float
+model's mean over the calibration samples: where the float outputs hardly vary with the input, the
+SQNR is mostly that constant's), against the TFLM int8 emulation of
 benchmarks/tflm_reference.py (per-channel conv weights, arbitrary float scales, calibrated
 asymmetric activations), both calibrated on the same samples and run on the same inputs.
 Configurations: per-tensor min/max (the baseline), then per-channel with each calibration
@@ -43,6 +45,11 @@ CONFIGS = [("per-tensor minmax", False, "minmax"), ("minmax", True, "minmax"), (
 QAT_LABEL = "QAT 2 epochs"
 DEFAULT_LABEL = "default (compile_model)"
 INT8_OUT_LABEL = "default, int8 outputs"  # --output-bits 8: the C API TFLM's int8 models have
+NO_CORRECTION_LABEL = "default, no output correction"  # --no-output-correction
+# The float model's mean output over the calibration samples, whatever the input: the SQNR of a model
+# that ignores its input.  Where it comes near the others, the float outputs hardly vary and the SQNR
+# measures a constant more than how well the integer model follows its input.
+CONSTANT_LABEL = "constant output"
 TFLM_LABEL = "TFLM int8 (emulated)"
 TRAINED = {"lenet": 15, "mlp": 15, "mobilenet": 30}  # digits classifiers and their epochs
 ZOO_TEST_SAMPLES = 256
@@ -178,7 +185,9 @@ def evaluate(case: Case, work: Path, quick: bool) -> dict:
 
     t0 = time.perf_counter()
     with torch.no_grad():
-        reference = load_float_model(case.model_path)(torch.from_numpy(case.x)).numpy()
+        float_model = load_float_model(case.model_path)
+        reference = float_model(torch.from_numpy(case.x)).numpy()
+        calib_mean = float_model(torch.from_numpy(case.calib)).numpy().mean(axis=0)
     score = scorer(reference, case.y)
     folded = folded_graph(case)
     row = {"model": case.name, "inputs": case.inputs, "test_samples": len(case.x),
@@ -186,7 +195,9 @@ def evaluate(case: Case, work: Path, quick: bool) -> dict:
     if case.y is not None:
         row["float_accuracy"] = float(np.mean(reference.argmax(1) == case.y))
     row["configs"][DEFAULT_LABEL] = score(default_outputs(case))
+    row["configs"][NO_CORRECTION_LABEL] = score(default_outputs(case, output_correction=False))
     row["configs"][INT8_OUT_LABEL] = score(default_outputs(case, output_bits=8))
+    row["configs"][CONSTANT_LABEL] = score(np.broadcast_to(calib_mean, reference.shape))
     row["configs"][TFLM_LABEL] = score(tflm_reference.tflm_int8_outputs(folded, case.calib, case.x))
     if not quick:
         row["configs"].update(sweep(case, folded, score))
@@ -211,11 +222,14 @@ def cell(result: dict | None) -> str:
 def print_headline(rows: list[dict]) -> None:
     """edgecompile's default against the TFLM emulation; '<' marks where edgecompile is worse."""
     print("\nedgecompile default vs TFLM int8 (emulated): output SQNR dB / top-1 agreement % against float")
-    print(f"{'model':18}{'edgecompile default':>22}{'int8 outputs':>16}{'TFLM int8 (emul.)':>22}{'delta dB':>10}  inputs")
+    print(f"{'model':18}{'edgecompile default':>22}{'no output corr.':>16}{'int8 outputs':>16}{'TFLM int8 (emul.)':>22}"
+          f"{'delta dB':>10}{'constant output':>18}  inputs")
     for r in rows:
         mark = "<" if r["delta_db_vs_tflm"] < 0 else " "
-        print(f"{r['model']:18}{cell(r['configs'][DEFAULT_LABEL]):>22}{cell(r['configs'][INT8_OUT_LABEL]):>16}"
-              f"{cell(r['configs'][TFLM_LABEL]):>22}{r['delta_db_vs_tflm']:+9.1f}{mark} {r['inputs']}")
+        c = r["configs"]
+        print(f"{r['model']:18}{cell(c[DEFAULT_LABEL]):>22}{cell(c.get(NO_CORRECTION_LABEL)):>16}"
+              f"{cell(c.get(INT8_OUT_LABEL)):>16}{cell(c[TFLM_LABEL]):>22}{r['delta_db_vs_tflm']:+9.1f}{mark}"
+              f"{cell(c.get(CONSTANT_LABEL)):>18}  {r['inputs']}")
     print("('<': edgecompile below TFLM)")
 
 
@@ -257,7 +271,7 @@ def main() -> None:
         for case in cases(Path(tmp), args.models.split(",")):
             rows.append(evaluate(case, Path(tmp), args.quick))
     print_headline(rows)
-    labels = [DEFAULT_LABEL, INT8_OUT_LABEL, TFLM_LABEL] + ([] if args.quick else [c[0] for c in CONFIGS] + [QAT_LABEL])
+    labels = [DEFAULT_LABEL, NO_CORRECTION_LABEL, INT8_OUT_LABEL, TFLM_LABEL] + ([] if args.quick else [c[0] for c in CONFIGS] + [QAT_LABEL])
     if not args.quick:
         print_configs(rows, labels)
     print_accuracy(rows, labels)
