@@ -84,6 +84,23 @@ def test_a_map_that_would_cost_top1_agreement_is_refused():
     assert oc.decide(q, f, axis=-1) is None
 
 
+def test_top1_loss_counts_only_beyond_chance():
+    f = np.zeros((64, 2))
+    f[:, 1] = 1.0  # float answers class 1 throughout
+    q = f.copy()
+
+    def turned(wrong: int, right: int):
+        before, after = q.copy(), q.copy()
+        before[:right, 1] = -1.0  # wrong before, right after
+        after[right:right + wrong, 1] = -1.0  # right before, wrong after
+        return before, after
+
+    assert not oc.loses_top1(*turned(2, 0), f)  # 2 of 64: noise
+    assert not oc.loses_top1(*turned(10, 8), f)
+    assert oc.loses_top1(*turned(12, 0), f)
+    assert oc.loses_top1(*turned(30, 10), f)
+
+
 def cancelling_mlp(tmp_path, individual: float = 0.003):
     """x(24) -> 32 hidden units that share one large direction and differ by a small one -> ReLU -> two
     outputs whose +-1 weights cancel the shared part: what is left is small beside the rounding
