@@ -73,7 +73,7 @@ def evaluate(imported, calib: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, 
     loaded = SimpleNamespace(graph=copy.deepcopy(imported), source="explore")
     compiled = compile_model(loaded, calib, CompileOptions(bits=cfg.bits, ranks=spec))
     graph, decisions = compiled.graph, compiled.factorization
-    weight_bytes = sum(n.weight_bytes() for n in graph.nodes)
+    weight_bytes = sum(n.flash_bytes(graph) for n in graph.nodes)
     float_acc = float(np.mean(graph.run_float(val_x).reshape(len(val_x), -1).argmax(1) == val_y))
     int_acc = float(np.mean(simulate.run_dequantized(graph, val_x).reshape(len(val_x), -1).argmax(1) == val_y))
     return decisions, weight_bytes, float_acc, int_acc

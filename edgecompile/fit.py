@@ -218,7 +218,7 @@ def bytes_by_layer(graph) -> dict[str, int]:
     out: dict[str, int] = {}
     for node in graph.nodes:
         name = re.sub(r"\.[VU]$", "", node.name)
-        out[name] = out.get(name, 0) + node.weight_bytes()
+        out[name] = out.get(name, 0) + node.flash_bytes(graph)
     return out
 
 

@@ -81,7 +81,7 @@ def layer_table(graph: Graph, plan, sqnr: dict[str, float] | None = None) -> Tab
                    + " + ".join(f"{fmt_int(v)} {k}" for k, v in parts.items()))
         rows.append([node.name, node.op_type, node.describe(), shape_text(graph.shape(out)),
                      fmt_int(node.param_count()), fmt_int(node.macs(graph)), weight_bits_text(node),
-                     fmt_int(node.weight_bytes()), ram, node.formats(graph), fmt_db((sqnr or {}).get(out))])
+                     fmt_int(node.flash_bytes(graph)), ram, node.formats(graph), fmt_db((sqnr or {}).get(out))])
     return Table(headers, rows, {4, 5, 6, 7, 10})
 
 
@@ -89,7 +89,7 @@ def totals(graph: Graph, plan) -> dict[str, int]:
     return {
         "params": sum(n.param_count() for n in graph.nodes),
         "macs": sum(n.macs(graph) for n in graph.nodes),
-        "weight_bytes": sum(n.weight_bytes() for n in graph.nodes),
+        "weight_bytes": sum(n.flash_bytes(graph) for n in graph.nodes),
         "arena_bytes": plan.arena_size,
         "arena_lower_bound": plan.lower_bound,
         "arena_layer_bound": plan.layer_bound,

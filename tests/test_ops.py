@@ -158,7 +158,12 @@ def test_channel_shuffle_reshape_transpose_reshape(tmp_path, rng):
              const("s4", [1, 6, 4, 5], np.int64)]
     path = save_model(tmp_path, "shuffle", nodes, [1, 4, 4, 5], inits)
     result = compile_and_check(tmp_path, path, (4, 4, 5), rng)
-    assert any(isinstance(n, ops.Transpose) for n in result.compiled.graph.nodes)
+    g = result.compiled.graph
+    transpose = next(n for n in g.nodes if isinstance(n, ops.Transpose))
+    # its C stores the output shape and input strides, an int32 per axis each: flash the summary counts
+    assert transpose.weight_bytes() == 0 and transpose.flash_bytes(g) == 2 * 4 * len(transpose.attrs["perm"])
+    from test_compression import generated_weight_bytes
+    assert result.summary["weight_bytes"] == generated_weight_bytes(result.out_dir, result.name)
 
 
 @pytest.mark.slow

@@ -122,6 +122,15 @@ class Op(Node):
         """Flash bytes of the quantized parameters as emitted."""
         return int(sum(a.size * _ctype_bytes(a) for a in self.stored_arrays()))
 
+    def geometry_arrays(self, graph: Graph) -> list[np.ndarray]:
+        """Constant arrays the C stores that follow from the tensor shapes, not from quantization
+        (a strided copy's shape and strides): they depend on the graph the op is in."""
+        return []
+
+    def flash_bytes(self, graph: Graph) -> int:
+        """Flash bytes of every constant array the op's C stores: its parameters and its geometry."""
+        return self.weight_bytes() + int(sum(a.size * _ctype_bytes(a) for a in self.geometry_arrays(graph)))
+
     # -- quantized graph -------------------------------------------------------
     def quantize(self, graph: Graph, options: "QuantOptions") -> None:
         """Choose integer parameters; the tensors' frac bits are already set."""

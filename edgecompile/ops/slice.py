@@ -50,6 +50,15 @@ class Slice(Op):
         return (len(shape) == 3 and not self.is_wide(graph) and list(self.attrs["steps"]) == [1, 1, 1]
                 and self.attrs["starts"][0] == 0 and self.attrs["out_shape"][0] == shape[0])
 
+    def geometry_arrays(self, graph: Graph) -> list[np.ndarray]:
+        """ec_strided_copy's output shape and input strides (per output axis); a window needs none."""
+        if self.is_window(graph):
+            return []
+        shape = graph.shape(self.inputs[0])
+        strides = [int(np.prod(shape[k + 1:])) for k in range(len(shape))]
+        return [np.asarray(self.attrs["out_shape"], dtype=np.int32),
+                np.asarray([st * step for st, step in zip(strides, self.attrs["steps"])], dtype=np.int32)]
+
     def emit_c(self, em) -> None:
         shape = em.graph.shape(self.inputs[0])
         if self.is_window(em.graph):
@@ -59,9 +68,9 @@ class Slice(Op):
             return
         strides = [int(np.prod(shape[k + 1:])) for k in range(len(shape))]
         base = int(sum(s * st for s, st in zip(self.attrs["starts"], strides)))
-        out_shape = em.const_array(f"{self.name}_shape", "int32_t", self.attrs["out_shape"])
-        in_strides = em.const_array(f"{self.name}_strides", "int32_t",
-                                    [st * step for st, step in zip(strides, self.attrs["steps"])])
+        shape_values, stride_values = self.geometry_arrays(em.graph)
+        out_shape = em.const_array(f"{self.name}_shape", "int32_t", shape_values)
+        in_strides = em.const_array(f"{self.name}_strides", "int32_t", stride_values)
         bytes_ = em.element_bytes(self.inputs[0])
         width = f", {bytes_}" if self.is_wide(em.graph) else ""
         kernel = "ec_strided_copy_any" if width else "ec_strided_copy_s8"

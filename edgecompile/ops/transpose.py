@@ -39,12 +39,19 @@ class Transpose(Op):
     def qat_forward(self, model, x):
         return x.permute([0] + [p + 1 for p in self.attrs["perm"]])
 
-    def emit_c(self, em) -> None:
-        shape = em.graph.shape(self.inputs[0])
+    def geometry_arrays(self, graph: Graph) -> list[np.ndarray]:
+        """ec_strided_copy's output shape and the input strides it reads them with (per output axis)."""
+        shape = graph.shape(self.inputs[0])
         strides = [int(np.prod(shape[k + 1:])) for k in range(len(shape))]
         perm = self.attrs["perm"]
-        out_shape = em.const_array(f"{self.name}_shape", "int32_t", [shape[p] for p in perm])
-        in_strides = em.const_array(f"{self.name}_strides", "int32_t", [strides[p] for p in perm])
+        return [np.asarray([shape[p] for p in perm], dtype=np.int32),
+                np.asarray([strides[p] for p in perm], dtype=np.int32)]
+
+    def emit_c(self, em) -> None:
+        perm = self.attrs["perm"]
+        shape_values, stride_values = self.geometry_arrays(em.graph)
+        out_shape = em.const_array(f"{self.name}_shape", "int32_t", shape_values)
+        in_strides = em.const_array(f"{self.name}_strides", "int32_t", stride_values)
         width = f", {em.element_bytes(self.inputs[0])}" if self.is_wide(em.graph) else ""
         kernel = "ec_strided_copy_any" if width else "ec_strided_copy_s8"
         em.call(f"{kernel}({em.buffer(self.inputs[0])}, {em.buffer(self.outputs[0])}{width}, {len(perm)}, "
