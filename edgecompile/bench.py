@@ -8,9 +8,11 @@ build: the .elf/.bin/.hex for a board, refused when it does not fit.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,12 +133,17 @@ def model_costs(out_dir: Path, target: Target, name: str, image: Path) -> tuple[
     sources = [out_dir / "src" / f"{name}.c"] + sorted((out_dir / "runtime").glob("*.c"))
     ours, graph = set(), CallGraph()
     with tempfile.TemporaryDirectory(prefix="ec-size-") as tmp:
-        for src in sources:
+        def compile_one(src: Path) -> tuple[Path, subprocess.CompletedProcess]:
             obj = Path(tmp) / (src.stem + ".o")
             opt = kernel_opt if src.parent.name == "runtime" else []
-            proc = subprocess.run([cc, *cflags, *opt, "-std=c99", f"-I{out_dir / 'runtime'}", f"-I{out_dir / 'src'}",
-                                   "-fstack-usage", "-fcallgraph-info=su", "-c", str(src), "-o", str(obj)],
-                                  capture_output=True, text=True, cwd=out_dir)
+            return obj, subprocess.run([cc, *cflags, *opt, "-std=c99", f"-I{out_dir / 'runtime'}",
+                                        f"-I{out_dir / 'src'}", "-fstack-usage", "-fcallgraph-info=su", "-c", str(src),
+                                        "-o", str(obj)], capture_output=True, text=True, cwd=out_dir)
+
+        # every file compiles on its own: on every core at once, read back in the files' order
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            compiled = list(pool.map(compile_one, sources))
+        for src, (obj, proc) in zip(sources, compiled):
             if proc.returncode != 0:
                 raise EdgeCompileError(f"compiling {src} for {target.name} failed:\n{proc.stderr.strip()}")
             ours |= {s.name for s in elf_symbols(obj) if s.in_flash and s.kind in (_STT_OBJECT, _STT_FUNC)}
