@@ -180,10 +180,11 @@ def correct_outputs(graph: Graph, samples: np.ndarray, options, reround: bool = 
         if apply(graph, node, a, c, options, env, reference[out], reround):
             done.append(Correction(node.name, a, c, gain_db, correlation))
             graph.notes.append(
-                f"output correction: {node.name}'s outputs follow the float model's loosely (correlation "
-                f"{correlation:.2f} on the calibration samples); each output channel is scaled by its "
-                f"least-squares gain ({describe(a)}), which lowers the output error on samples left out "
-                f"of the fit by {gain_db:.1f} dB (--no-output-correction turns it off)")
+                f"output correction: {node.name}'s integer outputs follow the float model's only loosely "
+                f"(correlation {correlation:.2f} on the calibration samples: the net amplifies rounding), so "
+                f"each output channel is scaled about its mean by its least-squares gain ({describe(a)}); on "
+                f"samples left out of the fit the output error falls by {gain_db:.1f} dB "
+                f"(--no-output-correction turns it off)")
     return done
 
 
