@@ -25,12 +25,12 @@ from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fold_pad import fold_pads
 from .passes.format_search import search_formats
 from .passes.fuse_activation import fuse_activations
+from .passes.output_correction import correct_outputs
 from .passes.plan_memory import PATCH_BUDGET, MemoryPlan, plan_memory
 from .passes.prune import prune
 from .passes.precision import check_layers, choose_precision
 from .passes.quantize import QuantOptions, calibrate, final_tensors, quantize_graph
 from .passes.sparsify import SparsityDecision, compressed_layers, sparsify
-from .passes.output_correction import correct_outputs
 from .passes.weight_rounding import round_weights_if_better
 
 WEIGHT_ROUNDING = ("error-feedback", "nearest")

@@ -12,6 +12,7 @@ from onnx import helper
 from edgecompile import metrics, simulate
 from edgecompile.compiler import CompileOptions, compile_model
 from edgecompile.frontend import load_model
+from edgecompile.ops.weighted import WeightedOp
 from edgecompile.passes import output_correction as oc
 from conftest import require_tool
 from test_ops import const, save_model
@@ -134,6 +135,22 @@ def test_export_lowers_the_held_out_error_and_changes_only_the_output_layer(tmp_
     for a, b in zip(plain.graph.nodes, fixed.graph.nodes):
         same = all(np.array_equal(a.qparams[k], b.qparams[k]) for k in a.qparams)
         assert same == (a.name != "Gemm_2"), a.name
+
+
+def test_only_writers_of_outputs_no_layer_reads_are_corrected(tmp_path):
+    """A hidden layer's output that is also a model output feeds the layers after it: correcting it would
+    change them too."""
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("Gemm", ["x", "W1", "B1"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "W2", "B2"], ["y"], transB=1)]
+    inits = [const("W1", rng.standard_normal((16, 24)) / 5), const("B1", np.zeros(16)),
+             const("W2", rng.standard_normal((3, 16))), const("B2", np.zeros(3))]
+    path = save_model(tmp_path, "two_outputs", nodes, [1, 24], inits, y_shape=[1, 3], extra_outputs=[("h", [1, 16])])
+    graph = compile_model(load_model(path, (24,)), CALIB, CompileOptions(output_correction=False)).graph
+    y, h = graph.outputs
+    hidden = graph.producer(h)
+    assert isinstance(hidden, WeightedOp) and hidden.attrs.get("act") is None and graph.consumers(h)
+    assert oc.correctable_writers(graph) == [graph.producer(y)]
 
 
 def test_trained_weights_are_left_as_trained(tmp_path):

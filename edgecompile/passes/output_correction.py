@@ -17,11 +17,14 @@ op's own quantize() turns them into integers in the same output format, so the C
 new and the simulator stays its golden model.  The float graph keeps its parameters (it stays the
 reference every figure is measured against); only the integer layer changes.
 
-Kept only where it helps samples it was not fitted on: leave-one-out over the calibration samples
-(each sample's error under the map fitted on all the others) must fall by GAIN_DB, and for a
-classifier's logits the top-1 agreement with the float model must not fall measurably (loses_top1).  Written by a layer
-with weights and no activation only (a clamped or gated output is not affine in its inputs);
-quantization-aware training's weights and formats are left as they were trained.
+Applied only to outputs that follow the float ones loosely (correlation at most MAX_CORRELATION,
+see decide), and only where it helps samples it was not fitted on: leave-one-out over the
+calibration samples (each sample's error under the map fitted on all the others) must fall by
+GAIN_DB, and a classifier's top-1 agreement with the float model must not fall measurably
+(loses_top1).  The re-quantized writer must lower the calibration samples' error itself (apply).
+Only a layer with weights and no activation writes an output affinely (a clamped or gated one is
+not), and only one whose output no other layer reads can change alone; quantization-aware
+training's weights and formats are left as they were trained.
 """
 from __future__ import annotations
 
@@ -50,12 +53,13 @@ class Correction:
 
 
 def correctable_writers(graph: Graph) -> list[WeightedOp]:
-    """The layers that write a model output themselves, affinely: weights and no activation."""
+    """The layers that write a model output themselves, affinely (weights and no activation), which no
+    other layer reads: a change there would reach the layers after it too."""
     writers = []
     for t in graph.outputs:
         node = graph.producer(t)
         if (isinstance(node, WeightedOp) and node.attrs.get("act") is None and "weight" in node.params
-                and "weight" in node.qparams and node not in writers):
+                and "weight" in node.qparams and not graph.consumers(t) and node not in writers):
             writers.append(node)
     return writers
 
@@ -151,7 +155,7 @@ def decide(q: np.ndarray, f: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndar
     if gain_db < GAIN_DB:
         return None
     if q.ndim == 2 and q.shape[1] > 1:  # a classifier's logits: its top-1 answers must not suffer
-        predicted = q * loo_a + real_offsets(q, f, -1, loo_a, loo_c)  # each sample under the map fitted without it
+        predicted = q * loo_a + real_offsets(q, f, -1, loo_a, loo_c)  # each under the map fitted without it
         if loses_top1(q, predicted, f):
             return None
     a, c = fit(stats.sum(axis=0))
