@@ -271,8 +271,9 @@ def main() -> None:
         for case in cases(Path(tmp), args.models.split(",")):
             rows.append(evaluate(case, Path(tmp), args.quick))
     print_headline(rows)
-    labels = [DEFAULT_LABEL, NO_CORRECTION_LABEL, INT8_OUT_LABEL, TFLM_LABEL] + ([] if args.quick else [c[0] for c in CONFIGS] + [QAT_LABEL])
+    labels = [DEFAULT_LABEL, NO_CORRECTION_LABEL, INT8_OUT_LABEL, TFLM_LABEL]
     if not args.quick:
+        labels += [c[0] for c in CONFIGS] + [QAT_LABEL]
         print_configs(rows, labels)
     print_accuracy(rows, labels)
     print_memory(rows)
