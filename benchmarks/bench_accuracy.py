@@ -233,21 +233,27 @@ def print_headline(rows: list[dict]) -> None:
     print("('<': edgecompile below TFLM)")
 
 
+def column_width(labels: list[str]) -> int:
+    return max(24, 2 + max(len(lab) for lab in labels))
+
+
 def print_configs(rows: list[dict], labels: list[str]) -> None:
     print("\noutput SQNR dB / top-1 agreement % against the float model")
-    print(f"{'model':18}" + "".join(f"{lab:>24}" for lab in labels))
+    w = column_width(labels)
+    print(f"{'model':18}" + "".join(f"{lab:>{w}}" for lab in labels))
     for r in rows:
-        print(f"{r['model']:18}" + "".join(f"{cell(r['configs'].get(lab)):>24}" for lab in labels))
+        print(f"{r['model']:18}" + "".join(f"{cell(r['configs'].get(lab)):>{w}}" for lab in labels))
 
 
 def print_accuracy(rows: list[dict], labels: list[str]) -> None:
     trained = [r for r in rows if "float_accuracy" in r]
     if trained:
         print("\ntest-set accuracy % of the digits classifiers (float, then each configuration)")
-        print(f"{'model':18}{'float':>8}" + "".join(f"{lab:>24}" for lab in labels))
+        w = column_width(labels)
+        print(f"{'model':18}{'float':>8}" + "".join(f"{lab:>{w}}" for lab in labels))
         for r in trained:
             cells = [f"{100 * r['configs'][lab]['accuracy']:.2f}" if lab in r["configs"] else "-" for lab in labels]
-            print(f"{r['model']:18}{100 * r['float_accuracy']:8.2f}" + "".join(f"{c:>24}" for c in cells))
+            print(f"{r['model']:18}{100 * r['float_accuracy']:8.2f}" + "".join(f"{c:>{w}}" for c in cells))
 
 
 def print_memory(rows: list[dict]) -> None:
