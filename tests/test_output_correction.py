@@ -4,6 +4,7 @@ other layers and the C's exactness untouched."""
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -69,6 +70,17 @@ def test_noisy_outputs_are_shrunk_and_close_ones_left_alone():
     assert oc.decide(f, f, axis=-1) is None  # nothing to correct
 
 
+def test_the_note_tells_constant_float_outputs_from_amplified_rounding():
+    rng = np.random.default_rng(5)
+    varied = rng.standard_normal((64, 10))
+    assert oc.why(varied, -1) == "the net amplifies rounding"
+    constant = np.linspace(-1, 1, 10) + 1e-5 * rng.standard_normal((64, 10))  # what random weights often give
+    spread = re.search(r"hardly vary with the input, by (\S+) of their size", oc.why(constant, -1))
+    assert spread and 1e-5 <= float(spread.group(1)) <= 3e-5  # 1e-5 / rms(linspace(-1, 1, 10)) = 1.6e-5
+    planes = np.ones((8, 3, 4, 4)) + 1e-6 * rng.standard_normal((8, 3, 4, 4))  # a conv's output, channels on axis 1
+    assert "hardly vary" in oc.why(planes, 1)
+
+
 def test_a_map_that_would_cost_top1_agreement_is_refused():
     """Noise common to every logit leaves the argmax alone; shrinking each logit on its own would not."""
     rng = np.random.default_rng(3)
@@ -126,7 +138,8 @@ def test_export_lowers_the_held_out_error_and_changes_only_the_output_layer(tmp_
     assert [c.layer for c in fixed.output_corrections] == ["Gemm_2"]
     correction = fixed.output_corrections[0]
     assert correction.correlation < oc.MAX_CORRELATION and np.all(correction.gains < 1)
-    assert any("output correction: Gemm_2" in note for note in fixed.graph.notes)
+    assert any(note.startswith("output correction: Gemm_2") and "the net amplifies rounding" in note
+               for note in fixed.graph.notes)
     reference = plain.graph.run_float(HELD_OUT)
     assert np.array_equal(fixed.graph.run_float(HELD_OUT), reference)  # the float graph is the reference still
     before = metrics.sqnr_db(reference, simulate.run_dequantized(plain.graph, HELD_OUT))

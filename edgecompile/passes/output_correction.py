@@ -183,13 +183,29 @@ def correct_outputs(graph: Graph, samples: np.ndarray, options, reround: bool = 
         a, c, gain_db, correlation = found
         if apply(graph, node, a, c, options, env, reference[out], reround):
             done.append(Correction(node.name, a, c, gain_db, correlation))
+            cause = why(reference[out], node.channel_axis)
             graph.notes.append(
                 f"output correction: {node.name}'s integer outputs follow the float model's only loosely "
-                f"(correlation {correlation:.2f} on the calibration samples: the net amplifies rounding), so "
-                f"each output channel is scaled about its mean by its least-squares gain ({describe(a)}); on "
+                f"(correlation {correlation:.2f} on the calibration samples: {cause}), "
+                f"so each output channel is scaled about its mean by its least-squares gain ({describe(a)}); on "
                 f"samples left out of the fit the output error falls by {gain_db:.1f} dB "
                 f"(--no-output-correction turns it off)")
     return done
+
+
+CONSTANT_SPREAD = 1e-3  # float outputs that vary less than this share of their size do not follow the input
+
+
+def why(f: np.ndarray, axis: int) -> str:
+    """What a loose correlation means: float outputs that hardly vary with the input (random weights
+    often give those), whose integer variation is then rounding noise, or a net that amplifies rounding."""
+    moved = np.moveaxis(np.asarray(f, np.float64), axis % f.ndim, -1)
+    size = float(np.sqrt(np.mean(moved ** 2)))
+    spread = float(np.sqrt(np.mean(moved.var(axis=0)))) / size if size > 0 else 0.0
+    if spread < CONSTANT_SPREAD:
+        return (f"the float outputs hardly vary with the input, by {spread:.0e} of their size, so the integer "
+                f"outputs' variation is rounding noise")
+    return "the net amplifies rounding"
 
 
 def describe(a: np.ndarray) -> str:
