@@ -2,6 +2,8 @@
 exporters write them): float vs onnxruntime, integer vs float, C vs simulator bit-exact."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -317,6 +319,12 @@ def test_lut_tables_are_exact_roundings(tmp_path, rng):
         q = np.arange(-128, 128)
         want = np.clip(np.floor(reference(q / 16.0) * 64 + 0.5), -128, 127)
         assert np.array_equal(node.run_int(g, q[None]), want[None]), fn
+    # a table over a coarse format reaches exp's overflow: the limits, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fn, limits in (("sigmoid", [0.0, 0.5, 1.0]), ("silu", [0.0, 0.0, 1000.0])):
+            assert ops.Lut("l", ["x"], ["y"], attrs={"fn": fn}).function(np.array([-1000.0, 0.0, 1000.0])).tolist() \
+                == limits
 
 
 def test_softmax_rule_matches_its_definition():

@@ -17,6 +17,8 @@ activations ec_conv2d_any.  On cores with Helium, ec_conv2d_grouped_fast_s8 runs
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import access_order
@@ -102,10 +104,12 @@ def torch_conv2d(xp: np.ndarray, w: np.ndarray, stride, dilation, groups: int) -
     each sum is then exact in whatever order it is taken."""
     import torch
 
-    if is_channels_last(xp):
-        x = torch.from_numpy(xp.transpose(0, 2, 3, 1)).permute(0, 3, 1, 2)
-    else:
-        x = torch.from_numpy(np.ascontiguousarray(xp))
+    with warnings.catch_warnings():  # a read-only input (a kept evaluation's) is fine: conv2d only reads it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        if is_channels_last(xp):
+            x = torch.from_numpy(xp.transpose(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(xp))
     with torch.no_grad():
         y = torch.nn.functional.conv2d(x, torch.from_numpy(np.ascontiguousarray(w)), stride=tuple(stride),
                                        dilation=tuple(dilation), groups=groups)

@@ -52,7 +52,9 @@ class Lut(Op):
 
     def function(self, x: np.ndarray) -> np.ndarray:
         extra = {k: v for k, v in self.attrs.items() if k != "fn"}
-        return FUNCTIONS[self.attrs["fn"]](np.asarray(x, dtype=np.float64), **extra)
+        # exp(-x) overflows to inf for x below about -709: 1 / (1 + inf) is then the exact limit, 0
+        with np.errstate(over="ignore"):
+            return FUNCTIONS[self.attrs["fn"]](np.asarray(x, dtype=np.float64), **extra)
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
         return self.function(x)
