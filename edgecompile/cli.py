@@ -189,7 +189,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
     """Compile MODEL (.pt TorchScript, .pt2, .onnx) into a C project in OUTPUT."""
     from .export import ExportSettings
     from .export import export as run_export
-    from .report import arena_note, factorization_table, fmt_db, fmt_int, sparsity_table, streaming_line
+    from .report import (arena_note, constant_line, factorization_table, fmt_db, fmt_int, outputs_hardly_vary,
+                         sparsity_table, streaming_line)
 
     settings = ExportSettings(model=model, out_dir=out_dir, calib=calib, bits=tuple(bits), rank=rank, energy=energy,
                               factorize_conv1x1=factorize_conv1x1, sparse=sparse, prune=tuple(prune), drop_softmax=drop_softmax,
@@ -227,6 +228,8 @@ def export(model, out_dir, calib, bits, rank, energy, factorize_conv1x1, sparse,
     click.echo(f"integer vs float on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
                + (f", top-1 agreement {100 * agree:.2f} %" if agree is not None else "")
                + f"   (IR vs onnxruntime max |err| {s['oracle_max_abs_err']:.1e})")
+    if outputs_hardly_vary(s):
+        click.echo(f"note: {constant_line(s)}")
     if result.compiled.calib_is_synthetic:
         click.echo("note: no --calib given; ranges come from N(0,1) inputs and BatchNorm statistics. "
                    "Real calibration data gives better accuracy.")

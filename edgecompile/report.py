@@ -85,6 +85,24 @@ def layer_table(graph: Graph, plan, sqnr: dict[str, float] | None = None) -> Tab
     return Table(headers, rows, {4, 5, 6, 7, 10})
 
 
+CONSTANT_MARGIN_DB = 3.0  # a constant output this close to the integer model's SQNR makes the SQNR say little
+CONSTANT_WARNING = ("the float outputs hardly vary with the input, so the integer model's figures say little about "
+                    "how well it follows its input")
+
+
+def outputs_hardly_vary(s: dict) -> bool:
+    return s["constant_output_sqnr_db"] >= s["output_sqnr_db"] - CONSTANT_MARGIN_DB
+
+
+def constant_line(s: dict) -> str:
+    """What a model that ignores its input scores on the evaluation samples, and what that means."""
+    agree = s["constant_output_top1_agreement"]
+    return (f"a constant output (the float model's mean over the calibration samples) scores "
+            f"{fmt_db(s['constant_output_sqnr_db'])} dB" + (f" and {100 * agree:.2f} % top-1 agreement"
+                                                            if agree is not None else "")
+            + " on the same samples" + (f": {CONSTANT_WARNING}" if outputs_hardly_vary(s) else ""))
+
+
 def totals(graph: Graph, plan) -> dict[str, int]:
     return {
         "params": sum(n.param_count() for n in graph.nodes),
@@ -179,7 +197,8 @@ def markdown_report(compiled, summary: dict, layers: Table) -> str:
              f"- integer vs float model on {s['eval_data']}: output SQNR {fmt_db(s['output_sqnr_db'])} dB"
              + (f", top-1 agreement {100 * s['top1_agreement']:.2f} %" if s["top1_agreement"] is not None else "")
              + ("" if s["eval_held_out"] else
-                " (the data the ranges were chosen from; `--val FILE` measures on held-out samples)")]
+                " (the data the ranges were chosen from; `--val FILE` measures on held-out samples)"),
+             f"- {constant_line(s)}"]
     if compiled.calib_is_synthetic:
         lines += ["", "> No calibration data was given: activation ranges come from standard-normal inputs and "
                   "BatchNorm statistics. Pass `--calib` with real inputs for better accuracy."]
