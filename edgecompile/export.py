@@ -261,11 +261,11 @@ def measure(loaded, compiled: Compiled, val: np.ndarray | None = None, val_name=
         reference = logits.run_float(x).reshape(len(x), -1)
     transformed = compiled.graph.run_float(x).reshape(len(x), -1)
     integer = simulate.run_dequantized(compiled.graph, x).reshape(len(x), -1)
+    # a model that ignores its input: the float model's mean output over the calibration samples
     calib = compiled.calib[:MAX_EVAL_SAMPLES]
-    constant = compiled.graph.run_float(calib).reshape(len(calib), -1).mean(axis=0)  # a model that ignores its input
+    constant = np.broadcast_to(compiled.graph.run_float(calib).reshape(len(calib), -1).mean(axis=0), reference.shape)
     # Several outputs side by side are no score vector: no top-1 figure for them.
     agree = metrics.top1_agreement(reference, integer) if len(compiled.graph.outputs) == 1 else None
-    constant = np.broadcast_to(constant, reference.shape)
     return {
         "eval_samples": int(len(x)),
         "eval_data": eval_data(compiled, len(x), val_name, None if val is None else len(val)),
@@ -273,8 +273,7 @@ def measure(loaded, compiled: Compiled, val: np.ndarray | None = None, val_name=
         "oracle_max_abs_err": oracle_err,
         "top1_agreement": agree,
         "output_sqnr_db": metrics.sqnr_db(reference, integer),
-        # the calibration samples' mean float output, whatever the input: what the SQNR is worth
-        "constant_output_sqnr_db": metrics.sqnr_db(reference, constant),
+        "constant_output_sqnr_db": metrics.sqnr_db(reference, constant),  # what the SQNR is worth
         "constant_output_top1_agreement": (metrics.top1_agreement(reference, constant) if agree is not None
                                            else None),
         # integer vs the float graph it was quantized from: the quantization error alone
