@@ -88,12 +88,12 @@ def test_a_map_that_would_cost_top1_agreement_is_refused():
     f = np.zeros((n, 2))
     f[:, 0] = rng.choice([-0.1, 0.1], n)  # class 0 when positive
     q = f + rng.standard_normal((n, 1))  # the same noise on both logits
-    assert oc.top1_agreement(q, f) == 1.0
+    assert metrics.top1_agreement(f, q) == 1.0
     stats = oc.sample_stats(q, f, axis=-1)
     loo_a, loo_c = oc.leave_one_out(stats)
     gain = oc.squared_error(stats, 1.0, 0.0).sum() / oc.squared_error(stats, loo_a, loo_c).sum()
     assert 10 * np.log10(gain) > 3  # the error alone would call for it
-    assert oc.top1_agreement(q * loo_a + oc.real_offsets(q, f, -1, loo_a, loo_c), f) < 0.9
+    assert metrics.top1_agreement(f, q * loo_a + oc.real_offsets(q, f, -1, loo_a, loo_c)) < 0.9
     assert oc.decide(q, f, axis=-1) is None
 
 

@@ -64,15 +64,18 @@ def correctable_writers(graph: Graph) -> list[WeightedOp]:
     return writers
 
 
+def by_channel(a: np.ndarray, axis: int) -> np.ndarray:
+    """A batch of outputs with its channels on `axis` as float64 (N, positions, C)."""
+    moved = np.moveaxis(np.asarray(a, np.float64), axis % a.ndim, -1)
+    return moved.reshape(len(moved), -1, moved.shape[-1])
+
+
 def sample_stats(q: np.ndarray, f: np.ndarray, axis: int) -> np.ndarray:
     """Per sample and output channel: (count, sum q, sum f, sum q^2, sum q f, sum f^2), shape (N, C, 6).
 
     q and f are centred on their channel means over every sample first: the fits below are the same
     and the sums of squares lose no precision to large means."""
-    q = np.moveaxis(np.asarray(q, np.float64), axis % q.ndim, -1)
-    f = np.moveaxis(np.asarray(f, np.float64), axis % f.ndim, -1)
-    q = q.reshape(len(q), -1, q.shape[-1])  # (N, positions, C)
-    f = f.reshape(len(f), -1, f.shape[-1])
+    q, f = by_channel(q, axis), by_channel(f, axis)
     q = q - q.mean(axis=(0, 1))
     f = f - f.mean(axis=(0, 1))
     count = np.full(q.shape[::2], float(q.shape[1]))
@@ -101,10 +104,6 @@ def leave_one_out(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fit(stats.sum(axis=0, keepdims=True) - stats)
 
 
-def top1_agreement(y: np.ndarray, f: np.ndarray) -> float:
-    return float(np.mean(np.argmax(y, axis=-1) == np.argmax(f, axis=-1)))
-
-
 def loses_top1(q: np.ndarray, corrected: np.ndarray, f: np.ndarray) -> bool:
     """Whether `corrected` agrees with f's top-1 answers measurably less often than q does.
 
@@ -119,19 +118,16 @@ def loses_top1(q: np.ndarray, corrected: np.ndarray, f: np.ndarray) -> bool:
     return worse - better > 2 * np.sqrt(worse + better)
 
 
-def channel_means(a: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(np.asarray(a, np.float64), axis % a.ndim, -1)
-    return moved.reshape(-1, moved.shape[-1]).mean(axis=0)
-
-
 def real_offsets(q: np.ndarray, f: np.ndarray, axis: int, a: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The offsets of fits made on centred data (sample_stats), for q and f as they are."""
-    return c + channel_means(f, axis) - a * channel_means(q, axis)
+    return c + by_channel(f, axis).mean(axis=(0, 1)) - a * by_channel(q, axis).mean(axis=(0, 1))
 
 
-def affine_fit(q: np.ndarray, f: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per output channel (on `axis`): the a, c minimizing sum (a q + c - f)^2 over every sample."""
-    a, c = fit(sample_stats(q, f, axis).sum(axis=0))
+def affine_fit(q: np.ndarray, f: np.ndarray, axis: int,
+               stats: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel (on `axis`): the a, c minimizing sum (a q + c - f)^2 over every sample
+    (`stats`: their sample_stats, when already at hand)."""
+    a, c = fit((sample_stats(q, f, axis) if stats is None else stats).sum(axis=0))
     return a, real_offsets(q, f, axis, a, c)
 
 
@@ -145,8 +141,7 @@ def decide(q: np.ndarray, f: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndar
     # from their own noise, while a gain below 1 flattens the top logits a threshold reads.
     if correlation > MAX_CORRELATION:
         return None
-    moved = [np.moveaxis(np.asarray(v, np.float64), axis % v.ndim, -1) for v in (q, f)]
-    before = ((moved[0] - moved[1]) ** 2).reshape(len(q), -1, moved[0].shape[-1]).sum(axis=1)  # as q is
+    before = ((by_channel(q, axis) - by_channel(f, axis)) ** 2).sum(axis=1)  # q as it is, per sample and channel
     loo_a, loo_c = leave_one_out(stats)
     after = squared_error(stats, loo_a, loo_c)
     if not before.sum() > 0 or not after.sum() > 0:
@@ -158,8 +153,7 @@ def decide(q: np.ndarray, f: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndar
         predicted = q * loo_a + real_offsets(q, f, -1, loo_a, loo_c)  # each under the map fitted without it
         if loses_top1(q, predicted, f):
             return None
-    a, c = fit(stats.sum(axis=0))
-    return a, real_offsets(q, f, axis, a, c), float(gain_db), correlation
+    return (*affine_fit(q, f, axis, stats), float(gain_db), correlation)
 
 
 def correct_outputs(graph: Graph, samples: np.ndarray, options, reround: bool = False) -> list[Correction]:
@@ -199,9 +193,9 @@ CONSTANT_SPREAD = 1e-3  # float outputs that vary less than this share of their 
 def why(f: np.ndarray, axis: int) -> str:
     """What a loose correlation means: float outputs that hardly vary with the input (random weights
     often give those), whose integer variation is then rounding noise, or a net that amplifies rounding."""
-    moved = np.moveaxis(np.asarray(f, np.float64), axis % f.ndim, -1)
-    size = float(np.sqrt(np.mean(moved ** 2)))
-    spread = float(np.sqrt(np.mean(moved.var(axis=0)))) / size if size > 0 else 0.0
+    f = by_channel(f, axis)
+    size = float(np.sqrt(np.mean(f ** 2)))
+    spread = float(np.sqrt(np.mean(f.var(axis=0)))) / size if size > 0 else 0.0  # over the samples
     if spread < CONSTANT_SPREAD:
         return (f"the float outputs hardly vary with the input, by {spread:.0e} of their size, so the integer "
                 f"outputs' variation is rounding noise")
